@@ -1,0 +1,112 @@
+"""Speed and memory of rnnkit's recurrent modules against torch.nn, side by side.
+
+Forward + backward of one batch (default: batch 32, 200 steps, input 64, hidden 256 and
+512, 2 threads). Configurations run round-robin in one process and each reports the ratio
+of its median time to torch.nn's, so a busy machine slows both sides alike. Memory is the
+bytes autograd saves for backward (all saved tensors, via saved-tensor hooks), the part of
+peak memory that grows with sequence length.
+
+    python benchmarks/cells.py                    # full table, JSON in benchmarks/results/
+    python benchmarks/cells.py --hidden 256 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+import rnnkit
+
+
+def configs(mode: str) -> dict[str, dict]:
+    zone = dict(zoneout_cell=0.1, zoneout_hidden=0.1) if mode == "LSTM" else dict(zoneout=0.1)
+    return {
+        "all tricks off": {},
+        "layer_norm": dict(layer_norm=True),
+        "layer_norm (reference loop)": dict(layer_norm=True, fast=False),
+        "zoneout": zone,
+        "recurrent_dropout": dict(recurrent_dropout=0.25),
+        "all tricks on": dict(layer_norm=True, recurrent_dropout=0.25, learned_initial_state=True,
+                              sum_outputs=True, input_layers=1, **zone),
+    }
+
+
+def saved_bytes(fn) -> int:
+    total = 0
+
+    def pack(t):
+        nonlocal total
+        total += t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return total
+
+
+def run(args) -> list[dict]:
+    torch.set_num_threads(args.threads)
+    rows = []
+    for mode in args.modes:
+        for H in args.hidden:
+            torch.manual_seed(0)
+            x = torch.randn(args.batch, args.steps, args.input)
+            peer = getattr(torch.nn, mode)(args.input, H, batch_first=True)
+            modules = {f"torch.nn.{mode}": peer}
+            for name, kw in configs(mode).items():
+                if kw.get("fast") is False and H > 256 and not args.slow:
+                    continue
+                modules[name] = getattr(rnnkit, mode)(args.input, H, batch_first=True, **kw)
+
+            def step(m, x=x):
+                out, _ = m(x)
+                out.sum().backward()
+
+            times: dict[str, list[float]] = {name: [] for name in modules}
+            for m in modules.values():
+                step(m)  # warm-up
+            for _ in range(args.repeats):
+                for name, m in modules.items():
+                    m.zero_grad(set_to_none=True)
+                    start = time.perf_counter()
+                    step(m)
+                    times[name].append(time.perf_counter() - start)
+            base = statistics.median(times[f"torch.nn.{mode}"])
+            base_mem = saved_bytes(lambda: peer(x)[0])  # noqa: B023 (called right here)
+            for name, m in modules.items():
+                t = statistics.median(times[name])
+                mem = saved_bytes(lambda m=m: m(x)[0])  # noqa: B023
+                rows.append(dict(mode=mode, hidden=H, config=name, ms=1000 * t,
+                                 ratio=t / base, saved_mb=mem / 2**20, mem_ratio=mem / base_mem))
+                r = rows[-1]
+                print(f"{mode:4} H={H:<4} {name:30} {r['ms']:8.1f} ms  x{r['ratio']:5.2f}  "
+                      f"saved {r['saved_mb']:7.1f} MB  x{r['mem_ratio']:5.2f}", flush=True)
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--modes", nargs="+", default=["LSTM", "GRU"])
+    p.add_argument("--hidden", type=int, nargs="+", default=[256, 512])
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--input", type=int, default=64)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--slow", action="store_true", help="also time the reference loop at H>256")
+    p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "cells.json")
+    args = p.parse_args()
+    rows = run(args)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"settings": {k: str(v) for k, v in vars(args).items()},
+                                    "torch": torch.__version__, "rows": rows}, indent=1))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,347 @@
+"""Fast time loops for one recurrent layer: a forward and a hand-written backward per sequence.
+
+Autograd over a per-step Python loop records ~40 small ops per step and replays them one by
+one; here each layer is one ``torch.autograd.Function`` instead:
+
+- forward writes every step into preallocated buffers (``out=`` and in-place ops), so it
+  allocates nothing per step except the layer-norm outputs;
+- backward first computes, for the whole sequence at once, every factor that does not
+  depend on the incoming gradient (e.g. ``tanh(c) * o * (1 - o)``), so the reverse loop is
+  only a few multiplies, the layer-norm backward kernels and one matmul per step;
+- the recurrent weight gradient is one matmul over all steps after the loop.
+
+The math is exactly :func:`rnnkit.functional.lstm_step` / :func:`gru_step` followed by
+:func:`rnnkit.regularizers.zoneout`; ``tests/test_fast_loop.py`` holds the two equal (values
+and gradients, float64 ``gradcheck``). Inputs that do not depend on the state (``W_ih x``,
+its layer norm and biases) are computed outside, over the whole sequence.
+
+Shared arguments of :func:`lstm_layer` and :func:`gru_layer`:
+    input_gates: [T, B, G*H] the input projection of every step (G = 4 LSTM, 3 GRU).
+    weight_hh: [G*H, H].
+    hh_gain, hh_bias: [G*H] layer norm of the recurrent map, or None (then ``hh_bias`` is
+        the plain recurrent bias; LSTM callers may fold it into ``input_gates`` instead).
+    candidate_mask: [B, H] recurrent-dropout mask (scaled) or None.
+    keep_h, keep_c: [T, B, H] or [T, B, 1] or [T, 1, 1]: how much of the previous state each
+        unit keeps at each step (zoneout, and 1 past the end of a sequence), or None.
+    resets: {t: bool mask [B, 1]} rows that restart from ``init`` before step t.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+EPS = 1e-5
+
+
+def _ln_forward(x: Tensor, gain: Tensor, bias: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+    return torch.native_layer_norm(x, (x.shape[-1],), gain, bias, EPS)
+
+
+def _ln_input_grad(dy: Tensor, x: Tensor, mean: Tensor, rstd: Tensor, gain: Tensor) -> Tensor:
+    return torch.ops.aten.native_layer_norm_backward(
+        dy, x, (x.shape[-1],), mean, rstd, gain, None, [True, False, False]
+    )[0]
+
+
+def _ln_param_grads(
+    dy: Tensor, x: Tensor, mean: Tensor, rstd: Tensor, gain: Tensor, bias: Tensor | None
+) -> tuple[Tensor, Tensor | None]:
+    """Gain and bias gradients of a layer norm applied to every row of [T, B, N] at once."""
+    n = x.shape[-1]
+    _, dgain, dbias = torch.ops.aten.native_layer_norm_backward(
+        dy.reshape(-1, n), x.reshape(-1, n), (n,), mean.reshape(-1, 1), rstd.reshape(-1, 1),
+        gain, bias, [False, True, bias is not None],
+    )
+    return dgain, dbias
+
+
+def _previous(initial: Tensor, states: Tensor, resets: dict[int, tuple[Tensor, Tensor]]) -> Tensor:
+    """The state each step started from: [initial, s_0, ..., s_{T-2}] with resets applied."""
+    prev = torch.cat([initial.unsqueeze(0), states[:-1]])
+    for t, (_, restarted) in resets.items():
+        prev[t] = restarted
+    return prev
+
+
+class _LSTMLayer(torch.autograd.Function):
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx, input_gates, h0, c0, weight_hh, hh_gain, hh_bias, cell_gain, cell_bias,
+        h_init, c_init, candidate_mask, keep_h, keep_c, resets,
+    ):
+        T, B, G = input_gates.shape
+        H = G // 4
+        new = input_gates.new_empty
+        hs, cs, tanh_c = new(T, B, H), new(T, B, H), new(T, B, H)
+        act = new(T, B, G)  # activated gates i, f, g, o
+        raw_hh = new(T, B, G) if hh_gain is not None else None
+        c_new = new(T, B, H) if keep_c is not None else cs
+        h_new = new(B, H) if keep_h is not None else None
+        hh_stats, cell_stats = [], []
+        w_t = weight_hh.t()
+        reset_states = {}
+        h, c = h0, c0
+        for t in range(T):
+            if t in resets:
+                m = resets[t]
+                h, c = torch.where(m, h_init, h), torch.where(m, c_init, c)
+                reset_states[t] = (h, c)
+            z = act[t]
+            if raw_hh is not None:
+                torch.mm(h, w_t, out=raw_hh[t])
+                y, mean, rstd = _ln_forward(raw_hh[t], hh_gain, hh_bias)
+                hh_stats.append((mean, rstd))
+                torch.add(input_gates[t], y, out=z)
+            else:
+                torch.addmm(input_gates[t], h, w_t, out=z)
+            z[:, : 2 * H].sigmoid_()
+            z[:, 2 * H : 3 * H].tanh_()
+            z[:, 3 * H :].sigmoid_()
+            i, f, g, o = z.chunk(4, dim=1)
+            if candidate_mask is not None:
+                g = g * candidate_mask
+            cn = c_new[t]
+            torch.mul(i, g, out=cn).addcmul_(f, c)
+            if keep_c is not None:
+                torch.lerp(cn, c, keep_c[t], out=cs[t])
+            if cell_gain is not None:
+                y, mean, rstd = _ln_forward(cn, cell_gain, cell_bias)
+                cell_stats.append((mean, rstd))
+                torch.tanh(y, out=tanh_c[t])
+            else:
+                torch.tanh(cn, out=tanh_c[t])
+            if keep_h is not None:
+                torch.mul(o, tanh_c[t], out=h_new)
+                torch.lerp(h_new, h, keep_h[t], out=hs[t])
+            else:
+                torch.mul(o, tanh_c[t], out=hs[t])
+            h, c = hs[t], cs[t]
+
+        ctx.resets = {t: (resets[t], s) for t, s in reset_states.items()}
+        ctx.hh_stats = [torch.stack(s) for s in zip(*hh_stats)] if hh_stats else None
+        ctx.cell_stats = [torch.stack(s) for s in zip(*cell_stats)] if cell_stats else None
+        ctx.save_for_backward(
+            h0, c0, weight_hh, hh_gain, hh_bias, cell_gain, cell_bias, hs, cs, c_new, tanh_c,
+            act, raw_hh, candidate_mask, keep_h, keep_c,
+        )
+        return hs, hs[-1].clone(), cs[-1].clone()
+
+    @staticmethod
+    def backward(ctx, d_hs, d_hn, d_cn):  # type: ignore[override]
+        (h0, c0, weight_hh, hh_gain, hh_bias, cell_gain, cell_bias, hs, cs, c_new, tanh_c,
+         act, raw_hh, candidate_mask, keep_h, keep_c) = ctx.saved_tensors
+        T, B, G = act.shape
+        H = G // 4
+        h_resets = {t: (m, s[0]) for t, (m, s) in ctx.resets.items()}
+        c_resets = {t: (m, s[1]) for t, (m, s) in ctx.resets.items()}
+        h_prev = _previous(h0, hs, h_resets)
+        c_prev = _previous(c0, cs, c_resets)
+
+        # Whole-sequence factors: d gate preactivation = (incoming grad) * coefficient.
+        i, f, g, o = act.chunk(4, dim=2)
+        i_in = i if candidate_mask is None else i * candidate_mask
+        g_in = g if candidate_mask is None else g * candidate_mask
+        coef_ifg = torch.stack(
+            [g_in * i * (1 - i), c_prev * f * (1 - f), i_in * (1 - g * g)], dim=2
+        )  # [T, B, 3, H], multiplies dL/dc_new
+        coef_o = tanh_c * o * (1 - o)  # multiplies dL/dh_new
+        coef_c = o * (1 - tanh_c * tanh_c)  # dL/dh_new -> dL/d LN(c_new)
+        f = f.contiguous()
+
+        d_gates = torch.empty_like(act)  # dL/d(input_gates) = dL/d(gate preactivations)
+        d_raw = torch.empty_like(act) if raw_hh is not None else d_gates
+        d_cnorm = torch.empty_like(cs) if cell_gain is not None else None
+        d_h_init = torch.zeros_like(h0) if h_resets else None
+        d_c_init = torch.zeros_like(c0) if h_resets else None
+        dh = d_hn.clone() if d_hn is not None else torch.zeros_like(h0)
+        dc = d_cn.clone() if d_cn is not None else torch.zeros_like(c0)
+        for t in range(T - 1, -1, -1):
+            if d_hs is not None:
+                dh += d_hs[t]
+            if keep_h is not None:
+                dh_prev = dh * keep_h[t]
+                dh = dh - dh_prev
+            dz = d_gates[t]
+            torch.mul(dh, coef_o[t], out=dz[:, 3 * H :])
+            d_cn = dh * coef_c[t]
+            if cell_gain is not None:
+                d_cnorm[t] = d_cn
+                mean, rstd = ctx.cell_stats[0][t], ctx.cell_stats[1][t]
+                d_cn = _ln_input_grad(d_cn, c_new[t], mean, rstd, cell_gain)
+            if keep_c is not None:
+                dc_prev = dc * keep_c[t]
+                d_cn += dc - dc_prev
+            else:
+                d_cn += dc
+            torch.mul(d_cn.unsqueeze(1), coef_ifg[t], out=dz[:, : 3 * H].view(B, 3, H))
+            dc = d_cn.mul_(f[t])
+            if keep_c is not None:
+                dc += dc_prev
+            if raw_hh is not None:
+                mean, rstd = ctx.hh_stats[0][t], ctx.hh_stats[1][t]
+                d_raw[t] = _ln_input_grad(dz, raw_hh[t], mean, rstd, hh_gain)
+            if keep_h is not None:
+                dh = torch.addmm(dh_prev, d_raw[t], weight_hh)
+            else:
+                dh = torch.mm(d_raw[t], weight_hh)
+            if t in h_resets:
+                m = h_resets[t][0]
+                d_h_init += torch.where(m, dh, 0.0)
+                d_c_init += torch.where(m, dc, 0.0)
+                dh, dc = torch.where(m, 0.0, dh), torch.where(m, 0.0, dc)
+
+        d_weight = d_raw.reshape(T * B, G).t().mm(h_prev.reshape(T * B, H))
+        d_hh_gain = d_hh_bias = d_cell_gain = d_cell_bias = None
+        if raw_hh is not None:
+            d_hh_gain, d_hh_bias = _ln_param_grads(d_gates, raw_hh, *ctx.hh_stats, hh_gain, hh_bias)
+        if cell_gain is not None:
+            d_cell_gain, d_cell_bias = _ln_param_grads(
+                d_cnorm, c_new, *ctx.cell_stats, cell_gain, cell_bias
+            )
+        return (d_gates, dh, dc, d_weight, d_hh_gain, d_hh_bias, d_cell_gain, d_cell_bias,
+                d_h_init, d_c_init, None, None, None, None)
+
+
+class _GRULayer(torch.autograd.Function):
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx, input_gates, h0, weight_hh, hh_gain, hh_bias, h_init, candidate_mask, keep_h, resets
+    ):
+        T, B, G = input_gates.shape
+        H = G // 3
+        new = input_gates.new_empty
+        hs = new(T, B, H)
+        act = new(T, B, G)  # r, z, n after their nonlinearities
+        a_n = new(T, B, H)  # the recurrent part of the candidate, b_hn included
+        raw_hh = new(T, B, G) if hh_gain is not None else None
+        h_new = new(B, H) if keep_h is not None else None
+        hh_stats = []
+        w_t = weight_hh.t()
+        reset_states = {}
+        h = h0
+        for t in range(T):
+            if t in resets:
+                h = torch.where(resets[t], h_init, h)
+                reset_states[t] = h
+            if raw_hh is not None:
+                torch.mm(h, w_t, out=raw_hh[t])
+                a, mean, rstd = _ln_forward(raw_hh[t], hh_gain, hh_bias)
+                hh_stats.append((mean, rstd))
+            elif hh_bias is not None:
+                a = torch.addmm(hh_bias, h, w_t)
+            else:
+                a = torch.mm(h, w_t)
+            x, z = input_gates[t], act[t]
+            torch.add(x[:, : 2 * H], a[:, : 2 * H], out=z[:, : 2 * H]).sigmoid_()
+            r, u = z[:, :H], z[:, H : 2 * H]
+            a_n[t] = a[:, 2 * H :]
+            n = torch.addcmul(x[:, 2 * H :], r, a_n[t], out=z[:, 2 * H :]).tanh_()
+            if candidate_mask is not None:
+                n = n * candidate_mask
+            if keep_h is not None:
+                torch.lerp(torch.lerp(n, h, u, out=h_new), h, keep_h[t], out=hs[t])
+            else:
+                torch.lerp(n, h, u, out=hs[t])
+            h = hs[t]
+
+        ctx.resets = {t: (resets[t], s) for t, s in reset_states.items()}
+        ctx.hh_stats = [torch.stack(s) for s in zip(*hh_stats)] if hh_stats else None
+        ctx.save_for_backward(
+            h0, weight_hh, hh_gain, hh_bias, hs, act, a_n, raw_hh, candidate_mask, keep_h
+        )
+        return hs, hs[-1].clone()
+
+    @staticmethod
+    def backward(ctx, d_hs, d_hn):  # type: ignore[override]
+        (h0, weight_hh, hh_gain, hh_bias, hs, act, a_n, raw_hh, candidate_mask,
+         keep_h) = ctx.saved_tensors
+        T, B, G = act.shape
+        H = G // 3
+        h_prev = _previous(h0, hs, ctx.resets)
+
+        r, u, n = act.chunk(3, dim=2)
+        n_in = n if candidate_mask is None else n * candidate_mask
+        one_minus_u = 1 - u if candidate_mask is None else (1 - u) * candidate_mask
+        coef_n = one_minus_u * (1 - n * n)  # dL/dh_new -> dL/d candidate preactivation
+        coef_u = (h_prev - n_in) * u * (1 - u)  # dL/dh_new -> dL/d update preactivation
+        coef_r = a_n * r * (1 - r)  # dL/d candidate preactivation -> dL/d reset preactivation
+        u = u.contiguous()
+
+        d_gates = torch.empty_like(act)
+        d_a = torch.empty_like(act)  # dL/d (recurrent projection, after its layer norm)
+        d_raw = torch.empty_like(act) if raw_hh is not None else d_a
+        d_h_init = torch.zeros_like(h0) if ctx.resets else None
+        dh = d_hn.clone() if d_hn is not None else torch.zeros_like(h0)
+        for t in range(T - 1, -1, -1):
+            if d_hs is not None:
+                dh += d_hs[t]
+            if keep_h is not None:
+                dh_prev = dh * keep_h[t]
+                dh = dh - dh_prev
+            dz = d_gates[t]
+            d_n = torch.mul(dh, coef_n[t], out=dz[:, 2 * H :])
+            torch.mul(d_n, coef_r[t], out=dz[:, :H])
+            torch.mul(dh, coef_u[t], out=dz[:, H : 2 * H])
+            da = d_a[t]
+            da[:, : 2 * H] = dz[:, : 2 * H]
+            torch.mul(d_n, r[t], out=da[:, 2 * H :])
+            if raw_hh is not None:
+                mean, rstd = ctx.hh_stats[0][t], ctx.hh_stats[1][t]
+                d_raw[t] = _ln_input_grad(da, raw_hh[t], mean, rstd, hh_gain)
+            dh = torch.addmm(dh.mul_(u[t]), d_raw[t], weight_hh)
+            if keep_h is not None:
+                dh += dh_prev
+            if t in ctx.resets:
+                m = ctx.resets[t][0]
+                d_h_init += torch.where(m, dh, 0.0)
+                dh = torch.where(m, 0.0, dh)
+
+        d_weight = d_raw.reshape(T * B, G).t().mm(h_prev.reshape(T * B, H))
+        d_hh_gain = None
+        if raw_hh is not None:
+            d_hh_gain, d_hh_bias = _ln_param_grads(d_a, raw_hh, *ctx.hh_stats, hh_gain, hh_bias)
+        elif hh_bias is not None:
+            d_hh_bias = d_a.sum((0, 1))
+        else:
+            d_hh_bias = None
+        return (d_gates, dh, d_weight, d_hh_gain, d_hh_bias, d_h_init, None, None, None)
+
+
+def lstm_layer(
+    input_gates: Tensor, h0: Tensor, c0: Tensor, weight_hh: Tensor,
+    hh_gain: Tensor | None = None, hh_bias: Tensor | None = None,
+    cell_gain: Tensor | None = None, cell_bias: Tensor | None = None,
+    candidate_mask: Tensor | None = None, keep_h: Tensor | None = None,
+    keep_c: Tensor | None = None, resets: dict[int, Tensor] | None = None,
+    h_init: Tensor | None = None, c_init: Tensor | None = None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Run one LSTM layer over a sequence. Returns (h for every step [T, B, H], h_T, c_T).
+
+    Without layer norm on the recurrent map, ``hh_bias`` is added to ``input_gates`` once,
+    outside the loop (the two biases only ever appear as a sum).
+    """
+    resets = resets or {}
+    if resets and (h_init is None or c_init is None):
+        raise ValueError("resets need the state to restart from (h_init and c_init)")
+    if hh_gain is None and hh_bias is not None:
+        input_gates, hh_bias = input_gates + hh_bias, None
+    return _LSTMLayer.apply(
+        input_gates, h0, c0, weight_hh, hh_gain, hh_bias, cell_gain, cell_bias, h_init, c_init,
+        candidate_mask, keep_h, keep_c, resets,
+    )
+
+
+def gru_layer(
+    input_gates: Tensor, h0: Tensor, weight_hh: Tensor,
+    hh_gain: Tensor | None = None, hh_bias: Tensor | None = None,
+    candidate_mask: Tensor | None = None, keep_h: Tensor | None = None,
+    resets: dict[int, Tensor] | None = None, h_init: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Run one GRU layer over a sequence. Returns (h for every step [T, B, H], h_T)."""
+    resets = resets or {}
+    if resets and h_init is None:
+        raise ValueError("resets need the state to restart from (h_init)")
+    return _GRULayer.apply(
+        input_gates, h0, weight_hh, hh_gain, hh_bias, h_init, candidate_mask, keep_h, resets
+    )

@@ -1,0 +1,569 @@
+"""LSTM and GRU over sequences: stacking, summed outputs, tricks, and the fast paths.
+
+``rnnkit.LSTM`` / ``rnnkit.GRU`` take torch.nn.LSTM / GRU's arguments, state_dict keys, gate
+order and call signature. With every trick off they call PyTorch's fused kernel (the same
+one torch.nn uses). Tricks that change the step itself (layer norm, recurrent dropout,
+zoneout, state resets) run a per-layer time loop: :mod:`rnnkit.fast_loop` (hand-written
+backward) by default, or the plain autograd loop over :mod:`rnnkit.functional` here
+(``fast=False``), which is the reference the fast loop is tested against.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import _VF, Tensor, nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from rnnkit import fast_loop, functional
+from rnnkit.regularizers import check_rate, dropout_mask, zoneout, zoneout_keep
+
+
+class _RecurrentBase(nn.Module):
+    """Parameters, checks and the sequence loop shared by LSTM and GRU."""
+
+    num_gates: int
+    state_names: tuple[str, ...]
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        *,
+        layer_norm: bool = False,
+        input_layers: int = 0,
+        sum_outputs: bool = False,
+        learned_initial_state: bool = False,
+        recurrent_dropout: float = 0.0,
+        fast: bool = True,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        name = type(self).__name__
+        for arg, value, low in [("input_size", input_size, 1), ("hidden_size", hidden_size, 1),
+                                ("num_layers", num_layers, 1), ("input_layers", input_layers, 0)]:
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"{name}: {arg} must be an int >= {low}, got {value!r}")
+        if bidirectional:
+            raise NotImplementedError(
+                f"{name}: bidirectional=True is not supported; use torch.nn.{name} for it"
+            )
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.bias = bias
+        self.batch_first = batch_first
+        self.dropout = check_rate("dropout", dropout)
+        self.bidirectional = False
+        self.layer_norm = layer_norm
+        self.sum_outputs = sum_outputs
+        self.learned_initial_state = learned_initial_state
+        self.recurrent_dropout = check_rate("recurrent_dropout", recurrent_dropout)
+        self.fast = fast
+        factory = {"device": device, "dtype": dtype}
+
+        # S3: feed-forward layers project the input before the first recurrence.
+        self.input_layers: nn.Sequential | None = None
+        if input_layers:
+            mlp: list[nn.Module] = []
+            for k in range(input_layers):
+                mlp += [nn.Linear(input_size if k == 0 else hidden_size, hidden_size, **factory),
+                        nn.ELU()]
+            self.input_layers = nn.Sequential(*mlp)
+
+        G = self.num_gates * hidden_size
+        for layer in range(num_layers):
+            in_size = input_size if layer == 0 and not input_layers else hidden_size
+            self._param(f"weight_ih_l{layer}", (G, in_size), factory)
+            self._param(f"weight_hh_l{layer}", (G, hidden_size), factory)
+            if bias:
+                self._param(f"bias_ih_l{layer}", (G,), factory)
+                self._param(f"bias_hh_l{layer}", (G,), factory)
+            if layer_norm:
+                # Ba 2016: one LN per input of each map, gain here; its bias is bias_ih/bias_hh.
+                self._param(f"ln_weight_ih_l{layer}", (G,), factory)
+                self._param(f"ln_weight_hh_l{layer}", (G,), factory)
+                self._extra_layer_norm_params(layer, factory)
+        if learned_initial_state:
+            for s in self.state_names:
+                self._param(f"initial_{s}", (num_layers, hidden_size), factory)
+        self.reset_parameters()
+
+    def _param(self, name: str, shape: tuple[int, ...], factory: dict) -> None:
+        self.register_parameter(name, nn.Parameter(torch.empty(shape, **factory)))
+
+    def _extra_layer_norm_params(self, layer: int, factory: dict) -> None:
+        pass
+
+    # -- initialization ---------------------------------------------------------------------
+
+    def reset_parameters(self) -> None:
+        """torch.nn's init (uniform in +-1/sqrt(H)); with layer norm, gains 1 and biases 0;
+        learned initial states 0; then the gate bias init of S6."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for name, p in self.named_parameters():
+            if name.startswith("input_layers"):
+                continue
+            if name.startswith("ln_weight"):
+                nn.init.ones_(p)
+            elif name.startswith("initial_") or name.startswith("ln_bias") or (
+                self.layer_norm and name.startswith("bias")
+            ):
+                nn.init.zeros_(p)
+            else:
+                nn.init.uniform_(p, -bound, bound)
+        if self.input_layers is not None:
+            for m in self.input_layers:
+                if isinstance(m, nn.Linear):
+                    m.reset_parameters()
+        self._init_gate_biases()
+
+    def _init_gate_biases(self) -> None:
+        pass
+
+    def _set_gate_bias(self, arg: str, gate: int, value: float | None) -> None:
+        """Make gate ``gate``'s total bias (bias_ih + bias_hh) equal ``value`` in every layer."""
+        if value is None:
+            return
+        if not self.bias:
+            raise ValueError(f"{type(self).__name__}: {arg}={value} needs bias=True")
+        H = self.hidden_size
+        with torch.no_grad():
+            for layer in range(self.num_layers):
+                getattr(self, f"bias_ih_l{layer}")[gate * H : (gate + 1) * H] = value
+                getattr(self, f"bias_hh_l{layer}")[gate * H : (gate + 1) * H] = 0.0
+
+    # -- state ------------------------------------------------------------------------------
+
+    def initial_state(self, batch_size: int, device=None, dtype=None):
+        """The state used when none is passed: zeros, or the learned initial state (S5)
+        expanded over the batch. Each tensor is [num_layers, batch_size, hidden_size]."""
+        ref = self.weight_hh_l0
+        device = device or ref.device
+        dtype = dtype or ref.dtype
+        shape = (self.num_layers, batch_size, self.hidden_size)
+        if self.learned_initial_state:
+            states = [getattr(self, f"initial_{s}").to(dtype).unsqueeze(1).expand(shape)
+                      for s in self.state_names]
+        else:
+            states = [torch.zeros(shape, device=device, dtype=dtype) for _ in self.state_names]
+        return self._pack_state(states)
+
+    def _pack_state(self, states: list[Tensor]):
+        return tuple(states) if len(states) > 1 else states[0]
+
+    def _unpack_state(self, state) -> list[Tensor]:
+        return list(state) if isinstance(state, (tuple, list)) else [state]
+
+    def _check_state(self, state, batch_size: int, x: Tensor) -> list[Tensor]:
+        name = type(self).__name__
+        states = self._unpack_state(state)
+        expected = (self.num_layers, batch_size, self.hidden_size)
+        if len(states) != len(self.state_names):
+            raise ValueError(
+                f"{name}: state must be {self._state_doc()}, got {len(states)} tensors"
+            )
+        for s_name, s in zip(self.state_names, states):
+            if not isinstance(s, Tensor) or tuple(s.shape) != expected:
+                got = tuple(s.shape) if isinstance(s, Tensor) else type(s).__name__
+                raise ValueError(f"{name}: state {s_name} must have shape {expected}, got {got}")
+        return [s.to(x.dtype) for s in states]
+
+    def _state_doc(self) -> str:
+        return "(h, c)" if len(self.state_names) == 2 else "h"
+
+    # -- forward ----------------------------------------------------------------------------
+
+    def forward(self, input, state=None, *, lengths: Tensor | None = None,
+                reset: Tensor | None = None):
+        """Run the stack over a sequence.
+
+        Args:
+            input: [B, T, input_size] if batch_first else [T, B, input_size], or a
+                PackedSequence (as torch.nn accepts).
+            state: the state to start from (see ``initial_state``), or None for the module's
+                initial state (zeros, or learned with ``learned_initial_state``).
+            lengths: [B] valid length of each row; outputs past a row's end are 0 and the
+                returned state is the one after its last valid step.
+            reset: bool [B, T] (batch_first) or [T, B]; True at (row, t) restarts that row
+                from the initial state before step t (an episode or document boundary).
+        Returns:
+            (output, state): output [B, T, H] / [T, B, H] (or packed) — the last layer's
+            outputs, or the sum over layers with ``sum_outputs``; state as passed in.
+        """
+        name = type(self).__name__
+        packed = isinstance(input, PackedSequence)
+        if packed:
+            if lengths is not None:
+                raise ValueError(f"{name}: pass lengths or a PackedSequence, not both")
+            x, lengths = pad_packed_sequence(input)
+        else:
+            if not isinstance(input, Tensor) or input.dim() != 3:
+                shape = tuple(input.shape) if isinstance(input, Tensor) else type(input).__name__
+                layout = "[B, T, input_size]" if self.batch_first else "[T, B, input_size]"
+                raise ValueError(f"{name}: input must be 3-D {layout}, got shape {shape}")
+            x = input.transpose(0, 1) if self.batch_first else input
+        T, B, in_size = x.shape
+        if in_size != self.input_size:
+            raise ValueError(f"{name}: input has {in_size} features, expected input_size="
+                             f"{self.input_size}")
+        if T == 0:
+            raise ValueError(f"{name}: input has no time steps (T=0)")
+        valid = self._valid_steps(lengths, T, B, x.device, x.dtype)
+        reset_tb = self._check_reset(reset, T, B, x.device)
+
+        if self.input_layers is not None:
+            x = self.input_layers(x)
+        if state is None:
+            states = self._unpack_state(self.initial_state(B, x.device, x.dtype))
+        else:
+            states = self._check_state(state, B, x)
+
+        needs_loop = (
+            self.layer_norm or self._zoneout_rates_nonzero() or reset_tb is not None
+            or (self.recurrent_dropout > 0 and self.training)
+        )
+        if needs_loop:
+            output, states_out = self._loop_forward(x, states, valid, reset_tb)
+        else:
+            output, states_out = self._fused_forward(x, states, lengths)
+
+        if packed:
+            output = pack_padded_sequence(output, lengths, enforce_sorted=False)
+        elif self.batch_first:
+            output = output.transpose(0, 1)
+        return output, self._pack_state(states_out)
+
+    def step(self, input: Tensor, state=None):
+        """One time step for streaming inference: input [B, input_size] -> ([B, H], state).
+
+        Gives the same numbers as the sequence call over the same inputs (in eval mode;
+        in training, recurrent-dropout masks would be drawn anew at every call).
+        """
+        if not isinstance(input, Tensor) or input.dim() != 2:
+            shape = tuple(input.shape) if isinstance(input, Tensor) else type(input).__name__
+            raise ValueError(f"{type(self).__name__}.step: input must be [B, input_size], "
+                             f"got shape {shape}")
+        output, state = self(input.unsqueeze(1 if self.batch_first else 0), state)
+        return output.squeeze(1 if self.batch_first else 0), state
+
+    def _valid_steps(self, lengths, T, B, device, dtype) -> Tensor | None:
+        """[T, B, 1] 1.0 where t < lengths[b], or None when every row is full length."""
+        if lengths is None:
+            return None
+        name = type(self).__name__
+        lengths = torch.as_tensor(lengths)
+        if lengths.shape != (B,) or lengths.is_floating_point():
+            raise ValueError(f"{name}: lengths must be an int tensor of shape ({B},), got "
+                             f"{lengths.dtype} {tuple(lengths.shape)}")
+        if int(lengths.min()) < 1 or int(lengths.max()) > T:
+            raise ValueError(f"{name}: lengths must be in [1, {T}] (the sequence length), got "
+                             f"min {int(lengths.min())} max {int(lengths.max())}")
+        steps = torch.arange(T, device=device).unsqueeze(1)
+        return (steps < lengths.to(device).unsqueeze(0)).unsqueeze(2).to(dtype)
+
+    def _check_reset(self, reset, T, B, device) -> Tensor | None:
+        """Reset mask as bool [T, B], or None when nothing is reset."""
+        if reset is None:
+            return None
+        expected = (B, T) if self.batch_first else (T, B)
+        if not isinstance(reset, Tensor) or tuple(reset.shape) != expected:
+            got = tuple(reset.shape) if isinstance(reset, Tensor) else type(reset).__name__
+            raise ValueError(f"{type(self).__name__}: reset must be a bool tensor of shape "
+                             f"{expected}, got {got}")
+        reset = reset.to(device=device, dtype=torch.bool)
+        reset = reset.t() if self.batch_first else reset
+        return reset if bool(reset.any()) else None
+
+    # -- fused path (every step-changing trick off) -----------------------------------------
+
+    def _layer_weights(self, layer: int) -> list[Tensor]:
+        names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if self.bias else [])
+        return [getattr(self, f"{n}_l{layer}") for n in names]
+
+    def _fused(self, x, data_sizes, states, weights, num_layers):
+        kernel = _VF.lstm if self.num_gates == 4 else _VF.gru
+        hx = tuple(states) if len(states) == 2 else states[0]
+        if data_sizes is None:
+            result = kernel(x, hx, weights, self.bias, num_layers, self.dropout, self.training,
+                            False, False)
+        else:
+            result = kernel(x, data_sizes, hx, weights, self.bias, num_layers, self.dropout,
+                            self.training, False)
+        return result[0], list(result[1:])
+
+    def _fused_forward(self, x, states, lengths):
+        """torch.nn's kernel, one call for the stack, or one per layer for summed outputs."""
+        packed, total_length = None, x.shape[0]
+        if lengths is not None:
+            packed = pack_padded_sequence(x, lengths.cpu(), enforce_sorted=False)
+            order = packed.sorted_indices
+            states = [s.index_select(1, order) for s in states]
+            x = packed.data
+        sizes = packed.batch_sizes if packed is not None else None
+        if not self.sum_outputs:
+            weights = [w for layer in range(self.num_layers) for w in self._layer_weights(layer)]
+            output, states_out = self._fused(x, sizes, states, weights, self.num_layers)
+        else:
+            output, per_layer = None, []
+            for layer in range(self.num_layers):
+                if layer > 0 and self.dropout > 0:
+                    x = F.dropout(x, self.dropout, self.training)
+                x, s = self._fused(x, sizes, [s[layer : layer + 1] for s in states],
+                                   self._layer_weights(layer), 1)
+                output = x if output is None else output + x
+                per_layer.append(s)
+            states_out = [torch.cat(s) for s in zip(*per_layer)]
+        if packed is not None:
+            output, _ = pad_packed_sequence(
+                PackedSequence(output, packed.batch_sizes, packed.sorted_indices,
+                               packed.unsorted_indices),
+                total_length=total_length,
+            )
+            states_out = [s.index_select(1, packed.unsorted_indices) for s in states_out]
+        return output, states_out
+
+    # -- loop path (layer norm, zoneout, recurrent dropout, resets) --------------------------
+
+    def _zoneout_rates_nonzero(self) -> bool:
+        return any(p > 0 for p in self._zoneout_rates())
+
+    def _zoneout_rates(self) -> tuple[float, ...]:
+        raise NotImplementedError
+
+    def _input_gates(self, x: Tensor, layer: int) -> Tensor:
+        """``W_ih x + b_ih`` for all steps at once, layer-normalized with layer_norm (Ba 2016)."""
+        w = getattr(self, f"weight_ih_l{layer}")
+        b = getattr(self, f"bias_ih_l{layer}") if self.bias else None
+        if self.layer_norm:
+            return F.layer_norm(F.linear(x, w), (w.shape[0],),
+                                getattr(self, f"ln_weight_ih_l{layer}"), b)
+        return F.linear(x, w, b)
+
+    def _hh_norm(self, layer: int) -> functional.Norm:
+        if not self.layer_norm:
+            return None
+        bias = getattr(self, f"bias_hh_l{layer}") if self.bias else None
+        return getattr(self, f"ln_weight_hh_l{layer}"), bias
+
+    def _loop_forward(self, x, states, valid, reset):
+        T, B, _ = x.shape
+        H = self.hidden_size
+        init = self._unpack_state(self.initial_state(B, x.device, x.dtype))
+        rates = self._zoneout_rates()
+        output, per_layer = None, []
+        for layer in range(self.num_layers):
+            if layer > 0 and self.dropout > 0:
+                x = F.dropout(x, self.dropout, self.training)
+            keep = []
+            for p in rates:
+                k = zoneout_keep((T, B, H), p, self.training, x)
+                if k is not None:
+                    k = k.expand(T, *k.shape[1:])
+                if valid is not None:  # past a row's end, keep the state unchanged
+                    k = 1 - valid if k is None else torch.lerp(torch.ones_like(k), k, valid)
+                keep.append(k)
+            candidate_mask = dropout_mask((B, H), self.recurrent_dropout, self.training, x)
+            resets = {}
+            if reset is not None:
+                resets = {int(t): reset[t].unsqueeze(1) for t in reset.any(1).nonzero()[:, 0]}
+            layer_init = [s[layer] for s in init]
+            run = self._fast_layer if self.fast else self._reference_layer
+            x, s = run(self._input_gates(x, layer), [s[layer] for s in states], layer,
+                       candidate_mask, keep, resets, layer_init)
+            if valid is not None:
+                x = x * valid
+            output = x if output is None or not self.sum_outputs else output + x
+            per_layer.append(s)
+        return output, [torch.stack(s) for s in zip(*per_layer)]
+
+    def _reference_layer(self, gates_x, state, layer, candidate_mask, keep, resets, init):
+        """The plain loop: :mod:`rnnkit.functional` under autograd, one step at a time."""
+        outputs = []
+        for t in range(gates_x.shape[0]):
+            if t in resets:
+                state = [torch.where(resets[t], i, s) for i, s in zip(init, state)]
+            new = self._cell_step(gates_x[t], state, layer, candidate_mask)
+            state = [zoneout(s, n, None if k is None else k[t])
+                     for s, n, k in zip(state, new, keep)]
+            outputs.append(state[0])
+        return torch.stack(outputs), state
+
+    _cell_step: Callable
+    _fast_layer: Callable
+
+
+class LSTM(_RecurrentBase):
+    r"""Multi-layer LSTM, a drop-in for :class:`torch.nn.LSTM` with switchable tricks.
+
+    One step of layer l (gates in torch's order i, f, g, o)::
+
+        i, f, g, o = split(N_x(W_ih x_t + b_ih) + N_h(W_hh h_{t-1} + b_hh))
+        c_t = sigmoid(f) * c_{t-1} + sigmoid(i) * (tanh(g) * m)        # m: recurrent dropout
+        h_t = sigmoid(o) * tanh(N_c(c_t))
+
+    where each N is a layer norm with its own gain and bias when ``layer_norm`` (Ba et al.
+    2016: each input of a map normalized separately, and the cell before its tanh), else the
+    identity. With zoneout (Krueger et al. 2017), each unit of c_t and h_t keeps its previous
+    value with probability ``zoneout_cell`` / ``zoneout_hidden`` in training, and takes the
+    expectation in eval.
+
+    Args:
+        input_size, hidden_size, num_layers, bias, batch_first, dropout: as torch.nn.LSTM.
+        layer_norm: S2, layer norm as above. The bias of each normalized map is its LN bias
+            (``bias_ih_l*`` / ``bias_hh_l*``); the gains are ``ln_weight_{ih,hh}_l*`` and
+            the cell LN is ``ln_weight_cell_l*`` / ``ln_bias_cell_l*``.
+        input_layers: S3, number of feed-forward layers (Linear(hidden_size) + ELU) applied
+            to the input before the first recurrence.
+        sum_outputs: S4, the output is the sum of all layers' outputs, not only the last.
+        learned_initial_state: S5, h0 and c0 are parameters ``initial_h`` / ``initial_c``
+            [num_layers, hidden_size], used whenever no state is passed in.
+        forget_bias: S6, the forget gate's total bias after init (1.0 is the usual choice;
+            Gers et al. 2000, Jozefowicz et al. 2015). None leaves torch's init.
+        recurrent_dropout: S7, Semeniuta et al. 2016, dropout on the candidate with one mask
+            per sequence and layer.
+        zoneout_cell, zoneout_hidden: S7, zoneout rates of c and h.
+        fast: run tricks through :mod:`rnnkit.fast_loop` (True) or the plain autograd loop.
+
+    Shapes: input [T, B, I] ([B, T, I] with batch_first); state (h, c), each
+    [num_layers, B, H]; output [T, B, H]. Also accepts ``lengths`` and ``reset`` (see
+    :meth:`forward`).
+
+    Example::
+
+        >>> lstm = rnnkit.LSTM(8, 32, num_layers=2, batch_first=True, layer_norm=True)
+        >>> out, (h, c) = lstm(torch.randn(4, 10, 8))
+        >>> out.shape
+        torch.Size([4, 10, 32])
+    """
+
+    num_gates = 4
+    state_names = ("h", "c")
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, *, forget_bias: float | None = None,
+                 zoneout_cell: float = 0.0, zoneout_hidden: float = 0.0, **tricks) -> None:
+        self.forget_bias = forget_bias
+        self.zoneout_cell = check_rate("zoneout_cell", zoneout_cell)
+        self.zoneout_hidden = check_rate("zoneout_hidden", zoneout_hidden)
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, **tricks)
+
+    def _extra_layer_norm_params(self, layer: int, factory: dict) -> None:
+        self._param(f"ln_weight_cell_l{layer}", (self.hidden_size,), factory)
+        self._param(f"ln_bias_cell_l{layer}", (self.hidden_size,), factory)
+
+    def _init_gate_biases(self) -> None:
+        self._set_gate_bias("forget_bias", 1, self.forget_bias)
+
+    def _zoneout_rates(self) -> tuple[float, ...]:
+        return (self.zoneout_hidden, self.zoneout_cell)
+
+    def _cell_norm(self, layer: int) -> functional.Norm:
+        if not self.layer_norm:
+            return None
+        return getattr(self, f"ln_weight_cell_l{layer}"), getattr(self, f"ln_bias_cell_l{layer}")
+
+    def _cell_step(self, gates_x, state, layer, candidate_mask):
+        h, c = state
+        bias_hh = getattr(self, f"bias_hh_l{layer}") if self.bias else None
+        return functional.lstm_step(gates_x, h, c, getattr(self, f"weight_hh_l{layer}"), bias_hh,
+                                    self._hh_norm(layer), self._cell_norm(layer), candidate_mask)
+
+    def _fast_layer(self, gates_x, state, layer, candidate_mask, keep, resets, init):
+        hh_gain, hh_bias = self._hh_norm(layer) or (None, None)
+        if hh_gain is None and self.bias:
+            hh_bias = getattr(self, f"bias_hh_l{layer}")
+        cell_gain, cell_bias = self._cell_norm(layer) or (None, None)
+        out, h, c = fast_loop.lstm_layer(
+            gates_x, state[0], state[1], getattr(self, f"weight_hh_l{layer}"), hh_gain, hh_bias,
+            cell_gain, cell_bias, candidate_mask, keep[0], keep[1], resets, init[0], init[1],
+        )
+        return out, [h, c]
+
+    def extra_repr(self) -> str:
+        return _extra_repr(self, ["forget_bias", "zoneout_cell", "zoneout_hidden"])
+
+
+class GRU(_RecurrentBase):
+    r"""Multi-layer GRU (Cho et al. 2014), a drop-in for :class:`torch.nn.GRU` with tricks.
+
+    One step (torch's gate order r, z, n and its convention for z)::
+
+        r = sigmoid(x_r + a_r),  z = sigmoid(x_z + a_z),  n = tanh(x_n + r * a_n)
+        h_t = (1 - z) * (n * m) + z * h_{t-1}
+
+    with ``x = N_x(W_ih x_t + b_ih)`` and ``a = N_h(W_hh h_{t-1} + b_hh)`` (layer norms N
+    when ``layer_norm``, Ba et al. 2016), ``m`` the recurrent-dropout mask.
+
+    Gate convention (S6): **z is the fraction of the previous state kept**, so a positive
+    ``update_bias`` makes the cell remember more (the choice of the tips' author's own code,
+    whose "update" has the opposite sign), and a negative ``reset_bias`` (the tips' -1) makes
+    the candidate ignore more of the previous state.
+
+    Args: as :class:`LSTM`, with ``update_bias`` / ``reset_bias`` (total gate bias after
+    init, None leaves torch's init) instead of ``forget_bias`` and a single ``zoneout`` rate.
+    State: h [num_layers, B, H].
+    """
+
+    num_gates = 3
+    state_names = ("h",)
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, *, update_bias: float | None = None,
+                 reset_bias: float | None = None, zoneout: float = 0.0, **tricks) -> None:
+        self.update_bias = update_bias
+        self.reset_bias = reset_bias
+        self.zoneout = check_rate("zoneout", zoneout)
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, **tricks)
+
+    def _init_gate_biases(self) -> None:
+        self._set_gate_bias("reset_bias", 0, self.reset_bias)
+        self._set_gate_bias("update_bias", 1, self.update_bias)
+
+    def _zoneout_rates(self) -> tuple[float, ...]:
+        return (self.zoneout,)
+
+    def _cell_step(self, gates_x, state, layer, candidate_mask):
+        bias_hh = getattr(self, f"bias_hh_l{layer}") if self.bias else None
+        h = functional.gru_step(gates_x, state[0], getattr(self, f"weight_hh_l{layer}"), bias_hh,
+                                self._hh_norm(layer), candidate_mask)
+        return [h]
+
+    def _fast_layer(self, gates_x, state, layer, candidate_mask, keep, resets, init):
+        hh_gain, hh_bias = self._hh_norm(layer) or (None, None)
+        if hh_gain is None and self.bias:
+            hh_bias = getattr(self, f"bias_hh_l{layer}")
+        out, h = fast_loop.gru_layer(gates_x, state[0], getattr(self, f"weight_hh_l{layer}"),
+                                     hh_gain, hh_bias, candidate_mask, keep[0], resets, init[0])
+        return out, [h]
+
+    def extra_repr(self) -> str:
+        return _extra_repr(self, ["update_bias", "reset_bias", "zoneout"])
+
+
+def _extra_repr(module: _RecurrentBase, extra: list[str]) -> str:
+    parts = [f"{module.input_size}, {module.hidden_size}"]
+    defaults = {"num_layers": 1, "bias": True, "batch_first": False, "dropout": 0.0,
+                "layer_norm": False, "sum_outputs": False, "learned_initial_state": False,
+                "recurrent_dropout": 0.0}
+    for name, default in defaults.items():
+        if getattr(module, name) != default:
+            parts.append(f"{name}={getattr(module, name)}")
+    for name in extra:
+        value = getattr(module, name)
+        if value not in (None, 0.0):
+            parts.append(f"{name}={value}")
+    return ", ".join(parts)

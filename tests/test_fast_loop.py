@@ -1,0 +1,119 @@
+"""The hand-written backward of rnnkit.fast_loop: float64 gradcheck and equality with the
+plain autograd loop (rnnkit.functional under autograd) for every combination of tricks."""
+
+import itertools
+
+import pytest
+import torch
+
+import rnnkit
+from rnnkit import fast_loop
+
+T, B, H = 5, 3, 4
+
+
+def _inputs(gates: int, *, ln_hh: bool, ln_cell: bool, mask: bool, keep: bool, reset: bool):
+    g = torch.Generator().manual_seed(0)
+
+    def rand(*shape, grad=True):
+        return torch.randn(*shape, generator=g, dtype=torch.float64).requires_grad_(grad)
+
+    kw = dict(
+        input_gates=rand(T, B, gates * H),
+        weight_hh=rand(gates * H, H),
+        hh_gain=rand(gates * H) if ln_hh else None,
+        hh_bias=rand(gates * H),
+        candidate_mask=(torch.rand(B, H, generator=g, dtype=torch.float64) > 0.3).double() * 1.4
+        if mask else None,
+        keep_h=torch.rand(T, B, H, generator=g, dtype=torch.float64) if keep else None,
+    )
+    if reset:
+        kw["resets"] = {0: torch.tensor([[True], [False], [False]]),
+                        3: torch.tensor([[False], [True], [True]])}
+        kw["h_init"] = rand(B, H)
+    if gates == 4:
+        kw["c0"] = rand(B, H)
+        kw["cell_gain"] = rand(H) if ln_cell else None
+        kw["cell_bias"] = rand(H) if ln_cell else None
+        kw["keep_c"] = (torch.rand(T, B, 1, generator=g, dtype=torch.float64) > 0.5).double() \
+            if keep else None
+        if reset:
+            kw["c_init"] = rand(B, H)
+    return rand(B, H), kw
+
+
+CASES = list(itertools.product([False, True], repeat=4))  # ln, mask, keep, reset
+
+
+@pytest.mark.parametrize("ln,mask,keep,reset", CASES)
+def test_lstm_layer_gradcheck(ln, mask, keep, reset):
+    h0, kw = _inputs(4, ln_hh=ln, ln_cell=ln, mask=mask, keep=keep, reset=reset)
+
+    def f(*args):
+        names = [k for k, v in kw.items() if isinstance(v, torch.Tensor) and v.requires_grad]
+        call = dict(kw, **dict(zip(names, args[1:])))
+        out, h, c = fast_loop.lstm_layer(h0=args[0], **call)
+        return out, h, c
+
+    grads = [h0] + [v for v in kw.values() if isinstance(v, torch.Tensor) and v.requires_grad]
+    assert torch.autograd.gradcheck(f, grads)
+
+
+@pytest.mark.parametrize("ln,mask,keep,reset", CASES)
+def test_gru_layer_gradcheck(ln, mask, keep, reset):
+    h0, kw = _inputs(3, ln_hh=ln, ln_cell=False, mask=mask, keep=keep, reset=reset)
+
+    def f(*args):
+        names = [k for k, v in kw.items() if isinstance(v, torch.Tensor) and v.requires_grad]
+        return fast_loop.gru_layer(h0=args[0], **dict(kw, **dict(zip(names, args[1:]))))
+
+    grads = [h0] + [v for v in kw.values() if isinstance(v, torch.Tensor) and v.requires_grad]
+    assert torch.autograd.gradcheck(f, grads)
+
+
+TRICKS = {
+    "layer_norm": dict(layer_norm=True),
+    "zoneout": "zoneout",
+    "recurrent_dropout": dict(recurrent_dropout=0.3),
+    "all": "all",
+}
+
+
+def _module(mode, trick, **kw):
+    extra = TRICKS[trick]
+    if extra == "zoneout":
+        extra = dict(zoneout_cell=0.3, zoneout_hidden=0.2) if mode == "LSTM" else dict(zoneout=0.3)
+    if extra == "all":
+        extra = dict(layer_norm=True, recurrent_dropout=0.2, sum_outputs=True,
+                     learned_initial_state=True, input_layers=1)
+        extra.update(dict(zoneout_cell=0.2, zoneout_hidden=0.1) if mode == "LSTM"
+                     else dict(zoneout=0.2))
+    torch.manual_seed(0)
+    return getattr(rnnkit, mode)(3, 5, num_layers=2, batch_first=True, **extra, **kw)
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
+@pytest.mark.parametrize("trick", list(TRICKS))
+@pytest.mark.parametrize("training", [True, False])
+def test_fast_loop_equals_reference_loop(mode, trick, training):
+    """Same outputs, states and gradients as rnnkit.functional under autograd."""
+    m = _module(mode, trick, dtype=torch.float64).train(training)
+    x = torch.randn(4, 6, 3, dtype=torch.float64, requires_grad=True)
+    lengths = torch.tensor([6, 2, 5, 6])
+    reset = torch.zeros(4, 6, dtype=torch.bool)
+    reset[2, 3] = True
+    results = []
+    for fast in (True, False):
+        m.fast = fast
+        torch.manual_seed(1)  # the same dropout and zoneout masks on both paths
+        out, state = m(x, lengths=lengths, reset=reset)
+        states = state if isinstance(state, tuple) else (state,)
+        loss = out.pow(2).sum() + sum(s.sin().sum() for s in states)
+        grads = torch.autograd.grad(loss, [x, *m.parameters()])
+        results.append((out, states, grads))
+    (o1, s1, g1), (o2, s2, g2) = results
+    torch.testing.assert_close(o1, o2)
+    for a, b in zip(s1, s2):
+        torch.testing.assert_close(a, b)
+    for a, b in zip(g1, g2):
+        torch.testing.assert_close(a, b)

@@ -1,0 +1,267 @@
+"""rnnkit.LSTM / GRU: the drop-in promise against torch.nn, and each structural trick."""
+
+import pytest
+import torch
+from torch.nn.utils.rnn import pack_padded_sequence
+
+import rnnkit
+from rnnkit import rnn as rnn_module
+
+MODES = ["LSTM", "GRU"]
+
+
+def _pair(mode, *args, **kw):
+    torch.manual_seed(0)
+    ref = getattr(torch.nn, mode)(*args, **kw)
+    ours = getattr(rnnkit, mode)(*args, **kw)
+    ours.load_state_dict(ref.state_dict())
+    return ref, ours
+
+
+def _states(state):
+    return state if isinstance(state, tuple) else (state,)
+
+
+@pytest.fixture
+def no_loop(monkeypatch):
+    """Fail if a module falls back to a Python time loop."""
+    def fail(*a, **k):
+        raise AssertionError("the per-step loop ran where the fused kernel was expected")
+    monkeypatch.setattr(rnn_module._RecurrentBase, "_loop_forward", fail)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("num_layers,batch_first,bias", [(1, False, True), (2, True, True),
+                                                          (3, False, False)])
+def test_equals_torch_nn_outputs_states_and_gradients(mode, num_layers, batch_first, bias, no_loop):
+    ref, ours = _pair(mode, 5, 7, num_layers, bias=bias, batch_first=batch_first)
+    assert list(ours.state_dict()) == list(ref.state_dict())
+    x = torch.randn(4, 6, 5, requires_grad=True)
+    h0 = torch.randn(num_layers, 4 if batch_first else 6, 7)
+    state = (h0, torch.randn_like(h0)) if mode == "LSTM" else h0
+    results = []
+    for m in (ref, ours):
+        out, s = m(x, state)
+        loss = out.square().sum() + sum(t.sin().sum() for t in _states(s))
+        results.append((out, _states(s), torch.autograd.grad(loss, [x, *m.parameters()])))
+    (o1, s1, g1), (o2, s2, g2) = results
+    torch.testing.assert_close(o2, o1, atol=1e-5, rtol=0)
+    for a, b in zip(s1 + g1, s2 + g2):
+        torch.testing.assert_close(b, a, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_state_dict_round_trips_both_ways(mode):
+    ref, ours = _pair(mode, 3, 4, 2)
+    back = getattr(torch.nn, mode)(3, 4, 2)
+    back.load_state_dict(ours.state_dict())
+    x = torch.randn(5, 2, 3)
+    torch.testing.assert_close(back(x)[0], ref(x)[0])
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_dropout_between_layers_matches_torch_nn_in_training(mode, no_loop):
+    ref, ours = _pair(mode, 3, 8, 3, dropout=0.5)
+    x = torch.randn(6, 4, 3)
+    torch.manual_seed(5)
+    o1 = ref(x)[0]
+    torch.manual_seed(5)
+    o2 = ours(x)[0]
+    torch.testing.assert_close(o2, o1)
+    assert not torch.allclose(ours.eval()(x)[0], o2)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("layer_norm", [False, True])
+def test_lengths_zero_outputs_and_return_last_valid_state(mode, layer_norm):
+    torch.manual_seed(0)
+    m = getattr(rnnkit, mode)(3, 5, 2, batch_first=True, layer_norm=layer_norm)
+    x = torch.randn(3, 6, 3)
+    lengths = torch.tensor([6, 2, 4])
+    out, state = m(x, lengths=lengths)
+    for b, n in enumerate(lengths.tolist()):
+        alone, alone_state = m(x[b : b + 1, :n])
+        torch.testing.assert_close(out[b, :n], alone[0], atol=1e-6, rtol=0)
+        assert out[b, n:].abs().max() == 0 if n < 6 else True
+        for s, a in zip(_states(state), _states(alone_state)):
+            torch.testing.assert_close(s[:, b], a[:, 0], atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_packed_sequence_matches_torch_nn(mode):
+    ref, ours = _pair(mode, 3, 5, 2)
+    x = torch.randn(6, 3, 3)
+    packed = pack_padded_sequence(x, torch.tensor([4, 6, 2]), enforce_sorted=False)
+    (o1, s1), (o2, s2) = ref(packed), ours(packed)
+    torch.testing.assert_close(o2.data, o1.data, atol=1e-6, rtol=0)
+    for a, b in zip(_states(s1), _states(s2)):
+        torch.testing.assert_close(b, a, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("learned", [False, True])
+def test_reset_restarts_rows_from_the_initial_state(mode, learned):
+    torch.manual_seed(0)
+    m = getattr(rnnkit, mode)(3, 5, 2, batch_first=True, learned_initial_state=learned)
+    if learned:
+        with torch.no_grad():
+            for p in m.parameters():
+                if p.dim() == 2 and p.shape[0] == 2:
+                    p.normal_()
+    x = torch.randn(2, 7, 3)
+    reset = torch.zeros(2, 7, dtype=torch.bool)
+    reset[0, 3] = True
+    out, _ = m(x, m.initial_state(2) if not learned else None, reset=reset)
+    first, _ = m(x[:1, :3])
+    second, _ = m(x[:1, 3:])  # a fresh start from the initial state
+    torch.testing.assert_close(out[0], torch.cat([first[0], second[0]]), atol=1e-6, rtol=0)
+    whole, _ = m(x[1:])
+    torch.testing.assert_close(out[1], whole[0], atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_sum_outputs_is_the_sum_of_every_layers_output(mode, no_loop):
+    torch.manual_seed(0)
+    m = getattr(rnnkit, mode)(3, 5, 3, sum_outputs=True)
+    x = torch.randn(6, 2, 3)
+    layers = []
+    for k in range(3):
+        single = getattr(torch.nn, mode)(3 if k == 0 else 5, 5)
+        single.load_state_dict({n.replace(f"_l{k}", "_l0"): p for n, p in m.state_dict().items()
+                                if n.endswith(f"_l{k}")})
+        layers.append(single)
+    expected, h = 0, x
+    for single in layers:
+        h, _ = single(h)
+        expected = expected + h
+    torch.testing.assert_close(m(x)[0], expected, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_learned_initial_state_is_used_and_gets_gradients(mode):
+    m = getattr(rnnkit, mode)(3, 4, 2, learned_initial_state=True)
+    names = [n for n, _ in m.named_parameters() if n.startswith("initial_")]
+    assert names == (["initial_h", "initial_c"] if mode == "LSTM" else ["initial_h"])
+    with torch.no_grad():
+        m.initial_h.fill_(0.5)
+    x = torch.randn(5, 3, 3)
+    out, _ = m(x)
+    zero_state = tuple(torch.zeros(2, 3, 4) for _ in names)
+    assert not torch.allclose(out, m(x, zero_state if mode == "LSTM" else zero_state[0])[0])
+    out.sum().backward()
+    for n in names:
+        assert getattr(m, n).grad is not None and getattr(m, n).grad.abs().sum() > 0
+
+
+def test_gate_bias_init_values():
+    lstm = rnnkit.LSTM(3, 4, 2, forget_bias=1.0)
+    for k in range(2):
+        total = getattr(lstm, f"bias_ih_l{k}") + getattr(lstm, f"bias_hh_l{k}")
+        assert torch.equal(total[4:8], torch.ones(4))
+    gru = rnnkit.GRU(3, 4, 2, update_bias=1.0, reset_bias=-1.0)
+    for k in range(2):
+        total = getattr(gru, f"bias_ih_l{k}") + getattr(gru, f"bias_hh_l{k}")
+        assert torch.equal(total[:4], -torch.ones(4))  # r
+        assert torch.equal(total[4:8], torch.ones(4))  # z: keep more of the previous state
+    ln = rnnkit.LSTM(3, 4, layer_norm=True, forget_bias=1.0)
+    assert torch.equal(ln.bias_ih_l0[4:8] + ln.bias_hh_l0[4:8], torch.ones(4))
+    assert torch.equal(ln.ln_weight_hh_l0, torch.ones(16))
+
+
+def test_positive_update_bias_makes_the_gru_remember_more():
+    torch.manual_seed(0)
+    x = torch.randn(20, 8, 3)
+    h0 = torch.randn(1, 8, 6)
+    drift = {}
+    for bias in (-2.0, 2.0):
+        torch.manual_seed(1)
+        gru = rnnkit.GRU(3, 6, update_bias=bias)
+        out, _ = gru(x, h0)
+        drift[bias] = (out[0] - h0[0]).abs().mean()
+    assert drift[2.0] < drift[-2.0]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_input_layers_feed_the_recurrence(mode):
+    torch.manual_seed(0)
+    m = getattr(rnnkit, mode)(3, 5, input_layers=2)
+    assert m.weight_ih_l0.shape[1] == 5
+    x = torch.randn(6, 2, 3)
+    ref = getattr(torch.nn, mode)(5, 5)
+    ref.load_state_dict({k: v for k, v in m.state_dict().items() if "_l0" in k})
+    torch.testing.assert_close(m(x)[0], ref(m.input_layers(x))[0])
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_step_api_equals_the_sequence_call(mode):
+    tricks = dict(layer_norm=True, sum_outputs=True, learned_initial_state=True, input_layers=1,
+                  recurrent_dropout=0.3)
+    tricks.update(dict(zoneout_cell=0.2, zoneout_hidden=0.3) if mode == "LSTM" else
+                  dict(zoneout=0.3))
+    torch.manual_seed(0)
+    m = getattr(rnnkit, mode)(3, 5, 2, batch_first=True, **tricks).eval()
+    x = torch.randn(2, 6, 3)
+    out, state = m(x)
+    s, steps = None, []
+    for t in range(6):
+        y, s = m.step(x[:, t], s)
+        steps.append(y)
+    torch.testing.assert_close(torch.stack(steps, 1), out, atol=1e-6, rtol=0)
+    for a, b in zip(_states(s), _states(state)):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("trick", ["layer_norm", "zoneout", "recurrent_dropout", "sum_outputs",
+                                   "learned_initial_state", "input_layers", "gate_bias"])
+def test_gradcheck_every_trick(mode, trick):
+    kw = {
+        "layer_norm": dict(layer_norm=True),
+        "zoneout": dict(zoneout_cell=0.3, zoneout_hidden=0.3) if mode == "LSTM"
+        else dict(zoneout=0.3),
+        "recurrent_dropout": dict(recurrent_dropout=0.3),
+        "sum_outputs": dict(sum_outputs=True),
+        "learned_initial_state": dict(learned_initial_state=True),
+        "input_layers": dict(input_layers=1),
+        "gate_bias": dict(forget_bias=1.0) if mode == "LSTM" else dict(update_bias=1.0,
+                                                                          reset_bias=-1.0),
+    }[trick]
+    torch.manual_seed(0)
+    m = getattr(rnnkit, mode)(2, 3, 2, dtype=torch.float64, **kw)
+    x = torch.randn(4, 2, 2, dtype=torch.float64, requires_grad=True)
+    params = list(m.parameters())
+
+    def f(x, *ps):
+        torch.manual_seed(3)  # the same masks at every evaluation
+        out = torch.func.functional_call(m, dict(zip([n for n, _ in m.named_parameters()], ps)),
+                                         (x,))
+        return out[0]
+
+    assert torch.autograd.gradcheck(f, (x, *params))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_bad_arguments_and_shapes_raise_clear_errors(mode):
+    cls = getattr(rnnkit, mode)
+    with pytest.raises(ValueError, match="hidden_size must be an int >= 1, got 0"):
+        cls(3, 0)
+    with pytest.raises(ValueError, match=r"dropout must be a probability in \[0, 1\), got 1.5"):
+        cls(3, 4, dropout=1.5)
+    with pytest.raises(ValueError, match="recurrent_dropout must be a probability"):
+        cls(3, 4, recurrent_dropout=-0.1)
+    m = cls(3, 4, 2)
+    with pytest.raises(ValueError, match=r"input has 5 features, expected input_size=3"):
+        m(torch.randn(6, 2, 5))
+    with pytest.raises(ValueError, match=r"input must be 3-D \[T, B, input_size\], got shape"):
+        m(torch.randn(6, 3))
+    with pytest.raises(ValueError, match=r"state .* must have shape \(2, 2, 4\), got \(1, 2, 4\)"):
+        bad = torch.zeros(1, 2, 4)
+        m(torch.randn(6, 2, 3), (bad, bad) if mode == "LSTM" else bad)
+    with pytest.raises(ValueError, match=r"lengths must be in \[1, 6\]"):
+        m(torch.randn(6, 2, 3), lengths=torch.tensor([7, 2]))
+    with pytest.raises(ValueError, match=r"reset must be a bool tensor of shape \(6, 2\)"):
+        m(torch.randn(6, 2, 3), reset=torch.zeros(2, 6, dtype=torch.bool))
+    with pytest.raises(ValueError, match="needs bias=True"):
+        cls(3, 4, bias=False, **({"forget_bias": 1.0} if mode == "LSTM" else {"update_bias": 1.0}))
+    with pytest.raises(NotImplementedError, match="bidirectional"):
+        cls(3, 4, bidirectional=True)
