@@ -9,9 +9,9 @@ down, and samples from the result. Runs offline in about a minute on 2 CPU cores
 
 import argparse
 import time
+from pydoc_data.topics import topics
 
 import torch
-from pydoc_data.topics import topics
 
 import rnnkit
 
