@@ -56,12 +56,18 @@ def _ln_param_grads(
     return dgain, dbias
 
 
-def _previous(initial: Tensor, states: Tensor, resets: dict[int, tuple[Tensor, Tensor]]) -> Tensor:
-    """The state each step started from: [initial, s_0, ..., s_{T-2}] with resets applied."""
-    prev = torch.cat([initial.unsqueeze(0), states[:-1]])
-    for t, (_, restarted) in resets.items():
-        prev[t] = restarted
-    return prev
+_sigmoid_grad = torch.ops.aten.sigmoid_backward.grad_input  # (dy, y, *, grad_input): dy*y*(1-y)
+_tanh_grad = torch.ops.aten.tanh_backward.grad_input  # (dy, y, *, grad_input): dy*(1-y*y)
+
+
+def _weight_grad(d_raw: Tensor, states: Tensor, restarts: dict) -> Tensor:
+    """dL/dW_hh = sum_t d_raw_t^T h_{t-1} as one matmul; ``states`` [T+1, B, H] holds
+    h_{-1}..h_{T-1} except at reset steps, which are corrected here."""
+    T, B, G = d_raw.shape
+    grad = d_raw.reshape(T * B, G).t().mm(states[:-1].reshape(T * B, -1))
+    for t, restart in restarts.items():  # restart = (mask, h[, c]) used at step t
+        grad += d_raw[t].t().mm(restart[1] - states[t])
+    return grad
 
 
 class _LSTMLayer(torch.autograd.Function):
@@ -73,20 +79,21 @@ class _LSTMLayer(torch.autograd.Function):
         T, B, G = input_gates.shape
         H = G // 4
         new = input_gates.new_empty
-        hs, cs, tanh_c = new(T, B, H), new(T, B, H), new(T, B, H)
+        hs, cs, tanh_c = new(T + 1, B, H), new(T + 1, B, H), new(T, B, H)  # hs[t+1] = h_t
+        hs[0], cs[0] = h0, c0
         act = new(T, B, G)  # activated gates i, f, g, o
         raw_hh = new(T, B, G) if hh_gain is not None else None
-        c_new = new(T, B, H) if keep_c is not None else cs
+        c_new = new(T, B, H) if keep_c is not None else cs[1:]
         h_new = new(B, H) if keep_h is not None else None
         hh_stats, cell_stats = [], []
         w_t = weight_hh.t()
-        reset_states = {}
+        restarts = {}
         h, c = h0, c0
         for t in range(T):
             if t in resets:
                 m = resets[t]
                 h, c = torch.where(m, h_init, h), torch.where(m, c_init, c)
-                reset_states[t] = (h, c)
+                restarts[t] = (m, h, c)
             z = act[t]
             if raw_hh is not None:
                 torch.mm(h, w_t, out=raw_hh[t])
@@ -104,7 +111,7 @@ class _LSTMLayer(torch.autograd.Function):
             cn = c_new[t]
             torch.mul(i, g, out=cn).addcmul_(f, c)
             if keep_c is not None:
-                torch.lerp(cn, c, keep_c[t], out=cs[t])
+                torch.lerp(cn, c, keep_c[t], out=cs[t + 1])
             if cell_gain is not None:
                 y, mean, rstd = _ln_forward(cn, cell_gain, cell_bias)
                 cell_stats.append((mean, rstd))
@@ -113,69 +120,65 @@ class _LSTMLayer(torch.autograd.Function):
                 torch.tanh(cn, out=tanh_c[t])
             if keep_h is not None:
                 torch.mul(o, tanh_c[t], out=h_new)
-                torch.lerp(h_new, h, keep_h[t], out=hs[t])
+                torch.lerp(h_new, h, keep_h[t], out=hs[t + 1])
             else:
-                torch.mul(o, tanh_c[t], out=hs[t])
-            h, c = hs[t], cs[t]
+                torch.mul(o, tanh_c[t], out=hs[t + 1])
+            h, c = hs[t + 1], cs[t + 1]
 
-        ctx.resets = {t: (resets[t], s) for t, s in reset_states.items()}
+        ctx.restarts = restarts
         ctx.hh_stats = [torch.stack(s) for s in zip(*hh_stats)] if hh_stats else None
         ctx.cell_stats = [torch.stack(s) for s in zip(*cell_stats)] if cell_stats else None
         ctx.save_for_backward(
-            h0, c0, weight_hh, hh_gain, hh_bias, cell_gain, cell_bias, hs, cs, c_new, tanh_c,
+            weight_hh, hh_gain, hh_bias, cell_gain, cell_bias, hs, cs, c_new, tanh_c,
             act, raw_hh, candidate_mask, keep_h, keep_c,
         )
-        return hs, hs[-1].clone(), cs[-1].clone()
+        return hs[1:], hs[-1].clone(), cs[-1].clone()
 
     @staticmethod
     def backward(ctx, d_hs, d_hn, d_cn):  # type: ignore[override]
-        (h0, c0, weight_hh, hh_gain, hh_bias, cell_gain, cell_bias, hs, cs, c_new, tanh_c,
+        (weight_hh, hh_gain, hh_bias, cell_gain, cell_bias, hs, cs, c_new, tanh_c,
          act, raw_hh, candidate_mask, keep_h, keep_c) = ctx.saved_tensors
         T, B, G = act.shape
         H = G // 4
-        h_resets = {t: (m, s[0]) for t, (m, s) in ctx.resets.items()}
-        c_resets = {t: (m, s[1]) for t, (m, s) in ctx.resets.items()}
-        h_prev = _previous(h0, hs, h_resets)
-        c_prev = _previous(c0, cs, c_resets)
-
-        # Whole-sequence factors: d gate preactivation = (incoming grad) * coefficient.
-        i, f, g, o = act.chunk(4, dim=2)
-        i_in = i if candidate_mask is None else i * candidate_mask
-        g_in = g if candidate_mask is None else g * candidate_mask
-        coef_ifg = torch.stack(
-            [g_in * i * (1 - i), c_prev * f * (1 - f), i_in * (1 - g * g)], dim=2
-        )  # [T, B, 3, H], multiplies dL/dc_new
-        coef_o = tanh_c * o * (1 - o)  # multiplies dL/dh_new
-        coef_c = o * (1 - tanh_c * tanh_c)  # dL/dh_new -> dL/d LN(c_new)
-        f = f.contiguous()
-
+        restarts = ctx.restarts
         d_gates = torch.empty_like(act)  # dL/d(input_gates) = dL/d(gate preactivations)
         d_raw = torch.empty_like(act) if raw_hh is not None else d_gates
-        d_cnorm = torch.empty_like(cs) if cell_gain is not None else None
-        d_h_init = torch.zeros_like(h0) if h_resets else None
-        d_c_init = torch.zeros_like(c0) if h_resets else None
-        dh = d_hn.clone() if d_hn is not None else torch.zeros_like(h0)
-        dc = d_cn.clone() if d_cn is not None else torch.zeros_like(c0)
+        d_cnorm = torch.empty_like(tanh_c) if cell_gain is not None else None
+        d_act = act.new_empty(B, G)  # dL/d(activated gates) of one step
+        d_h_init = torch.zeros_like(hs[0]) if restarts else None
+        d_c_init = torch.zeros_like(cs[0]) if restarts else None
+        dh = d_hn.clone() if d_hn is not None else torch.zeros_like(hs[0])
+        dc = d_cn.clone() if d_cn is not None else torch.zeros_like(cs[0])
         for t in range(T - 1, -1, -1):
+            c_prev = restarts[t][2] if t in restarts else cs[t]
+            i, f, g, o = act[t].chunk(4, dim=1)
             if d_hs is not None:
                 dh += d_hs[t]
             if keep_h is not None:
                 dh_prev = dh * keep_h[t]
-                dh = dh - dh_prev
-            dz = d_gates[t]
-            torch.mul(dh, coef_o[t], out=dz[:, 3 * H :])
-            d_cn = dh * coef_c[t]
+                dh -= dh_prev
+            torch.mul(dh, tanh_c[t], out=d_act[:, 3 * H :])
+            d_c = _tanh_grad(dh * o, tanh_c[t], grad_input=dh)  # dh is not needed any more
             if cell_gain is not None:
-                d_cnorm[t] = d_cn
+                d_cnorm[t] = d_c
                 mean, rstd = ctx.cell_stats[0][t], ctx.cell_stats[1][t]
-                d_cn = _ln_input_grad(d_cn, c_new[t], mean, rstd, cell_gain)
+                d_c = _ln_input_grad(d_c, c_new[t], mean, rstd, cell_gain)
             if keep_c is not None:
                 dc_prev = dc * keep_c[t]
-                d_cn += dc - dc_prev
+                d_c += dc - dc_prev
             else:
-                d_cn += dc
-            torch.mul(d_cn.unsqueeze(1), coef_ifg[t], out=dz[:, : 3 * H].view(B, 3, H))
-            dc = d_cn.mul_(f[t])
+                d_c += dc
+            if candidate_mask is not None:
+                torch.mul(d_c, g * candidate_mask, out=d_act[:, :H])
+                torch.mul(d_c, i * candidate_mask, out=d_act[:, 2 * H : 3 * H])
+            else:
+                torch.mul(d_c, g, out=d_act[:, :H])
+                torch.mul(d_c, i, out=d_act[:, 2 * H : 3 * H])
+            torch.mul(d_c, c_prev, out=d_act[:, H : 2 * H])
+            dz = d_gates[t]
+            _sigmoid_grad(d_act, act[t], grad_input=dz)
+            _tanh_grad(d_act[:, 2 * H : 3 * H], g, grad_input=dz[:, 2 * H : 3 * H])
+            dc = d_c.mul_(f)
             if keep_c is not None:
                 dc += dc_prev
             if raw_hh is not None:
@@ -185,13 +188,13 @@ class _LSTMLayer(torch.autograd.Function):
                 dh = torch.addmm(dh_prev, d_raw[t], weight_hh)
             else:
                 dh = torch.mm(d_raw[t], weight_hh)
-            if t in h_resets:
-                m = h_resets[t][0]
+            if t in restarts:
+                m = restarts[t][0]
                 d_h_init += torch.where(m, dh, 0.0)
                 d_c_init += torch.where(m, dc, 0.0)
                 dh, dc = torch.where(m, 0.0, dh), torch.where(m, 0.0, dc)
 
-        d_weight = d_raw.reshape(T * B, G).t().mm(h_prev.reshape(T * B, H))
+        d_weight = _weight_grad(d_raw, hs, restarts)
         d_hh_gain = d_hh_bias = d_cell_gain = d_cell_bias = None
         if raw_hh is not None:
             d_hh_gain, d_hh_bias = _ln_param_grads(d_gates, raw_hh, *ctx.hh_stats, hh_gain, hh_bias)
@@ -211,19 +214,20 @@ class _GRULayer(torch.autograd.Function):
         T, B, G = input_gates.shape
         H = G // 3
         new = input_gates.new_empty
-        hs = new(T, B, H)
+        hs = new(T + 1, B, H)  # hs[t+1] = h_t
+        hs[0] = h0
         act = new(T, B, G)  # r, z, n after their nonlinearities
         a_n = new(T, B, H)  # the recurrent part of the candidate, b_hn included
         raw_hh = new(T, B, G) if hh_gain is not None else None
         h_new = new(B, H) if keep_h is not None else None
         hh_stats = []
         w_t = weight_hh.t()
-        reset_states = {}
+        restarts = {}
         h = h0
         for t in range(T):
             if t in resets:
                 h = torch.where(resets[t], h_init, h)
-                reset_states[t] = h
+                restarts[t] = (resets[t], h)
             if raw_hh is not None:
                 torch.mm(h, w_t, out=raw_hh[t])
                 a, mean, rstd = _ln_forward(raw_hh[t], hh_gain, hh_bias)
@@ -240,64 +244,60 @@ class _GRULayer(torch.autograd.Function):
             if candidate_mask is not None:
                 n = n * candidate_mask
             if keep_h is not None:
-                torch.lerp(torch.lerp(n, h, u, out=h_new), h, keep_h[t], out=hs[t])
+                torch.lerp(torch.lerp(n, h, u, out=h_new), h, keep_h[t], out=hs[t + 1])
             else:
-                torch.lerp(n, h, u, out=hs[t])
-            h = hs[t]
+                torch.lerp(n, h, u, out=hs[t + 1])
+            h = hs[t + 1]
 
-        ctx.resets = {t: (resets[t], s) for t, s in reset_states.items()}
+        ctx.restarts = restarts
         ctx.hh_stats = [torch.stack(s) for s in zip(*hh_stats)] if hh_stats else None
         ctx.save_for_backward(
-            h0, weight_hh, hh_gain, hh_bias, hs, act, a_n, raw_hh, candidate_mask, keep_h
+            weight_hh, hh_gain, hh_bias, hs, act, a_n, raw_hh, candidate_mask, keep_h
         )
-        return hs, hs[-1].clone()
+        return hs[1:], hs[-1].clone()
 
     @staticmethod
     def backward(ctx, d_hs, d_hn):  # type: ignore[override]
-        (h0, weight_hh, hh_gain, hh_bias, hs, act, a_n, raw_hh, candidate_mask,
+        (weight_hh, hh_gain, hh_bias, hs, act, a_n, raw_hh, candidate_mask,
          keep_h) = ctx.saved_tensors
         T, B, G = act.shape
         H = G // 3
-        h_prev = _previous(h0, hs, ctx.resets)
-
-        r, u, n = act.chunk(3, dim=2)
-        n_in = n if candidate_mask is None else n * candidate_mask
-        one_minus_u = 1 - u if candidate_mask is None else (1 - u) * candidate_mask
-        coef_n = one_minus_u * (1 - n * n)  # dL/dh_new -> dL/d candidate preactivation
-        coef_u = (h_prev - n_in) * u * (1 - u)  # dL/dh_new -> dL/d update preactivation
-        coef_r = a_n * r * (1 - r)  # dL/d candidate preactivation -> dL/d reset preactivation
-        u = u.contiguous()
-
+        restarts = ctx.restarts
         d_gates = torch.empty_like(act)
         d_a = torch.empty_like(act)  # dL/d (recurrent projection, after its layer norm)
         d_raw = torch.empty_like(act) if raw_hh is not None else d_a
-        d_h_init = torch.zeros_like(h0) if ctx.resets else None
-        dh = d_hn.clone() if d_hn is not None else torch.zeros_like(h0)
+        d_h_init = torch.zeros_like(hs[0]) if restarts else None
+        dh = d_hn.clone() if d_hn is not None else torch.zeros_like(hs[0])
         for t in range(T - 1, -1, -1):
+            h_prev = restarts[t][1] if t in restarts else hs[t]
+            r, u, n = act[t].chunk(3, dim=1)
             if d_hs is not None:
                 dh += d_hs[t]
             if keep_h is not None:
                 dh_prev = dh * keep_h[t]
-                dh = dh - dh_prev
-            dz = d_gates[t]
-            d_n = torch.mul(dh, coef_n[t], out=dz[:, 2 * H :])
-            torch.mul(d_n, coef_r[t], out=dz[:, :H])
-            torch.mul(dh, coef_u[t], out=dz[:, H : 2 * H])
-            da = d_a[t]
+                dh -= dh_prev
+            dz, da = d_gates[t], d_a[t]
+            n_in = n if candidate_mask is None else n * candidate_mask
+            _sigmoid_grad(dh * (h_prev - n_in), u, grad_input=dz[:, H : 2 * H])
+            d_n = torch.addcmul(dh, dh, u, value=-1.0)  # dh * (1 - u)
+            if candidate_mask is not None:
+                d_n *= candidate_mask
+            d_n = _tanh_grad(d_n, n, grad_input=dz[:, 2 * H :])
+            _sigmoid_grad(d_n * a_n[t], r, grad_input=dz[:, :H])
             da[:, : 2 * H] = dz[:, : 2 * H]
-            torch.mul(d_n, r[t], out=da[:, 2 * H :])
+            torch.mul(d_n, r, out=da[:, 2 * H :])
             if raw_hh is not None:
                 mean, rstd = ctx.hh_stats[0][t], ctx.hh_stats[1][t]
                 d_raw[t] = _ln_input_grad(da, raw_hh[t], mean, rstd, hh_gain)
-            dh = torch.addmm(dh.mul_(u[t]), d_raw[t], weight_hh)
+            dh = torch.addmm(dh.mul_(u), d_raw[t], weight_hh)
             if keep_h is not None:
                 dh += dh_prev
-            if t in ctx.resets:
-                m = ctx.resets[t][0]
+            if t in restarts:
+                m = restarts[t][0]
                 d_h_init += torch.where(m, dh, 0.0)
                 dh = torch.where(m, 0.0, dh)
 
-        d_weight = d_raw.reshape(T * B, G).t().mm(h_prev.reshape(T * B, H))
+        d_weight = _weight_grad(d_raw, hs, restarts)
         d_hh_gain = None
         if raw_hh is not None:
             d_hh_gain, d_hh_bias = _ln_param_grads(d_a, raw_hh, *ctx.hh_stats, hh_gain, hh_bias)
