@@ -1,0 +1,98 @@
+"""Character-level text data: reading files safely, the embedded default corpus, a vocabulary."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import torch
+
+from rnnkit.data.errors import DataError
+
+DEFAULT_CORPUS_NAME = "pydoc_data.topics"
+
+
+def default_corpus() -> str:
+    """Python's own help topics (``pydoc_data.topics``): ~465k characters of English prose and
+    code that ship with every CPython, so ``rnnkit train`` works offline with no file."""
+    from pydoc_data.topics import topics
+
+    return "\n".join(topics[key] for key in sorted(topics))
+
+
+def read_text_file(path: str | Path) -> str:
+    """Read a UTF-8 text file, refusing missing, empty, binary and non-UTF-8 files with a
+    message that names the file and what was wrong."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, expected a text file")
+    raw = path.read_bytes()
+    if not raw:
+        raise DataError(f"{path}: file is empty")
+    if b"\x00" in raw[:65536]:
+        raise DataError(f"{path}: looks binary (contains NUL bytes), expected UTF-8 text")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise DataError(
+            f"{path}: not valid UTF-8 (byte {err.start} is 0x{raw[err.start]:02x}); "
+            "convert it to UTF-8 first"
+        ) from None
+    if not text.strip():
+        raise DataError(f"{path}: file holds only whitespace")
+    return text.replace("\r\n", "\n")
+
+
+def load_texts(paths: Sequence[str | Path]) -> list[str]:
+    """One string per file; with no path, the embedded default corpus."""
+    if not paths:
+        return [default_corpus()]
+    return [read_text_file(p) for p in paths]
+
+
+class CharVocab:
+    """A sorted character vocabulary: ``encode`` text to ids, ``decode`` ids to text."""
+
+    def __init__(self, chars: Iterable[str]) -> None:
+        self.chars: list[str] = sorted(set(chars))
+        if not self.chars:
+            raise DataError("cannot build a vocabulary from empty text")
+        self.index = {ch: i for i, ch in enumerate(self.chars)}
+
+    @classmethod
+    def from_texts(cls, texts: Iterable[str]) -> CharVocab:
+        chars: set[str] = set()
+        for text in texts:
+            chars.update(text)
+        return cls(chars)
+
+    def __len__(self) -> int:
+        return len(self.chars)
+
+    def encode(self, text: str) -> torch.Tensor:
+        """Ids as a LongTensor [len(text)]; an unknown character raises DataError naming it."""
+        try:
+            return torch.tensor([self.index[ch] for ch in text], dtype=torch.long)
+        except KeyError as err:
+            ch = err.args[0]
+            pos = text.index(ch)
+            raise DataError(
+                f"character {ch!r} (position {pos}) is not in the model's vocabulary of "
+                f"{len(self)} characters"
+            ) from None
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return "".join(self.chars[int(i)] for i in ids)
+
+    def to_list(self) -> list[str]:
+        """What a checkpoint stores; ``CharVocab(to_list())`` rebuilds the same vocabulary."""
+        return list(self.chars)
+
+
+def split_tail(n: int, val_fraction: float) -> int:
+    """Index where the validation tail starts: the last ``val_fraction`` of ``n`` items."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise DataError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    return n - int(round(n * val_fraction))

@@ -1,0 +1,125 @@
+"""TrainConfig: every setting of the trainer, one commented field each."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .clipping import CLIP_MODES
+
+__all__ = ["TrainConfig"]
+
+LR_SCHEDULES = ("constant", "cosine")
+
+
+@dataclass
+class TrainConfig:
+    # --- data layout and truncated BPTT (O4) ---
+    batch_size: int = 32  # B: parallel streams (or sequences) per step, over all processes
+    chunk_length: int = 200  # T = k1: new, scored steps per optimizer step
+    # Curriculum: ((from_step, chunk_length), ...) sorted by step, e.g. ((0, 50), (2000, 200));
+    # empty = chunk_length throughout. The first entry must start at step 0.
+    chunk_schedule: tuple[tuple[int, int], ...] = ()
+    burn_in: int = 0  # steps repeated from the previous chunk to warm the state, no gradient
+    # k2 of k1/k2 TBPTT: backpropagate through this many steps (k1 <= k2 <= 2*k1), of which
+    # the last chunk_length are scored. None = chunk_length (plain TBPTT).
+    backprop_length: int | None = None
+
+    # --- optimizer (O1) ---
+    optimizer: str = "adam"  # name of a torch.optim class, any case: adam, adamw, sgd, ...
+    lr: float = 1e-3  # peak learning rate
+    weight_decay: float = 0.0  # passed to the optimizer
+    optimizer_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. {"betas": [0.9, 0.99]}
+    lr_schedule: str = "constant"  # "constant" or "cosine" (to min_lr_ratio * lr at max_steps)
+    warmup_steps: int = 0  # linear warm-up from 0 to lr over this many steps
+    min_lr_ratio: float = 0.1  # final lr / peak lr of the cosine schedule
+
+    # --- gradient norm (O2) ---
+    clip: str = "auto"  # "none", "norm" (at clip_max_norm) or "auto" (AutoClip percentile)
+    clip_max_norm: float = 1.0  # threshold of clip="norm"
+    clip_percentile: float = 10.0  # p of clip="auto" (Seetharaman et al. 2020 use 10)
+    max_nonfinite_steps: int = 20  # stop after this many non-finite steps in a row
+
+    # --- stopping (O5) ---
+    max_steps: int = 10_000  # optimizer steps in total, counting those before a resume
+    max_time: float | None = None  # seconds of training per fit() call; None = no limit
+    eval_every: int = 500  # steps between evaluations (and early-stopping checks)
+    eval_chunk_length: int | None = None  # chunk length for evaluation; None = chunk_length
+    eval_max_batches: int | None = None  # evaluate on at most this many chunks; None = all
+    patience: int | None = 5  # evaluations without a new best loss before stopping; None = off
+    plateau_patience: int | None = None  # evaluations with a flat training loss; None = off
+    min_delta: float = 0.0  # smallest decrease of a loss that counts as an improvement
+
+    # --- output ---
+    checkpoint_every: int = 1000  # steps between last.pt checkpoints (also at every eval)
+    progress: bool = True  # tqdm progress bar (rank 0 only)
+    log_every: int = 10  # steps between progress-bar updates
+    plot: bool = True  # write plot.png (losses, gradient norm, clip threshold) at evaluations
+
+    # --- run ---
+    seed: int = 0  # seeds torch, random and numpy at the start of a fresh run
+    device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:1", ...
+
+    def __post_init__(self) -> None:
+        def need(cond: bool, name: str, expected: str) -> None:
+            if not cond:
+                raise ValueError(f"{name} must be {expected}, got {getattr(self, name)!r}")
+
+        for name in (
+            "batch_size",
+            "chunk_length",
+            "max_steps",
+            "eval_every",
+            "log_every",
+            "max_nonfinite_steps",
+        ):
+            need(isinstance(getattr(self, name), int) and getattr(self, name) >= 1, name, ">= 1")
+        need(self.burn_in >= 0, "burn_in", ">= 0")
+        need(self.checkpoint_every >= 0, "checkpoint_every", ">= 0 (0 = only at evaluations)")
+        need(self.warmup_steps >= 0, "warmup_steps", ">= 0")
+        need(self.lr > 0, "lr", "> 0")
+        need(self.clip in CLIP_MODES, "clip", f"one of {CLIP_MODES}")
+        need(self.lr_schedule in LR_SCHEDULES, "lr_schedule", f"one of {LR_SCHEDULES}")
+        self.chunk_schedule = tuple((int(s), int(t)) for s, t in self.chunk_schedule)
+        if self.chunk_schedule:
+            steps = [s for s, _ in self.chunk_schedule]
+            need(
+                steps[0] == 0 and steps == sorted(steps),
+                "chunk_schedule",
+                "sorted by step and starting at step 0",
+            )
+            need(
+                all(t >= 1 for _, t in self.chunk_schedule),
+                "chunk_schedule",
+                "made of chunk lengths >= 1",
+            )
+        shortest = min([self.chunk_length, *(t for _, t in self.chunk_schedule)])
+        need(self.burn_in <= shortest, "burn_in", f"<= the shortest chunk length {shortest}")
+        if self.backprop_length is not None:
+            need(
+                not self.chunk_schedule,
+                "backprop_length",
+                "None when chunk_schedule is set (k2 - k1 must stay fixed)",
+            )
+            need(
+                self.chunk_length <= self.backprop_length <= 2 * self.chunk_length,
+                "backprop_length",
+                f"between chunk_length and 2 * chunk_length "
+                f"({self.chunk_length}..{2 * self.chunk_length})",
+            )
+            need(self.burn_in == 0, "burn_in", "0 when backprop_length is set")
+
+    def chunk_length_at(self, step: int) -> int:
+        """The chunk length of the curriculum at optimizer step `step`."""
+        length = self.chunk_length
+        for start, value in self.chunk_schedule:
+            if step >= start:
+                length = value
+        return length
+
+    @property
+    def overlap(self) -> int:
+        """Steps each window repeats from the previous one (burn-in or k2 - k1)."""
+        if self.backprop_length is not None:
+            return self.backprop_length - self.chunk_length
+        return self.burn_in

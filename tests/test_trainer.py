@@ -1,0 +1,259 @@
+"""The training loop: clipping, non-finite steps, early stopping, logs, plots, callbacks."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from trainhelpers import ContinuousLSTM, TinyLSTM, read_metrics, small_config, text_ids
+
+from rnnkit.train import EarlyStopping, GradClipper, NextStep, PaddedBatcher, Trainer
+
+
+def test_fit_trains_and_writes_metrics_plot_and_checkpoints(tmp_path):
+    evals = []
+    trainer = Trainer(
+        TinyLSTM(),
+        small_config(max_steps=40, eval_every=20, lr=1e-2, plot=True),
+        text_ids(2000),
+        text_ids(400, seed=1),
+        run_dir=tmp_path,
+        on_eval=lambda t, m: evals.append(m),
+    )
+    summary = trainer.fit()
+    assert summary["steps"] == 40 and summary["stop_reason"] == "max_steps"
+    records = read_metrics(tmp_path)
+    train = [r for r in records if r.get("split") != "eval"]
+    assert len(train) == 40 and [e["step"] for e in evals] == [20, 40]
+    assert train[-1]["nats_per_step"] < train[0]["nats_per_step"] - 0.2  # it learns
+    r = train[0]
+    assert r["bits_per_step"] == pytest.approx(r["nats_per_step"] / math.log(2))
+    assert summary["best_eval_loss"] == min(e["loss"] for e in evals)
+    for name in ("plot.png", "last.pt", "best.pt"):
+        assert (tmp_path / name).stat().st_size > 0
+
+
+def test_norm_clipping_bounds_the_norm():
+    model = ContinuousLSTM()
+    model(torch.randn(2, 5, 3) * 100)[0].square().sum().backward()
+    params = list(model.parameters())
+    clipper = GradClipper("norm", max_norm=0.5)
+    norm = clipper.norm(params)
+    assert norm > 0.5
+    clipper.clip(params, norm, clipper.threshold(norm.item()))
+    assert clipper.norm(params).item() == pytest.approx(0.5, rel=1e-4)
+
+
+def test_auto_clip_follows_the_percentile_of_the_history(tmp_path):
+    clipper = GradClipper("auto", percentile=25)
+    norms = [3.0, 1.0, 7.0, 2.0, 10.0, 0.5]
+    for i, n in enumerate(norms):
+        assert clipper.threshold(n) == pytest.approx(np.percentile(norms[: i + 1], 25))
+    assert clipper.threshold(math.inf) is None and len(clipper.history) == len(norms)
+    # and in the loop: every step's threshold is the percentile of the norms so far
+    Trainer(
+        TinyLSTM(), small_config(clip="auto", clip_percentile=30), text_ids(1000), run_dir=tmp_path
+    ).fit()
+    train = [r for r in read_metrics(tmp_path) if r.get("split") != "eval"]
+    seen = [r["grad_norm"] for r in train]
+    for i, r in enumerate(train):
+        assert r["clip_threshold"] == pytest.approx(np.percentile(seen[: i + 1], 30))
+
+
+class Scripted:
+    """NextStep, but the loss of chosen training calls is NaN; snapshots params per call."""
+
+    def __init__(self, nan_calls=(), eval_losses=(), eval_every=1):
+        self.inner, self.calls, self.snapshots = NextStep(), 0, []
+        self.nan_calls, self.eval_losses = set(nan_calls), list(eval_losses)
+        self.eval_every = eval_every
+
+    def __call__(self, model, batch, state):
+        per_step, state, extra = self.inner(model, batch, state)
+        if not torch.is_grad_enabled():  # evaluation: the scripted loss
+            loss = self.eval_losses[self.calls // self.eval_every - 1]
+            return torch.full_like(per_step, loss), state, extra
+        self.calls += 1
+        self.snapshots.append([p.detach().clone() for p in model.parameters()])
+        if self.calls in self.nan_calls:
+            per_step = per_step * math.nan
+        return per_step, state, {"calls": float(self.calls)}
+
+
+def test_non_finite_step_is_skipped_and_params_unchanged():
+    objective = Scripted(nan_calls={3})
+    trainer = Trainer(
+        TinyLSTM(), small_config(max_steps=5, eval_every=100), text_ids(1000), objective=objective
+    )
+    summary = trainer.fit()
+    assert summary["skipped_steps"] == 1 and summary["steps"] == 5
+    before, after = objective.snapshots[2], objective.snapshots[3]  # around the NaN step 3
+    assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
+    assert not torch.equal(objective.snapshots[3][0], objective.snapshots[4][0])  # it goes on
+    assert len(trainer.clipper.history) == 4  # the NaN norm is not in the history
+
+
+def test_non_finite_steps_in_a_row_stop_with_a_clear_message():
+    trainer = Trainer(
+        TinyLSTM(),
+        small_config(max_nonfinite_steps=3),
+        text_ids(1000),
+        objective=Scripted(nan_calls=range(1, 100)),
+    )
+    summary = trainer.fit()
+    assert summary["steps"] == 3
+    assert "3 steps in a row had non-finite gradients" in summary["stop_reason"]
+
+
+def test_early_stopping_on_a_scripted_loss_sequence():
+    stop = EarlyStopping(patience=2)
+    decisions = [stop.update(s, loss, 1.0) for s, loss in enumerate([3.0, 2.0, 2.5, 2.1, 1.0])]
+    assert [d[0] for d in decisions[:4]] == [True, True, False, False]
+    assert decisions[3][1] and "has not improved on 2.0000 (step 1)" in decisions[3][1]
+    flat = EarlyStopping(patience=None, plateau_patience=2)
+    reasons = [flat.update(s, None, t)[1] for s, t in enumerate([5.0, 4.0, 4.0, 4.5])]
+    assert reasons[:3] == [None, None, None] and "plateaued at 4.0000" in reasons[3]
+
+
+def test_trainer_stops_early_and_keeps_the_best_checkpoint(tmp_path):
+    objective = Scripted(eval_losses=[1.0, 0.8, 0.9, 0.95, 0.7], eval_every=2)
+    trainer = Trainer(
+        TinyLSTM(),
+        small_config(max_steps=100, eval_every=2, patience=2),
+        text_ids(1000),
+        text_ids(300, seed=1),
+        objective=objective,
+        run_dir=tmp_path,
+    )
+    summary = trainer.fit()
+    assert summary["steps"] == 8 and summary["best_step"] == 4
+    assert summary["best_eval_loss"] == pytest.approx(0.8)
+    assert summary["stop_reason"].startswith("early stop: the evaluation loss")
+    best = torch.load(tmp_path / "best.pt", weights_only=True)
+    assert best["step"] == 4
+    params_after_4 = objective.snapshots[4]  # snapshot taken at the start of step 5
+    assert all(
+        torch.equal(a, b) for a, b in zip(best["model"].values(), params_after_4, strict=True)
+    )
+
+
+def test_extra_metrics_are_logged_and_max_time_stops(tmp_path):
+    trainer = Trainer(
+        TinyLSTM(),
+        small_config(max_time=0.0),
+        text_ids(1000),
+        objective=Scripted(),
+        run_dir=tmp_path,
+    )
+    summary = trainer.fit()
+    assert summary["stop_reason"] == "max_time" and summary["steps"] == 1
+    assert read_metrics(tmp_path)[0]["calls"] == 1.0
+
+
+def test_any_torch_optimizer_and_scheduler():
+    model = TinyLSTM()
+    trainer = Trainer(
+        model,
+        small_config(optimizer="SGD", lr=0.1, optimizer_kwargs={"momentum": 0.9}),
+        text_ids(1000),
+        scheduler=lambda opt: torch.optim.lr_scheduler.StepLR(opt, 2, 0.5),
+    )
+    assert isinstance(trainer.optimizer, torch.optim.SGD)
+    trainer.fit()
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * 0.5**6)
+    with pytest.raises(
+        ValueError, match="optimizer must name a torch.optim optimizer .* got 'adamx'"
+    ):
+        Trainer(model, small_config(optimizer="adamx"), text_ids(1000))
+
+
+def test_cosine_schedule_with_warmup():
+    trainer = Trainer(
+        TinyLSTM(),
+        small_config(lr_schedule="cosine", warmup_steps=2, min_lr_ratio=0.1, max_steps=10),
+        text_ids(1000),
+    )
+    lrs = []
+    for _ in range(10):
+        lrs.append(trainer.optimizer.param_groups[0]["lr"])
+        trainer.optimizer.step()
+        trainer.scheduler.step()
+    assert lrs[0] == pytest.approx(5e-4) and lrs[1] == pytest.approx(1e-3)
+    assert lrs[-1] < lrs[2] and trainer.optimizer.param_groups[0]["lr"] == pytest.approx(1e-4)
+
+
+def test_continuous_targets_use_mse_and_the_curriculum(tmp_path):
+    series = torch.sin(torch.linspace(0, 60, 1200)).unsqueeze(1).repeat(1, 3)
+    trainer = Trainer(
+        ContinuousLSTM(), small_config(chunk_schedule=((0, 5), (6, 15))), series, run_dir=tmp_path
+    )
+    trainer.fit()
+    train = [r for r in read_metrics(tmp_path) if r.get("split") != "eval"]
+    assert [r["chunk_length"] for r in train] == [5] * 6 + [15] * 6
+    assert "bits_per_step" not in train[0]
+
+
+def test_bad_data_is_named():
+    with pytest.raises(TypeError, match="data must be a tensor .* got str"):
+        Trainer(TinyLSTM(), small_config(), "text.txt")
+    with pytest.raises(ValueError, match="clip must be one of .* got 'sometimes'"):
+        small_config(clip="sometimes")
+
+
+class ResetLSTM(TinyLSTM):
+    """TinyLSTM whose forward takes reset=: the trainer must pass it."""
+
+    def forward(self, inputs, state=None, reset=None):
+        self.resets = getattr(self, "resets", 0) + int(reset.sum())
+        if state is not None and reset[:, 0].any():
+            keep = (~reset[:, 0]).float().view(1, -1, 1)
+            state = tuple(s * keep for s in state)
+        return super().forward(inputs, state)
+
+
+@pytest.mark.parametrize("overlap", [dict(burn_in=4), dict(backprop_length=14)])
+def test_overlapping_windows_and_documents_train(overlap):
+    docs = [text_ids(300, seed=i) for i in range(4)]
+    model = ResetLSTM()
+    summary = Trainer(model, small_config(**overlap), docs, docs[:1]).fit()
+    assert summary["steps"] == 12 and summary["skipped_steps"] == 0
+    assert model.resets > 0  # document starts reached the model
+
+
+def test_padded_episodes_train_with_masks():
+    episodes = [text_ids(n, seed=n) for n in (15, 40, 23, 31, 12, 50, 28, 19)]
+    trainer = Trainer(
+        TinyLSTM(),
+        small_config(max_steps=10, eval_every=5),
+        PaddedBatcher(episodes, batch_size=4),
+        PaddedBatcher(episodes[:4], 4),
+    )
+    summary = trainer.fit()
+    assert summary["steps"] == 10 and math.isfinite(summary["best_eval_loss"])
+
+
+class RnnkitCharModel(torch.nn.Module):
+    """Embedding -> rnnkit.LSTM (learned initial state, takes reset=) -> logits."""
+
+    def __init__(self, vocab: int = 7, hidden: int = 12) -> None:
+        super().__init__()
+        import rnnkit
+
+        self.emb = torch.nn.Embedding(vocab, hidden)
+        self.rnn = rnnkit.LSTM(hidden, hidden, batch_first=True, learned_initial_state=True)
+        self.head = torch.nn.Linear(hidden, vocab)
+
+    def forward(self, inputs, state=None, reset=None):
+        out, state = self.rnn(self.emb(inputs), state, reset=reset)
+        return self.head(out), state
+
+
+def test_trains_an_rnnkit_lstm_with_resets_and_burn_in(tmp_path):
+    docs = [text_ids(200, seed=i) for i in range(3)]
+    trainer = Trainer(RnnkitCharModel(), small_config(burn_in=3), docs, docs[:1], run_dir=tmp_path)
+    summary = trainer.fit()
+    assert summary["steps"] == 12 and math.isfinite(summary["best_eval_loss"])
+    resumed = Trainer(
+        RnnkitCharModel(), small_config(burn_in=3, max_steps=14), docs, docs[:1], run_dir=tmp_path
+    ).resume(tmp_path)
+    assert resumed.fit()["steps"] == 14
