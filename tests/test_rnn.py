@@ -265,3 +265,20 @@ def test_bad_arguments_and_shapes_raise_clear_errors(mode):
         cls(3, 4, bias=False, **({"forget_bias": 1.0} if mode == "LSTM" else {"update_bias": 1.0}))
     with pytest.raises(NotImplementedError, match="bidirectional"):
         cls(3, 4, bidirectional=True)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_reset_at_the_first_step_keeps_the_fused_kernel(mode, no_loop):
+    torch.manual_seed(0)
+    m = getattr(rnnkit, mode)(3, 5, 2, learned_initial_state=True)
+    with torch.no_grad():
+        m.initial_h.normal_()
+    x = torch.randn(4, 2, 3)
+    state = m.initial_state(2)
+    state = tuple(s + 1 for s in state) if mode == "LSTM" else state + 1
+    reset = torch.zeros(4, 2, dtype=torch.bool)
+    reset[0, 1] = True
+    out, _ = m(x, state, reset=reset)
+    torch.testing.assert_close(out[:, 0], m(x[:, :1], tuple(s[:, :1] for s in state)
+                                             if mode == "LSTM" else state[:, :1])[0][:, 0])
+    torch.testing.assert_close(out[:, 1], m(x[:, 1:])[0][:, 0])

@@ -227,6 +227,13 @@ class _RecurrentBase(nn.Module):
             states = self._unpack_state(self.initial_state(B, x.device, x.dtype))
         else:
             states = self._check_state(state, B, x)
+        if reset_tb is not None and bool(reset_tb[0].any()):
+            # A reset before the first step is a different initial state, not a loop.
+            init = self._unpack_state(self.initial_state(B, x.device, x.dtype))
+            states = [torch.where(reset_tb[0].view(1, B, 1), i, s) for i, s in zip(init, states)]
+            reset_tb = reset_tb.clone()
+            reset_tb[0] = False
+            reset_tb = reset_tb if bool(reset_tb.any()) else None
 
         needs_loop = (
             self.layer_norm or self._zoneout_rates_nonzero() or reset_tb is not None

@@ -1,0 +1,217 @@
+"""Char-LM quality on tinyshakespeare: rnnkit's default model vs two plain torch.nn.LSTM recipes.
+
+Same data (first 90% train, last 10% validation, vocabulary of the whole file), same
+wall-clock training budget, same thread count, same evaluation (the whole validation split,
+streamed with the state carried). Prints a table in nats/char and bits/char and writes
+benchmarks/results/charlm.json.
+
+    python benchmarks/charlm.py --budget-seconds 95 600     # the issue's two budgets
+    python benchmarks/charlm.py --budget-seconds 10 --only rnnkit --output /tmp/x.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from rnnkit.data.text import CharVocab, read_text_file, split_tail
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
+RESULTS = ROOT / "benchmarks" / "results" / "charlm.json"
+
+
+@dataclass
+class PlainRecipe:
+    """A plain torch.nn.LSTM char model and how it is trained (no rnnkit part)."""
+
+    embed_dim: int
+    hidden_size: int
+    num_layers: int
+    dropout: float  # between layers and before the head
+    lr: float
+    lr_final: float  # cosine decay over the budget to this fraction of lr; 1.0 = constant
+    chunk_len: int
+    batch_size: int
+    clip: float = 1.0
+
+
+RECIPES = {
+    # char-rnn's classic setup; Adam at char-rnn's 2e-3, no schedule, no dropout.
+    "plain_untuned": PlainRecipe(64, 512, 1, 0.0, 2e-3, 1.0, 100, 32),
+    # the best plain recipe found for the issue (measured 1.457 nats/char at 600 s).
+    "plain_tuned": PlainRecipe(128, 512, 2, 0.25, 3e-3, 0.05, 128, 32),
+}
+
+
+class PlainCharLSTM(nn.Module):
+    def __init__(self, vocab: int, r: PlainRecipe) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, r.embed_dim)
+        self.lstm = nn.LSTM(r.embed_dim, r.hidden_size, r.num_layers, batch_first=True,
+                            dropout=r.dropout if r.num_layers > 1 else 0.0)
+        self.drop = nn.Dropout(r.dropout)
+        self.head = nn.Linear(r.hidden_size, vocab)
+
+    def forward(self, x: Tensor, state=None):
+        out, state = self.lstm(self.embed(x), state)
+        return self.head(self.drop(out)), state
+
+
+def streams(ids: Tensor, batch: int) -> Tensor:
+    """[batch, N // batch]: the text cut into contiguous rows, read left to right in parallel."""
+    n = ids.numel() // batch
+    return ids[: n * batch].view(batch, n)
+
+
+def cosine_lr(base: float, final: float, fraction: float) -> float:
+    return base * (final + (1 - final) * 0.5 * (1 + math.cos(math.pi * min(fraction, 1.0))))
+
+
+def detach(state):
+    return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+
+
+def train_plain(r: PlainRecipe, train: Tensor, vocab: int, budget: float, seed: int) -> nn.Module:
+    """Stateful truncated BPTT over ``batch_size`` parallel streams until the budget is spent."""
+    torch.manual_seed(seed)
+    model = PlainCharLSTM(vocab, r)
+    opt = torch.optim.Adam(model.parameters(), lr=r.lr)
+    data = streams(train, r.batch_size)
+    state, pos, steps = None, 0, 0
+    start = time.perf_counter()  # the clock starts with the first step, as the Trainer's does
+    while (elapsed := time.perf_counter() - start) < budget:
+        if pos + r.chunk_len + 1 > data.shape[1]:
+            state, pos = None, 0  # next epoch: start the streams afresh
+        x = data[:, pos : pos + r.chunk_len]
+        y = data[:, pos + 1 : pos + r.chunk_len + 1]
+        for group in opt.param_groups:
+            group["lr"] = cosine_lr(r.lr, r.lr_final, elapsed / budget)
+        logits, state = model(x, state)
+        loss = nn.functional.cross_entropy(logits.reshape(-1, vocab), y.reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), r.clip)
+        opt.step()
+        state = detach(state)
+        pos += r.chunk_len
+        steps += 1
+    model.train_steps, model.train_seconds = steps, time.perf_counter() - start
+    return model
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, val: Tensor, vocab: int, batch: int = 16, chunk: int = 256) -> float:
+    """Mean nats/char over the whole validation split, each stream's state carried."""
+    model.eval()
+    data = streams(val, batch)
+    state, total, count = None, 0.0, 0
+    for pos in range(0, data.shape[1] - 1, chunk):
+        x = data[:, pos : min(pos + chunk, data.shape[1] - 1)]
+        y = data[:, pos + 1 : pos + 1 + x.shape[1]]
+        logits, state = model(x, state)
+        total += nn.functional.cross_entropy(logits.reshape(-1, vocab), y.reshape(-1),
+                                             reduction="sum").item()
+        count += y.numel()
+    return total / count
+
+
+def train_rnnkit(budget: float, seed: int, data: str) -> nn.Module:
+    """rnnkit's default char model, trained as ``rnnkit train FILE --max-time BUDGET`` would,
+    except that it evaluates only after the budget (the baselines do not evaluate either)."""
+    from rnnkit.cli_config import TrainSettings
+    from rnnkit.cli_infer import load_model
+    from rnnkit.cli_train import run_training
+
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = TrainSettings(files=[data], runs_dir=tmp, name="charlm", device="cpu",
+                                 max_time=budget, seed=seed, progress=False, sample_length=0,
+                                 eval_every=10**9)
+        summary = run_training(settings)
+        model, _ = load_model(Path(tmp) / "charlm", checkpoint="last", device="cpu")
+    model.train_steps, model.train_seconds = summary["steps"], summary["elapsed"]
+    return model
+
+
+# The issue's targets for rnnkit's default (nats/char); it must also beat both baselines.
+TARGETS = {95.0: 1.50, 600.0: 1.42}
+
+
+def run_budget(budget: float, args: argparse.Namespace, train: Tensor, val: Tensor,
+               vocab: int) -> dict:
+    """Train and score every model of ``--only`` under one budget; print one row each."""
+    rows = []
+    for name in args.only.split(","):
+        if name == "rnnkit":
+            model = train_rnnkit(budget, args.seed, args.data)
+        else:
+            model = train_plain(RECIPES[name], train, vocab, budget, args.seed)
+        nats = evaluate(model, val, vocab)
+        rows.append({"model": name, "val_nats_per_char": round(nats, 4),
+                     "val_bits_per_char": round(nats / math.log(2), 4),
+                     "train_steps": model.train_steps,
+                     "train_seconds": round(model.train_seconds, 1)})
+        print(f"{budget:6g} s  {name:14s} {nats:.4f} nats/char  {nats / math.log(2):.4f} "
+              f"bits/char  {model.train_steps:6d} steps  {model.train_seconds:6.1f} s",
+              flush=True)
+    result: dict = {"budget_seconds": budget, "results": rows}
+    scores = {r["model"]: r["val_nats_per_char"] for r in rows}
+    if "rnnkit" in scores and len(scores) == 3:
+        ours = scores.pop("rnnkit")
+        result["beats_both_baselines"] = all(ours < other for other in scores.values())
+        if budget in TARGETS:
+            result["target_nats_per_char"] = TARGETS[budget]
+            result["meets_target"] = ours <= TARGETS[budget]
+        print(f"{budget:6g} s  rnnkit beats both baselines: {result['beats_both_baselines']}"
+              + (f"; target <= {TARGETS[budget]}: {result['meets_target']}"
+                 if budget in TARGETS else ""))
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget-seconds", type=float, nargs="+", default=[95.0],
+                        help="wall-clock training budget(s) per model, e.g. 95 600 "
+                        "(default: 95)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default: 2)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--only", default="rnnkit,plain_untuned,plain_tuned",
+                        help="comma-separated models to run (default: all three)")
+    parser.add_argument("--data", default=str(DATA), help=f"corpus (default: {DATA})")
+    parser.add_argument("--output", default=str(RESULTS), help=f"JSON (default: {RESULTS})")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    text = read_text_file(args.data)
+    vocab = CharVocab.from_texts([text])
+    ids = vocab.encode(text)
+    cut = split_tail(len(ids), 0.1)
+    train, val = ids[:cut], ids[cut:]
+
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # one JSON keyed by budget, so the 95 s and 600 s runs sit side by side
+    results = json.loads(out.read_text()) if out.exists() else {}
+    for budget in args.budget_seconds:
+        result = run_budget(budget, args, train, val, len(vocab))
+        result.update({"threads": args.threads, "seed": args.seed, "data": Path(args.data).name,
+                       "train_chars": len(train), "val_chars": len(val), "vocab": len(vocab),
+                       "torch": torch.__version__,
+                       "machine": f"{platform.machine()}, {os.cpu_count()} cpus"})
+        results[f"{budget:g}s"] = result
+        out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

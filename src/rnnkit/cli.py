@@ -1,0 +1,109 @@
+"""The command line: ``rnnkit train | sample | eval``.
+
+Every option of every command is a field of a settings dataclass (rnnkit.cli_config); this
+module only parses, dispatches, and turns the errors a user can cause into one line on
+stderr and exit status 1 (2 for a malformed command line, as argparse does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from rnnkit.cli_config import (
+    ConfigError,
+    EvalSettings,
+    SampleSettings,
+    TrainSettings,
+    add_arguments,
+    build_settings,
+    load_config_file,
+)
+from rnnkit.data.errors import DataError
+from rnnkit.train import CheckpointError
+
+USER_ERRORS = (DataError, ConfigError, CheckpointError)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line, not the usage block plus a line."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="rnnkit", description="Train and use recurrent networks (LSTM, GRU).")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    train = commands.add_parser(
+        "train", help="train a char language model (text) or a forecaster (CSV)",
+        description="Train on text files (a character language model), on CSV columns "
+        "(--task forecast: a next-step model), or with no file on Python's own help text.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    train.add_argument("--config", metavar="FILE", help="TOML or YAML file of settings; "
+                       "flags given on the command line win (default: none)")
+    train.add_argument("--resume", metavar="RUN", help="continue the run RUN (a directory or a "
+                       "name under runs/) from its last checkpoint (default: none)")
+    add_arguments(train, TrainSettings)
+
+    sample = commands.add_parser(
+        "sample", help="generate text, or forecast a CSV model open-loop",
+        description="Text models: stream characters one step at a time. Forecast models: an "
+        "open-loop forecast after the training file's last row, as CSV and PNG.",
+    )
+    add_arguments(sample, SampleSettings)
+
+    evaluate = commands.add_parser("eval", help="the model's loss on a file (bits/char for text)")
+    add_arguments(evaluate, EvalSettings)
+    return parser
+
+
+def _train(args: argparse.Namespace, flags: dict) -> None:
+    from rnnkit.cli_train import run_training, settings_for
+
+    config = load_config_file(args.config) if args.config else {}
+    settings, run = settings_for(flags, config, str(args.config), args.resume)
+    run_training(settings, run)
+
+
+def _sample(flags: dict) -> None:
+    from rnnkit.cli_infer import sample
+
+    sample(build_settings(SampleSettings, {}, flags))
+
+
+def _eval(flags: dict) -> None:
+    from rnnkit.cli_infer import evaluate
+
+    evaluate(build_settings(EvalSettings, {}, flags))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the exit status (0 ok, 1 user error, 2 bad usage, 130 Ctrl-C)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # --help, or a usage error already printed
+        return int(stop.code or 0)
+    flags = {k: v for k, v in vars(args).items() if k not in ("command", "config", "resume")}
+    try:
+        if args.command == "train":
+            _train(args, flags)
+        elif args.command == "sample":
+            _sample(flags)
+        else:
+            _eval(flags)
+    except USER_ERRORS as err:
+        print(f"rnnkit {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"rnnkit {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,270 @@
+"""The CLI's settings as dataclasses, and how flags and config files map onto their fields.
+
+One dataclass per command; every field has a ``help`` that ``--help`` shows with its default.
+Precedence: dataclass default < ``--config`` file (TOML or YAML) < command-line flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import math
+import sys
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config file or flag value that cannot be used; the message names the key and value."""
+
+
+def _opt(default: Any, help: str, choices: tuple[str, ...] | None = None, **kw: Any) -> Any:
+    meta = {"help": help, "choices": choices, **kw}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _require(settings: Any, rules: dict[str, tuple[float, float, str]]) -> None:
+    """Each named field must lie in [low, high]; the message names the flag and the value."""
+    for name, (low, high, expected) in rules.items():
+        value = getattr(settings, name)
+        if not low <= value <= high:
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"{name} ({flag}) must be {expected}, got {value!r}")
+
+
+POSITIVE, NON_NEGATIVE = (1, math.inf, ">= 1"), (0, math.inf, ">= 0")
+FRACTION = (0.0, 0.99, "in [0, 1)")
+
+
+@dataclass
+class TrainSettings:
+    """Everything ``rnnkit train`` needs; the run directory stores the resolved copy."""
+
+    # --- data ---
+    files: list[str] = _opt([], "text or CSV files", positional=True,
+                            shown="Python's own help text (pydoc_data.topics)")
+    task: str = _opt("auto", "text: char language model; forecast: next-step model of CSV "
+                     "columns; auto: forecast for .csv files, else text",
+                     choices=("auto", "text", "forecast"))
+    columns: list[str] = _opt([], "CSV columns to model (names or 0-based indices)",
+                              shown="every numeric column not named like a time stamp")
+    val_fraction: float = _opt(0.1, "last fraction of the data held out for validation")
+    # --- run ---
+    name: str = _opt("", "run name: the run directory is RUNS_DIR/NAME",
+                     shown="the first file's stem, with -2, -3, ... if taken")
+    runs_dir: str = _opt("runs", "where run directories are made")
+    device: str = _opt("auto", "auto takes a GPU when there is one",
+                       choices=("auto", "cpu", "cuda"))
+    seed: int = _opt(0, "random seed for initialization, batching and sampling")
+    # --- model (defaults: the tricks that help and keep the fused kernel) ---
+    cell: str = _opt("lstm", "recurrent cell", choices=("lstm", "gru"))
+    embed_dim: int = _opt(128, "character embedding size (text)")
+    hidden_size: int = _opt(512, "units per recurrent layer")
+    num_layers: int = _opt(1, "stacked recurrent layers")
+    dropout: float = _opt(0.1, "dropout between layers and before the output head")
+    layer_norm: bool = _opt(False, "layer normalization on every recurrent linear map")
+    input_layers: int = _opt(0, "feed-forward layers before the recurrence")
+    sum_outputs: bool = _opt(False, "output the sum of all layers' outputs")
+    learned_initial_state: bool = _opt(True, "train the initial state h0 (and c0)")
+    forget_bias: float = _opt(1.0, "initial LSTM forget-gate bias")
+    recurrent_dropout: float = _opt(0.0, "dropout on the candidate update (Semeniuta 2016)")
+    zoneout: float = _opt(0.0, "zoneout rate on the hidden (and cell) state")
+    # --- training ---
+    batch_size: int = _opt(32, "parallel streams per batch")
+    chunk_len: int = _opt(128, "truncated-BPTT chunk length (steps per gradient)")
+    lr: float = _opt(4e-3, "Adam learning rate")
+    lr_final: float = _opt(0.05, "cosine decay to this fraction of lr at the end of the budget")
+    clip: str = _opt("norm", "gradient clipping: none, norm (at clip_norm) or auto (AutoClip "
+                     "at clip_percentile of the observed norms)", choices=("none", "norm", "auto"))
+    clip_norm: float = _opt(1.0, "clipping threshold of --clip norm")
+    clip_percentile: float = _opt(10.0, "percentile of --clip auto")
+    max_time: float = _opt(180.0, "training budget in seconds (0: no limit)")
+    max_steps: int = _opt(0, "training budget in optimizer steps (0: no limit)")
+    eval_every: int = _opt(100, "evaluate, checkpoint and sample every N steps")
+    patience: int = _opt(0, "stop after N evaluations without a better validation loss (0: off)")
+    sample_length: int = _opt(200, "characters (or steps) generated at each evaluation")
+    objective: str = _opt("teacher", "training loss", choices=(
+        "teacher", "open_loop", "scheduled_sampling", "professor"))
+    objective_args: str = _opt("", "objective parameters, e.g. 'horizon=8; weight=0.5'")
+    progress: bool = _opt(True, "show a progress bar")
+
+    def __post_init__(self) -> None:
+        _require(self, {
+            **dict.fromkeys(("embed_dim", "hidden_size", "num_layers", "batch_size", "chunk_len",
+                             "eval_every"), POSITIVE),
+            **dict.fromkeys(("input_layers", "max_time", "max_steps", "patience",
+                             "sample_length", "clip_norm"), NON_NEGATIVE),
+            **dict.fromkeys(("val_fraction", "dropout", "recurrent_dropout", "zoneout"),
+                            FRACTION),
+            "lr": (1e-12, math.inf, "> 0"),
+            "lr_final": (0.0, 1.0, "in [0, 1]"),
+            "clip_percentile": (0.0, 100.0, "in [0, 100]"),
+        })
+
+
+@dataclass
+class SampleSettings:
+    """``rnnkit sample RUN``: generate from a trained run."""
+
+    run: str = _opt("", "run directory (or name under runs/)", positional=True)
+    prime: str = _opt("", "text the model reads first; the sample continues it (text models)",
+                      shown="none: start as after a newline")
+    length: int = _opt(500, "characters (text) or steps (forecast) to generate")
+    temperature: float = _opt(1.0, "softmax temperature; lower is more conservative, 0 always "
+                              "takes the most likely character")
+    seed: int = _opt(0, "random seed")
+    checkpoint: str = _opt("best", "which checkpoint", choices=("best", "last"))
+    output: str = _opt("", "forecast: CSV path; the plot goes beside it as .png",
+                       shown="RUN/forecast.csv")
+    device: str = _opt("auto", "auto takes a GPU when there is one",
+                       choices=("auto", "cpu", "cuda"))
+
+    def __post_init__(self) -> None:
+        _require(self, {"length": POSITIVE, "temperature": NON_NEGATIVE})
+
+
+@dataclass
+class EvalSettings:
+    """``rnnkit eval RUN FILE``: the model's loss on a file."""
+
+    run: str = _opt("", "run directory (or name under runs/)", positional=True)
+    file: str = _opt("", "text or CSV file to score", positional=True)
+    checkpoint: str = _opt("best", "which checkpoint", choices=("best", "last"))
+    batch_size: int = _opt(16, "sequences scored in parallel")
+    device: str = _opt("auto", "auto takes a GPU when there is one",
+                       choices=("auto", "cpu", "cuda"))
+
+    def __post_init__(self) -> None:
+        _require(self, {"batch_size": POSITIVE})
+
+
+def _field_type(cls: type, f: dataclasses.Field) -> Any:
+    return typing.get_type_hints(cls)[f.name]
+
+
+def _is_list(tp: Any) -> bool:
+    return typing.get_origin(tp) is list
+
+
+def _comma_list(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
+    """One argument per field. Defaults stay out of the namespace (SUPPRESS) so we can tell
+    which flags were given and let them win over the config file."""
+    for f in dataclasses.fields(cls):
+        tp = _field_type(cls, f)
+        meta = f.metadata
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        shown = meta.get("shown") or ("none" if default in ([], "") else default)
+        required = meta.get("positional") and not _is_list(tp)
+        help_text = meta["help"] if required else f"{meta['help']} (default: {shown})"
+        kw: dict[str, Any] = {"help": help_text, "default": argparse.SUPPRESS}
+        if meta.get("choices"):
+            kw["choices"] = meta["choices"]
+        if meta.get("positional"):
+            kw["metavar"] = f.name.upper()
+            if _is_list(tp):
+                kw["nargs"] = "*"
+            parser.add_argument(f.name, **kw)
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if tp is bool:
+            kw["action"] = argparse.BooleanOptionalAction
+        elif _is_list(tp):  # one comma-separated value, so it cannot swallow the positionals
+            kw["type"] = _comma_list
+            kw["metavar"] = "A,B,..."
+        else:
+            kw["type"] = tp
+            kw["metavar"] = None if meta.get("choices") else f.name.upper()
+        parser.add_argument(flag, dest=f.name, **kw)
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a TOML (.toml) or YAML (.yaml/.yml) file into a flat dict of settings."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path}: no such file")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix == ".toml":
+            if sys.version_info >= (3, 11):
+                import tomllib
+            else:  # pragma: no cover - 3.10
+                import tomli as tomllib
+            data = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            data = yaml.safe_load(text) or {}
+        else:
+            raise ConfigError(f"config file {path}: expected .toml, .yaml or .yml")
+    except (ValueError, yaml.YAMLError) as err:
+        if isinstance(err, ConfigError):
+            raise
+        first = str(err).splitlines()[0]
+        raise ConfigError(f"config file {path}: cannot parse: {first}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: expected a mapping of settings, got {data!r}")
+    return data
+
+
+def _check_value(key: str, value: Any, tp: Any, source: str) -> Any:
+    def wrong(expected: str) -> ConfigError:
+        return ConfigError(f"{source}: key {key!r} must be {expected}, "
+                           f"got {type(value).__name__} {value!r}")
+
+    if _is_list(tp):
+        if isinstance(value, str):
+            value = _comma_list(value)
+        if not isinstance(value, list) or not all(isinstance(v, str | int) for v in value):
+            raise wrong("a list of strings")
+        return [str(v) for v in value]
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise wrong("true or false")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise wrong("an integer")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise wrong("a number")
+        return float(value)
+    if not isinstance(value, tp):
+        raise wrong(f"a {tp.__name__}")
+    return value
+
+
+def build_settings(cls: type, file_values: dict[str, Any], flag_values: dict[str, Any],
+                   source: str = "config") -> Any:
+    """Defaults, then ``file_values`` (checked: unknown keys and wrong types refused), then
+    ``flag_values`` (already typed by argparse)."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values: dict[str, Any] = {}
+    for raw_key, value in file_values.items():
+        key = str(raw_key).replace("-", "_")
+        if key not in fields:
+            close = difflib.get_close_matches(key, fields, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"{source}: unknown key {raw_key!r}{hint}")
+        f = fields[key]
+        value = _check_value(raw_key, value, _field_type(cls, f), source)
+        choices = f.metadata.get("choices")
+        if choices and value not in choices:
+            raise ConfigError(f"{source}: key {raw_key!r} must be one of {list(choices)}, "
+                              f"got {value!r}")
+        values[key] = value
+    values.update(flag_values)
+    return cls(**values)
+
+
+def settings_to_dict(settings: Any) -> dict[str, Any]:
+    return dataclasses.asdict(settings)

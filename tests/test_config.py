@@ -1,0 +1,86 @@
+"""CLI settings: defaults < config file (TOML/YAML) < flags; unknown keys and bad types refused."""
+
+import argparse
+
+import pytest
+
+from rnnkit.cli_config import (
+    ConfigError,
+    TrainSettings,
+    add_arguments,
+    build_settings,
+    load_config_file,
+)
+
+
+def parse(argv):
+    parser = argparse.ArgumentParser()
+    add_arguments(parser, TrainSettings)
+    return vars(parser.parse_args(argv))
+
+
+def test_flags_only_hold_what_was_given():
+    assert parse([]) == {}
+    flags = parse(["--columns", "x,y", "a.txt", "--hidden-size", "64", "--no-layer-norm"])
+    assert flags["hidden_size"] == 64 and flags["layer_norm"] is False
+    assert flags["columns"] == ["x", "y"] and flags["files"] == ["a.txt"]
+
+
+def test_help_lists_every_option_with_its_default(capsys):
+    parser = argparse.ArgumentParser()
+    add_arguments(parser, TrainSettings)
+    help_text = " ".join(parser.format_help().split())
+    for name in ("--hidden-size", "--max-time", "--layer-norm", "--device", "--columns"):
+        assert name in help_text
+    assert f"(default: {TrainSettings().hidden_size})" in help_text
+
+
+def test_precedence_default_file_flag(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('hidden_size = 64\nlr = 0.01\ncell = "gru"\n')
+    settings = build_settings(TrainSettings, load_config_file(path), {"lr": 0.5}, str(path))
+    assert settings.hidden_size == 64  # from the file
+    assert settings.lr == 0.5  # the flag wins
+    assert settings.cell == "gru"
+    assert settings.batch_size == TrainSettings().batch_size  # the default
+
+
+def test_yaml_file_with_dashed_keys(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("hidden-size: 32\nlayer_norm: true\ncolumns: [a, b]\nmax_time: 5\n")
+    settings = build_settings(TrainSettings, load_config_file(path), {}, str(path))
+    assert settings.hidden_size == 32 and settings.layer_norm is True
+    assert settings.columns == ["a", "b"] and settings.max_time == 5.0
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"hiden_size": 3}, r"unknown key 'hiden_size'; did you mean 'hidden_size'\?"),
+        ({"hidden_size": "big"}, r"key 'hidden_size' must be an integer, got str 'big'"),
+        ({"hidden_size": 3.5}, r"key 'hidden_size' must be an integer, got float 3.5"),
+        ({"layer_norm": 1}, r"key 'layer_norm' must be true or false, got int 1"),
+        ({"lr": "fast"}, r"key 'lr' must be a number"),
+        ({"cell": "rnn"}, r"key 'cell' must be one of \['lstm', 'gru'\], got 'rnn'"),
+    ],
+)
+def test_bad_config_values_are_refused_by_name(values, message):
+    with pytest.raises(ConfigError, match="c.toml: " + message):
+        build_settings(TrainSettings, values, {}, "c.toml")
+
+
+def test_bad_config_files(tmp_path):
+    with pytest.raises(ConfigError, match="no such file"):
+        load_config_file(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("hidden_size = = 3\n")
+    with pytest.raises(ConfigError, match="bad.toml: cannot parse"):
+        load_config_file(bad)
+    other = tmp_path / "c.json"
+    other.write_text("{}")
+    with pytest.raises(ConfigError, match="expected .toml, .yaml or .yml"):
+        load_config_file(other)
+    listy = tmp_path / "l.yaml"
+    listy.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load_config_file(listy)
