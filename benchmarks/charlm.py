@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import yaml
 from torch import Tensor, nn
 
 from rnnkit.data.text import CharVocab, read_text_file, split_tail
@@ -126,7 +127,7 @@ def evaluate(model: nn.Module, val: Tensor, vocab: int, batch: int = 16, chunk: 
     return total / count
 
 
-def train_rnnkit(budget: float, seed: int, data: str) -> nn.Module:
+def train_rnnkit(budget: float, seed: int, data: str, overrides: dict | None = None) -> nn.Module:
     """rnnkit's default char model, trained as ``rnnkit train FILE --max-time BUDGET`` would,
     except that it evaluates only after the budget (the baselines do not evaluate either)."""
     from rnnkit.cli_config import TrainSettings
@@ -136,7 +137,7 @@ def train_rnnkit(budget: float, seed: int, data: str) -> nn.Module:
     with tempfile.TemporaryDirectory() as tmp:
         settings = TrainSettings(files=[data], runs_dir=tmp, name="charlm", device="cpu",
                                  max_time=budget, seed=seed, progress=False, sample_length=0,
-                                 eval_every=10**9)
+                                 eval_every=10**9, **(overrides or {}))
         summary = run_training(settings)
         model, _ = load_model(Path(tmp) / "charlm", checkpoint="last", device="cpu")
     model.train_steps, model.train_seconds = summary["steps"], summary["elapsed"]
@@ -153,7 +154,7 @@ def run_budget(budget: float, args: argparse.Namespace, train: Tensor, val: Tens
     rows = []
     for name in args.only.split(","):
         if name == "rnnkit":
-            model = train_rnnkit(budget, args.seed, args.data)
+            model = train_rnnkit(budget, args.seed, args.data, args.rnnkit_set)
         else:
             model = train_plain(RECIPES[name], train, vocab, budget, args.seed)
         nats = evaluate(model, val, vocab)
@@ -189,7 +190,12 @@ def main() -> None:
                         help="comma-separated models to run (default: all three)")
     parser.add_argument("--data", default=str(DATA), help=f"corpus (default: {DATA})")
     parser.add_argument("--output", default=str(RESULTS), help=f"JSON (default: {RESULTS})")
+    parser.add_argument("--rnnkit-set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="override rnnkit's default settings (an ablation), e.g. "
+                        "layer_norm=true num_layers=2")
     args = parser.parse_args()
+    args.rnnkit_set = {k: yaml.safe_load(v) for k, v in
+                       (item.split("=", 1) for item in args.rnnkit_set)}
     torch.set_num_threads(args.threads)
 
     text = read_text_file(args.data)
@@ -206,7 +212,7 @@ def main() -> None:
         result = run_budget(budget, args, train, val, len(vocab))
         result.update({"threads": args.threads, "seed": args.seed, "data": Path(args.data).name,
                        "train_chars": len(train), "val_chars": len(val), "vocab": len(vocab),
-                       "torch": torch.__version__,
+                       "rnnkit_overrides": args.rnnkit_set, "torch": torch.__version__,
                        "machine": f"{platform.machine()}, {os.cpu_count()} cpus"})
         results[f"{budget:g}s"] = result
         out.write_text(json.dumps(results, indent=2) + "\n")

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnkit.data.errors import DataError
+from rnnkit.data.text import read_text_file
 
 # Columns with these names are time stamps, not signals, so they are never picked by default.
 TIME_COLUMN_NAMES = {"date", "time", "datetime", "timestamp", "index", "year", "month", "day"}
@@ -32,19 +33,7 @@ def _parse_float(text: str) -> float | None:
 
 
 def _read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
-    if not path.exists():
-        raise DataError(f"{path}: no such file")
-    if path.is_dir():
-        raise DataError(f"{path}: is a directory, expected a CSV file")
-    raw = path.read_bytes()
-    if not raw.strip():
-        raise DataError(f"{path}: file is empty")
-    if b"\x00" in raw[:65536]:
-        raise DataError(f"{path}: looks binary (contains NUL bytes), expected a CSV text file")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise DataError(f"{path}: not valid UTF-8 (byte {err.start})") from None
+    text = read_text_file(path, kind="a CSV file")
     rows = list(csv.reader(text.splitlines()))
     while rows and not any(cell.strip() for cell in rows[-1]):
         rows.pop()  # trailing blank lines; a blank line inside the data is a missing row

@@ -20,21 +20,21 @@ def default_corpus() -> str:
     return "\n".join(topics[key] for key in sorted(topics))
 
 
-def read_text_file(path: str | Path) -> str:
+def read_text_file(path: str | Path, kind: str = "a text file") -> str:
     """Read a UTF-8 text file, refusing missing, empty, binary and non-UTF-8 files with a
-    message that names the file and what was wrong."""
+    message that names the file and what was wrong (``kind`` says what was expected)."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file")
     if path.is_dir():
-        raise DataError(f"{path}: is a directory, expected a text file")
+        raise DataError(f"{path}: is a directory, expected {kind}")
     raw = path.read_bytes()
     if not raw:
         raise DataError(f"{path}: file is empty")
     if b"\x00" in raw[:65536]:
         raise DataError(f"{path}: looks binary (contains NUL bytes), expected UTF-8 text")
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise DataError(
             f"{path}: not valid UTF-8 (byte {err.start} is 0x{raw[err.start]:02x}); "

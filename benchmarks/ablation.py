@@ -1,0 +1,75 @@
+"""Ablation: what each trick buys rnnkit's default char model on tinyshakespeare.
+
+Each variant is ``rnnkit train`` with the default settings plus a few overrides (one trick
+switched on or off), trained under the same wall-clock budget and scored on the same
+validation split as ``benchmarks/charlm.py``. Prints nats/char, steps, and the difference
+from the default run of the same invocation; writes benchmarks/results/ablation.json.
+
+    python benchmarks/ablation.py --budget-seconds 95
+    python benchmarks/ablation.py --variants default layer_norm --budget-seconds 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from charlm import DATA, evaluate, train_rnnkit  # noqa: E402
+
+from rnnkit.data.text import CharVocab, read_text_file, split_tail  # noqa: E402
+
+VARIANTS = {
+    "default": {},
+    "layer_norm (S2)": {"layer_norm": True},
+    "input_layers=1 (S3)": {"input_layers": 1},
+    "2x384 + sum_outputs (S4)": {"num_layers": 2, "hidden_size": 384, "sum_outputs": True},
+    "no learned_initial_state (S5)": {"learned_initial_state": False},
+    "forget_bias 0 (S6)": {"forget_bias": 0.0},
+    "recurrent_dropout 0.1 (S7)": {"recurrent_dropout": 0.1},
+    "zoneout 0.05 (S7)": {"zoneout": 0.05},
+    "clip auto (O2)": {"clip": "auto"},
+}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--budget-seconds", type=float, default=95.0)
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS),
+                   help="names (or unique prefixes) of variants to run; 'default' always runs")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--output", default=str(Path(__file__).parent / "results" / "ablation.json"))
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    chosen = ["default"] + [next(n for n in VARIANTS if n.startswith(v))
+                            for v in args.variants if not "default".startswith(v)]
+
+    text = read_text_file(DATA)
+    vocab = CharVocab.from_texts([text])
+    ids = vocab.encode(text)
+    val = ids[split_tail(len(ids), 0.1):]
+    rows = []
+    for name in chosen:
+        model = train_rnnkit(args.budget_seconds, args.seed, str(DATA), VARIANTS[name])
+        nats = evaluate(model, val, len(vocab))
+        rows.append({"variant": name, "overrides": VARIANTS[name], "val_nats_per_char": nats,
+                     "val_bits_per_char": nats / math.log(2), "train_steps": model.train_steps,
+                     "delta_vs_default": nats - rows[0]["val_nats_per_char"] if rows else 0.0})
+        r = rows[-1]
+        print(f"{name:32s} {nats:.4f} nats/char  {r['train_steps']:5d} steps  "
+              f"{r['delta_vs_default']:+.4f} vs default", flush=True)
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"budget_seconds": args.budget_seconds, "threads": args.threads,
+                               "seed": args.seed, "rows": rows}, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
