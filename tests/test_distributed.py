@@ -3,25 +3,35 @@
 import os
 import socket
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from trainhelpers import TinyLSTM, read_metrics, small_config, text_ids
 
-from rnnkit.train import Trainer, load_checkpoint
+from rnnkit.train import PaddedBatcher, Trainer, load_checkpoint
 
 CONFIG = dict(batch_size=4, max_steps=6, eval_every=3, clip="norm", clip_max_norm=0.5, lr=1e-2)
 
 
-def _fit(run_dir):
-    trainer = Trainer(
-        TinyLSTM(), small_config(**CONFIG), text_ids(800), text_ids(200, seed=1), run_dir=run_dir
-    )
+def _data(layout: str, rank: int = 0, world_size: int = 1):
+    if layout == "streams":
+        return text_ids(800), text_ids(200, seed=1)
+    # Episodes of different lengths: a rank's rows may end before the global batch's longest.
+    episodes = [text_ids(n, seed=n) for n in (9, 25, 14, 31, 22, 8, 17, 12)]
+    return PaddedBatcher(
+        episodes, 4, shuffle=False, rank=rank, world_size=world_size
+    ), PaddedBatcher(episodes[:4], 4, rank=rank, world_size=world_size)
+
+
+def _fit(run_dir, layout, rank=0, world_size=1):
+    train, evaluation = _data(layout, rank, world_size)
+    trainer = Trainer(TinyLSTM(), small_config(**CONFIG), train, evaluation, run_dir=run_dir)
     trainer.fit()
     return trainer
 
 
-def _worker(rank: int, world_size: int, port: int, run_dir: str) -> None:
+def _worker(rank: int, world_size: int, port: int, run_dir: str, layout: str) -> None:
     # The variables torchrun sets; the Trainer joins the process group from them.
     os.environ.update(
         RANK=str(rank),
@@ -32,9 +42,10 @@ def _worker(rank: int, world_size: int, port: int, run_dir: str) -> None:
     )
     torch.set_num_threads(1)
     try:
-        trainer = _fit(run_dir)
+        trainer = _fit(run_dir, layout, rank, world_size)
         assert dist.get_world_size() == 2
-        assert trainer.train_source.inputs.shape[0] == 2  # this rank's half of the streams
+        if layout == "streams":
+            assert trainer.train_source.inputs.shape[0] == 2  # this rank's half of the streams
     finally:
         dist.destroy_process_group()
 
@@ -45,9 +56,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_process_run_equals_single_process(tmp_path):
-    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path / "ddp")), nprocs=2)
-    single = _fit(tmp_path / "single")
+@pytest.mark.parametrize("layout", ["streams", "padded"])
+def test_two_process_run_equals_single_process(tmp_path, layout):
+    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path / "ddp"), layout), nprocs=2)
+    single = _fit(tmp_path / "single", layout)
 
     ddp_ckpt = load_checkpoint(tmp_path / "ddp" / "last.pt")
     assert len(ddp_ckpt["ranks"]) == 2  # both ranks' hidden states, written by rank 0 only

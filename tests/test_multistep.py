@@ -94,9 +94,10 @@ def test_rollout_feeds_predictions_not_the_data():
     _, dirty, _ = objective.rollout_losses(model, poisoned, None, horizon=4)
     torch.testing.assert_close(dirty[:, context], clean[:, context])
     assert not torch.allclose(dirty[:, context + 1:], clean[:, context + 1:])  # teacher-forced
+    # and they are the losses of an open-loop forecast from the context
     params, _ = forecast(model, batch.inputs[:, :context + 1], 4)
-    params_p, _ = forecast(model, poisoned.inputs[:, :context + 1], 4)
-    torch.testing.assert_close(params, params_p)
+    expected = model.loss(params, batch.targets[:, context:context + 4]).mean(1)
+    torch.testing.assert_close(dirty[:, context], expected)
 
 
 def test_gradients_flow_through_fed_back_predictions():
@@ -258,6 +259,10 @@ def test_professor_generator_gets_the_adversarial_loss():
     adversarial = (loss - tf)[:, 0] / 2.0
     torch.testing.assert_close(loss - tf, 2.0 * adversarial[:, None].expand_as(tf))
     assert adversarial.mean().item() == pytest.approx(m["pf_g_loss"], rel=1e-5)
+    # -log D(h_fr) with D after its own step, on the free-running trajectory
+    _, _, h_fr = free_run(model, batch.inputs[:, 0], batch.inputs.shape[1], detach=True)
+    logit = pf.discriminator(h_fr, batch.mask)
+    torch.testing.assert_close(adversarial, -torch.nn.functional.logsigmoid(logit))
     model.zero_grad()
     d_grads = [p.grad.clone() for p in pf.discriminator.parameters()]  # from D's own step
     (loss - tf).sum().backward()

@@ -40,8 +40,8 @@ def _chunked_losses(model, batcher, chunk_length, n_chunks):
 
 @pytest.mark.parametrize(
     "overlap, overlap_grad",
-    [(0, False), (4, False), (4, True), (10, True)],
-    ids=["plain", "burn_in", "k1k2", "k2=2k1"],
+    [(0, False), (4, False), (10, False), (4, True), (10, True)],
+    ids=["plain", "burn_in", "burn_in=k1", "k1k2", "k2=2k1"],
 )
 def test_carried_state_equals_one_full_pass(overlap, overlap_grad):
     torch.manual_seed(0)

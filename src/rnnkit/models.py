@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from rnnkit.heads import CategoricalHead, GaussianHead
 from rnnkit.normalization import FeatureNormalizer
+from rnnkit.state import map_state
 
 
 def _accepts_reset(rnn: nn.Module) -> bool:
@@ -23,11 +24,7 @@ def _accepts_reset(rnn: nn.Module) -> bool:
 
 def _zero_rows(state: Any, keep: Tensor) -> Any:
     """Zero the batch rows (axis 1 of each ``[L, B, H]`` tensor) where ``keep`` is False."""
-    if state is None:
-        return None
-    if isinstance(state, Tensor):
-        return state * keep.view(1, -1, 1).to(state.dtype)
-    return type(state)(_zero_rows(s, keep) for s in state)
+    return map_state(lambda t: t * keep.view(1, -1, 1).to(t.dtype), state)
 
 
 def build_rnn(cell: str, input_size: int, hidden_size: int, num_layers: int = 1,

@@ -58,8 +58,8 @@ class ProfessorForcing(Objective):
     predictions; ``detach_feedback=True`` follows the paper, where gradients reach the
     generator through the hidden states, not the samples); (2) takes one step of D's own
     optimizer on the detached trajectories; (3) returns ``NLL_tf + weight * adversarial``, the
-    per-row adversarial loss spread over the row's valid steps so that the trainer's
-    normalization leaves it at ``weight * adversarial`` per sequence.
+    per-row adversarial loss added at every valid step, so that the trainer's normalization
+    (sum over time / T_max) leaves ``weight * adversarial`` for a full-length row.
 
     The discriminator and its optimizer are built on the first call (the hidden size is read
     from the trajectory). Metrics: ``pf_d_loss``, ``pf_d_acc``, ``pf_g_loss``, ``pf_nll``.

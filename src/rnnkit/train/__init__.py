@@ -6,13 +6,14 @@ summary = Trainer(model, TrainConfig(chunk_length=200), train_ids, eval_ids,
 """
 
 from ..losses import masked_step_sum, normalized_sequence_loss
+from ..state import detach_state
 from .batching import Batch, BatchSource, PaddedBatcher, StreamBatcher
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .clipping import GradClipper
 from .config import TrainConfig
 from .early_stopping import EarlyStopping
 from .objectives import NextStep, Objective, accepts_reset, forward_model
-from .tbptt import detach_state, forward_window
+from .tbptt import forward_window
 from .trainer import Trainer, build_optimizer
 
 __all__ = [

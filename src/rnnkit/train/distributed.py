@@ -5,8 +5,9 @@ ranks after backward, which is what DistributedDataParallel does. We average exp
 (one flat all-reduce per step) instead of wrapping the model in DDP because a truncated-BPTT
 step may call the model several times before one backward (burn-in, the carry split, and
 multi-step objectives), which DDP's reducer does not allow. Since the loss is a mean over
-the batch and every rank has the same number of rows and time steps, the averaged gradient
-equals the single-process gradient over the combined batch.
+the batch, every rank has the same number of rows and time steps, and the trainer divides by
+the longest sequence of the global batch, the averaged gradient equals the single-process
+gradient over the combined batch.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ __all__ = [
     "broadcast_module",
     "average_gradients",
     "all_reduce_sum",
+    "all_reduce_max",
     "gather_to_rank0",
 ]
 
@@ -68,6 +70,13 @@ def all_reduce_sum(t: Tensor) -> Tensor:
     """Sum of `t` over ranks (in place; identity without a process group)."""
     if dist.is_available() and dist.is_initialized():
         dist.all_reduce(t)
+    return t
+
+
+def all_reduce_max(t: Tensor) -> Tensor:
+    """Maximum of `t` over ranks (in place; identity without a process group)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return t
 
 

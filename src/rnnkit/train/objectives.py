@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..state import map_state
 from .batching import Batch
 
 __all__ = ["Objective", "NextStep", "forward_model", "accepts_reset"]
@@ -59,13 +60,13 @@ def _reset_rows(state: State, rows: Tensor) -> State:
     2-d ones ([B, H]). Zeros stand in for the model's default state; models with another
     default (a learned h0) should accept `reset` themselves.
     """
-    if state is None:
-        return None
-    if isinstance(state, tuple | list):
-        return type(state)(_reset_rows(s, rows) for s in state)
-    shape = [1] * state.dim()
-    shape[1 if state.dim() == 3 else 0] = -1
-    return state.masked_fill(rows.view(shape), 0.0)
+
+    def reset(t: Tensor) -> Tensor:
+        shape = [1] * t.dim()
+        shape[1 if t.dim() == 3 else 0] = -1
+        return t.masked_fill(rows.view(shape), 0.0)
+
+    return map_state(reset, state)
 
 
 def forward_model(
@@ -93,7 +94,7 @@ def forward_model(
     outputs, bounds = [], [0, *[t for t in cuts if t > 0], inputs.shape[1]]
     for start, end in zip(bounds[:-1], bounds[1:], strict=False):
         if start in batch.reset_steps and not (start == 0 and batch.fresh):
-            state = None if state is None else _reset_rows(state, batch.reset[:, start])
+            state = _reset_rows(state, batch.reset[:, start])
         out, state = model(inputs[:, start:end], state)
         outputs.append(out)
     return torch.cat(outputs, dim=1), state

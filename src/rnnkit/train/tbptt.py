@@ -7,19 +7,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..state import detach_state
 from .batching import Batch
 from .objectives import Objective
 
-__all__ = ["detach_state", "forward_window"]
-
-
-def detach_state(state: Any) -> Any:
-    """The state cut from the graph: gradients never flow into the previous chunk."""
-    if state is None:
-        return None
-    if isinstance(state, Tensor):
-        return state.detach()
-    return type(state)(detach_state(s) for s in state)
+__all__ = ["forward_window"]
 
 
 def forward_window(
@@ -47,14 +39,13 @@ def forward_window(
             _, state, _ = objective(model, batch.narrow(0, batch.burn_in), state)
     end = batch.length
     split = batch.carry_at if batch.carry_at is not None else end
-    losses, extra, carried = [], {}, None
+    losses, extra = [], {}
     for start, stop in ((batch.burn_in, split), (split, end)):
-        if stop <= start:
-            continue
-        part = batch if (start, stop) == (0, end) else batch.narrow(start, stop)
-        loss, state, extra = objective(model, part, state)
-        losses.append(loss)
-        if stop == split:
+        if stop > start:
+            part = batch if (start, stop) == (0, end) else batch.narrow(start, stop)
+            loss, state, extra = objective(model, part, state)
+            losses.append(loss)
+        if stop == split:  # also when the split falls right after the burn-in
             carried = state
     per_step = losses[0] if len(losses) == 1 else torch.cat(losses, dim=1)
     return per_step, batch.mask[:, batch.burn_in :], detach_state(carried), extra

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ..losses import masked_step_sum, normalized_sequence_loss
+from ..state import map_state
 from . import distributed as ddp
 from .batching import BatchSource, StreamBatcher
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -93,14 +94,6 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
     name, keys, *rest = state["numpy"]
     np.random.set_state((name, keys.numpy(), *rest))
-
-
-def _to(state: Any, device: torch.device | str) -> Any:
-    if state is None:
-        return None
-    if isinstance(state, Tensor):
-        return state.to(device)
-    return type(state)(_to(s, device) for s in state)
 
 
 def _all_finite(state: Any) -> bool:
@@ -258,7 +251,11 @@ class Trainer:
                 per_step, mask, carried, extra = forward_window(
                     self.objective, self.model, batch, self.state
                 )
-                loss = normalized_sequence_loss(per_step, mask)
+                # T_max of the global batch: a rank's own rows may all end sooner
+                max_length = mask.any(dim=0).sum().clamp(min=1)
+                if self.world_size > 1:
+                    ddp.all_reduce_max(max_length)
+                loss = normalized_sequence_loss(per_step, mask, max_length)
                 loss.backward()
                 if self.world_size > 1:
                     ddp.average_gradients(params)
@@ -436,7 +433,8 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
     def checkpoint(self) -> dict[str, Any] | None:
         """Everything needed to continue exactly (None on ranks other than 0)."""
-        per_rank = ddp.gather_to_rank0({"state": _to(self.state, "cpu"), "rng": _rng_state()})
+        state = map_state(lambda t: t.to("cpu"), self.state)
+        per_rank = ddp.gather_to_rank0({"state": state, "rng": _rng_state()})
         if self.rank != 0:
             return None
         objective_state = getattr(self.objective, "state_dict", None)
@@ -489,7 +487,7 @@ class Trainer:
         if ckpt["objective"] is not None:
             self.objective.load_state_dict(ckpt["objective"])
         mine = ckpt["ranks"][self.rank]
-        self.state = _to(mine["state"], self.device)
+        self.state = map_state(lambda t: t.to(self.device), mine["state"])
         _set_rng_state(mine["rng"])
         self.step, self.elapsed = ckpt["step"], ckpt["elapsed"]
         self.skipped_steps, self.nonfinite_in_row = ckpt["skipped_steps"], ckpt["nonfinite_in_row"]
