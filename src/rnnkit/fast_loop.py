@@ -60,6 +60,11 @@ _sigmoid_grad = torch.ops.aten.sigmoid_backward.grad_input  # (dy, y, *, grad_in
 _tanh_grad = torch.ops.aten.tanh_backward.grad_input  # (dy, y, *, grad_input): dy*(1-y*y)
 
 
+def _steps(x: Tensor | None, T: int) -> tuple:
+    """Per-step views of a [T, ...] tensor (one C++ call), or T Nones."""
+    return x.unbind(0) if x is not None else (None,) * T
+
+
 def _weight_grad(d_raw: Tensor, states: Tensor, restarts: dict) -> Tensor:
     """dL/dW_hh = sum_t d_raw_t^T h_{t-1} as one matmul; ``states`` [T+1, B, H] holds
     h_{-1}..h_{T-1} except at reset steps, which are corrected here."""
@@ -88,42 +93,45 @@ class _LSTMLayer(torch.autograd.Function):
         hh_stats, cell_stats = [], []
         w_t = weight_hh.t()
         restarts = {}
+        # Per-step views made up front in C++ (unbind) instead of indexing in the loop.
+        X, Z, HS, CS, CN, TC = (u.unbind(0) for u in (input_gates, act, hs, cs, c_new, tanh_c))
+        I, F, G_, O = (act[:, :, k * H : (k + 1) * H].unbind(0) for k in range(4))
+        IF = act[:, :, : 2 * H].unbind(0)
+        RAW, KH, KC = (_steps(u, T) for u in (raw_hh, keep_h, keep_c))
         h, c = h0, c0
         for t in range(T):
             if t in resets:
                 m = resets[t]
                 h, c = torch.where(m, h_init, h), torch.where(m, c_init, c)
                 restarts[t] = (m, h, c)
-            z = act[t]
+            z = Z[t]
             if raw_hh is not None:
-                torch.mm(h, w_t, out=raw_hh[t])
-                y, mean, rstd = _ln_forward(raw_hh[t], hh_gain, hh_bias)
+                torch.mm(h, w_t, out=RAW[t])
+                y, mean, rstd = _ln_forward(RAW[t], hh_gain, hh_bias)
                 hh_stats.append((mean, rstd))
-                torch.add(input_gates[t], y, out=z)
+                torch.add(X[t], y, out=z)
             else:
-                torch.addmm(input_gates[t], h, w_t, out=z)
-            z[:, : 2 * H].sigmoid_()
-            z[:, 2 * H : 3 * H].tanh_()
-            z[:, 3 * H :].sigmoid_()
-            i, f, g, o = z.chunk(4, dim=1)
-            if candidate_mask is not None:
-                g = g * candidate_mask
-            cn = c_new[t]
-            torch.mul(i, g, out=cn).addcmul_(f, c)
+                torch.addmm(X[t], h, w_t, out=z)
+            IF[t].sigmoid_()
+            G_[t].tanh_()
+            O[t].sigmoid_()
+            g = G_[t] if candidate_mask is None else G_[t] * candidate_mask
+            cn = CN[t]
+            torch.mul(I[t], g, out=cn).addcmul_(F[t], c)
             if keep_c is not None:
-                torch.lerp(cn, c, keep_c[t], out=cs[t + 1])
+                torch.lerp(cn, c, KC[t], out=CS[t + 1])
             if cell_gain is not None:
                 y, mean, rstd = _ln_forward(cn, cell_gain, cell_bias)
                 cell_stats.append((mean, rstd))
-                torch.tanh(y, out=tanh_c[t])
+                torch.tanh(y, out=TC[t])
             else:
-                torch.tanh(cn, out=tanh_c[t])
+                torch.tanh(cn, out=TC[t])
             if keep_h is not None:
-                torch.mul(o, tanh_c[t], out=h_new)
-                torch.lerp(h_new, h, keep_h[t], out=hs[t + 1])
+                torch.mul(O[t], TC[t], out=h_new)
+                torch.lerp(h_new, h, KH[t], out=HS[t + 1])
             else:
-                torch.mul(o, tanh_c[t], out=hs[t + 1])
-            h, c = hs[t + 1], cs[t + 1]
+                torch.mul(O[t], TC[t], out=HS[t + 1])
+            h, c = HS[t + 1], CS[t + 1]
 
         ctx.restarts = restarts
         ctx.hh_stats = [torch.stack(s) for s in zip(*hh_stats)] if hh_stats else None
@@ -149,45 +157,48 @@ class _LSTMLayer(torch.autograd.Function):
         d_c_init = torch.zeros_like(cs[0]) if restarts else None
         dh = d_hn.clone() if d_hn is not None else torch.zeros_like(hs[0])
         dc = d_cn.clone() if d_cn is not None else torch.zeros_like(cs[0])
+        A, TC, CS, CN, DZ, DRAW = (u.unbind(0) for u in (act, tanh_c, cs, c_new, d_gates, d_raw))
+        I, F, G_, O = (act[:, :, k * H : (k + 1) * H].unbind(0) for k in range(4))
+        DG = d_gates[:, :, 2 * H : 3 * H].unbind(0)
+        RAW, KH, KC, DHS = (_steps(u, T) for u in (raw_hh, keep_h, keep_c, d_hs))
+        d_i, d_f, d_g, d_o = d_act.chunk(4, dim=1)
         for t in range(T - 1, -1, -1):
-            c_prev = restarts[t][2] if t in restarts else cs[t]
-            i, f, g, o = act[t].chunk(4, dim=1)
+            c_prev = restarts[t][2] if t in restarts else CS[t]
             if d_hs is not None:
-                dh += d_hs[t]
+                dh += DHS[t]
             if keep_h is not None:
-                dh_prev = dh * keep_h[t]
+                dh_prev = dh * KH[t]
                 dh -= dh_prev
-            torch.mul(dh, tanh_c[t], out=d_act[:, 3 * H :])
-            d_c = _tanh_grad(dh * o, tanh_c[t], grad_input=dh)  # dh is not needed any more
+            torch.mul(dh, TC[t], out=d_o)
+            d_c = _tanh_grad(dh * O[t], TC[t], grad_input=dh)  # dh is not needed any more
             if cell_gain is not None:
                 d_cnorm[t] = d_c
                 mean, rstd = ctx.cell_stats[0][t], ctx.cell_stats[1][t]
-                d_c = _ln_input_grad(d_c, c_new[t], mean, rstd, cell_gain)
+                d_c = _ln_input_grad(d_c, CN[t], mean, rstd, cell_gain)
             if keep_c is not None:
-                dc_prev = dc * keep_c[t]
+                dc_prev = dc * KC[t]
                 d_c += dc - dc_prev
             else:
                 d_c += dc
             if candidate_mask is not None:
-                torch.mul(d_c, g * candidate_mask, out=d_act[:, :H])
-                torch.mul(d_c, i * candidate_mask, out=d_act[:, 2 * H : 3 * H])
+                torch.mul(d_c, G_[t] * candidate_mask, out=d_i)
+                torch.mul(d_c, I[t] * candidate_mask, out=d_g)
             else:
-                torch.mul(d_c, g, out=d_act[:, :H])
-                torch.mul(d_c, i, out=d_act[:, 2 * H : 3 * H])
-            torch.mul(d_c, c_prev, out=d_act[:, H : 2 * H])
-            dz = d_gates[t]
-            _sigmoid_grad(d_act, act[t], grad_input=dz)
-            _tanh_grad(d_act[:, 2 * H : 3 * H], g, grad_input=dz[:, 2 * H : 3 * H])
-            dc = d_c.mul_(f)
+                torch.mul(d_c, G_[t], out=d_i)
+                torch.mul(d_c, I[t], out=d_g)
+            torch.mul(d_c, c_prev, out=d_f)
+            _sigmoid_grad(d_act, A[t], grad_input=DZ[t])
+            _tanh_grad(d_g, G_[t], grad_input=DG[t])
+            dc = d_c.mul_(F[t])
             if keep_c is not None:
                 dc += dc_prev
             if raw_hh is not None:
                 mean, rstd = ctx.hh_stats[0][t], ctx.hh_stats[1][t]
-                d_raw[t] = _ln_input_grad(dz, raw_hh[t], mean, rstd, hh_gain)
+                d_raw[t] = _ln_input_grad(DZ[t], RAW[t], mean, rstd, hh_gain)
             if keep_h is not None:
-                dh = torch.addmm(dh_prev, d_raw[t], weight_hh)
+                dh = torch.addmm(dh_prev, DRAW[t], weight_hh)
             else:
-                dh = torch.mm(d_raw[t], weight_hh)
+                dh = torch.mm(DRAW[t], weight_hh)
             if t in restarts:
                 m = restarts[t][0]
                 d_h_init += torch.where(m, dh, 0.0)

@@ -27,7 +27,8 @@ def dropout_mask(
     """An inverted-dropout mask (entries 0 or 1/(1-p)), or None when it would be all ones."""
     if p == 0.0 or not training:
         return None
-    keep = torch.empty(shape, device=like.device, dtype=like.dtype).bernoulli_(1.0 - p)
+    # rand >= p is a Bernoulli(1-p) draw; on CPU it is ~2x faster than bernoulli_.
+    keep = torch.rand(shape, device=like.device, dtype=like.dtype).ge_(p)
     return keep.div_(1.0 - p)
 
 
@@ -40,7 +41,7 @@ def zoneout_keep(
         return None
     if not training:
         return torch.full((1,) * len(shape), p, device=like.device, dtype=like.dtype)
-    return torch.empty(shape, device=like.device, dtype=like.dtype).bernoulli_(p)
+    return torch.rand(shape, device=like.device, dtype=like.dtype).lt_(p)  # Bernoulli(p)
 
 
 def zoneout(previous: Tensor, new: Tensor, keep: Tensor | None) -> Tensor:
