@@ -16,6 +16,32 @@ from rnnkit import functional
 from rnnkit.regularizers import check_rate, zoneout, zoneout_keep
 
 
+def init_recurrent_parameters(named_parameters, hidden_size: int, layer_norm: bool) -> None:
+    """torch.nn's init, uniform in +-1/sqrt(hidden_size); layer-norm gains 1; layer-norm
+    biases (and with layer norm, the maps' biases, which are their LN biases) and learned
+    initial states 0."""
+    bound = 1.0 / math.sqrt(hidden_size)
+    for name, p in named_parameters:
+        if name.startswith("ln_weight"):
+            nn.init.ones_(p)
+        elif name.startswith(("ln_bias", "initial_")) or (layer_norm and name.startswith("bias")):
+            nn.init.zeros_(p)
+        else:
+            nn.init.uniform_(p, -bound, bound)
+
+
+@torch.no_grad()
+def set_gate_bias(bias_ih: Tensor, bias_hh: Tensor, gate: int, H: int, value: float) -> None:
+    """Make gate ``gate``'s total bias (bias_ih + bias_hh) equal ``value`` (S6); H units."""
+    bias_ih[gate * H : (gate + 1) * H] = value
+    bias_hh[gate * H : (gate + 1) * H] = 0.0
+
+
+def _check_bias(module: nn.Module, arg: str, value: float) -> None:
+    if not module.bias:
+        raise ValueError(f"{type(module).__name__}: {arg}={value} needs bias=True")
+
+
 class _CellBase(nn.Module):
     num_gates: int
 
@@ -40,24 +66,12 @@ class _CellBase(nn.Module):
 
     def reset_parameters(self) -> None:
         """torch.nn's uniform init; with layer norm gains 1 and biases 0; then gate biases."""
-        bound = 1.0 / math.sqrt(self.hidden_size)
-        for name, p in self.named_parameters():
-            if name.startswith("ln_weight"):
-                nn.init.ones_(p)
-            elif name.startswith("ln_bias") or (self.layer_norm and name.startswith("bias")):
-                nn.init.zeros_(p)
-            else:
-                nn.init.uniform_(p, -bound, bound)
+        init_recurrent_parameters(self.named_parameters(), self.hidden_size, self.layer_norm)
 
     def _set_gate_bias(self, arg: str, gate: int, value: float | None) -> None:
-        if value is None:
-            return
-        if not self.bias:
-            raise ValueError(f"{type(self).__name__}: {arg}={value} needs bias=True")
-        H = self.hidden_size
-        with torch.no_grad():
-            self.bias_ih[gate * H : (gate + 1) * H] = value
-            self.bias_hh[gate * H : (gate + 1) * H] = 0.0
+        if value is not None:
+            _check_bias(self, arg, value)
+            set_gate_bias(self.bias_ih, self.bias_hh, gate, self.hidden_size, value)
 
     def _input_gates(self, x: Tensor) -> Tensor:
         if x.dim() != 2 or x.shape[1] != self.input_size:

@@ -10,7 +10,6 @@ backward) by default, or the plain autograd loop over :mod:`rnnkit.functional` h
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
@@ -19,6 +18,7 @@ from torch import _VF, Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from rnnkit import fast_loop, functional
+from rnnkit.cells import _check_bias, init_recurrent_parameters, set_gate_bias
 from rnnkit.regularizers import check_rate, dropout_mask, zoneout, zoneout_keep
 
 
@@ -109,18 +109,10 @@ class _RecurrentBase(nn.Module):
     def reset_parameters(self) -> None:
         """torch.nn's init (uniform in +-1/sqrt(H)); with layer norm, gains 1 and biases 0;
         learned initial states 0; then the gate bias init of S6."""
-        bound = 1.0 / math.sqrt(self.hidden_size)
-        for name, p in self.named_parameters():
-            if name.startswith("input_layers"):
-                continue
-            if name.startswith("ln_weight"):
-                nn.init.ones_(p)
-            elif name.startswith("initial_") or name.startswith("ln_bias") or (
-                self.layer_norm and name.startswith("bias")
-            ):
-                nn.init.zeros_(p)
-            else:
-                nn.init.uniform_(p, -bound, bound)
+        init_recurrent_parameters(
+            ((n, p) for n, p in self.named_parameters() if not n.startswith("input_layers")),
+            self.hidden_size, self.layer_norm,
+        )
         if self.input_layers is not None:
             for m in self.input_layers:
                 if isinstance(m, nn.Linear):
@@ -134,13 +126,10 @@ class _RecurrentBase(nn.Module):
         """Make gate ``gate``'s total bias (bias_ih + bias_hh) equal ``value`` in every layer."""
         if value is None:
             return
-        if not self.bias:
-            raise ValueError(f"{type(self).__name__}: {arg}={value} needs bias=True")
-        H = self.hidden_size
-        with torch.no_grad():
-            for layer in range(self.num_layers):
-                getattr(self, f"bias_ih_l{layer}")[gate * H : (gate + 1) * H] = value
-                getattr(self, f"bias_hh_l{layer}")[gate * H : (gate + 1) * H] = 0.0
+        _check_bias(self, arg, value)
+        for layer in range(self.num_layers):
+            set_gate_bias(getattr(self, f"bias_ih_l{layer}"), getattr(self, f"bias_hh_l{layer}"),
+                          gate, self.hidden_size, value)
 
     # -- state ------------------------------------------------------------------------------
 
