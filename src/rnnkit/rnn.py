@@ -356,6 +356,9 @@ class _RecurrentBase(nn.Module):
         H = self.hidden_size
         init = self._unpack_state(self.initial_state(B, x.device, x.dtype))
         rates = self._zoneout_rates()
+        resets = {}  # step -> rows [B, 1] that restart before it
+        if reset is not None:
+            resets = {int(t): reset[t].unsqueeze(1) for t in reset.any(1).nonzero()[:, 0]}
         output, per_layer = None, []
         for layer in range(self.num_layers):
             if layer > 0 and self.dropout > 0:
@@ -369,9 +372,6 @@ class _RecurrentBase(nn.Module):
                     k = 1 - valid if k is None else torch.lerp(torch.ones_like(k), k, valid)
                 keep.append(k)
             candidate_mask = dropout_mask((B, H), self.recurrent_dropout, self.training, x)
-            resets = {}
-            if reset is not None:
-                resets = {int(t): reset[t].unsqueeze(1) for t in reset.any(1).nonzero()[:, 0]}
             layer_init = [s[layer] for s in init]
             run = self._fast_layer if self.fast else self._reference_layer
             x, s = run(self._input_gates(x, layer), [s[layer] for s in states], layer,
