@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import numpy as np
@@ -11,15 +10,7 @@ from torch import Tensor, nn
 
 from rnnkit.heads import CategoricalHead, GaussianHead
 from rnnkit.normalization import FeatureNormalizer
-from rnnkit.state import map_state
-
-
-def _accepts_reset(rnn: nn.Module) -> bool:
-    try:
-        params = inspect.signature(rnn.forward).parameters
-    except (TypeError, ValueError):
-        return False
-    return "reset" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+from rnnkit.state import accepts_reset, map_state
 
 
 def _zero_rows(state: Any, keep: Tensor) -> Any:
@@ -70,7 +61,7 @@ class SequenceModel(nn.Module):
         self.rnn = rnn
         self.head = head
         self.normalizer = normalizer
-        self._rnn_takes_reset = _accepts_reset(rnn)
+        self._rnn_takes_reset = accepts_reset(rnn)
 
     # -- running ---------------------------------------------------------------------------
 

@@ -6,10 +6,12 @@ states ``h``, each shaped [num_layers, B, H] with the batch on dim 1 (torch.nn's
 
 from __future__ import annotations
 
+import functools
+import inspect
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 State = Any  # Tensor | tuple[State, ...] | list[State] | None
 
@@ -37,3 +39,17 @@ def where_rows(rows: Tensor, new: State, old: State, batch_dim: int = 1) -> Stat
         shape[batch_dim] = -1
         return torch.where(rows.view(shape), new, old)
     return type(new)(where_rows(rows, n, o, batch_dim) for n, o in zip(new, old))
+
+
+def accepts_reset(module: nn.Module) -> bool:
+    """Whether ``module.forward`` takes a ``reset`` keyword (rnnkit.LSTM / GRU do)."""
+    return _forward_takes_reset(type(module))
+
+
+@functools.cache  # asked once per step by the trainer: inspect each class once
+def _forward_takes_reset(cls: type) -> bool:
+    try:
+        params = inspect.signature(cls.forward).parameters
+    except (TypeError, ValueError):
+        return False
+    return "reset" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())

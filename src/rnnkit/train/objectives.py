@@ -17,8 +17,6 @@ models that accept it and emulates it for those that do not.
 
 from __future__ import annotations
 
-import functools
-import inspect
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -26,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..state import map_state
+from ..state import accepts_reset, map_state
 from .batching import Batch
 
 __all__ = ["Objective", "NextStep", "forward_model", "accepts_reset"]
@@ -40,17 +38,6 @@ class Objective(Protocol):
     ) -> tuple[Tensor, State, dict[str, float | Tensor]]:
         """Returns (per_step_loss [B, T], new_state, extra_metrics)."""
         ...
-
-
-@functools.cache
-def _forward_takes_reset(cls: type) -> bool:
-    params = inspect.signature(cls.forward).parameters
-    return "reset" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
-
-
-def accepts_reset(model: nn.Module) -> bool:
-    """Whether `model.forward` takes a `reset` keyword (rnnkit.LSTM/GRU do)."""
-    return _forward_takes_reset(type(model))
 
 
 def _reset_rows(state: State, rows: Tensor) -> State:
