@@ -43,6 +43,14 @@ VARIANTS = {
     "chunk 100, no dropout, GRU": {"chunk_len": 100, "dropout": 0.0, "cell": "gru"},
     "chunk 64, no dropout, GRU": {"chunk_len": 64, "dropout": 0.0, "cell": "gru"},
     "chunk 64, dropout 0.1, GRU": {"chunk_len": 64, "cell": "gru"},
+    # second round, from the GRU default: more updates or more per update in the budget
+    "hidden 384": {"hidden_size": 384},
+    "lr 6e-3": {"lr": 6e-3},
+    "hidden 384, lr 6e-3": {"hidden_size": 384, "lr": 6e-3},
+    "batch 16": {"batch_size": 16},
+    "chunk 32": {"chunk_len": 32},
+    "batch 64, chunk 32": {"batch_size": 64, "chunk_len": 32},
+    "no dropout": {"dropout": 0.0},
 }
 
 

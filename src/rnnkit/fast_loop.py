@@ -31,6 +31,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from rnnkit import kernels
+
 EPS = 1e-5
 
 
@@ -60,9 +62,9 @@ _sigmoid_grad = torch.ops.aten.sigmoid_backward.grad_input  # (dy, y, *, grad_in
 _tanh_grad = torch.ops.aten.tanh_backward.grad_input  # (dy, y, *, grad_input): dy*(1-y*y)
 
 
-def _steps(x: Tensor | None, T: int) -> tuple:
-    """Per-step views of a [T, ...] tensor (one C++ call), or T Nones."""
-    return x.unbind(0) if x is not None else (None,) * T
+def _steps(x: Tensor | None, T: int, dim: int = 0) -> tuple:
+    """Per-step views of a tensor with T steps along ``dim`` (one C++ call), or T Nones."""
+    return x.unbind(dim) if x is not None else (None,) * T
 
 
 def _weight_grad(d_raw: Tensor, states: Tensor, restarts: dict) -> Tensor:
@@ -75,6 +77,100 @@ def _weight_grad(d_raw: Tensor, states: Tensor, restarts: dict) -> Tensor:
     return grad
 
 
+def _lstm_forward_step(
+    x, raw, hh_gain, hh_bias, c_prev, h_prev, cell_gain, cell_bias, mask, keep_c, keep_h,
+    act, c_new, c, tanh_c, h, hh_stats, cell_stats,
+):
+    """Everything of one LSTM step after the matmul, in eager PyTorch; writes its outputs.
+
+    ``x`` [B, 4H] is ``W_ih x_t + b`` (plus ``W_hh h`` when ``raw`` is None, and then it may
+    be ``act`` itself); ``raw`` is ``W_hh h`` before its layer norm. Writes the activated gates
+    to ``act``, the cell before zoneout to ``c_new``, the new state to ``c`` and ``h``,
+    ``tanh(LN(c_new))`` to ``tanh_c`` and layer-norm statistics [2, B] (mean, rstd). The C++
+    kernel ``torch.ops.rnnkit.lstm_forward_step`` (csrc/lstm_step.cpp) does the same in one pass.
+    """
+    H = c.shape[-1]
+    if raw is not None:
+        y, mean, rstd = _ln_forward(raw, hh_gain, hh_bias)
+        hh_stats[0].copy_(mean.view(-1))
+        hh_stats[1].copy_(rstd.view(-1))
+        torch.add(x, y, out=act)
+    elif x is not act:
+        act.copy_(x)
+    i, f, g, o = act.split(H, 1)
+    act[:, : 2 * H].sigmoid_()
+    g.tanh_()
+    o.sigmoid_()
+    torch.mul(i, g if mask is None else g * mask, out=c_new).addcmul_(f, c_prev)
+    if keep_c is not None:
+        torch.lerp(c_new, c_prev, keep_c, out=c)
+    elif c is not c_new:
+        c.copy_(c_new)
+    if cell_gain is not None:
+        y, mean, rstd = _ln_forward(c_new, cell_gain, cell_bias)
+        cell_stats[0].copy_(mean.view(-1))
+        cell_stats[1].copy_(rstd.view(-1))
+        torch.tanh(y, out=tanh_c)
+    else:
+        torch.tanh(c_new, out=tanh_c)
+    if keep_h is not None:
+        torch.lerp(o * tanh_c, h_prev, keep_h, out=h)
+    else:
+        torch.mul(o, tanh_c, out=h)
+
+
+def _lstm_backward_step(
+    dh, dh_extra, dc, act, tanh_c, c_new, c_prev, mask, keep_c, keep_h, cell_gain,
+    cell_stats, raw, hh_gain, hh_stats, d_gates, d_raw, d_cnorm, dh_direct, dc_prev,
+):
+    """The backward of :func:`_lstm_forward_step` for one step; writes its outputs.
+
+    ``dh`` (+ ``dh_extra``) and ``dc`` are dL/dh_t and dL/dc_t. Writes dL/d(preactivations)
+    to ``d_gates``, its layer-norm input gradient to ``d_raw`` (the recurrent map's output),
+    dL/d(the cell layer norm's output) to ``d_cnorm``, the part of dL/dh_{t-1} that zoneout
+    passes straight through to ``dh_direct``, and dL/dc_{t-1} to ``dc_prev`` (which may be
+    ``dc``). The caller adds ``d_raw W_hh`` to get dL/dh_{t-1}.
+    """
+    H = c_prev.shape[-1]
+    i, f, g, o = act.split(H, 1)
+    if dh_extra is not None:
+        dh = dh + dh_extra
+    if keep_h is not None:
+        torch.mul(dh, keep_h, out=dh_direct)
+        dh = dh - dh_direct
+    d_act = torch.empty_like(act)  # dL/d(activated gates)
+    d_i, d_f, d_g, d_o = d_act.split(H, 1)
+    torch.mul(dh, tanh_c, out=d_o)
+    d_c = torch.ops.aten.tanh_backward(dh * o, tanh_c)
+    if cell_gain is not None:
+        d_cnorm.copy_(d_c)
+        d_c = _ln_input_grad(d_c, c_new, cell_stats[0].unsqueeze(1), cell_stats[1].unsqueeze(1),
+                             cell_gain)
+    if keep_c is not None:
+        dc_direct = dc * keep_c
+        d_c += dc - dc_direct
+    else:
+        d_c += dc
+    torch.mul(d_c, g if mask is None else g * mask, out=d_i)
+    torch.mul(d_c, c_prev, out=d_f)
+    torch.mul(d_c, i if mask is None else i * mask, out=d_g)
+    _sigmoid_grad(d_act, act, grad_input=d_gates)
+    _tanh_grad(d_g, g, grad_input=d_gates[:, 2 * H : 3 * H])
+    torch.mul(d_c, f, out=dc_prev)
+    if keep_c is not None:
+        dc_prev += dc_direct
+    if hh_gain is not None:
+        d_raw.copy_(_ln_input_grad(d_gates, raw, hh_stats[0].unsqueeze(1),
+                                   hh_stats[1].unsqueeze(1), hh_gain))
+
+
+def _lstm_step_ops(x: Tensor) -> tuple:
+    """The compiled step kernels for CPU tensors when they built, else the eager steps."""
+    if x.device.type == "cpu" and kernels.available():
+        return torch.ops.rnnkit.lstm_forward_step, torch.ops.rnnkit.lstm_backward_step
+    return _lstm_forward_step, _lstm_backward_step
+
+
 class _LSTMLayer(torch.autograd.Function):
     @staticmethod
     def forward(  # type: ignore[override]
@@ -83,135 +179,90 @@ class _LSTMLayer(torch.autograd.Function):
     ):
         T, B, G = input_gates.shape
         H = G // 4
+        input_gates = input_gates.contiguous()
+        keep_h, keep_c = (None if k is None else k.expand(T, B, H).contiguous()
+                          for k in (keep_h, keep_c))
+        step, _ = _lstm_step_ops(input_gates)
         new = input_gates.new_empty
         hs, cs, tanh_c = new(T + 1, B, H), new(T + 1, B, H), new(T, B, H)  # hs[t+1] = h_t
         hs[0], cs[0] = h0, c0
         act = new(T, B, G)  # activated gates i, f, g, o
         raw_hh = new(T, B, G) if hh_gain is not None else None
         c_new = new(T, B, H) if keep_c is not None else cs[1:]
-        h_new = new(B, H) if keep_h is not None else None
-        hh_stats, cell_stats = [], []
+        hh_stats = new(2, T, B) if hh_gain is not None else None  # mean, rstd
+        cell_stats = new(2, T, B) if cell_gain is not None else None
         w_t = weight_hh.t()
         restarts = {}
         # Per-step views made up front in C++ (unbind) instead of indexing in the loop.
         X, Z, HS, CS, CN, TC = (u.unbind(0) for u in (input_gates, act, hs, cs, c_new, tanh_c))
-        I, F, G_, O = (act[:, :, k * H : (k + 1) * H].unbind(0) for k in range(4))
-        IF = act[:, :, : 2 * H].unbind(0)
         RAW, KH, KC = (_steps(u, T) for u in (raw_hh, keep_h, keep_c))
+        HST, CST = (_steps(u, T, dim=1) for u in (hh_stats, cell_stats))
         h, c = h0, c0
         for t in range(T):
             if t in resets:
                 m = resets[t]
                 h, c = torch.where(m, h_init, h), torch.where(m, c_init, c)
                 restarts[t] = (m, h, c)
-            z = Z[t]
             if raw_hh is not None:
                 torch.mm(h, w_t, out=RAW[t])
-                y, mean, rstd = _ln_forward(RAW[t], hh_gain, hh_bias)
-                hh_stats.append((mean, rstd))
-                torch.add(X[t], y, out=z)
+                x = X[t]
             else:
-                torch.addmm(X[t], h, w_t, out=z)
-            IF[t].sigmoid_()
-            G_[t].tanh_()
-            O[t].sigmoid_()
-            g = G_[t] if candidate_mask is None else G_[t] * candidate_mask
-            cn = CN[t]
-            torch.mul(I[t], g, out=cn).addcmul_(F[t], c)
-            if keep_c is not None:
-                torch.lerp(cn, c, KC[t], out=CS[t + 1])
-            if cell_gain is not None:
-                y, mean, rstd = _ln_forward(cn, cell_gain, cell_bias)
-                cell_stats.append((mean, rstd))
-                torch.tanh(y, out=TC[t])
-            else:
-                torch.tanh(cn, out=TC[t])
-            if keep_h is not None:
-                torch.mul(O[t], TC[t], out=h_new)
-                torch.lerp(h_new, h, KH[t], out=HS[t + 1])
-            else:
-                torch.mul(O[t], TC[t], out=HS[t + 1])
+                x = torch.addmm(X[t], h, w_t, out=Z[t])
+            step(x, RAW[t], hh_gain, hh_bias, c, h, cell_gain, cell_bias, candidate_mask, KC[t],
+                 KH[t], Z[t], CN[t], CS[t + 1], TC[t], HS[t + 1], HST[t], CST[t])
             h, c = HS[t + 1], CS[t + 1]
 
         ctx.restarts = restarts
-        ctx.hh_stats = [torch.stack(s) for s in zip(*hh_stats)] if hh_stats else None
-        ctx.cell_stats = [torch.stack(s) for s in zip(*cell_stats)] if cell_stats else None
         ctx.save_for_backward(
             weight_hh, hh_gain, hh_bias, cell_gain, cell_bias, hs, cs, c_new, tanh_c,
-            act, raw_hh, candidate_mask, keep_h, keep_c,
+            act, raw_hh, candidate_mask, keep_h, keep_c, hh_stats, cell_stats,
         )
         return hs[1:], hs[-1].clone(), cs[-1].clone()
 
     @staticmethod
     def backward(ctx, d_hs, d_hn, d_cn):  # type: ignore[override]
         (weight_hh, hh_gain, hh_bias, cell_gain, cell_bias, hs, cs, c_new, tanh_c,
-         act, raw_hh, candidate_mask, keep_h, keep_c) = ctx.saved_tensors
+         act, raw_hh, candidate_mask, keep_h, keep_c, hh_stats, cell_stats) = ctx.saved_tensors
         T, B, G = act.shape
-        H = G // 4
         restarts = ctx.restarts
+        _, step = _lstm_step_ops(act)
         d_gates = torch.empty_like(act)  # dL/d(input_gates) = dL/d(gate preactivations)
-        d_raw = torch.empty_like(act) if raw_hh is not None else d_gates
+        d_raw = torch.empty_like(act) if raw_hh is not None else None
         d_cnorm = torch.empty_like(tanh_c) if cell_gain is not None else None
-        d_act = act.new_empty(B, G)  # dL/d(activated gates) of one step
+        dh_direct = torch.empty_like(hs[0]) if keep_h is not None else None
         d_h_init = torch.zeros_like(hs[0]) if restarts else None
         d_c_init = torch.zeros_like(cs[0]) if restarts else None
         dh = d_hn.clone() if d_hn is not None else torch.zeros_like(hs[0])
         dc = d_cn.clone() if d_cn is not None else torch.zeros_like(cs[0])
-        A, TC, CS, CN, DZ, DRAW = (u.unbind(0) for u in (act, tanh_c, cs, c_new, d_gates, d_raw))
-        I, F, G_, O = (act[:, :, k * H : (k + 1) * H].unbind(0) for k in range(4))
-        DG = d_gates[:, :, 2 * H : 3 * H].unbind(0)
-        RAW, KH, KC, DHS = (_steps(u, T) for u in (raw_hh, keep_h, keep_c, d_hs))
-        d_i, d_f, d_g, d_o = d_act.chunk(4, dim=1)
+        if d_hs is not None:
+            d_hs = d_hs.contiguous()
+        A, TC, CS, CN, DZ = (u.unbind(0) for u in (act, tanh_c, cs, c_new, d_gates))
+        RAW, DRAW, DCN, KH, KC, DHS = (_steps(u, T) for u in (raw_hh, d_raw, d_cnorm, keep_h,
+                                                               keep_c, d_hs))
+        HST, CST = (_steps(u, T, dim=1) for u in (hh_stats, cell_stats))
         for t in range(T - 1, -1, -1):
             c_prev = restarts[t][2] if t in restarts else CS[t]
-            if d_hs is not None:
-                dh += DHS[t]
+            step(dh, DHS[t], dc, A[t], TC[t], CN[t], c_prev, candidate_mask, KC[t], KH[t],
+                 cell_gain, CST[t], RAW[t], hh_gain, HST[t], DZ[t], DRAW[t], DCN[t], dh_direct,
+                 dc)
+            d_pre = DZ[t] if d_raw is None else DRAW[t]  # dL/d(W_hh h_{t-1})
             if keep_h is not None:
-                dh_prev = dh * KH[t]
-                dh -= dh_prev
-            torch.mul(dh, TC[t], out=d_o)
-            d_c = _tanh_grad(dh * O[t], TC[t], grad_input=dh)  # dh is not needed any more
-            if cell_gain is not None:
-                d_cnorm[t] = d_c
-                mean, rstd = ctx.cell_stats[0][t], ctx.cell_stats[1][t]
-                d_c = _ln_input_grad(d_c, CN[t], mean, rstd, cell_gain)
-            if keep_c is not None:
-                dc_prev = dc * KC[t]
-                d_c += dc - dc_prev
+                dh = torch.addmm(dh_direct, d_pre, weight_hh)
             else:
-                d_c += dc
-            if candidate_mask is not None:
-                torch.mul(d_c, G_[t] * candidate_mask, out=d_i)
-                torch.mul(d_c, I[t] * candidate_mask, out=d_g)
-            else:
-                torch.mul(d_c, G_[t], out=d_i)
-                torch.mul(d_c, I[t], out=d_g)
-            torch.mul(d_c, c_prev, out=d_f)
-            _sigmoid_grad(d_act, A[t], grad_input=DZ[t])
-            _tanh_grad(d_g, G_[t], grad_input=DG[t])
-            dc = d_c.mul_(F[t])
-            if keep_c is not None:
-                dc += dc_prev
-            if raw_hh is not None:
-                mean, rstd = ctx.hh_stats[0][t], ctx.hh_stats[1][t]
-                d_raw[t] = _ln_input_grad(DZ[t], RAW[t], mean, rstd, hh_gain)
-            if keep_h is not None:
-                dh = torch.addmm(dh_prev, DRAW[t], weight_hh)
-            else:
-                dh = torch.mm(DRAW[t], weight_hh)
+                dh = torch.mm(d_pre, weight_hh)
             if t in restarts:
                 m = restarts[t][0]
                 d_h_init += torch.where(m, dh, 0.0)
                 d_c_init += torch.where(m, dc, 0.0)
                 dh, dc = torch.where(m, 0.0, dh), torch.where(m, 0.0, dc)
 
-        d_weight = _weight_grad(d_raw, hs, restarts)
+        d_weight = _weight_grad(d_gates if d_raw is None else d_raw, hs, restarts)
         d_hh_gain = d_hh_bias = d_cell_gain = d_cell_bias = None
         if raw_hh is not None:
-            d_hh_gain, d_hh_bias = _ln_param_grads(d_gates, raw_hh, *ctx.hh_stats, hh_gain, hh_bias)
+            d_hh_gain, d_hh_bias = _ln_param_grads(d_gates, raw_hh, *hh_stats, hh_gain, hh_bias)
         if cell_gain is not None:
             d_cell_gain, d_cell_bias = _ln_param_grads(
-                d_cnorm, c_new, *ctx.cell_stats, cell_gain, cell_bias
+                d_cnorm, c_new, *cell_stats, cell_gain, cell_bias
             )
         return (d_gates, dh, dc, d_weight, d_hh_gain, d_hh_bias, d_cell_gain, d_cell_bias,
                 d_h_init, d_c_init, None, None, None, None)

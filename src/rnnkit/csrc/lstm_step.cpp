@@ -1,0 +1,349 @@
+// The elementwise part of one LSTM step, forward and backward, fused into one pass per row.
+//
+// rnnkit.fast_loop runs the time loop and the matmuls (W_hh h_{t-1}, dz W_hh); these two ops
+// do everything between them that eager PyTorch would do in ~12 small ops per step: the layer
+// norm of the recurrent map, the gate nonlinearities, the cell update with recurrent dropout
+// and zoneout, the layer norm of the cell, and the output. The math is exactly
+// rnnkit.fast_loop._lstm_forward_step / _lstm_backward_step (the eager version, used when this
+// file cannot be compiled, and the reference tests/test_fast_loop.py holds it to).
+//
+// Per-step tensors are [B, N] with a contiguous last dimension; statistics are [2, B]
+// (mean, rstd), possibly strided views of a [2, T, B] buffer.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <ATen/cpu/vec/vec.h>
+#include <torch/library.h>
+
+#include <cmath>
+#include <initializer_list>
+#include <vector>
+
+namespace {
+
+using at::Tensor;
+using OptTensor = std::optional<Tensor>;
+template <typename T>
+using Vec = at::vec::Vectorized<T>;
+
+constexpr double kEps = 1e-5;  // fast_loop.EPS
+
+// f(j, count) over [0, n) in vector-sized pieces; count < Vec::size() only for the tail.
+template <typename T, typename F>
+inline void vec_loop(int64_t n, const F& f) {
+  constexpr int64_t W = Vec<T>::size();
+  int64_t j = 0;
+  for (; j + W <= n; j += W) f(j, W);
+  if (j < n) f(j, n - j);
+}
+
+template <typename T>
+inline Vec<T> load(const T* p, int64_t j, int64_t count) {
+  return count == Vec<T>::size() ? Vec<T>::loadu(p + j) : Vec<T>::loadu(p + j, count);
+}
+
+template <typename T>
+inline void store(const Vec<T>& v, T* p, int64_t j, int64_t count) {
+  v.store(p + j, static_cast<int>(count));
+}
+
+template <typename T>
+inline T sum_lanes(const Vec<T>& v) {
+  T lanes[Vec<T>::size()];
+  v.store(lanes);
+  T s = 0;
+  for (int64_t k = 0; k < Vec<T>::size(); ++k) s += lanes[k];
+  return s;
+}
+
+// Keep the first `count` lanes of v and zero the rest (tails of reductions).
+template <typename T>
+inline Vec<T> head(const Vec<T>& v, int64_t count) {
+  return count == Vec<T>::size() ? v : Vec<T>::set(Vec<T>(0), v, count);
+}
+
+template <typename T>
+inline Vec<T> sigmoid(const Vec<T>& x) {
+  return Vec<T>(1) / (Vec<T>(1) + x.neg().exp());
+}
+
+// Layer-norm statistics of one row: mean and 1/sqrt(biased variance + eps).
+template <typename T>
+inline void row_stats(const T* x, int64_t n, T& mean, T& rstd) {
+  Vec<T> acc(0);
+  vec_loop<T>(n, [&](int64_t j, int64_t c) { acc += head(load(x, j, c), c); });
+  mean = sum_lanes(acc) / n;
+  Vec<T> sq(0);
+  const Vec<T> m(mean);
+  vec_loop<T>(n, [&](int64_t j, int64_t c) {
+    Vec<T> d = head(load(x, j, c) - m, c);
+    sq += d * d;
+  });
+  rstd = T(1) / std::sqrt(sum_lanes(sq) / n + T(kEps));
+}
+
+// dx of y = (x - mean) * rstd * gain + bias, given dy (Ba et al. 2016; as aten's backward).
+// dx and dy may be the same row.
+template <typename T>
+inline void row_ln_backward(const T* dy, const T* x, const T* gain, T mean, T rstd, int64_t n,
+                            T* dx) {
+  const Vec<T> m(mean), r(rstd);
+  Vec<T> a1(0), a2(0);  // sums of g and g * xhat, g = dy * gain
+  vec_loop<T>(n, [&](int64_t j, int64_t c) {
+    Vec<T> g = head(load(dy, j, c) * load(gain, j, c), c);
+    a1 += g;
+    a2 += g * ((load(x, j, c) - m) * r);
+  });
+  const Vec<T> mg(sum_lanes(a1) / n), mgx(sum_lanes(a2) / n);
+  vec_loop<T>(n, [&](int64_t j, int64_t c) {
+    Vec<T> xhat = (load(x, j, c) - m) * r;
+    Vec<T> g = load(dy, j, c) * load(gain, j, c);
+    store(r * (g - mg - xhat * mgx), dx, j, c);
+  });
+}
+
+template <typename T>
+inline const T* row(const OptTensor& t, int64_t b) {
+  return t ? t->data_ptr<T>() + b * t->stride(0) : nullptr;
+}
+
+template <typename T>
+inline T* row(Tensor& t, int64_t b) {
+  return t.data_ptr<T>() + b * t.stride(0);
+}
+
+template <typename T>
+inline const T* crow(const Tensor& t, int64_t b) {
+  return t.data_ptr<T>() + b * t.stride(0);
+}
+
+template <typename F>
+void for_rows(int64_t B, int64_t row_elements, const F& f) {
+  // Two threads only pay off when each gets a few thousand elements.
+  const int64_t grain = std::max<int64_t>(1, 8192 / std::max<int64_t>(row_elements, 1));
+  at::parallel_for(0, B, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) f(b);
+  });
+}
+
+template <typename T>
+void forward_impl(const Tensor& x, const OptTensor& raw, const OptTensor& hh_gain,
+                  const OptTensor& hh_bias, const Tensor& c_prev, const Tensor& h_prev,
+                  const OptTensor& cell_gain, const OptTensor& cell_bias, const OptTensor& mask,
+                  const OptTensor& keep_c, const OptTensor& keep_h, Tensor& act, Tensor& c_new,
+                  Tensor& c, Tensor& tanh_c, Tensor& h, const OptTensor& hh_stats,
+                  const OptTensor& cell_stats) {
+  const int64_t B = act.size(0), G = act.size(1), H = G / 4;
+  const T* hg = hh_gain ? hh_gain->data_ptr<T>() : nullptr;
+  const T* hb = hh_bias ? hh_bias->data_ptr<T>() : nullptr;
+  const T* cg = cell_gain ? cell_gain->data_ptr<T>() : nullptr;
+  const T* cb = cell_bias ? cell_bias->data_ptr<T>() : nullptr;
+  const bool zone_c = keep_c.has_value(), cell_separate = !c.is_same(c_new);
+  for_rows(B, G, [&](int64_t b) {
+    T* z = row<T>(act, b);
+    const T* xr = crow<T>(x, b);
+    if (raw) {  // z = x + LN(raw): the recurrent map's layer norm (its bias is hh_bias)
+      const T* rr = row<T>(raw, b);
+      T mean, rstd;
+      row_stats(rr, G, mean, rstd);
+      T* st = hh_stats->data_ptr<T>();
+      st[b * hh_stats->stride(1)] = mean;
+      st[hh_stats->stride(0) + b * hh_stats->stride(1)] = rstd;
+      const Vec<T> m(mean), r(rstd);
+      vec_loop<T>(G, [&](int64_t j, int64_t n) {
+        Vec<T> y = (load(rr, j, n) - m) * r * load(hg, j, n) + load(xr, j, n);
+        if (hb) y = y + load(hb, j, n);
+        store(y, z, j, n);
+      });
+    } else if (xr != z) {
+      std::copy(xr, xr + G, z);
+    }
+    // i, f, o = sigmoid; g = tanh (torch's gate order i, f, g, o)
+    vec_loop<T>(2 * H, [&](int64_t j, int64_t n) { store(sigmoid(load(z, j, n)), z, j, n); });
+    vec_loop<T>(H, [&](int64_t j, int64_t n) {
+      store(load(z + 2 * H, j, n).tanh(), z + 2 * H, j, n);
+      store(sigmoid(load(z + 3 * H, j, n)), z + 3 * H, j, n);
+    });
+    const T *i = z, *f = z + H, *g = z + 2 * H, *o = z + 3 * H;
+    const T *cp = crow<T>(c_prev, b), *hp = crow<T>(h_prev, b);
+    const T *mk = row<T>(mask, b), *kc = row<T>(keep_c, b), *kh = row<T>(keep_h, b);
+    T *cn = row<T>(c_new, b), *cr = row<T>(c, b), *tc = row<T>(tanh_c, b), *hr = row<T>(h, b);
+    vec_loop<T>(H, [&](int64_t j, int64_t n) {  // c_new = f c_prev + i (g m); zoneout on c
+      Vec<T> gm = mk ? load(g, j, n) * load(mk, j, n) : load(g, j, n);
+      Vec<T> cv = load(i, j, n) * gm + load(f, j, n) * load(cp, j, n);
+      store(cv, cn, j, n);
+      if (zone_c) {
+        Vec<T> p = load(cp, j, n);
+        store(cv + load(kc, j, n) * (p - cv), cr, j, n);
+      } else if (cell_separate) {
+        store(cv, cr, j, n);
+      }
+    });
+    if (cg) {  // tanh(LN(c_new))
+      T mean, rstd;
+      row_stats(cn, H, mean, rstd);
+      T* st = cell_stats->data_ptr<T>();
+      st[b * cell_stats->stride(1)] = mean;
+      st[cell_stats->stride(0) + b * cell_stats->stride(1)] = rstd;
+      const Vec<T> m(mean), r(rstd);
+      vec_loop<T>(H, [&](int64_t j, int64_t n) {
+        Vec<T> y = (load(cn, j, n) - m) * r * load(cg, j, n);
+        if (cb) y = y + load(cb, j, n);
+        store(y.tanh(), tc, j, n);
+      });
+    } else {
+      vec_loop<T>(H, [&](int64_t j, int64_t n) { store(load(cn, j, n).tanh(), tc, j, n); });
+    }
+    vec_loop<T>(H, [&](int64_t j, int64_t n) {  // h = o tanh(.); zoneout on h
+      Vec<T> hv = load(o, j, n) * load(tc, j, n);
+      if (kh) hv = hv + load(kh, j, n) * (load(hp, j, n) - hv);
+      store(hv, hr, j, n);
+    });
+  });
+}
+
+template <typename T>
+void backward_impl(const Tensor& dh, const OptTensor& dh_extra, const Tensor& dc,
+                   const Tensor& act, const Tensor& tanh_c, const Tensor& c_new,
+                   const Tensor& c_prev, const OptTensor& mask, const OptTensor& keep_c,
+                   const OptTensor& keep_h, const OptTensor& cell_gain,
+                   const OptTensor& cell_stats, const OptTensor& raw, const OptTensor& hh_gain,
+                   const OptTensor& hh_stats, Tensor& d_gates, const OptTensor& d_raw,
+                   const OptTensor& d_cnorm, const OptTensor& dh_direct, Tensor& dc_prev) {
+  const int64_t B = act.size(0), G = act.size(1), H = G / 4;
+  const T* cg = cell_gain ? cell_gain->data_ptr<T>() : nullptr;
+  const T* hg = hh_gain ? hh_gain->data_ptr<T>() : nullptr;
+  for_rows(B, G, [&](int64_t b) {
+    std::vector<T> dcn_buf(H), dhn_buf(H);
+    T *d_cn = dcn_buf.data(), *dhn = dhn_buf.data();
+    const T *z = crow<T>(act, b), *tc = crow<T>(tanh_c, b), *cn = crow<T>(c_new, b);
+    const T *i = z, *f = z + H, *g = z + 2 * H, *o = z + 3 * H;
+    const T *cp = crow<T>(c_prev, b), *mk = row<T>(mask, b);
+    const T *kc = row<T>(keep_c, b), *kh = row<T>(keep_h, b);
+    const T *dhr = crow<T>(dh, b), *dhx = row<T>(dh_extra, b), *dcr = crow<T>(dc, b);
+    T* dz = row<T>(d_gates, b);
+    T* dhd = dh_direct ? dh_direct->data_ptr<T>() + b * dh_direct->stride(0) : nullptr;
+    // dL/d(o), and dL/d(the tanh's input) into d_cn
+    vec_loop<T>(H, [&](int64_t j, int64_t n) {
+      Vec<T> d = load(dhr, j, n);
+      if (dhx) d = d + load(dhx, j, n);
+      if (kh) {  // zoneout on h: the kept fraction flows straight to h_{t-1}
+        Vec<T> direct = d * load(kh, j, n);
+        store(direct, dhd, j, n);
+        d = d - direct;
+      }
+      Vec<T> t = load(tc, j, n), ov = load(o, j, n);
+      store(d * t * ov * (Vec<T>(1) - ov), dz + 3 * H, j, n);
+      store(d * ov * (Vec<T>(1) - t * t), d_cn, j, n);
+      store(d, dhn, j, n);
+    });
+    if (cg) {  // through the cell's layer norm
+      T* dcnorm = d_cnorm->data_ptr<T>() + b * d_cnorm->stride(0);
+      std::copy(d_cn, d_cn + H, dcnorm);
+      const T* st = cell_stats->data_ptr<T>();
+      T mean = st[b * cell_stats->stride(1)];
+      T rstd = st[cell_stats->stride(0) + b * cell_stats->stride(1)];
+      row_ln_backward(d_cn, cn, cg, mean, rstd, H, d_cn);
+    }
+    T* dcp = row<T>(dc_prev, b);
+    vec_loop<T>(H, [&](int64_t j, int64_t n) {
+      Vec<T> d = load(d_cn, j, n);  // dL/d(c_new)
+      Vec<T> from_next = load(dcr, j, n), direct(0);
+      if (kc) {
+        direct = from_next * load(kc, j, n);
+        d = d + from_next - direct;
+      } else {
+        d = d + from_next;
+      }
+      Vec<T> iv = load(i, j, n), fv = load(f, j, n), gv = load(g, j, n);
+      Vec<T> gm = mk ? gv * load(mk, j, n) : gv;
+      Vec<T> im = mk ? iv * load(mk, j, n) : iv;
+      const Vec<T> one(1);
+      store(d * gm * iv * (one - iv), dz, j, n);
+      store(d * load(cp, j, n) * fv * (one - fv), dz + H, j, n);
+      store(d * im * (one - gv * gv), dz + 2 * H, j, n);
+      store(d * fv + direct, dcp, j, n);
+    });
+    if (hg) {  // through the recurrent map's layer norm
+      T* dr = d_raw->data_ptr<T>() + b * d_raw->stride(0);
+      const T* st = hh_stats->data_ptr<T>();
+      T mean = st[b * hh_stats->stride(1)];
+      T rstd = st[hh_stats->stride(0) + b * hh_stats->stride(1)];
+      row_ln_backward(dz, row<T>(raw, b), hg, mean, rstd, G, dr);
+    }
+  });
+}
+
+void check_rows(const Tensor& t, const char* name) {
+  TORCH_CHECK(t.dim() == 2 && t.stride(1) == 1, "rnnkit lstm step: ", name,
+              " must be 2-D with a contiguous last dimension, got sizes ", t.sizes(),
+              " strides ", t.strides());
+}
+
+void lstm_forward_step(const Tensor& x, const OptTensor& raw, const OptTensor& hh_gain,
+                       const OptTensor& hh_bias, const Tensor& c_prev, const Tensor& h_prev,
+                       const OptTensor& cell_gain, const OptTensor& cell_bias,
+                       const OptTensor& mask, const OptTensor& keep_c, const OptTensor& keep_h,
+                       Tensor act, Tensor c_new, Tensor c, Tensor tanh_c, Tensor h,
+                       const OptTensor& hh_stats, const OptTensor& cell_stats) {
+  for (const Tensor* t : std::initializer_list<const Tensor*>{&x, &c_prev, &h_prev, &act, &c_new, &c, &tanh_c, &h}) {
+    check_rows(*t, "state and gate tensors");
+  }
+  for (const OptTensor* t : std::initializer_list<const OptTensor*>{&raw, &mask, &keep_c, &keep_h}) {
+    if (*t) check_rows(**t, "raw, mask and keep tensors");
+  }
+  TORCH_CHECK(!raw || (hh_gain && hh_stats), "rnnkit lstm step: raw needs hh_gain and hh_stats");
+  TORCH_CHECK(!cell_gain || cell_stats, "rnnkit lstm step: cell_gain needs cell_stats");
+  AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "rnnkit_lstm_forward_step", [&] {
+    forward_impl<scalar_t>(x, raw, hh_gain, hh_bias, c_prev, h_prev, cell_gain, cell_bias,
+                           mask, keep_c, keep_h, act, c_new, c, tanh_c, h, hh_stats,
+                           cell_stats);
+  });
+}
+
+void lstm_backward_step(const Tensor& dh, const OptTensor& dh_extra, const Tensor& dc,
+                        const Tensor& act, const Tensor& tanh_c, const Tensor& c_new,
+                        const Tensor& c_prev, const OptTensor& mask, const OptTensor& keep_c,
+                        const OptTensor& keep_h, const OptTensor& cell_gain,
+                        const OptTensor& cell_stats, const OptTensor& raw,
+                        const OptTensor& hh_gain, const OptTensor& hh_stats, Tensor d_gates,
+                        const OptTensor& d_raw, const OptTensor& d_cnorm,
+                        const OptTensor& dh_direct, Tensor dc_prev) {
+  for (const Tensor* t : std::initializer_list<const Tensor*>{&dh, &dc, &act, &tanh_c, &c_new, &c_prev, &d_gates, &dc_prev}) {
+    check_rows(*t, "state and gate tensors");
+  }
+  for (const OptTensor* t : std::initializer_list<const OptTensor*>{&dh_extra, &mask, &keep_c, &keep_h, &raw, &d_raw, &d_cnorm,
+                             &dh_direct}) {
+    if (*t) check_rows(**t, "optional per-step tensors");
+  }
+  TORCH_CHECK(!hh_gain || (raw && hh_stats && d_raw), "rnnkit lstm step: hh_gain needs raw, "
+              "hh_stats and d_raw");
+  TORCH_CHECK(!cell_gain || (cell_stats && d_cnorm), "rnnkit lstm step: cell_gain needs "
+              "cell_stats and d_cnorm");
+  TORCH_CHECK(!keep_h || dh_direct, "rnnkit lstm step: keep_h needs dh_direct");
+  AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "rnnkit_lstm_backward_step", [&] {
+    backward_impl<scalar_t>(dh, dh_extra, dc, act, tanh_c, c_new, c_prev, mask, keep_c, keep_h,
+                            cell_gain, cell_stats, raw, hh_gain, hh_stats, d_gates, d_raw,
+                            d_cnorm, dh_direct, dc_prev);
+  });
+}
+
+}  // namespace
+
+TORCH_LIBRARY(rnnkit, m) {
+  m.def(
+      "lstm_forward_step(Tensor x, Tensor? raw, Tensor? hh_gain, Tensor? hh_bias, "
+      "Tensor c_prev, Tensor h_prev, Tensor? cell_gain, Tensor? cell_bias, Tensor? mask, "
+      "Tensor? keep_c, Tensor? keep_h, Tensor(a!) act, Tensor(b!) c_new, Tensor(c!) c, "
+      "Tensor(d!) tanh_c, Tensor(e!) h, Tensor(f!)? hh_stats, Tensor(g!)? cell_stats) -> ()");
+  m.def(
+      "lstm_backward_step(Tensor dh, Tensor? dh_extra, Tensor dc, Tensor act, Tensor tanh_c, "
+      "Tensor c_new, Tensor c_prev, Tensor? mask, Tensor? keep_c, Tensor? keep_h, "
+      "Tensor? cell_gain, Tensor? cell_stats, Tensor? raw, Tensor? hh_gain, Tensor? hh_stats, "
+      "Tensor(a!) d_gates, Tensor(b!)? d_raw, Tensor(c!)? d_cnorm, Tensor(d!)? dh_direct, "
+      "Tensor(e!) dc_prev) -> ()");
+}
+
+TORCH_LIBRARY_IMPL(rnnkit, CPU, m) {
+  m.impl("lstm_forward_step", &lstm_forward_step);
+  m.impl("lstm_backward_step", &lstm_backward_step);
+}
