@@ -101,19 +101,45 @@ inline void row_ln_backward(const T* dy, const T* x, const T* gain, T mean, T rs
   });
 }
 
+// Row b of a [B, N] tensor (nullptr for an absent optional one).
 template <typename T>
-inline const T* row(const OptTensor& t, int64_t b) {
-  return t ? t->data_ptr<T>() + b * t->stride(0) : nullptr;
-}
-
-template <typename T>
-inline T* row(Tensor& t, int64_t b) {
+inline T* ptr(const Tensor& t, int64_t b) {
   return t.data_ptr<T>() + b * t.stride(0);
 }
 
 template <typename T>
-inline const T* crow(const Tensor& t, int64_t b) {
-  return t.data_ptr<T>() + b * t.stride(0);
+inline T* ptr(const OptTensor& t, int64_t b) {
+  return t ? ptr<T>(*t, b) : nullptr;
+}
+
+// Row b's layer-norm statistics in a [2, B] view: (mean, rstd).
+template <typename T>
+inline void write_stats(const Tensor& stats, int64_t b, T mean, T rstd) {
+  T* st = stats.data_ptr<T>() + b * stats.stride(1);
+  st[0] = mean;
+  st[stats.stride(0)] = rstd;
+}
+
+template <typename T>
+inline void read_stats(const Tensor& stats, int64_t b, T& mean, T& rstd) {
+  const T* st = stats.data_ptr<T>() + b * stats.stride(1);
+  mean = st[0];
+  rstd = st[stats.stride(0)];
+}
+
+// y = LN(x) * gain + bias over one row, handed to emit(j, count, y) piece by piece; the
+// statistics go to row b of `stats`.
+template <typename T, typename F>
+inline void row_layer_norm(const T* x, int64_t n, const T* gain, const T* bias,
+                           const Tensor& stats, int64_t b, const F& emit) {
+  T mean, rstd;
+  row_stats(x, n, mean, rstd);
+  write_stats(stats, b, mean, rstd);
+  const Vec<T> m(mean), r(rstd);
+  vec_loop<T>(n, [&](int64_t j, int64_t c) {
+    Vec<T> y = (load(x, j, c) - m) * r * load(gain, j, c);
+    emit(j, c, bias ? y + load(bias, j, c) : y);
+  });
 }
 
 template <typename F>
@@ -139,21 +165,13 @@ void forward_impl(const Tensor& x, const OptTensor& raw, const OptTensor& hh_gai
   const T* cb = cell_bias ? cell_bias->data_ptr<T>() : nullptr;
   const bool zone_c = keep_c.has_value(), cell_separate = !c.is_same(c_new);
   for_rows(B, G, [&](int64_t b) {
-    T* z = row<T>(act, b);
-    const T* xr = crow<T>(x, b);
+    T* z = ptr<T>(act, b);
+    const T* xr = ptr<T>(x, b);
     if (raw) {  // z = x + LN(raw): the recurrent map's layer norm (its bias is hh_bias)
-      const T* rr = row<T>(raw, b);
-      T mean, rstd;
-      row_stats(rr, G, mean, rstd);
-      T* st = hh_stats->data_ptr<T>();
-      st[b * hh_stats->stride(1)] = mean;
-      st[hh_stats->stride(0) + b * hh_stats->stride(1)] = rstd;
-      const Vec<T> m(mean), r(rstd);
-      vec_loop<T>(G, [&](int64_t j, int64_t n) {
-        Vec<T> y = (load(rr, j, n) - m) * r * load(hg, j, n) + load(xr, j, n);
-        if (hb) y = y + load(hb, j, n);
-        store(y, z, j, n);
-      });
+      row_layer_norm(ptr<T>(raw, b), G, hg, hb, *hh_stats, b,
+                     [&](int64_t j, int64_t n, const Vec<T>& y) {
+                       store(y + load(xr, j, n), z, j, n);
+                     });
     } else if (xr != z) {
       std::copy(xr, xr + G, z);
     }
@@ -164,9 +182,9 @@ void forward_impl(const Tensor& x, const OptTensor& raw, const OptTensor& hh_gai
       store(sigmoid(load(z + 3 * H, j, n)), z + 3 * H, j, n);
     });
     const T *i = z, *f = z + H, *g = z + 2 * H, *o = z + 3 * H;
-    const T *cp = crow<T>(c_prev, b), *hp = crow<T>(h_prev, b);
-    const T *mk = row<T>(mask, b), *kc = row<T>(keep_c, b), *kh = row<T>(keep_h, b);
-    T *cn = row<T>(c_new, b), *cr = row<T>(c, b), *tc = row<T>(tanh_c, b), *hr = row<T>(h, b);
+    const T *cp = ptr<T>(c_prev, b), *hp = ptr<T>(h_prev, b);
+    const T *mk = ptr<T>(mask, b), *kc = ptr<T>(keep_c, b), *kh = ptr<T>(keep_h, b);
+    T *cn = ptr<T>(c_new, b), *cr = ptr<T>(c, b), *tc = ptr<T>(tanh_c, b), *hr = ptr<T>(h, b);
     vec_loop<T>(H, [&](int64_t j, int64_t n) {  // c_new = f c_prev + i (g m); zoneout on c
       Vec<T> gm = mk ? load(g, j, n) * load(mk, j, n) : load(g, j, n);
       Vec<T> cv = load(i, j, n) * gm + load(f, j, n) * load(cp, j, n);
@@ -179,15 +197,7 @@ void forward_impl(const Tensor& x, const OptTensor& raw, const OptTensor& hh_gai
       }
     });
     if (cg) {  // tanh(LN(c_new))
-      T mean, rstd;
-      row_stats(cn, H, mean, rstd);
-      T* st = cell_stats->data_ptr<T>();
-      st[b * cell_stats->stride(1)] = mean;
-      st[cell_stats->stride(0) + b * cell_stats->stride(1)] = rstd;
-      const Vec<T> m(mean), r(rstd);
-      vec_loop<T>(H, [&](int64_t j, int64_t n) {
-        Vec<T> y = (load(cn, j, n) - m) * r * load(cg, j, n);
-        if (cb) y = y + load(cb, j, n);
+      row_layer_norm(cn, H, cg, cb, *cell_stats, b, [&](int64_t j, int64_t n, const Vec<T>& y) {
         store(y.tanh(), tc, j, n);
       });
     } else {
@@ -215,13 +225,13 @@ void backward_impl(const Tensor& dh, const OptTensor& dh_extra, const Tensor& dc
   for_rows(B, G, [&](int64_t b) {
     std::vector<T> dcn_buf(H), dhn_buf(H);
     T *d_cn = dcn_buf.data(), *dhn = dhn_buf.data();
-    const T *z = crow<T>(act, b), *tc = crow<T>(tanh_c, b), *cn = crow<T>(c_new, b);
+    const T *z = ptr<T>(act, b), *tc = ptr<T>(tanh_c, b), *cn = ptr<T>(c_new, b);
     const T *i = z, *f = z + H, *g = z + 2 * H, *o = z + 3 * H;
-    const T *cp = crow<T>(c_prev, b), *mk = row<T>(mask, b);
-    const T *kc = row<T>(keep_c, b), *kh = row<T>(keep_h, b);
-    const T *dhr = crow<T>(dh, b), *dhx = row<T>(dh_extra, b), *dcr = crow<T>(dc, b);
-    T* dz = row<T>(d_gates, b);
-    T* dhd = dh_direct ? dh_direct->data_ptr<T>() + b * dh_direct->stride(0) : nullptr;
+    const T *cp = ptr<T>(c_prev, b), *mk = ptr<T>(mask, b);
+    const T *kc = ptr<T>(keep_c, b), *kh = ptr<T>(keep_h, b);
+    const T *dhr = ptr<T>(dh, b), *dhx = ptr<T>(dh_extra, b), *dcr = ptr<T>(dc, b);
+    T* dz = ptr<T>(d_gates, b);
+    T* dhd = ptr<T>(dh_direct, b);
     // dL/d(o), and dL/d(the tanh's input) into d_cn
     vec_loop<T>(H, [&](int64_t j, int64_t n) {
       Vec<T> d = load(dhr, j, n);
@@ -237,14 +247,12 @@ void backward_impl(const Tensor& dh, const OptTensor& dh_extra, const Tensor& dc
       store(d, dhn, j, n);
     });
     if (cg) {  // through the cell's layer norm
-      T* dcnorm = d_cnorm->data_ptr<T>() + b * d_cnorm->stride(0);
-      std::copy(d_cn, d_cn + H, dcnorm);
-      const T* st = cell_stats->data_ptr<T>();
-      T mean = st[b * cell_stats->stride(1)];
-      T rstd = st[cell_stats->stride(0) + b * cell_stats->stride(1)];
+      std::copy(d_cn, d_cn + H, ptr<T>(d_cnorm, b));
+      T mean, rstd;
+      read_stats(*cell_stats, b, mean, rstd);
       row_ln_backward(d_cn, cn, cg, mean, rstd, H, d_cn);
     }
-    T* dcp = row<T>(dc_prev, b);
+    T* dcp = ptr<T>(dc_prev, b);
     vec_loop<T>(H, [&](int64_t j, int64_t n) {
       Vec<T> d = load(d_cn, j, n);  // dL/d(c_new)
       Vec<T> from_next = load(dcr, j, n), direct(0);
@@ -264,11 +272,9 @@ void backward_impl(const Tensor& dh, const OptTensor& dh_extra, const Tensor& dc
       store(d * fv + direct, dcp, j, n);
     });
     if (hg) {  // through the recurrent map's layer norm
-      T* dr = d_raw->data_ptr<T>() + b * d_raw->stride(0);
-      const T* st = hh_stats->data_ptr<T>();
-      T mean = st[b * hh_stats->stride(1)];
-      T rstd = st[hh_stats->stride(0) + b * hh_stats->stride(1)];
-      row_ln_backward(dz, row<T>(raw, b), hg, mean, rstd, G, dr);
+      T mean, rstd;
+      read_stats(*hh_stats, b, mean, rstd);
+      row_ln_backward(dz, ptr<T>(raw, b), hg, mean, rstd, G, ptr<T>(d_raw, b));
     }
   });
 }
