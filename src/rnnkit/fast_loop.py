@@ -31,7 +31,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from rnnkit import kernels
+from rnnkit import kernels, workspace
 
 EPS = 1e-5
 
@@ -180,10 +180,12 @@ class _LSTMLayer(torch.autograd.Function):
         T, B, G = input_gates.shape
         H = G // 4
         input_gates = input_gates.contiguous()
-        keep_h, keep_c = (None if k is None else k.expand(T, B, H).contiguous()
+        def new(*shape: int) -> Tensor:
+            return workspace.empty(shape, input_gates)
+
+        keep_h, keep_c = (None if k is None else new(T, B, H).copy_(k.expand(T, B, H))
                           for k in (keep_h, keep_c))
         step, _ = _lstm_step_ops(input_gates)
-        new = input_gates.new_empty
         hs, cs, tanh_c = new(T + 1, B, H), new(T + 1, B, H), new(T, B, H)  # hs[t+1] = h_t
         hs[0], cs[0] = h0, c0
         act = new(T, B, G)  # activated gates i, f, g, o
@@ -226,9 +228,9 @@ class _LSTMLayer(torch.autograd.Function):
         T, B, G = act.shape
         restarts = ctx.restarts
         _, step = _lstm_step_ops(act)
-        d_gates = torch.empty_like(act)  # dL/d(input_gates) = dL/d(gate preactivations)
-        d_raw = torch.empty_like(act) if raw_hh is not None else None
-        d_cnorm = torch.empty_like(tanh_c) if cell_gain is not None else None
+        d_gates = workspace.empty(act.shape, act)  # dL/d(input_gates) = dL/d(preactivations)
+        d_raw = workspace.empty(act.shape, act) if raw_hh is not None else None
+        d_cnorm = workspace.empty(tanh_c.shape, tanh_c) if cell_gain is not None else None
         dh_direct = torch.empty_like(hs[0]) if keep_h is not None else None
         d_h_init = torch.zeros_like(hs[0]) if restarts else None
         d_c_init = torch.zeros_like(cs[0]) if restarts else None
@@ -275,7 +277,10 @@ class _GRULayer(torch.autograd.Function):
     ):
         T, B, G = input_gates.shape
         H = G // 3
-        new = input_gates.new_empty
+
+        def new(*shape: int) -> Tensor:
+            return workspace.empty(shape, input_gates)
+
         hs = new(T + 1, B, H)  # hs[t+1] = h_t
         hs[0] = h0
         act = new(T, B, G)  # r, z, n after their nonlinearities
@@ -325,9 +330,9 @@ class _GRULayer(torch.autograd.Function):
         T, B, G = act.shape
         H = G // 3
         restarts = ctx.restarts
-        d_gates = torch.empty_like(act)
-        d_a = torch.empty_like(act)  # dL/d (recurrent projection, after its layer norm)
-        d_raw = torch.empty_like(act) if raw_hh is not None else d_a
+        d_gates = workspace.empty(act.shape, act)
+        d_a = workspace.empty(act.shape, act)  # dL/d (recurrent projection, after its LN)
+        d_raw = workspace.empty(act.shape, act) if raw_hh is not None else d_a
         d_h_init = torch.zeros_like(hs[0]) if restarts else None
         dh = d_hn.clone() if d_hn is not None else torch.zeros_like(hs[0])
         for t in range(T - 1, -1, -1):

@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from rnnkit import workspace
+
 
 def check_rate(name: str, p: float) -> float:
     """Return ``p`` if it is a probability in [0, 1), else raise a ValueError naming it."""
@@ -28,7 +30,7 @@ def dropout_mask(
     if p == 0.0 or not training:
         return None
     # rand >= p is a Bernoulli(1-p) draw; on CPU it is ~2x faster than bernoulli_.
-    keep = torch.rand(shape, device=like.device, dtype=like.dtype).ge_(p)
+    keep = workspace.empty(shape, like).uniform_().ge_(p)
     return keep.div_(1.0 - p)
 
 
@@ -41,7 +43,7 @@ def zoneout_keep(
         return None
     if not training:
         return torch.full((1,) * len(shape), p, device=like.device, dtype=like.dtype)
-    return torch.rand(shape, device=like.device, dtype=like.dtype).lt_(p)  # Bernoulli(p)
+    return workspace.empty(shape, like).uniform_().lt_(p)  # Bernoulli(p)
 
 
 def zoneout(previous: Tensor, new: Tensor, keep: Tensor | None) -> Tensor:
