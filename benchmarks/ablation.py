@@ -51,6 +51,13 @@ VARIANTS = {
     "chunk 32": {"chunk_len": 32},
     "batch 64, chunk 32": {"batch_size": 64, "chunk_len": 32},
     "no dropout": {"dropout": 0.0},
+    # third round: the GRU fast loop made layer norm cost ~nothing per step (benchmarks/cells.py)
+    "LN": {"layer_norm": True},
+    "LN, hidden 384": {"layer_norm": True, "hidden_size": 384},
+    "LN, no dropout": {"layer_norm": True, "dropout": 0.0},
+    "LN, batch 64, chunk 32": {"layer_norm": True, "batch_size": 64, "chunk_len": 32},
+    "hidden 384, no dropout": {"hidden_size": 384, "dropout": 0.0},
+    "hidden 384, dropout 0.1": {"hidden_size": 384},
 }
 
 

@@ -1,4 +1,4 @@
-"""Char-LM quality on tinyshakespeare: rnnkit's default model vs two plain torch.nn.LSTM recipes.
+"""Char-LM quality on tinyshakespeare: rnnkit's default model vs plain torch.nn.LSTM recipes.
 
 Same data (first 90% train, last 10% validation, vocabulary of the whole file), same
 wall-clock training budget, same thread count, same evaluation (the whole validation split,
@@ -50,8 +50,10 @@ class PlainRecipe:
 RECIPES = {
     # char-rnn's classic setup; Adam at char-rnn's 2e-3, no schedule, no dropout.
     "plain_untuned": PlainRecipe(64, 512, 1, 0.0, 2e-3, 1.0, 100, 32),
-    # the best plain recipe found for the issue (measured 1.457 nats/char at 600 s).
+    # the best plain recipe found for the issue (measured 1.457 nats/char at 600 s) ...
     "plain_tuned": PlainRecipe(128, 512, 2, 0.25, 3e-3, 0.05, 128, 32),
+    # ... and its variant for short budgets (measured 1.540 at 95 s).
+    "plain_tuned_1x512": PlainRecipe(128, 512, 1, 0.1, 4e-3, 0.05, 128, 32),
 }
 
 
@@ -144,7 +146,7 @@ def train_rnnkit(budget: float, seed: int, data: str, overrides: dict | None = N
     return model
 
 
-# The issue's targets for rnnkit's default (nats/char); it must also beat both baselines.
+# The issue's targets for rnnkit's default (nats/char); it must also beat every plain recipe.
 TARGETS = {95.0: 1.50, 600.0: 1.42}
 
 
@@ -167,13 +169,13 @@ def run_budget(budget: float, args: argparse.Namespace, train: Tensor, val: Tens
               flush=True)
     result: dict = {"budget_seconds": budget, "results": rows}
     scores = {r["model"]: r["val_nats_per_char"] for r in rows}
-    if "rnnkit" in scores and len(scores) == 3:
+    if "rnnkit" in scores and len(scores) == 1 + len(RECIPES):
         ours = scores.pop("rnnkit")
-        result["beats_both_baselines"] = all(ours < other for other in scores.values())
+        result["beats_every_baseline"] = all(ours < other for other in scores.values())
         if budget in TARGETS:
             result["target_nats_per_char"] = TARGETS[budget]
             result["meets_target"] = ours <= TARGETS[budget]
-        print(f"{budget:6g} s  rnnkit beats both baselines: {result['beats_both_baselines']}"
+        print(f"{budget:6g} s  rnnkit beats every baseline: {result['beats_every_baseline']}"
               + (f"; target <= {TARGETS[budget]}: {result['meets_target']}"
                  if budget in TARGETS else ""))
     return result
@@ -186,8 +188,9 @@ def main() -> None:
                         "(default: 95)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default: 2)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    parser.add_argument("--only", default="rnnkit,plain_untuned,plain_tuned",
-                        help="comma-separated models to run (default: all three)")
+    parser.add_argument("--only", default=",".join(["rnnkit", *RECIPES]),
+                        help="comma-separated models to run (default: rnnkit and every plain "
+                        "recipe)")
     parser.add_argument("--data", default=str(DATA), help=f"corpus (default: {DATA})")
     parser.add_argument("--output", default=str(RESULTS), help=f"JSON (default: {RESULTS})")
     parser.add_argument("--rnnkit-set", nargs="*", default=[], metavar="KEY=VALUE",
