@@ -60,6 +60,7 @@ VARIANTS = {
     "hidden 384, dropout 0.1": {"hidden_size": 384},
     # long budgets: the tuned plain LSTM (1x512, TBPTT 128) won at 600 s
     "LSTM 512, chunk 128": {"cell": "lstm", "hidden_size": 512, "chunk_len": 128},
+    "no learned_initial_state": {"learned_initial_state": False},
 }
 
 
