@@ -180,11 +180,13 @@ class _LSTMLayer(torch.autograd.Function):
         T, B, G = input_gates.shape
         H = G // 4
         input_gates = input_gates.contiguous()
+
         def new(*shape: int) -> Tensor:
             return workspace.empty(shape, input_gates)
 
-        keep_h, keep_c = (None if k is None else new(T, B, H).copy_(k.expand(T, B, H))
-                          for k in (keep_h, keep_c))
+        # The step reads keep masks row by row: copy only those that are broadcast.
+        keep_h, keep_c = (k if k is None or (k.shape == (T, B, H) and k.is_contiguous())
+                          else new(T, B, H).copy_(k.expand(T, B, H)) for k in (keep_h, keep_c))
         step, _ = _lstm_step_ops(input_gates)
         hs, cs, tanh_c = new(T + 1, B, H), new(T + 1, B, H), new(T, B, H)  # hs[t+1] = h_t
         hs[0], cs[0] = h0, c0
