@@ -22,8 +22,15 @@ NAME = "rnnkit_step_kernels"
 SOURCES = [Path(__file__).parent / "csrc" / "lstm_step.cpp"]
 
 
+def _openmp() -> list[str]:
+    """-fopenmp where torch itself runs on GNU OpenMP (Linux): without it, at::parallel_for in
+    the kernel compiles to a serial loop and uses one core whatever torch.set_num_threads says.
+    The extension then shares the libgomp that torch has already loaded."""
+    return ["-fopenmp"] if sys.platform == "linux" and torch.backends.openmp.is_available() else []
+
+
 def _flags() -> list[str]:
-    flags = ["-O3"]
+    flags = ["-O3", *_openmp()]
     # torch's own vector kernels pick their instruction set at run time; ours is compiled for
     # the machine it runs on, and only uses AVX2 where torch reports the CPU has it.
     if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
@@ -46,7 +53,8 @@ def available() -> bool:
         notice.start()
         try:
             cpp_extension.load(name=NAME, sources=[str(s) for s in SOURCES],
-                               extra_cflags=_flags(), is_python_module=False)
+                               extra_cflags=_flags(), extra_ldflags=_openmp(),
+                               is_python_module=False)
         finally:
             notice.cancel()
     except Exception as e:  # no compiler, no ninja, a broken toolchain: run the eager step

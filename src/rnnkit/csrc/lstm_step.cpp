@@ -13,6 +13,7 @@
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/vec.h>
 #include <torch/library.h>
+#include <torch/version.h>
 
 #include <cmath>
 #include <initializer_list>
@@ -61,9 +62,26 @@ inline Vec<T> head(const Vec<T>& v, int64_t count) {
   return count == Vec<T>::size() ? v : Vec<T>::set(Vec<T>(0), v, count);
 }
 
+// exp_u20 (ATen >= 2.3) is a polynomial exp within 20 ulp, about 3x faster than Sleef's
+// exp_u10 for float; for double it is exp itself. A sigmoid error of ~1e-6 is far below
+// float32 training noise, and float64 (gradcheck) keeps the exact exp.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 3)
+template <typename T>
+inline Vec<T> fast_exp(const Vec<T>& x) { return x.exp_u20(); }
+#else
+template <typename T>
+inline Vec<T> fast_exp(const Vec<T>& x) { return x.exp(); }
+#endif
+
 template <typename T>
 inline Vec<T> sigmoid(const Vec<T>& x) {
-  return Vec<T>(1) / (Vec<T>(1) + x.neg().exp());
+  return Vec<T>(1) / (Vec<T>(1) + fast_exp(x.neg()));
+}
+
+// tanh(x) = 2 sigmoid(2x) - 1: absolute error ~2e-7 in float, like the sigmoid's.
+template <typename T>
+inline Vec<T> fast_tanh(const Vec<T>& x) {
+  return Vec<T>(2) / (Vec<T>(1) + fast_exp(x * Vec<T>(-2))) - Vec<T>(1);
 }
 
 // Layer-norm statistics of one row: mean and 1/sqrt(biased variance + eps).
@@ -178,7 +196,7 @@ void forward_impl(const Tensor& x, const OptTensor& raw, const OptTensor& hh_gai
     // i, f, o = sigmoid; g = tanh (torch's gate order i, f, g, o)
     vec_loop<T>(2 * H, [&](int64_t j, int64_t n) { store(sigmoid(load(z, j, n)), z, j, n); });
     vec_loop<T>(H, [&](int64_t j, int64_t n) {
-      store(load(z + 2 * H, j, n).tanh(), z + 2 * H, j, n);
+      store(fast_tanh(load(z + 2 * H, j, n)), z + 2 * H, j, n);
       store(sigmoid(load(z + 3 * H, j, n)), z + 3 * H, j, n);
     });
     const T *i = z, *f = z + H, *g = z + 2 * H, *o = z + 3 * H;
@@ -198,10 +216,10 @@ void forward_impl(const Tensor& x, const OptTensor& raw, const OptTensor& hh_gai
     });
     if (cg) {  // tanh(LN(c_new))
       row_layer_norm(cn, H, cg, cb, *cell_stats, b, [&](int64_t j, int64_t n, const Vec<T>& y) {
-        store(y.tanh(), tc, j, n);
+        store(fast_tanh(y), tc, j, n);
       });
     } else {
-      vec_loop<T>(H, [&](int64_t j, int64_t n) { store(load(cn, j, n).tanh(), tc, j, n); });
+      vec_loop<T>(H, [&](int64_t j, int64_t n) { store(fast_tanh(load(cn, j, n)), tc, j, n); });
     }
     vec_loop<T>(H, [&](int64_t j, int64_t n) {  // h = o tanh(.); zoneout on h
       Vec<T> hv = load(o, j, n) * load(tc, j, n);
