@@ -132,7 +132,7 @@ def evaluate(model: nn.Module, val: Tensor, vocab: int, batch: int = 16, chunk: 
 def train_rnnkit(budget: float, seed: int, data: str, overrides: dict | None = None) -> nn.Module:
     """rnnkit's default char model, trained as ``rnnkit train FILE --max-time BUDGET`` would,
     except that it evaluates only after the budget (the baselines do not evaluate either)."""
-    from rnnkit.cli_config import TrainSettings
+    from rnnkit.cli_config import TrainSettings, resolve_model_size
     from rnnkit.cli_infer import load_model
     from rnnkit.cli_train import run_training
 
@@ -140,7 +140,7 @@ def train_rnnkit(budget: float, seed: int, data: str, overrides: dict | None = N
         settings = TrainSettings(files=[data], runs_dir=tmp, name="charlm", device="cpu",
                                  max_time=budget, seed=seed, progress=False, sample_length=0,
                                  eval_every=10**9, **(overrides or {}))
-        summary = run_training(settings)
+        summary = run_training(resolve_model_size(settings, given=set(overrides or {})))
         model, _ = load_model(Path(tmp) / "charlm", checkpoint="last", device="cpu")
     model.train_steps, model.train_seconds = summary["steps"], summary["elapsed"]
     return model

@@ -5,11 +5,13 @@ import argparse
 import pytest
 
 from rnnkit.cli_config import (
+    MODEL_SIZES,
     ConfigError,
     TrainSettings,
     add_arguments,
     build_settings,
     load_config_file,
+    resolve_model_size,
 )
 
 
@@ -30,9 +32,36 @@ def test_help_lists_every_option_with_its_default(capsys):
     parser = argparse.ArgumentParser()
     add_arguments(parser, TrainSettings)
     help_text = " ".join(parser.format_help().split())
-    for name in ("--hidden-size", "--max-time", "--layer-norm", "--device", "--columns"):
+    for name in ("--hidden-size", "--max-time", "--layer-norm", "--device", "--columns",
+                 "--model-size"):
         assert name in help_text
-    assert f"(default: {TrainSettings().hidden_size})" in help_text
+    assert f"(default: {TrainSettings().lr})" in help_text
+    assert "units per recurrent layer (default: set by --model" in help_text
+
+
+@pytest.mark.parametrize("flags,size", [
+    ({}, "small"),  # the default 180 s budget
+    ({"max_time": 600.0}, "large"),
+    ({"max_time": 0.0, "max_steps": 500}, "large"),  # steps only: no time pressure
+    ({"max_time": 600.0, "files": ["x.csv"]}, "small"),  # forecasting keeps the small preset
+    ({"model_size": "large"}, "large"),
+    ({"model_size": "small", "max_time": 600.0}, "small"),
+])
+def test_model_size_picks_a_preset_by_budget_and_task(flags, size):
+    s = resolve_model_size(TrainSettings(**flags), set(flags))
+    assert s.model_size == size
+    for name, value in MODEL_SIZES[size].items():
+        assert getattr(s, name) == value
+
+
+def test_model_size_leaves_given_fields_alone():
+    given = {"max_time": 600.0, "hidden_size": 256, "cell": "gru"}
+    s = resolve_model_size(TrainSettings(**given), set(given))
+    assert (s.model_size, s.hidden_size, s.cell) == ("large", 256, "gru")
+    assert s.layer_norm is True and s.chunk_len == 128  # the rest of the large preset
+    # without a record of what was given, fields that differ from their default count
+    s = resolve_model_size(TrainSettings(max_time=600.0, hidden_size=256))
+    assert (s.hidden_size, s.cell) == (256, "lstm")
 
 
 def test_precedence_default_file_flag(tmp_path):

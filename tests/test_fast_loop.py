@@ -33,6 +33,8 @@ def _inputs(gates: int, *, ln_hh: bool, ln_cell: bool, mask: bool, keep: bool, r
         kw["h_init"] = rand(B, H)
     if gates == 4:
         kw["c0"] = rand(B, H)
+        kw["ih_gain"] = rand(gates * H) if ln_hh else None  # input_gates before their LN
+        kw["ih_bias"] = rand(gates * H) if ln_hh else None
         kw["cell_gain"] = rand(H) if ln_cell else None
         kw["cell_bias"] = rand(H) if ln_cell else None
         kw["keep_c"] = (torch.rand(T, B, 1, generator=g, dtype=torch.float64) > 0.5).double() \
@@ -95,6 +97,7 @@ def test_lstm_kernel_equals_eager_step(dtype, monkeypatch):
 
     kw = dict(input_gates=rand(T_, B_, 4 * H_), h0=rand(B_, H_), c0=rand(B_, H_),
               weight_hh=rand(4 * H_, H_) / 6, hh_gain=rand(4 * H_), hh_bias=rand(4 * H_),
+              ih_gain=rand(4 * H_), ih_bias=rand(4 * H_),
               cell_gain=rand(H_), cell_bias=rand(H_),
               candidate_mask=(torch.rand(B_, H_, generator=g, dtype=dtype) > 0.3).to(dtype) * 1.4,
               keep_h=torch.rand(T_, B_, H_, generator=g, dtype=dtype),

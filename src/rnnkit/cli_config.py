@@ -40,6 +40,20 @@ def _require(settings: Any, rules: dict[str, tuple[float, float, str]]) -> None:
 
 
 POSITIVE, NON_NEGATIVE = (1, math.inf, ">= 1"), (0, math.inf, ">= 0")
+
+# The two model presets of --model-size, chosen by benchmarks/charlm.py and ablation.py on
+# tinyshakespeare with 2 CPU threads (issue 4's notes): within a few minutes a small GRU wins
+# by making many more steps; from about 10 minutes on, a layer-normalized LSTM 512 with longer
+# chunks learns more per step and wins. The LSTM keeps torch's forget-gate init (bias 0):
+# a forget bias of 1 scored worse at both 95 s and 600 s there.
+MODEL_SIZES: dict[str, dict[str, Any]] = {
+    "small": {"cell": "gru", "hidden_size": 384, "layer_norm": False, "forget_bias": 1.0,
+              "chunk_len": 64},
+    "large": {"cell": "lstm", "hidden_size": 512, "layer_norm": True, "forget_bias": 0.0,
+              "chunk_len": 128},
+}
+LARGE_FROM_SECONDS = 300.0
+_BY_SIZE = "set by --model-size"
 FRACTION = (0.0, 0.99, "in [0, 1)")
 
 
@@ -63,23 +77,30 @@ class TrainSettings:
     device: str = _opt("auto", "auto takes a GPU when there is one",
                        choices=("auto", "cpu", "cuda"))
     seed: int = _opt(0, "random seed for initialization, batching and sampling")
-    # --- model (defaults chosen by benchmarks/ablation.py at 95 s and 600 s: under a fixed CPU
-    # time budget a GRU of 384 units with short chunks makes the most of the time) ---
-    cell: str = _opt("gru", "recurrent cell", choices=("lstm", "gru"))
+    # --- model (the field defaults are the "small" model; see MODEL_SIZES) ---
+    model_size: str = _opt("auto", "model preset for cell, hidden_size, layer_norm, forget_bias "
+                           "and chunk_len (flags for those win): small = GRU 384, chunks of "
+                           "64; large = layer-norm LSTM 512, chunks of 128; auto = large for "
+                           f"text with a time budget of {LARGE_FROM_SECONDS:g} s or more (or "
+                           "only a step budget), else small",
+                           choices=("auto", "small", "large"))
+    cell: str = _opt("gru", "recurrent cell", choices=("lstm", "gru"), shown=_BY_SIZE)
     embed_dim: int = _opt(128, "character embedding size (text)")
-    hidden_size: int = _opt(384, "units per recurrent layer")
+    hidden_size: int = _opt(384, "units per recurrent layer", shown=_BY_SIZE)
     num_layers: int = _opt(1, "stacked recurrent layers")
     dropout: float = _opt(0.1, "dropout between layers and before the output head")
-    layer_norm: bool = _opt(False, "layer normalization on every recurrent linear map")
+    layer_norm: bool = _opt(False, "layer normalization on every recurrent linear map",
+                            shown=_BY_SIZE)
     input_layers: int = _opt(0, "feed-forward layers before the recurrence")
     sum_outputs: bool = _opt(False, "output the sum of all layers' outputs")
     learned_initial_state: bool = _opt(True, "train the initial state h0 (and c0)")
-    forget_bias: float = _opt(1.0, "initial LSTM forget-gate bias")
+    forget_bias: float = _opt(1.0, "initial LSTM forget-gate bias", shown=_BY_SIZE)
     recurrent_dropout: float = _opt(0.0, "dropout on the candidate update (Semeniuta 2016)")
     zoneout: float = _opt(0.0, "zoneout rate on the hidden (and cell) state")
     # --- training ---
     batch_size: int = _opt(32, "parallel streams per batch")
-    chunk_len: int = _opt(64, "truncated-BPTT chunk length (steps per gradient)")
+    chunk_len: int = _opt(64, "truncated-BPTT chunk length (steps per gradient)",
+                          shown=_BY_SIZE)
     lr: float = _opt(4e-3, "Adam learning rate")
     lr_final: float = _opt(0.05, "cosine decay to this fraction of lr at the end of the budget")
     clip: str = _opt("norm", "gradient clipping: none, norm (at clip_norm) or auto (AutoClip "
@@ -108,6 +129,32 @@ class TrainSettings:
             "lr_final": (0.0, 1.0, "in [0, 1]"),
             "clip_percentile": (0.0, 100.0, "in [0, 100]"),
         })
+
+
+def task_kind(settings: TrainSettings) -> str:
+    """``text`` or ``forecast``; ``auto`` means forecast when a file is a .csv."""
+    if settings.task != "auto":
+        return settings.task
+    return "forecast" if any(f.lower().endswith(".csv") for f in settings.files) else "text"
+
+
+def resolve_model_size(settings: TrainSettings, given: set[str] | None = None) -> TrainSettings:
+    """Fill the preset's fields that were not ``given`` and name the preset in
+    ``settings.model_size`` (so a saved config says what ran). ``given=None``: every field that
+    differs from its default counts as given."""
+    if given is None:
+        defaults = TrainSettings()
+        given = {f.name for f in dataclasses.fields(settings)
+                 if getattr(settings, f.name) != getattr(defaults, f.name)}
+    size = settings.model_size
+    if size == "auto":  # the presets were measured on text; forecasting keeps the small one
+        long_budget = not settings.max_time or settings.max_time >= LARGE_FROM_SECONDS
+        size = "large" if long_budget and task_kind(settings) == "text" else "small"
+    for name, value in MODEL_SIZES[size].items():
+        if name not in given:
+            setattr(settings, name, value)
+    settings.model_size = size
+    return settings
 
 
 @dataclass

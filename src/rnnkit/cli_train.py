@@ -15,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from rnnkit import rundir
-from rnnkit.cli_config import ConfigError, TrainSettings, build_settings
+from rnnkit.cli_config import ConfigError, TrainSettings, build_settings, resolve_model_size
 from rnnkit.data.errors import DataError
 from rnnkit.multistep import make_objective
 from rnnkit.tasks import (
@@ -210,7 +210,7 @@ def settings_for(argv_flags: dict[str, Any], config_values: dict[str, Any], sour
     given = set(argv_flags) | {str(k).replace("-", "_") for k in config_values}
     if resume is None:
         settings = build_settings(TrainSettings, config_values, argv_flags, source)
-        return _steps_only(settings, given), None
+        return resolve_model_size(_steps_only(settings, given), given), None
     run = rundir.find_run(resume)
     changed = sorted(set(argv_flags) - RESUMABLE - {"files"} | set(config_values))
     if changed or argv_flags.get("files"):
@@ -231,6 +231,8 @@ def _steps_only(settings: TrainSettings, given: set[str]) -> TrainSettings:
 
 def run_training(s: TrainSettings, resume_run: Path | None = None) -> dict[str, Any]:
     """Train as the settings say; returns the trainer's summary plus the run directory."""
+    if s.model_size == "auto" and resume_run is None:
+        s = resolve_model_size(s)  # a caller that built TrainSettings itself
     device = resolve_device(s.device)
     task, docs = load_task_data(s)
     train, val = split_documents(docs, s.val_fraction)
@@ -341,8 +343,11 @@ def _announce(task: Task, s: TrainSettings, run: Path, model: torch.nn.Module, n
                                         s.max_steps and f"{s.max_steps} steps"]))
     print(f"data: {source}: {n_train} train / {n_val} validation {task.unit}s, {what}",
           file=sys.stderr)
-    print(f"model: {s.cell.upper()} {s.num_layers}x{s.hidden_size}, {params / 1e6:.2f}M "
-          f"parameters, on {device}; budget {budget}; run directory {run}", file=sys.stderr)
+    size = f" ({s.model_size})" if s.model_size in ("small", "large") else ""
+    norm = ", layer norm" if s.layer_norm else ""
+    print(f"model{size}: {s.cell.upper()} {s.num_layers}x{s.hidden_size}{norm}, "
+          f"{params / 1e6:.2f}M parameters, chunks of {s.chunk_len}, on {device}; budget "
+          f"{budget}; run directory {run}", file=sys.stderr)
 
 
 def _finish(task: Task, summary: dict[str, Any], run: Path) -> None:

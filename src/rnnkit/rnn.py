@@ -336,10 +336,13 @@ class _RecurrentBase(nn.Module):
     def _zoneout_rates(self) -> tuple[float, ...]:
         raise NotImplementedError
 
-    def _input_gates(self, x: Tensor, layer: int) -> Tensor:
-        """``W_ih x + b_ih`` for all steps at once, layer-normalized with layer_norm (Ba 2016)."""
+    def _input_gates(self, x: Tensor, layer: int, normalize: bool = True) -> Tensor:
+        """``W_ih x + b_ih`` for all steps at once, layer-normalized with layer_norm (Ba 2016);
+        ``normalize=False`` leaves the layer norm (and its bias) to the fast loop's step."""
         w = getattr(self, f"weight_ih_l{layer}")
         b = getattr(self, f"bias_ih_l{layer}") if self.bias else None
+        if self.layer_norm and not normalize:
+            return F.linear(x, w)
         if self.layer_norm:
             return F.layer_norm(F.linear(x, w), (w.shape[0],),
                                 getattr(self, f"ln_weight_ih_l{layer}"), b)
@@ -374,8 +377,10 @@ class _RecurrentBase(nn.Module):
             candidate_mask = dropout_mask((B, H), self.recurrent_dropout, self.training, x)
             layer_init = [s[layer] for s in init]
             run = self._fast_layer if self.fast else self._reference_layer
-            x, s = run(self._input_gates(x, layer), [s[layer] for s in states], layer,
-                       candidate_mask, keep, resets, layer_init)
+            fused_norm = self.fast and self._fused_input_norm
+            gates = self._input_gates(x, layer, normalize=not fused_norm)
+            x, s = run(gates, [s[layer] for s in states], layer, candidate_mask, keep, resets,
+                       layer_init)
             if valid is not None:
                 x = x * valid
             output = x if output is None or not self.sum_outputs else output + x
@@ -396,6 +401,7 @@ class _RecurrentBase(nn.Module):
 
     _cell_step: Callable
     _fast_layer: Callable
+    _fused_input_norm = False  # True: _fast_layer applies the input map's layer norm itself
 
 
 class LSTM(_RecurrentBase):
@@ -476,14 +482,21 @@ class LSTM(_RecurrentBase):
         return functional.lstm_step(gates_x, h, c, getattr(self, f"weight_hh_l{layer}"), bias_hh,
                                     self._hh_norm(layer), self._cell_norm(layer), candidate_mask)
 
+    _fused_input_norm = True
+
     def _fast_layer(self, gates_x, state, layer, candidate_mask, keep, resets, init):
         hh_gain, hh_bias = self._hh_norm(layer) or (None, None)
         if hh_gain is None and self.bias:
             hh_bias = getattr(self, f"bias_hh_l{layer}")
+        ih_gain, ih_bias = None, None
+        if self.layer_norm:  # gates_x is W_ih x before its layer norm (_fused_input_norm)
+            ih_gain = getattr(self, f"ln_weight_ih_l{layer}")
+            ih_bias = getattr(self, f"bias_ih_l{layer}") if self.bias else None
         cell_gain, cell_bias = self._cell_norm(layer) or (None, None)
         out, h, c = fast_loop.lstm_layer(
             gates_x, state[0], state[1], getattr(self, f"weight_hh_l{layer}"), hh_gain, hh_bias,
-            cell_gain, cell_bias, candidate_mask, keep[0], keep[1], resets, init[0], init[1],
+            ih_gain, ih_bias, cell_gain, cell_bias, candidate_mask, keep[0], keep[1], resets,
+            init[0], init[1],
         )
         return out, [h, c]
 

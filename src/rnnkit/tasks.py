@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from rnnkit.cli_config import TrainSettings
+from rnnkit.cli_config import TrainSettings, task_kind
 from rnnkit.data.errors import DataError
 from rnnkit.data.series import load_csv
 from rnnkit.data.text import CharVocab, load_texts, split_tail
@@ -183,10 +183,7 @@ def task_from_description(d: dict[str, Any]) -> Task:
 
 def load_task_data(s: TrainSettings) -> tuple[Task, list[Tensor]]:
     """The task the settings ask for, and its data as a list of sequences (one per file)."""
-    kind = s.task
-    if kind == "auto":
-        kind = "forecast" if any(f.lower().endswith(".csv") for f in s.files) else "text"
-    if kind == "forecast":
+    if task_kind(s) == "forecast":
         return ForecastTask.from_files(s.files, s.columns)
     if s.columns:
         raise DataError("--columns only applies to --task forecast (CSV files)")

@@ -2,7 +2,7 @@
 //
 // rnnkit.fast_loop runs the time loop and the matmuls (W_hh h_{t-1}, dz W_hh); these two ops
 // do everything between them that eager PyTorch would do in ~12 small ops per step: the layer
-// norm of the recurrent map, the gate nonlinearities, the cell update with recurrent dropout
+// norms of the input and recurrent maps, the gate nonlinearities, the cell update with recurrent dropout
 // and zoneout, the layer norm of the cell, and the output. The math is exactly
 // rnnkit.fast_loop._lstm_forward_step / _lstm_backward_step (the eager version, used when this
 // file cannot be compiled, and the reference tests/test_fast_loop.py holds it to).
@@ -170,13 +170,16 @@ void for_rows(int64_t B, int64_t row_elements, const F& f) {
 }
 
 template <typename T>
-void forward_impl(const Tensor& x, const OptTensor& raw, const OptTensor& hh_gain,
+void forward_impl(const Tensor& x, const OptTensor& ih_gain, const OptTensor& ih_bias,
+                  const OptTensor& ih_stats, const OptTensor& raw, const OptTensor& hh_gain,
                   const OptTensor& hh_bias, const Tensor& c_prev, const Tensor& h_prev,
                   const OptTensor& cell_gain, const OptTensor& cell_bias, const OptTensor& mask,
                   const OptTensor& keep_c, const OptTensor& keep_h, Tensor& act, Tensor& c_new,
                   Tensor& c, Tensor& tanh_c, Tensor& h, const OptTensor& hh_stats,
                   const OptTensor& cell_stats) {
   const int64_t B = act.size(0), G = act.size(1), H = G / 4;
+  const T* xg = ih_gain ? ih_gain->data_ptr<T>() : nullptr;
+  const T* xb = ih_bias ? ih_bias->data_ptr<T>() : nullptr;
   const T* hg = hh_gain ? hh_gain->data_ptr<T>() : nullptr;
   const T* hb = hh_bias ? hh_bias->data_ptr<T>() : nullptr;
   const T* cg = cell_gain ? cell_gain->data_ptr<T>() : nullptr;
@@ -185,6 +188,11 @@ void forward_impl(const Tensor& x, const OptTensor& raw, const OptTensor& hh_gai
   for_rows(B, G, [&](int64_t b) {
     T* z = ptr<T>(act, b);
     const T* xr = ptr<T>(x, b);
+    if (xg) {  // z = LN(x): the input map's layer norm (its bias is ih_bias)
+      row_layer_norm(xr, G, xg, xb, *ih_stats, b,
+                     [&](int64_t j, int64_t n, const Vec<T>& y) { store(y, z, j, n); });
+      xr = z;
+    }
     if (raw) {  // z = x + LN(raw): the recurrent map's layer norm (its bias is hh_bias)
       row_layer_norm(ptr<T>(raw, b), G, hg, hb, *hh_stats, b,
                      [&](int64_t j, int64_t n, const Vec<T>& y) {
@@ -235,11 +243,14 @@ void backward_impl(const Tensor& dh, const OptTensor& dh_extra, const Tensor& dc
                    const Tensor& c_prev, const OptTensor& mask, const OptTensor& keep_c,
                    const OptTensor& keep_h, const OptTensor& cell_gain,
                    const OptTensor& cell_stats, const OptTensor& raw, const OptTensor& hh_gain,
-                   const OptTensor& hh_stats, Tensor& d_gates, const OptTensor& d_raw,
-                   const OptTensor& d_cnorm, const OptTensor& dh_direct, Tensor& dc_prev) {
+                   const OptTensor& hh_stats, const OptTensor& x, const OptTensor& ih_gain,
+                   const OptTensor& ih_stats, Tensor& d_gates, const OptTensor& d_raw,
+                   const OptTensor& d_x, const OptTensor& d_cnorm, const OptTensor& dh_direct,
+                   Tensor& dc_prev) {
   const int64_t B = act.size(0), G = act.size(1), H = G / 4;
   const T* cg = cell_gain ? cell_gain->data_ptr<T>() : nullptr;
   const T* hg = hh_gain ? hh_gain->data_ptr<T>() : nullptr;
+  const T* xg = ih_gain ? ih_gain->data_ptr<T>() : nullptr;
   for_rows(B, G, [&](int64_t b) {
     std::vector<T> dcn_buf(H), dhn_buf(H);
     T *d_cn = dcn_buf.data(), *dhn = dhn_buf.data();
@@ -294,6 +305,11 @@ void backward_impl(const Tensor& dh, const OptTensor& dh_extra, const Tensor& dc
       read_stats(*hh_stats, b, mean, rstd);
       row_ln_backward(dz, ptr<T>(raw, b), hg, mean, rstd, G, ptr<T>(d_raw, b));
     }
+    if (xg) {  // through the input map's layer norm
+      T mean, rstd;
+      read_stats(*ih_stats, b, mean, rstd);
+      row_ln_backward(dz, ptr<T>(x, b), xg, mean, rstd, G, ptr<T>(d_x, b));
+    }
   });
 }
 
@@ -303,7 +319,8 @@ void check_rows(const Tensor& t, const char* name) {
               " strides ", t.strides());
 }
 
-void lstm_forward_step(const Tensor& x, const OptTensor& raw, const OptTensor& hh_gain,
+void lstm_forward_step(const Tensor& x, const OptTensor& ih_gain, const OptTensor& ih_bias,
+                       const OptTensor& ih_stats, const OptTensor& raw, const OptTensor& hh_gain,
                        const OptTensor& hh_bias, const Tensor& c_prev, const Tensor& h_prev,
                        const OptTensor& cell_gain, const OptTensor& cell_bias,
                        const OptTensor& mask, const OptTensor& keep_c, const OptTensor& keep_h,
@@ -316,9 +333,10 @@ void lstm_forward_step(const Tensor& x, const OptTensor& raw, const OptTensor& h
     if (*t) check_rows(**t, "raw, mask and keep tensors");
   }
   TORCH_CHECK(!raw || (hh_gain && hh_stats), "rnnkit lstm step: raw needs hh_gain and hh_stats");
+  TORCH_CHECK(!ih_gain || ih_stats, "rnnkit lstm step: ih_gain needs ih_stats");
   TORCH_CHECK(!cell_gain || cell_stats, "rnnkit lstm step: cell_gain needs cell_stats");
   AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "rnnkit_lstm_forward_step", [&] {
-    forward_impl<scalar_t>(x, raw, hh_gain, hh_bias, c_prev, h_prev, cell_gain, cell_bias,
+    forward_impl<scalar_t>(x, ih_gain, ih_bias, ih_stats, raw, hh_gain, hh_bias, c_prev, h_prev, cell_gain, cell_bias,
                            mask, keep_c, keep_h, act, c_new, c, tanh_c, h, hh_stats,
                            cell_stats);
   });
@@ -329,14 +347,15 @@ void lstm_backward_step(const Tensor& dh, const OptTensor& dh_extra, const Tenso
                         const Tensor& c_prev, const OptTensor& mask, const OptTensor& keep_c,
                         const OptTensor& keep_h, const OptTensor& cell_gain,
                         const OptTensor& cell_stats, const OptTensor& raw,
-                        const OptTensor& hh_gain, const OptTensor& hh_stats, Tensor d_gates,
-                        const OptTensor& d_raw, const OptTensor& d_cnorm,
-                        const OptTensor& dh_direct, Tensor dc_prev) {
+                        const OptTensor& hh_gain, const OptTensor& hh_stats,
+                        const OptTensor& x, const OptTensor& ih_gain, const OptTensor& ih_stats,
+                        Tensor d_gates, const OptTensor& d_raw, const OptTensor& d_x,
+                        const OptTensor& d_cnorm, const OptTensor& dh_direct, Tensor dc_prev) {
   for (const Tensor* t : std::initializer_list<const Tensor*>{&dh, &dc, &act, &tanh_c, &c_new, &c_prev, &d_gates, &dc_prev}) {
     check_rows(*t, "state and gate tensors");
   }
   for (const OptTensor* t : std::initializer_list<const OptTensor*>{&dh_extra, &mask, &keep_c, &keep_h, &raw, &d_raw, &d_cnorm,
-                             &dh_direct}) {
+                             &dh_direct, &x, &d_x}) {
     if (*t) check_rows(**t, "optional per-step tensors");
   }
   TORCH_CHECK(!hh_gain || (raw && hh_stats && d_raw), "rnnkit lstm step: hh_gain needs raw, "
@@ -344,10 +363,12 @@ void lstm_backward_step(const Tensor& dh, const OptTensor& dh_extra, const Tenso
   TORCH_CHECK(!cell_gain || (cell_stats && d_cnorm), "rnnkit lstm step: cell_gain needs "
               "cell_stats and d_cnorm");
   TORCH_CHECK(!keep_h || dh_direct, "rnnkit lstm step: keep_h needs dh_direct");
+  TORCH_CHECK(!ih_gain || (x && ih_stats && d_x), "rnnkit lstm step: ih_gain needs x, ih_stats "
+              "and d_x");
   AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "rnnkit_lstm_backward_step", [&] {
     backward_impl<scalar_t>(dh, dh_extra, dc, act, tanh_c, c_new, c_prev, mask, keep_c, keep_h,
-                            cell_gain, cell_stats, raw, hh_gain, hh_stats, d_gates, d_raw,
-                            d_cnorm, dh_direct, dc_prev);
+                            cell_gain, cell_stats, raw, hh_gain, hh_stats, x, ih_gain,
+                            ih_stats, d_gates, d_raw, d_x, d_cnorm, dh_direct, dc_prev);
   });
 }
 
@@ -355,7 +376,8 @@ void lstm_backward_step(const Tensor& dh, const OptTensor& dh_extra, const Tenso
 
 TORCH_LIBRARY(rnnkit, m) {
   m.def(
-      "lstm_forward_step(Tensor x, Tensor? raw, Tensor? hh_gain, Tensor? hh_bias, "
+      "lstm_forward_step(Tensor x, Tensor? ih_gain, Tensor? ih_bias, Tensor(h!)? ih_stats, "
+      "Tensor? raw, Tensor? hh_gain, Tensor? hh_bias, "
       "Tensor c_prev, Tensor h_prev, Tensor? cell_gain, Tensor? cell_bias, Tensor? mask, "
       "Tensor? keep_c, Tensor? keep_h, Tensor(a!) act, Tensor(b!) c_new, Tensor(c!) c, "
       "Tensor(d!) tanh_c, Tensor(e!) h, Tensor(f!)? hh_stats, Tensor(g!)? cell_stats) -> ()");
@@ -363,8 +385,8 @@ TORCH_LIBRARY(rnnkit, m) {
       "lstm_backward_step(Tensor dh, Tensor? dh_extra, Tensor dc, Tensor act, Tensor tanh_c, "
       "Tensor c_new, Tensor c_prev, Tensor? mask, Tensor? keep_c, Tensor? keep_h, "
       "Tensor? cell_gain, Tensor? cell_stats, Tensor? raw, Tensor? hh_gain, Tensor? hh_stats, "
-      "Tensor(a!) d_gates, Tensor(b!)? d_raw, Tensor(c!)? d_cnorm, Tensor(d!)? dh_direct, "
-      "Tensor(e!) dc_prev) -> ()");
+      "Tensor? x, Tensor? ih_gain, Tensor? ih_stats, Tensor(a!) d_gates, Tensor(b!)? d_raw, "
+      "Tensor(f!)? d_x, Tensor(c!)? d_cnorm, Tensor(d!)? dh_direct, Tensor(e!) dc_prev) -> ()");
 }
 
 TORCH_LIBRARY_IMPL(rnnkit, CPU, m) {
