@@ -12,8 +12,9 @@ one; here each layer is one ``torch.autograd.Function`` instead:
 
 The math is exactly :func:`rnnkit.functional.lstm_step` / :func:`gru_step` followed by
 :func:`rnnkit.regularizers.zoneout`; ``tests/test_fast_loop.py`` holds the two equal (values
-and gradients, float64 ``gradcheck``). Inputs that do not depend on the state (``W_ih x``,
-its layer norm and biases) are computed outside, over the whole sequence.
+and gradients, float64 ``gradcheck``). Inputs that do not depend on the state (``W_ih x``
+and its bias) are computed outside, as one matmul over the whole sequence; the LSTM step
+applies their layer norm itself, which saves a pass over the [T, B, 4H] gates each way.
 
 Shared arguments of :func:`lstm_layer` and :func:`gru_layer`:
     input_gates: [T, B, G*H] the input projection of every step (G = 4 LSTM, 3 GRU); for
