@@ -55,6 +55,7 @@ MODEL_SIZES: dict[str, dict[str, Any]] = {
 }
 LARGE_FROM_SECONDS = 300.0
 _BY_SIZE = "set by --model-size"
+_SMALL = MODEL_SIZES["small"]  # the fields' defaults
 FRACTION = (0.0, 0.99, "in [0, 1)")
 
 
@@ -86,23 +87,24 @@ class TrainSettings:
                            f"text with a time budget of {LARGE_FROM_SECONDS:g} s or more (or "
                            "only a step budget), else small",
                            choices=("auto", "small", "large"))
-    cell: str = _opt("gru", "recurrent cell", choices=("lstm", "gru"), shown=_BY_SIZE)
+    cell: str = _opt(_SMALL["cell"], "recurrent cell", choices=("lstm", "gru"), shown=_BY_SIZE)
     embed_dim: int = _opt(128, "character embedding size (text)")
-    hidden_size: int = _opt(384, "units per recurrent layer", shown=_BY_SIZE)
+    hidden_size: int = _opt(_SMALL["hidden_size"], "units per recurrent layer", shown=_BY_SIZE)
     num_layers: int = _opt(1, "stacked recurrent layers")
-    dropout: float = _opt(0.1, "dropout between layers and before the output head",
+    dropout: float = _opt(_SMALL["dropout"], "dropout between layers and before the output head",
                           shown=_BY_SIZE)
-    layer_norm: bool = _opt(False, "layer normalization on every recurrent linear map",
-                            shown=_BY_SIZE)
+    layer_norm: bool = _opt(_SMALL["layer_norm"],
+                            "layer normalization on every recurrent linear map", shown=_BY_SIZE)
     input_layers: int = _opt(0, "feed-forward layers before the recurrence")
     sum_outputs: bool = _opt(False, "output the sum of all layers' outputs")
     learned_initial_state: bool = _opt(True, "train the initial state h0 (and c0)")
-    forget_bias: float = _opt(1.0, "initial LSTM forget-gate bias", shown=_BY_SIZE)
+    forget_bias: float = _opt(_SMALL["forget_bias"], "initial LSTM forget-gate bias",
+                              shown=_BY_SIZE)
     recurrent_dropout: float = _opt(0.0, "dropout on the candidate update (Semeniuta 2016)")
     zoneout: float = _opt(0.0, "zoneout rate on the hidden (and cell) state")
     # --- training ---
     batch_size: int = _opt(32, "parallel streams per batch")
-    chunk_len: int = _opt(64, "truncated-BPTT chunk length (steps per gradient)",
+    chunk_len: int = _opt(_SMALL["chunk_len"], "truncated-BPTT chunk length (steps per gradient)",
                           shown=_BY_SIZE)
     lr: float = _opt(4e-3, "Adam learning rate")
     lr_final: float = _opt(0.05, "cosine decay to this fraction of lr at the end of the budget")
