@@ -56,6 +56,13 @@ MODEL_SIZES: dict[str, dict[str, Any]] = {
 LARGE_FROM_SECONDS = 300.0
 _BY_SIZE = "set by --model-size"
 _SMALL = MODEL_SIZES["small"]  # the fields' defaults
+
+
+def _describe(size: dict[str, Any]) -> str:
+    """A preset in words for --help, e.g. 'layer-norm LSTM 512, dropout 0.2, chunks of 128'."""
+    norm = "layer-norm " if size["layer_norm"] else ""
+    return (f"{norm}{size['cell'].upper()} {size['hidden_size']}, dropout {size['dropout']:g}, "
+            f"chunks of {size['chunk_len']}")
 FRACTION = (0.0, 0.99, "in [0, 1)")
 
 
@@ -81,9 +88,9 @@ class TrainSettings:
     seed: int = _opt(0, "random seed for initialization, batching and sampling")
     # --- model (the field defaults are the "small" model; see MODEL_SIZES) ---
     model_size: str = _opt("auto", "model preset for cell, hidden_size, layer_norm, forget_bias, "
-                           "dropout and chunk_len (flags for those win): small = GRU 384, "
-                           "dropout 0.1, chunks of 64; large = layer-norm LSTM 512, dropout "
-                           "0.2, chunks of 128; auto = large for "
+                           "dropout and chunk_len (flags for those win): "
+                           + "; ".join(f"{k} = {_describe(v)}" for k, v in MODEL_SIZES.items())
+                           + "; auto = large for "
                            f"text with a time budget of {LARGE_FROM_SECONDS:g} s or more (or "
                            "only a step budget), else small",
                            choices=("auto", "small", "large"))
