@@ -191,7 +191,7 @@ def write_bytes(name, data):
          r"column 'x' has 1 NaN or infinite value\(s\) at line\(s\) 3"),
         (lambda: text_file(repeats=2), ["--chunk-len", "500"], r"chunk length 500 is longer"),
         (lambda: text_file(), ["--columns", "x"], r"--columns only applies to --task forecast"),
-        (lambda: text_file(), ["--max-steps", "0"], r"set a budget"),
+        (lambda: text_file(), ["--max-steps", "0", "--max-epochs", "0"], r"set a budget"),
     ],
 )
 def test_user_errors_are_one_line(make, extra, pattern, capsys):
@@ -253,6 +253,27 @@ def test_config_errors(capsys):
     one_error_line(capsys, main(["train", "--resume", "r", "--hidden-size", "64"]),
                    r"--hidden-size cannot change")
     one_error_line(capsys, main(["train", "--resume", "r"]), r"has done its 2 steps")
+
+
+def test_max_epochs_is_a_step_budget_from_the_data_size(capsys):
+    path = text_file()  # 1720 chars: 1548 train, so 1547 next-char steps
+    assert main(["train", path, *TINY, "--max-epochs", "0.5", "--name", "e"]) == 0
+    per_epoch = 1547 / (2 * 16)  # TINY: 2 streams, chunks of 16
+    steps = math.ceil(0.5 * per_epoch)
+    assert torch.load("runs/e/last.pt", weights_only=True)["step"] == steps
+    assert f"budget {steps} steps (0.5 epochs)" in capsys.readouterr().err
+    one_error_line(capsys, main(["train", "--resume", "e"]),
+                   rf"has done its {steps} steps \(0.5 epochs\); pass a larger --max-epochs")
+    assert main(["train", "--resume", "e", "--max-epochs", "1", "--no-progress"]) == 0
+    assert torch.load("runs/e/last.pt", weights_only=True)["step"] == math.ceil(per_epoch)
+
+
+@pytest.mark.parametrize("max_steps, max_epochs, expected", [
+    (0, 0.0, 0), (7, 0.0, 7), (0, 2.0, 63), (50, 2.0, 50), (70, 2.0, 63), (0, 1e-6, 1),
+])
+def test_step_budget_takes_the_smaller_budget(max_steps, max_epochs, expected):
+    s = TrainSettings(batch_size=4, chunk_len=8, max_steps=max_steps, max_epochs=max_epochs)
+    assert cli_train.step_budget(s, train_steps=1000) == expected  # 31.25 steps per epoch
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU message")

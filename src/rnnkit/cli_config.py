@@ -46,12 +46,13 @@ POSITIVE, NON_NEGATIVE = (1, math.inf, ">= 1"), (0, math.inf, ">= 0")
 # by making many more steps; from about 10 minutes on, a layer-normalized LSTM 512 with longer
 # chunks learns more per step and wins. The LSTM keeps torch's forget-gate init (bias 0):
 # a forget bias of 1 scored worse at both 95 s and 600 s there; it overfits with dropout 0
-# (1.447 at 600 s), and 0.2 scored best (1.426; 0.1: 1.429 and 1.439).
+# (1.447 at 600 s), and 0.2 scored best (1.426; 0.1: 1.429 and 1.439). It stops after 6
+# passes over the data: it scored 1.422-1.427 in 6 and 1.481 in 11 (1.463 with dropout 0.35).
 MODEL_SIZES: dict[str, dict[str, Any]] = {
     "small": {"cell": "gru", "hidden_size": 384, "layer_norm": False, "forget_bias": 1.0,
-              "dropout": 0.1, "chunk_len": 64},
+              "dropout": 0.1, "chunk_len": 64, "max_epochs": 0.0},
     "large": {"cell": "lstm", "hidden_size": 512, "layer_norm": True, "forget_bias": 0.0,
-              "dropout": 0.2, "chunk_len": 128},
+              "dropout": 0.2, "chunk_len": 128, "max_epochs": 6.0},
 }
 LARGE_FROM_SECONDS = 300.0
 _BY_SIZE = "set by --model-size"
@@ -61,8 +62,9 @@ _SMALL = MODEL_SIZES["small"]  # the fields' defaults
 def _describe(size: dict[str, Any]) -> str:
     """A preset in words for --help, e.g. 'layer-norm LSTM 512, dropout 0.2, chunks of 128'."""
     norm = "layer-norm " if size["layer_norm"] else ""
+    epochs = f", at most {size['max_epochs']:g} epochs" if size["max_epochs"] else ""
     return (f"{norm}{size['cell'].upper()} {size['hidden_size']}, dropout {size['dropout']:g}, "
-            f"chunks of {size['chunk_len']}")
+            f"chunks of {size['chunk_len']}{epochs}")
 FRACTION = (0.0, 0.99, "in [0, 1)")
 
 
@@ -88,11 +90,11 @@ class TrainSettings:
     seed: int = _opt(0, "random seed for initialization, batching and sampling")
     # --- model (the field defaults are the "small" model; see MODEL_SIZES) ---
     model_size: str = _opt("auto", "model preset for cell, hidden_size, layer_norm, forget_bias, "
-                           "dropout and chunk_len (flags for those win): "
+                           "dropout, chunk_len and max_epochs (flags for those win): "
                            + "; ".join(f"{k} = {_describe(v)}" for k, v in MODEL_SIZES.items())
                            + "; auto = large for "
                            f"text with a time budget of {LARGE_FROM_SECONDS:g} s or more (or "
-                           "only a step budget), else small",
+                           "only a step or epoch budget), else small",
                            choices=("auto", "small", "large"))
     cell: str = _opt(_SMALL["cell"], "recurrent cell", choices=("lstm", "gru"), shown=_BY_SIZE)
     embed_dim: int = _opt(128, "character embedding size (text)")
@@ -121,6 +123,8 @@ class TrainSettings:
     clip_percentile: float = _opt(10.0, "percentile of --clip auto")
     max_time: float = _opt(180.0, "training budget in seconds (0: no limit)")
     max_steps: int = _opt(0, "training budget in optimizer steps (0: no limit)")
+    max_epochs: float = _opt(_SMALL["max_epochs"], "training budget in passes over the "
+                             "training data (0: no limit)", shown=_BY_SIZE)
     eval_every: int = _opt(100, "evaluate, checkpoint and sample every N steps")
     patience: int = _opt(0, "stop after N evaluations without a better validation loss (0: off)")
     sample_length: int = _opt(200, "characters (or steps) generated at each evaluation")
@@ -133,7 +137,7 @@ class TrainSettings:
         _require(self, {
             **dict.fromkeys(("embed_dim", "hidden_size", "num_layers", "batch_size", "chunk_len",
                              "eval_every"), POSITIVE),
-            **dict.fromkeys(("input_layers", "max_time", "max_steps", "patience",
+            **dict.fromkeys(("input_layers", "max_time", "max_steps", "max_epochs", "patience",
                              "sample_length", "clip_norm"), NON_NEGATIVE),
             **dict.fromkeys(("val_fraction", "dropout", "recurrent_dropout", "zoneout"),
                             FRACTION),

@@ -30,7 +30,7 @@ from rnnkit.train import StreamBatcher, TrainConfig, Trainer, save_checkpoint
 from rnnkit.train.plots import plot_metrics
 
 # What may change when a run is resumed: the budget and where it runs, never the model or data.
-RESUMABLE = {"max_time", "max_steps", "device", "progress", "patience"}
+RESUMABLE = {"max_time", "max_steps", "max_epochs", "device", "progress", "patience"}
 UNLIMITED_STEPS = 10**12
 
 
@@ -140,15 +140,28 @@ def _objective_params(text: str) -> dict[str, Any]:
     return params
 
 
-def trainer_config(s: TrainSettings, device: str) -> TrainConfig:
-    """The Trainer's settings from the CLI's (TrainConfig's own checks, as ConfigError)."""
-    if not s.max_time and not s.max_steps:
-        raise ConfigError("set a budget: --max-time SECONDS or --max-steps N (both are 0)")
+def step_budget(s: TrainSettings, train_steps: int) -> int:
+    """The run's budget in optimizer steps (0: none): ``--max-steps``, or ``--max-epochs``
+    passes over ``train_steps`` time steps at ``batch_size * chunk_len`` per optimizer step,
+    whichever is smaller."""
+    budgets = [s.max_steps] if s.max_steps else []
+    if s.max_epochs:
+        per_epoch = train_steps / (s.batch_size * s.chunk_len)
+        budgets.append(max(1, math.ceil(s.max_epochs * per_epoch)))
+    return min(budgets, default=0)
+
+
+def trainer_config(s: TrainSettings, device: str, max_steps: int) -> TrainConfig:
+    """The Trainer's settings from the CLI's and the step budget (TrainConfig's own checks,
+    as ConfigError)."""
+    if not s.max_time and not max_steps:
+        raise ConfigError("set a budget: --max-time SECONDS, --max-steps N or --max-epochs E "
+                          "(all are 0)")
     try:
         return TrainConfig(
             batch_size=s.batch_size, chunk_length=s.chunk_len, lr=s.lr,
             clip=s.clip, clip_max_norm=s.clip_norm, clip_percentile=s.clip_percentile,
-            max_steps=s.max_steps or UNLIMITED_STEPS, max_time=s.max_time or None,
+            max_steps=max_steps or UNLIMITED_STEPS, max_time=s.max_time or None,
             eval_every=s.eval_every, patience=s.patience or None,
             progress=False,  # BudgetCosine shows the budget, which may be time, not steps
             seed=s.seed, device=device,
@@ -223,8 +236,8 @@ def settings_for(argv_flags: dict[str, Any], config_values: dict[str, Any], sour
 
 
 def _steps_only(settings: TrainSettings, given: set[str]) -> TrainSettings:
-    """A step budget given alone turns the (default) time budget off."""
-    if "max_steps" in given and "max_time" not in given:
+    """A step or epoch budget given alone turns the (default) time budget off."""
+    if given & {"max_steps", "max_epochs"} and "max_time" not in given:
         settings.max_time = 0.0
     return settings
 
@@ -240,8 +253,10 @@ def run_training(s: TrainSettings, resume_run: Path | None = None) -> dict[str, 
     if s.val_fraction > 0 and not val:
         raise DataError(f"the validation split (last {s.val_fraction:.0%}) is too short to "
                         "score; use more data or a larger --val-fraction")
-    check_chunk(sum(len(t) - 1 for t in train), s)
-    cfg = trainer_config(s, device)
+    train_steps = sum(len(t) - 1 for t in train)
+    check_chunk(train_steps, s)
+    max_steps = step_budget(s, train_steps)
+    cfg = trainer_config(s, device, max_steps)
     objective = _make_objective(s)
 
     torch.manual_seed(s.seed)
@@ -263,7 +278,7 @@ def run_training(s: TrainSettings, resume_run: Path | None = None) -> dict[str, 
     schedule: list[BudgetCosine] = []
 
     def make_schedule(opt: torch.optim.Optimizer) -> BudgetCosine:
-        schedule.append(BudgetCosine(opt, s.max_steps, s.max_time, s.lr_final, s.progress))
+        schedule.append(BudgetCosine(opt, max_steps, s.max_time, s.lr_final, s.progress))
         return schedule[0]
 
     trainer = Trainer(model, cfg, train, eval_data, objective, run, scheduler=make_schedule,
@@ -271,8 +286,9 @@ def run_training(s: TrainSettings, resume_run: Path | None = None) -> dict[str, 
     schedule[0].watch = lambda: (trainer.train_nats, trainer.train_count)
     if resume_run is not None:
         trainer.resume(run / "last.pt")
-        _check_budget_left(trainer, s)
-    _announce(task, s, run, model, sum(len(t) for t in train), sum(len(v) for v in val), device)
+        _check_budget_left(trainer, s, max_steps)
+    _announce(task, s, run, model, sum(len(t) for t in train), sum(len(v) for v in val), device,
+              max_steps)
     summary = trainer.fit()
     schedule[0].close()
     if summary["stop_reason"] != "interrupted":
@@ -321,9 +337,11 @@ def _default_name(s: TrainSettings) -> str:
     return Path(s.files[0]).stem if s.files else "pydoc-topics"
 
 
-def _check_budget_left(trainer: Trainer, s: TrainSettings) -> None:
-    if s.max_steps and trainer.step >= s.max_steps:
-        raise DataError(f"the run has done its {s.max_steps} steps; pass a larger --max-steps "
+def _check_budget_left(trainer: Trainer, s: TrainSettings, max_steps: int) -> None:
+    if max_steps and trainer.step >= max_steps:
+        flag = "--max-steps" if max_steps == s.max_steps else "--max-epochs"
+        done = "" if max_steps == s.max_steps else f" ({s.max_epochs:g} epochs)"
+        raise DataError(f"the run has done its {max_steps} steps{done}; pass a larger {flag} "
                         "to continue")
     if s.max_time:
         left = s.max_time - trainer.elapsed
@@ -334,13 +352,14 @@ def _check_budget_left(trainer: Trainer, s: TrainSettings) -> None:
 
 
 def _announce(task: Task, s: TrainSettings, run: Path, model: torch.nn.Module, n_train: int,
-              n_val: int, device: str) -> None:
+              n_val: int, device: str, max_steps: int) -> None:
     params = sum(p.numel() for p in model.parameters())
     what = (f"{len(task.vocab)} distinct characters" if isinstance(task, TextTask)
             else f"columns {', '.join(task.columns)}")
     source = ", ".join(s.files) or "Python's help topics (pydoc_data.topics)"
+    epochs = f" ({s.max_epochs:g} epochs)" if max_steps and max_steps != s.max_steps else ""
     budget = " and ".join(filter(None, [s.max_time and f"{s.max_time:g} s",
-                                        s.max_steps and f"{s.max_steps} steps"]))
+                                        max_steps and f"{max_steps} steps{epochs}"]))
     print(f"data: {source}: {n_train} train / {n_val} validation {task.unit}s, {what}",
           file=sys.stderr)
     size = f" ({s.model_size})" if s.model_size in ("small", "large") else ""
