@@ -137,9 +137,10 @@ def train_rnnkit(budget: float, seed: int, data: str, overrides: dict | None = N
     from rnnkit.cli_train import run_training
 
     with tempfile.TemporaryDirectory() as tmp:
+        fixed = {"max_time": budget, "seed": seed, "progress": False, "sample_length": 0,
+                 "eval_every": 10**9}
         settings = TrainSettings(files=[data], runs_dir=tmp, name="charlm", device="cpu",
-                                 max_time=budget, seed=seed, progress=False, sample_length=0,
-                                 **{"eval_every": 10**9, **(overrides or {})})
+                                 **{**fixed, **(overrides or {})})
         summary = run_training(resolve_model_size(settings, given=set(overrides or {})))
         model, _ = load_model(Path(tmp) / "charlm", checkpoint="last", device="cpu")
     model.train_steps, model.train_seconds = summary["steps"], summary["elapsed"]
