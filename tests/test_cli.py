@@ -258,22 +258,35 @@ def test_config_errors(capsys):
 def test_max_epochs_is_a_step_budget_from_the_data_size(capsys):
     path = text_file()  # 1720 chars: 1548 train, so 1547 next-char steps
     assert main(["train", path, *TINY, "--max-epochs", "0.5", "--name", "e"]) == 0
-    per_epoch = 1547 / (2 * 16)  # TINY: 2 streams, chunks of 16
+    per_epoch = 1547 // 2 // 16  # TINY: 2 streams of 773 steps, read in whole chunks of 16
     steps = math.ceil(0.5 * per_epoch)
     assert torch.load("runs/e/last.pt", weights_only=True)["step"] == steps
-    assert f"budget {steps} steps (0.5 epochs)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"budget {steps} steps (0.5 epochs)" in err
+    assert f"done: {steps} steps (max_epochs 0.5)" in err
     one_error_line(capsys, main(["train", "--resume", "e"]),
                    rf"has done its {steps} steps \(0.5 epochs\); pass a larger --max-epochs")
     assert main(["train", "--resume", "e", "--max-epochs", "1", "--no-progress"]) == 0
-    assert torch.load("runs/e/last.pt", weights_only=True)["step"] == math.ceil(per_epoch)
+    assert torch.load("runs/e/last.pt", weights_only=True)["step"] == per_epoch
 
 
 @pytest.mark.parametrize("max_steps, max_epochs, expected", [
-    (0, 0.0, 0), (7, 0.0, 7), (0, 2.0, 63), (50, 2.0, 50), (70, 2.0, 63), (0, 1e-6, 1),
+    (0, 0.0, 0), (7, 0.0, 7), (0, 2.0, 62), (50, 2.0, 50), (70, 2.0, 62), (0, 1e-6, 1),
 ])
 def test_step_budget_takes_the_smaller_budget(max_steps, max_epochs, expected):
     s = TrainSettings(batch_size=4, chunk_len=8, max_steps=max_steps, max_epochs=max_epochs)
-    assert cli_train.step_budget(s, train_steps=1000) == expected  # 31.25 steps per epoch
+    assert cli_train.step_budget(s, train_steps=1000) == expected  # 250 per stream: 31 chunks
+
+
+@pytest.mark.parametrize("flags, max_time, max_epochs", [
+    ({"max_epochs": 2.0}, 0.0, 2.0),  # an epoch budget alone: no time limit, large preset
+    ({"max_steps": 5000}, 0.0, 0.0),  # a step budget the user gives is not cut at 6 epochs
+    ({"max_steps": 0}, 180.0, 0.0),  # "no step limit" keeps the default time budget
+    ({"max_time": 600.0}, 600.0, 6.0),  # the large preset's epochs
+])
+def test_budget_flags_given_alone(flags, max_time, max_epochs):
+    settings, _ = cli_train.settings_for({"files": ["t.txt"], **flags}, {}, "flags", None)
+    assert (settings.max_time, settings.max_epochs) == (max_time, max_epochs)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU message")

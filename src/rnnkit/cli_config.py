@@ -167,7 +167,8 @@ def resolve_model_size(settings: TrainSettings, given: set[str] | None = None) -
         long_budget = not settings.max_time or settings.max_time >= LARGE_FROM_SECONDS
         size = "large" if long_budget and task_kind(settings) == "text" else "small"
     for name, value in MODEL_SIZES[size].items():
-        if name not in given:
+        # a step budget the user gives is a training length: the preset's epochs do not cut it
+        if name not in given and not (name == "max_epochs" and settings.max_steps):
             setattr(settings, name, value)
     settings.model_size = size
     return settings

@@ -142,11 +142,11 @@ def _objective_params(text: str) -> dict[str, Any]:
 
 def step_budget(s: TrainSettings, train_steps: int) -> int:
     """The run's budget in optimizer steps (0: none): ``--max-steps``, or ``--max-epochs``
-    passes over ``train_steps`` time steps at ``batch_size * chunk_len`` per optimizer step,
-    whichever is smaller."""
+    passes over the training data, whichever is smaller. One pass is what the batcher reads:
+    ``train_steps // batch_size`` steps per stream, in whole chunks of ``chunk_len``."""
     budgets = [s.max_steps] if s.max_steps else []
     if s.max_epochs:
-        per_epoch = train_steps / (s.batch_size * s.chunk_len)
+        per_epoch = max(1, train_steps // s.batch_size // s.chunk_len)
         budgets.append(max(1, math.ceil(s.max_epochs * per_epoch)))
     return min(budgets, default=0)
 
@@ -237,7 +237,8 @@ def settings_for(argv_flags: dict[str, Any], config_values: dict[str, Any], sour
 
 def _steps_only(settings: TrainSettings, given: set[str]) -> TrainSettings:
     """A step or epoch budget given alone turns the (default) time budget off."""
-    if given & {"max_steps", "max_epochs"} and "max_time" not in given:
+    budgets = {name for name in ("max_steps", "max_epochs") if getattr(settings, name)}
+    if given & budgets and "max_time" not in given:
         settings.max_time = 0.0
     return settings
 
@@ -291,6 +292,8 @@ def run_training(s: TrainSettings, resume_run: Path | None = None) -> dict[str, 
               max_steps)
     summary = trainer.fit()
     schedule[0].close()
+    if summary["stop_reason"] == "max_steps" and max_steps != s.max_steps:
+        summary["stop_reason"] = f"max_epochs {s.max_epochs:g}"
     if summary["stop_reason"] != "interrupted":
         _final_evaluation(trainer, run)
         summary["best_eval_loss"] = trainer.stopper.best if val else None
