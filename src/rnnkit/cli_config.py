@@ -47,7 +47,7 @@ POSITIVE, NON_NEGATIVE = (1, math.inf, ">= 1"), (0, math.inf, ">= 0")
 # chunks learns more per step and wins. The LSTM keeps torch's forget-gate init (bias 0):
 # a forget bias of 1 scored worse at both 95 s and 600 s there; it overfits with dropout 0
 # (1.447 at 600 s), and 0.2 scored best (1.426; 0.1: 1.429 and 1.439). It stops after 6
-# passes over the data: it scored 1.422-1.427 in 6 and 1.481 in 11 (1.463 with dropout 0.35).
+# passes over the data: it scored 1.422-1.434 in 6 and 1.481 in 11 (1.463 with dropout 0.35).
 MODEL_SIZES: dict[str, dict[str, Any]] = {
     "small": {"cell": "gru", "hidden_size": 384, "layer_norm": False, "forget_bias": 1.0,
               "dropout": 0.1, "chunk_len": 64, "max_epochs": 0.0},
