@@ -40,6 +40,7 @@ def _require(settings: Any, rules: dict[str, tuple[float, float, str]]) -> None:
 
 
 POSITIVE, NON_NEGATIVE = (1, math.inf, ">= 1"), (0, math.inf, ">= 0")
+FRACTION = (0.0, 0.99, "in [0, 1)")
 
 # The two model presets of --model-size, chosen by benchmarks/charlm.py and ablation.py on
 # tinyshakespeare with 2 CPU threads (issue 4's notes): within a few minutes a small GRU wins
@@ -65,7 +66,6 @@ def _describe(size: dict[str, Any]) -> str:
     epochs = f", at most {size['max_epochs']:g} epochs" if size["max_epochs"] else ""
     return (f"{norm}{size['cell'].upper()} {size['hidden_size']}, dropout {size['dropout']:g}, "
             f"chunks of {size['chunk_len']}{epochs}")
-FRACTION = (0.0, 0.99, "in [0, 1)")
 
 
 @dataclass

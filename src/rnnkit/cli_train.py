@@ -151,6 +151,11 @@ def step_budget(s: TrainSettings, train_steps: int) -> int:
     return min(budgets, default=0)
 
 
+def _epochs_bind(s: TrainSettings, max_steps: int) -> bool:
+    """Whether the step budget is the one ``--max-epochs`` gives (for the messages)."""
+    return bool(max_steps) and max_steps != s.max_steps
+
+
 def trainer_config(s: TrainSettings, device: str, max_steps: int) -> TrainConfig:
     """The Trainer's settings from the CLI's and the step budget (TrainConfig's own checks,
     as ConfigError)."""
@@ -292,7 +297,7 @@ def run_training(s: TrainSettings, resume_run: Path | None = None) -> dict[str, 
               max_steps)
     summary = trainer.fit()
     schedule[0].close()
-    if summary["stop_reason"] == "max_steps" and max_steps != s.max_steps:
+    if summary["stop_reason"] == "max_steps" and _epochs_bind(s, max_steps):
         summary["stop_reason"] = f"max_epochs {s.max_epochs:g}"
     if summary["stop_reason"] != "interrupted":
         _final_evaluation(trainer, run)
@@ -342,10 +347,10 @@ def _default_name(s: TrainSettings) -> str:
 
 def _check_budget_left(trainer: Trainer, s: TrainSettings, max_steps: int) -> None:
     if max_steps and trainer.step >= max_steps:
-        flag = "--max-steps" if max_steps == s.max_steps else "--max-epochs"
-        done = "" if max_steps == s.max_steps else f" ({s.max_epochs:g} epochs)"
-        raise DataError(f"the run has done its {max_steps} steps{done}; pass a larger {flag} "
-                        "to continue")
+        by_epochs = _epochs_bind(s, max_steps)
+        done = f" ({s.max_epochs:g} epochs)" if by_epochs else ""
+        raise DataError(f"the run has done its {max_steps} steps{done}; pass a larger "
+                        f"{'--max-epochs' if by_epochs else '--max-steps'} to continue")
     if s.max_time:
         left = s.max_time - trainer.elapsed
         if left <= 0:
@@ -360,7 +365,7 @@ def _announce(task: Task, s: TrainSettings, run: Path, model: torch.nn.Module, n
     what = (f"{len(task.vocab)} distinct characters" if isinstance(task, TextTask)
             else f"columns {', '.join(task.columns)}")
     source = ", ".join(s.files) or "Python's help topics (pydoc_data.topics)"
-    epochs = f" ({s.max_epochs:g} epochs)" if max_steps and max_steps != s.max_steps else ""
+    epochs = f" ({s.max_epochs:g} epochs)" if _epochs_bind(s, max_steps) else ""
     budget = " and ".join(filter(None, [s.max_time and f"{s.max_time:g} s",
                                         max_steps and f"{max_steps} steps{epochs}"]))
     print(f"data: {source}: {n_train} train / {n_val} validation {task.unit}s, {what}",
