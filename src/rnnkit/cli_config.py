@@ -51,9 +51,11 @@ FRACTION = (0.0, 0.99, "in [0, 1)")
 # passes over the data: it scored 1.422-1.434 in 6 and 1.481 in 11 (1.463 with dropout 0.35).
 MODEL_SIZES: dict[str, dict[str, Any]] = {
     "small": {"cell": "gru", "hidden_size": 384, "layer_norm": False, "forget_bias": 1.0,
-              "dropout": 0.1, "chunk_len": 64, "max_epochs": 0.0},
+              "dropout": 0.1, "embed_dropout": 0.0, "weight_decay": 0.0, "chunk_len": 64,
+              "max_epochs": 0.0},
     "large": {"cell": "lstm", "hidden_size": 512, "layer_norm": True, "forget_bias": 0.0,
-              "dropout": 0.2, "chunk_len": 128, "max_epochs": 6.0},
+              "dropout": 0.2, "embed_dropout": 0.1, "weight_decay": 0.1, "chunk_len": 128,
+              "max_epochs": 6.0},
 }
 LARGE_FROM_SECONDS = 300.0
 _BY_SIZE = "set by --model-size"
@@ -63,9 +65,11 @@ _SMALL = MODEL_SIZES["small"]  # the fields' defaults
 def _describe(size: dict[str, Any]) -> str:
     """A preset in words for --help, e.g. 'layer-norm LSTM 512, dropout 0.2, chunks of 128'."""
     norm = "layer-norm " if size["layer_norm"] else ""
+    embed = f", embedding dropout {size['embed_dropout']:g}" if size["embed_dropout"] else ""
+    decay = f", weight decay {size['weight_decay']:g}" if size["weight_decay"] else ""
     epochs = f", at most {size['max_epochs']:g} epochs" if size["max_epochs"] else ""
-    return (f"{norm}{size['cell'].upper()} {size['hidden_size']}, dropout {size['dropout']:g}, "
-            f"chunks of {size['chunk_len']}{epochs}")
+    return (f"{norm}{size['cell'].upper()} {size['hidden_size']}, dropout {size['dropout']:g}"
+            f"{embed}{decay}, chunks of {size['chunk_len']}{epochs}")
 
 
 @dataclass
@@ -90,7 +94,8 @@ class TrainSettings:
     seed: int = _opt(0, "random seed for initialization, batching and sampling")
     # --- model (the field defaults are the "small" model; see MODEL_SIZES) ---
     model_size: str = _opt("auto", "model preset for cell, hidden_size, layer_norm, forget_bias, "
-                           "dropout, chunk_len and max_epochs (flags for those win): "
+                           "dropout, embed_dropout, weight_decay, chunk_len and max_epochs (flags "
+                           "for those win): "
                            + "; ".join(f"{k} = {_describe(v)}" for k, v in MODEL_SIZES.items())
                            + "; auto = large for "
                            f"text with a time budget of {LARGE_FROM_SECONDS:g} s or more (or "
@@ -102,6 +107,8 @@ class TrainSettings:
     num_layers: int = _opt(1, "stacked recurrent layers")
     dropout: float = _opt(_SMALL["dropout"], "dropout between layers and before the output head",
                           shown=_BY_SIZE)
+    embed_dropout: float = _opt(_SMALL["embed_dropout"], "dropout on the character embeddings "
+                                "(text)", shown=_BY_SIZE)
     layer_norm: bool = _opt(_SMALL["layer_norm"],
                             "layer normalization on every recurrent linear map", shown=_BY_SIZE)
     input_layers: int = _opt(0, "feed-forward layers before the recurrence")
@@ -116,6 +123,9 @@ class TrainSettings:
     chunk_len: int = _opt(_SMALL["chunk_len"], "truncated-BPTT chunk length (steps per gradient)",
                           shown=_BY_SIZE)
     lr: float = _opt(4e-3, "Adam learning rate")
+    weight_decay: float = _opt(_SMALL["weight_decay"], "decoupled weight decay of AdamW "
+                               "(Loshchilov & Hutter 2019) on every parameter; 0: plain Adam",
+                               shown=_BY_SIZE)
     lr_final: float = _opt(0.05, "cosine decay to this fraction of lr at the end of the budget")
     clip: str = _opt("norm", "gradient clipping: none, norm (at clip_norm) or auto (AutoClip "
                      "at clip_percentile of the observed norms)", choices=("none", "norm", "auto"))
@@ -138,9 +148,9 @@ class TrainSettings:
             **dict.fromkeys(("embed_dim", "hidden_size", "num_layers", "batch_size", "chunk_len",
                              "eval_every"), POSITIVE),
             **dict.fromkeys(("input_layers", "max_time", "max_steps", "max_epochs", "patience",
-                             "sample_length", "clip_norm"), NON_NEGATIVE),
-            **dict.fromkeys(("val_fraction", "dropout", "recurrent_dropout", "zoneout"),
-                            FRACTION),
+                             "sample_length", "clip_norm", "weight_decay"), NON_NEGATIVE),
+            **dict.fromkeys(("val_fraction", "dropout", "embed_dropout", "recurrent_dropout",
+                             "zoneout"), FRACTION),
             "lr": (1e-12, math.inf, "> 0"),
             "lr_final": (0.0, 1.0, "in [0, 1]"),
             "clip_percentile": (0.0, 100.0, "in [0, 100]"),

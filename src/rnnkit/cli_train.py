@@ -165,6 +165,8 @@ def trainer_config(s: TrainSettings, device: str, max_steps: int) -> TrainConfig
     try:
         return TrainConfig(
             batch_size=s.batch_size, chunk_length=s.chunk_len, lr=s.lr,
+            # AdamW with no decay is Adam; naming Adam then keeps older runs' optimizer exact
+            optimizer="adamw" if s.weight_decay else "adam", weight_decay=s.weight_decay,
             clip=s.clip, clip_max_norm=s.clip_norm, clip_percentile=s.clip_percentile,
             max_steps=max_steps or UNLIMITED_STEPS, max_time=s.max_time or None,
             eval_every=s.eval_every, patience=s.patience or None,

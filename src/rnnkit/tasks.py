@@ -72,6 +72,20 @@ class DropoutCategoricalHead(CategoricalHead):
         return self.proj(h if mask is None else h * mask)
 
 
+class DropoutEmbedding(nn.Embedding):
+    """An embedding with dropout on its output vectors in training (soft token weights, the
+    expected embedding of ``SequenceModel``, are not dropped)."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, dropout: float) -> None:
+        super().__init__(num_embeddings, embedding_dim)
+        self.dropout = check_rate("dropout", dropout)
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        e = super().forward(tokens)
+        mask = dropout_mask(e.shape, self.dropout, self.training, e)
+        return e if mask is None else e * mask
+
+
 def check_chunk(train_steps: int, s: TrainSettings) -> None:
     """Refuse a chunk longer than each of the batch's parallel streams (before any run dir)."""
     stream = train_steps // s.batch_size
@@ -108,7 +122,8 @@ class TextTask:
         del train  # nothing to fit: tokens need no normalization
         rnn = build_rnn(s.cell, s.embed_dim, s.hidden_size, s.num_layers, **rnn_tricks(s))
         head = DropoutCategoricalHead(s.hidden_size, len(self.vocab), s.dropout)
-        return SequenceModel(nn.Embedding(len(self.vocab), s.embed_dim), rnn, head)
+        embedding = DropoutEmbedding(len(self.vocab), s.embed_dim, s.embed_dropout)
+        return SequenceModel(embedding, rnn, head)
 
     def read_file(self, path: str) -> Tensor:
         return self.vocab.encode(load_texts([path])[0])
