@@ -11,8 +11,9 @@ from trainhelpers import TinyLSTM, read_metrics, small_config, text_ids
 from rnnkit.train import CheckpointError, Trainer, load_checkpoint, save_checkpoint
 
 
-def make_trainer(run_dir, on_eval=None):
+def make_trainer(run_dir, on_eval=None, ema_decay=0.0):
     config = small_config(
+        ema_decay=ema_decay,
         max_steps=16,
         eval_every=4,
         burn_in=3,
@@ -31,18 +32,19 @@ def without_time(records):
     return [{k: v for k, v in r.items() if k != "time"} for r in records]
 
 
-def test_interrupt_and_resume_equals_uninterrupted_bit_for_bit(tmp_path):
-    straight = make_trainer(tmp_path / "a")
+@pytest.mark.parametrize("ema_decay", [0.0, 0.9])
+def test_interrupt_and_resume_equals_uninterrupted_bit_for_bit(tmp_path, ema_decay):
+    straight = make_trainer(tmp_path / "a", ema_decay=ema_decay)
     straight.fit()
 
     def interrupt_at_8(trainer, metrics):
         if metrics["step"] == 8:
             os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: finish the step, save, return
 
-    first = make_trainer(tmp_path / "b", on_eval=interrupt_at_8)
+    first = make_trainer(tmp_path / "b", on_eval=interrupt_at_8, ema_decay=ema_decay)
     summary = first.fit()
     assert summary["stop_reason"] == "interrupted" and summary["steps"] == 9
-    resumed = make_trainer(tmp_path / "b").resume(tmp_path / "b")
+    resumed = make_trainer(tmp_path / "b", ema_decay=ema_decay).resume(tmp_path / "b")
     assert resumed.step == 9
     resumed.fit()
 
@@ -51,6 +53,12 @@ def test_interrupt_and_resume_equals_uninterrupted_bit_for_bit(tmp_path):
         straight.model.state_dict().items(), resumed.model.state_dict().values(), strict=True
     ):
         assert torch.equal(a, b), name
+    for (name, a), b in zip(
+        straight.eval_model.state_dict().items(),
+        resumed.eval_model.state_dict().values(),
+        strict=True,
+    ):
+        assert torch.equal(a, b), name  # the averaged weights too, when there are any
     assert resumed.clipper.history == straight.clipper.history
 
 

@@ -308,3 +308,17 @@ def test_split_documents_holds_out_the_last_fraction_in_order():
     assert [d.tolist() for d in val] == [list(range(75, 100))]
     train, val = split_documents(docs, 0.5)
     assert [len(d) for d in train] == [50] and [len(d) for d in val] == [10, 40]
+
+
+def test_sample_and_eval_use_the_averaged_weights():
+    from rnnkit.cli_infer import load_model
+    from rnnkit.train import load_checkpoint
+
+    path = text_file()
+    assert main(["train", path, *TINY, "--max-steps", "8", "--ema-decay", "0.5",
+                 "--weight-decay", "0.1", "--embed-dropout", "0.1", "--name", "avg"]) == 0
+    model, _ = load_model("avg", "last")
+    ckpt = load_checkpoint("runs/avg/last.pt")
+    weight = model.head.proj.weight
+    assert torch.equal(weight, ckpt["averaged_model"]["head.proj.weight"])
+    assert not torch.equal(weight, ckpt["model"]["head.proj.weight"])

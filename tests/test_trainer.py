@@ -7,7 +7,15 @@ import pytest
 import torch
 from trainhelpers import ContinuousLSTM, TinyLSTM, read_metrics, small_config, text_ids
 
-from rnnkit.train import EarlyStopping, GradClipper, NextStep, PaddedBatcher, Trainer
+from rnnkit.train import (
+    EarlyStopping,
+    GradClipper,
+    NextStep,
+    PaddedBatcher,
+    Trainer,
+    load_checkpoint,
+    model_weights,
+)
 
 
 def test_fit_trains_and_writes_metrics_plot_and_checkpoints(tmp_path):
@@ -257,3 +265,56 @@ def test_trains_an_rnnkit_lstm_with_resets_and_burn_in(tmp_path):
         RnnkitCharModel(), small_config(burn_in=3, max_steps=14), docs, docs[:1], run_dir=tmp_path
     ).resume(tmp_path)
     assert resumed.fit()["steps"] == 14
+
+
+def test_weight_average_is_an_ema_of_the_trained_weights_and_changes_nothing_else(tmp_path):
+    decay, steps = 0.8, 12
+
+    def run(ema_decay, run_dir):
+        snapshots = []
+
+        class RecordingAdam(torch.optim.Adam):
+            def step(self, closure=None):
+                out = super().step(closure)
+                snapshots.append([p.detach().clone() for p in self.param_groups[0]["params"]])
+                return out
+
+        trainer = Trainer(
+            TinyLSTM(dropout=0.2),
+            small_config(max_steps=steps, eval_every=steps, lr=1e-2, ema_decay=ema_decay),
+            text_ids(800),
+            text_ids(200, seed=1),
+            run_dir=run_dir,
+            optimizer=lambda params: RecordingAdam(params, lr=1e-2),
+        )
+        return trainer, trainer.fit(), snapshots
+
+    plain, plain_summary, plain_steps = run(0.0, tmp_path / "plain")
+    averaged, summary, steps_taken = run(decay, tmp_path / "ema")
+    # training itself is the same, step by step (the average draws no random numbers)
+    for a, b in zip(plain_steps, steps_taken, strict=True):
+        for x, y in zip(a, b, strict=True):
+            assert torch.equal(x, y)
+    assert plain.eval_model is plain.model
+    # ema_1 = w_1; ema_t = decay * ema_{t-1} + (1 - decay) * w_t
+    expected = [w.clone() for w in steps_taken[0]]
+    for weights in steps_taken[1:]:
+        expected = [decay * e + (1 - decay) * w for e, w in zip(expected, weights, strict=True)]
+    got = list(averaged.eval_model.parameters())
+    for e, g in zip(expected, got, strict=True):
+        torch.testing.assert_close(g, e)
+    # evaluation scores the average, and the checkpoints offer it for use
+    assert summary["best_eval_loss"] == pytest.approx(averaged.evaluate()["loss"])
+    assert summary["best_eval_loss"] != pytest.approx(plain_summary["best_eval_loss"])
+    ckpt = load_checkpoint(tmp_path / "ema" / "last.pt")
+    assert torch.equal(ckpt["model"]["head.weight"], averaged.model.head.weight)
+    weights = model_weights(ckpt)
+    names = [name for name, _ in averaged.model.named_parameters()]
+    for name, e in zip(names, expected, strict=True):
+        torch.testing.assert_close(weights[name], e)
+    assert model_weights(load_checkpoint(tmp_path / "plain" / "last.pt")) is not None
+
+
+def test_ema_decay_is_checked():
+    with pytest.raises(ValueError, match=r"ema_decay must be in \[0, 1\) \(0 = off\), got 1.0"):
+        small_config(ema_decay=1.0)

@@ -41,6 +41,7 @@ def _require(settings: Any, rules: dict[str, tuple[float, float, str]]) -> None:
 
 POSITIVE, NON_NEGATIVE = (1, math.inf, ">= 1"), (0, math.inf, ">= 0")
 FRACTION = (0.0, 0.99, "in [0, 1)")
+DECAY = (0.0, math.nextafter(1.0, 0.0), "in [0, 1)")
 
 # The two model presets of --model-size, chosen by benchmarks/charlm.py and ablation.py on
 # tinyshakespeare with 2 CPU threads (issue 4's notes): within a few minutes a small GRU wins
@@ -51,11 +52,11 @@ FRACTION = (0.0, 0.99, "in [0, 1)")
 # passes over the data: it scored 1.422-1.434 in 6 and 1.481 in 11 (1.463 with dropout 0.35).
 MODEL_SIZES: dict[str, dict[str, Any]] = {
     "small": {"cell": "gru", "hidden_size": 384, "layer_norm": False, "forget_bias": 1.0,
-              "dropout": 0.1, "embed_dropout": 0.0, "weight_decay": 0.0, "chunk_len": 64,
-              "max_epochs": 0.0},
+              "dropout": 0.1, "embed_dropout": 0.0, "weight_decay": 0.0, "ema_decay": 0.0,
+              "chunk_len": 64, "max_epochs": 0.0},
     "large": {"cell": "lstm", "hidden_size": 512, "layer_norm": True, "forget_bias": 0.0,
-              "dropout": 0.2, "embed_dropout": 0.1, "weight_decay": 0.1, "chunk_len": 128,
-              "max_epochs": 6.0},
+              "dropout": 0.2, "embed_dropout": 0.1, "weight_decay": 0.1, "ema_decay": 0.995,
+              "chunk_len": 128, "max_epochs": 6.0},
 }
 LARGE_FROM_SECONDS = 300.0
 _BY_SIZE = "set by --model-size"
@@ -67,6 +68,7 @@ def _describe(size: dict[str, Any]) -> str:
     norm = "layer-norm " if size["layer_norm"] else ""
     embed = f", embedding dropout {size['embed_dropout']:g}" if size["embed_dropout"] else ""
     decay = f", weight decay {size['weight_decay']:g}" if size["weight_decay"] else ""
+    decay += f", weight average {size['ema_decay']:g}" if size["ema_decay"] else ""
     epochs = f", at most {size['max_epochs']:g} epochs" if size["max_epochs"] else ""
     return (f"{norm}{size['cell'].upper()} {size['hidden_size']}, dropout {size['dropout']:g}"
             f"{embed}{decay}, chunks of {size['chunk_len']}{epochs}")
@@ -94,8 +96,8 @@ class TrainSettings:
     seed: int = _opt(0, "random seed for initialization, batching and sampling")
     # --- model (the field defaults are the "small" model; see MODEL_SIZES) ---
     model_size: str = _opt("auto", "model preset for cell, hidden_size, layer_norm, forget_bias, "
-                           "dropout, embed_dropout, weight_decay, chunk_len and max_epochs (flags "
-                           "for those win): "
+                           "dropout, embed_dropout, weight_decay, ema_decay, chunk_len and "
+                           "max_epochs (flags for those win): "
                            + "; ".join(f"{k} = {_describe(v)}" for k, v in MODEL_SIZES.items())
                            + "; auto = large for "
                            f"text with a time budget of {LARGE_FROM_SECONDS:g} s or more (or "
@@ -126,6 +128,9 @@ class TrainSettings:
     weight_decay: float = _opt(_SMALL["weight_decay"], "decoupled weight decay of AdamW "
                                "(Loshchilov & Hutter 2019) on every parameter; 0: plain Adam",
                                shown=_BY_SIZE)
+    ema_decay: float = _opt(_SMALL["ema_decay"], "evaluate, save and sample an exponential "
+                            "moving average of the weights with this decay per step (Polyak "
+                            "averaging); 0: the trained weights", shown=_BY_SIZE)
     lr_final: float = _opt(0.05, "cosine decay to this fraction of lr at the end of the budget")
     clip: str = _opt("norm", "gradient clipping: none, norm (at clip_norm) or auto (AutoClip "
                      "at clip_percentile of the observed norms)", choices=("none", "norm", "auto"))
@@ -151,6 +156,7 @@ class TrainSettings:
                              "sample_length", "clip_norm", "weight_decay"), NON_NEGATIVE),
             **dict.fromkeys(("val_fraction", "dropout", "embed_dropout", "recurrent_dropout",
                              "zoneout"), FRACTION),
+            "ema_decay": DECAY,
             "lr": (1e-12, math.inf, "> 0"),
             "lr_final": (0.0, 1.0, "in [0, 1]"),
             "clip_percentile": (0.0, 100.0, "in [0, 100]"),

@@ -14,12 +14,13 @@ from rnnkit.cli_config import EvalSettings, SampleSettings, TrainSettings, build
 from rnnkit.data.errors import DataError
 from rnnkit.models import SequenceModel
 from rnnkit.tasks import Task, TextTask, bits, score, task_from_description
-from rnnkit.train import load_checkpoint
+from rnnkit.train import load_checkpoint, model_weights
 
 
 def load_model(run: str | Path, checkpoint: str = "best", device: str = "cpu"
                ) -> tuple[SequenceModel, Task]:
-    """The run's model with the weights of ``best.pt`` (or ``last.pt``), in eval mode."""
+    """The run's model with the weights of ``best.pt`` (or ``last.pt``; the averaged ones when
+    the run kept an average, --ema-decay), in eval mode."""
     from rnnkit.cli_train import resolve_device
 
     path = rundir.find_run(str(run))
@@ -32,7 +33,7 @@ def load_model(run: str | Path, checkpoint: str = "best", device: str = "cpu"
         file = path / "last.pt"
     ckpt = load_checkpoint(file, map_location="cpu")
     model = task.build_model(settings, [])
-    model.load_state_dict(ckpt["model"])
+    model.load_state_dict(model_weights(ckpt))
     return model.to(resolve_device(device)).eval(), task
 
 

@@ -167,6 +167,7 @@ def trainer_config(s: TrainSettings, device: str, max_steps: int) -> TrainConfig
             batch_size=s.batch_size, chunk_length=s.chunk_len, lr=s.lr,
             # AdamW with no decay is Adam; naming Adam then keeps older runs' optimizer exact
             optimizer="adamw" if s.weight_decay else "adam", weight_decay=s.weight_decay,
+            ema_decay=s.ema_decay,
             clip=s.clip, clip_max_norm=s.clip_norm, clip_percentile=s.clip_percentile,
             max_steps=max_steps or UNLIMITED_STEPS, max_time=s.max_time or None,
             eval_every=s.eval_every, patience=s.patience or None,
@@ -197,14 +198,15 @@ class EvalReport:
             try:
                 self._write_example(trainer, record["step"])
             finally:
-                trainer.model.train()
+                trainer.eval_model.train()
 
     def _write_example(self, trainer: Trainer, step: int) -> None:
-        device = next(trainer.model.parameters()).device
+        model = trainer.eval_model
+        device = next(model.parameters()).device
         # Own generator: sampling must not move the trainer's RNG, or resume would not be exact.
         gen = torch.Generator(device=device).manual_seed(self.s.seed + step)
         if isinstance(self.task, TextTask):
-            text = "".join(self.task.generate(trainer.model, "", self.s.sample_length, 0.8, gen))
+            text = "".join(self.task.generate(model, "", self.s.sample_length, 0.8, gen))
             with open(self.run / "samples.txt", "a", encoding="utf-8") as f:
                 f.write(f"=== step {step} ===\n{text}\n\n")
             tqdm.write("  | " + text.strip().replace("\n", " ")[:100], file=sys.stderr)
@@ -214,7 +216,7 @@ class EvalReport:
             context = self.train[-1]
             truth = torch.cat(self.val)[: self.s.sample_length] if self.val else None
             horizon = len(truth) if truth is not None else self.s.sample_length
-            pred = self.task.forecast(trainer.model, context, horizon)
+            pred = self.task.forecast(model, context, horizon)
             folder = self.run / "forecasts"
             folder.mkdir(exist_ok=True)
             write_forecast(folder / f"step_{step:07d}.csv", self.run / "forecast.png",

@@ -8,7 +8,7 @@ summary = Trainer(model, TrainConfig(chunk_length=200), train_ids, eval_ids,
 from ..losses import masked_step_sum, normalized_sequence_loss
 from ..state import detach_state
 from .batching import Batch, BatchSource, PaddedBatcher, StreamBatcher
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, model_weights, save_checkpoint
 from .clipping import GradClipper
 from .config import TrainConfig
 from .early_stopping import EarlyStopping
@@ -35,6 +35,7 @@ __all__ = [
     "forward_window",
     "load_checkpoint",
     "masked_step_sum",
+    "model_weights",
     "normalized_sequence_loss",
     "save_checkpoint",
 ]

@@ -19,7 +19,8 @@ from typing import Any
 
 import torch
 
-__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "FORMAT_VERSION"]
+__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "model_weights",
+           "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
 
@@ -83,3 +84,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"this rnnkit reads {FORMAT_VERSION}"
         )
     return payload
+
+
+def model_weights(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """The state_dict to use the model with: the averaged weights when the run averaged them
+    (``TrainConfig.ema_decay``; they are what was evaluated), else the trained ones."""
+    return checkpoint.get("averaged_model") or checkpoint["model"]

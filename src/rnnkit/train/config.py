@@ -33,6 +33,9 @@ class TrainConfig:
     lr_schedule: str = "constant"  # "constant" or "cosine" (to min_lr_ratio * lr at max_steps)
     warmup_steps: int = 0  # linear warm-up from 0 to lr over this many steps
     min_lr_ratio: float = 0.1  # final lr / peak lr of the cosine schedule
+    # Polyak averaging: evaluate, and save for use, an exponential moving average of the
+    # weights, ema = decay * ema + (1 - decay) * weights after each step; 0 = off
+    ema_decay: float = 0.0
 
     # --- gradient norm (O2) ---
     clip: str = "auto"  # "none", "norm" (at clip_max_norm) or "auto" (AutoClip percentile)
@@ -78,6 +81,7 @@ class TrainConfig:
         need(self.checkpoint_every >= 0, "checkpoint_every", ">= 0 (0 = only at evaluations)")
         need(self.warmup_steps >= 0, "warmup_steps", ">= 0")
         need(self.lr > 0, "lr", "> 0")
+        need(0.0 <= self.ema_decay < 1.0, "ema_decay", "in [0, 1) (0 = off)")
         need(self.clip in CLIP_MODES, "clip", f"one of {CLIP_MODES}")
         need(self.lr_schedule in LR_SCHEDULES, "lr_schedule", f"one of {LR_SCHEDULES}")
         self.chunk_schedule = tuple((int(s), int(t)) for s, t in self.chunk_schedule)

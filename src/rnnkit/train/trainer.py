@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from ..losses import masked_step_sum, normalized_sequence_loss
@@ -166,6 +167,12 @@ class Trainer:
             self.scheduler = None  # nothing to schedule
         else:
             self.scheduler = _build_scheduler(self.optimizer, config)
+        # a copy of the model whose weights are the moving average (None: off)
+        self.averaged = (
+            AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay))
+            if config.ema_decay
+            else None
+        )
         self.clipper = GradClipper(config.clip, config.clip_max_norm, config.clip_percentile)
         self.stopper = EarlyStopping(config.patience, config.plateau_patience, config.min_delta)
         self.run_dir = None if run_dir is None else Path(run_dir)
@@ -289,6 +296,8 @@ class Trainer:
                     self.optimizer.step()
                     if self.scheduler is not None:
                         self.scheduler.step()
+                    if self.averaged is not None:
+                        self.averaged.update_parameters(self.model)
                     self.nonfinite_in_row = 0
                     self.train_nats += nats_v
                     self.train_count += count_v
@@ -391,16 +400,26 @@ class Trainer:
             log.info(stop_reason)
         return stop_reason
 
+    @property
+    def eval_model(self) -> nn.Module:
+        """The model to evaluate and use: the averaged weights once there are any, else the
+        trained ones."""
+        if self.averaged is not None and self.averaged.n_averaged > 0:
+            return self.averaged.module
+        return self.model
+
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
-        """Loss per time step (nats) over the evaluation data, starting from a fresh state.
+        """Loss per time step (nats) of ``eval_model`` over the evaluation data, starting from
+        a fresh state.
 
         The objective is called under no_grad with the model in eval mode.
         """
         if self.eval_source is None:
             raise ValueError("evaluate() needs eval_data, got None")
         cfg = self.config
-        self.model.eval()
+        model = self.eval_model
+        model.eval()
         total = torch.zeros(2, device=self.device)
         state = None
         batches: Iterator = self.eval_source.iter_epoch(cfg.eval_chunk_length or cfg.chunk_length)
@@ -408,9 +427,9 @@ class Trainer:
             if cfg.eval_max_batches is not None and i >= cfg.eval_max_batches:
                 break
             batch = batch.to(self.device)
-            per_step, state, _ = self.objective(self.model, batch, state)
+            per_step, state, _ = self.objective(model, batch, state)
             total += torch.stack(masked_step_sum(per_step, batch.mask)).to(total)
-        self.model.train()
+        model.train()
         nats, count = ddp.all_reduce_sum(total).tolist()
         result = {"loss": nats / max(count, 1.0), "eval_steps": count}
         if getattr(self.objective, "loss_is_nll", False):
@@ -446,6 +465,8 @@ class Trainer:
             "nonfinite_in_row": self.nonfinite_in_row,
             "train_loss_since_eval": [self.train_nats, self.train_count],
             "model": self.model.state_dict(),
+            "averaged_model": None if self.averaged is None else self.averaged.module.state_dict(),
+            "n_averaged": 0 if self.averaged is None else int(self.averaged.n_averaged),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "clipper": self.clipper.state_dict(),
@@ -478,6 +499,9 @@ class Trainer:
                 f"with the same number, got {self.world_size}"
             )
         self.model.load_state_dict(ckpt["model"])
+        if self.averaged is not None and ckpt.get("averaged_model") is not None:
+            self.averaged.module.load_state_dict(ckpt["averaged_model"])
+            self.averaged.n_averaged.fill_(ckpt["n_averaged"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if ckpt["scheduler"] is not None and self.scheduler is not None:
             self.scheduler.load_state_dict(ckpt["scheduler"])
