@@ -45,21 +45,24 @@ def _inputs(gates: int, *, ln_hh: bool, ln_cell: bool, mask: bool, keep: bool, r
 
 
 CASES = list(itertools.product([False, True], repeat=4))  # ln, mask, keep, reset
-EAGER_STEPS = (fast_loop._lstm_forward_step, fast_loop._lstm_backward_step)
+
+
+def _use_eager_steps(monkeypatch):
+    monkeypatch.setattr(fast_loop, "_step_ops", lambda x, cell: fast_loop._EAGER_STEPS[cell])
 
 
 @pytest.fixture(params=["kernel", "eager"])
-def lstm_steps(request, monkeypatch):
-    """Run the LSTM fast loop with the compiled step kernel, then with the eager step."""
+def steps(request, monkeypatch):
+    """Run the fast loops with the compiled step kernels, then with the eager steps."""
     if request.param == "eager":
-        monkeypatch.setattr(fast_loop, "_lstm_step_ops", lambda x: EAGER_STEPS)
+        _use_eager_steps(monkeypatch)
     elif not kernels.available():
-        pytest.skip("the C++ step kernel did not build on this machine")
+        pytest.skip("the C++ step kernels did not build on this machine")
     return request.param
 
 
 @pytest.mark.parametrize("ln,mask,keep,reset", CASES)
-def test_lstm_layer_gradcheck(ln, mask, keep, reset, lstm_steps):
+def test_lstm_layer_gradcheck(ln, mask, keep, reset, steps):
     h0, kw = _inputs(4, ln_hh=ln, ln_cell=ln, mask=mask, keep=keep, reset=reset)
 
     def f(*args):
@@ -73,7 +76,7 @@ def test_lstm_layer_gradcheck(ln, mask, keep, reset, lstm_steps):
 
 
 @pytest.mark.parametrize("ln,mask,keep,reset", CASES)
-def test_gru_layer_gradcheck(ln, mask, keep, reset):
+def test_gru_layer_gradcheck(ln, mask, keep, reset, steps):
     h0, kw = _inputs(3, ln_hh=ln, ln_cell=False, mask=mask, keep=keep, reset=reset)
 
     def f(*args):
@@ -84,38 +87,47 @@ def test_gru_layer_gradcheck(ln, mask, keep, reset):
     assert torch.autograd.gradcheck(f, grads)
 
 
-@pytest.mark.skipif(not kernels.available(), reason="the C++ step kernel did not build")
+@pytest.mark.skipif(not kernels.available(), reason="the C++ step kernels did not build")
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_lstm_kernel_equals_eager_step(dtype, monkeypatch):
+def test_kernel_equals_eager_step(cell, dtype, monkeypatch):
     """The compiled step and the eager step give the same outputs and gradients, at a size
     whose rows are not a multiple of the vector width (the kernels' tails)."""
     g = torch.Generator().manual_seed(1)
     T_, B_, H_ = 6, 5, 37
+    G = (4 if cell == "lstm" else 3) * H_
 
     def rand(*shape):
         return torch.randn(*shape, generator=g, dtype=dtype).requires_grad_()
 
-    kw = dict(input_gates=rand(T_, B_, 4 * H_), h0=rand(B_, H_), c0=rand(B_, H_),
-              weight_hh=rand(4 * H_, H_) / 6, hh_gain=rand(4 * H_), hh_bias=rand(4 * H_),
-              ih_gain=rand(4 * H_), ih_bias=rand(4 * H_),
-              cell_gain=rand(H_), cell_bias=rand(H_),
+    kw = dict(input_gates=rand(T_, B_, G), h0=rand(B_, H_), weight_hh=rand(G, H_) / 6,
+              hh_gain=rand(G), hh_bias=rand(G),
               candidate_mask=(torch.rand(B_, H_, generator=g, dtype=dtype) > 0.3).to(dtype) * 1.4,
               keep_h=torch.rand(T_, B_, H_, generator=g, dtype=dtype),
-              keep_c=(torch.rand(T_, B_, 1, generator=g, dtype=dtype) > 0.5).to(dtype),
               resets={2: torch.tensor([[True], [False], [True], [False], [False]])},
-              h_init=rand(B_, H_), c_init=rand(B_, H_))
-    leaves = [v for v in kw.values() if isinstance(v, torch.Tensor) and v.requires_grad]
+              h_init=rand(B_, H_))
+    if cell == "lstm":
+        kw.update(c0=rand(B_, H_), ih_gain=rand(G), ih_bias=rand(G), cell_gain=rand(H_),
+                  cell_bias=rand(H_), c_init=rand(B_, H_),
+                  keep_c=(torch.rand(T_, B_, 1, generator=g, dtype=dtype) > 0.5).to(dtype))
+    layer = fast_loop.lstm_layer if cell == "lstm" else fast_loop.gru_layer
 
-    def run():
-        out, h, c = fast_loop.lstm_layer(**kw)
-        loss = (out * torch.linspace(-1, 1, H_, dtype=dtype)).sum() + h.sum() + (c * c).sum()
-        return [out, h, c, *torch.autograd.grad(loss, leaves)]
+    def run(**changes):
+        args = dict(kw, **changes)
+        out, h, *c = layer(**args)
+        loss = (out * torch.linspace(-1, 1, H_, dtype=dtype)).sum() + h.sum()
+        loss = loss + sum((x * x).sum() for x in c)
+        leaves = [v for v in args.values() if isinstance(v, torch.Tensor) and v.requires_grad]
+        return [out, h, *c, *torch.autograd.grad(loss, leaves)]
 
-    compiled = run()
-    monkeypatch.setattr(fast_loop, "_lstm_step_ops", lambda x: EAGER_STEPS)
-    eager = run()
+    optional = ["hh_gain", "candidate_mask", "keep_h", "ih_gain", "ih_bias", "cell_gain",
+                "cell_bias", "keep_c"]
+    variants = [{}, {k: None for k in optional if k in kw}]  # every option, then none
+    compiled = [run(**v) for v in variants]
+    _use_eager_steps(monkeypatch)
+    eager = [run(**v) for v in variants]
     tol = 1e-12 if dtype == torch.float64 else 1e-5
-    for a, b in zip(compiled, eager):
+    for a, b in zip(sum(compiled, []), sum(eager, [])):
         torch.testing.assert_close(a, b, atol=tol, rtol=tol)
 
 

@@ -22,18 +22,25 @@ def _states(state):
     return state if isinstance(state, tuple) else (state,)
 
 
-@pytest.fixture
-def no_loop(monkeypatch):
-    """Fail if a module falls back to a Python time loop."""
-    def fail(*a, **k):
-        raise AssertionError("the per-step loop ran where the fused kernel was expected")
-    monkeypatch.setattr(rnn_module._RecurrentBase, "_loop_forward", fail)
+@pytest.fixture(params=["fused", "loop"])
+def plain_path(request, monkeypatch):
+    """Run a module with every trick off through torch's fused kernel (and fail if it falls
+    back to a time loop), then through the fast loop, which a GRU takes on CPU."""
+    use_loop = request.param == "loop"
+    for cls in (rnnkit.LSTM, rnnkit.GRU):
+        monkeypatch.setattr(cls, "_loop_is_faster", lambda self, x: use_loop)
+    if not use_loop:
+        def fail(*a, **k):
+            raise AssertionError("the per-step loop ran where the fused kernel was expected")
+        monkeypatch.setattr(rnn_module._RecurrentBase, "_loop_forward", fail)
+    return request.param
 
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("num_layers,batch_first,bias", [(1, False, True), (2, True, True),
                                                           (3, False, False)])
-def test_equals_torch_nn_outputs_states_and_gradients(mode, num_layers, batch_first, bias, no_loop):
+def test_equals_torch_nn_outputs_states_and_gradients(mode, num_layers, batch_first, bias,
+                                                      plain_path):
     ref, ours = _pair(mode, 5, 7, num_layers, bias=bias, batch_first=batch_first)
     assert list(ours.state_dict()) == list(ref.state_dict())
     x = torch.randn(4, 6, 5, requires_grad=True)
@@ -60,7 +67,7 @@ def test_state_dict_round_trips_both_ways(mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_dropout_between_layers_matches_torch_nn_in_training(mode, no_loop):
+def test_dropout_between_layers_matches_torch_nn_in_training(mode, plain_path):
     ref, ours = _pair(mode, 3, 8, 3, dropout=0.5)
     x = torch.randn(6, 4, 3)
     torch.manual_seed(5)
@@ -120,7 +127,7 @@ def test_reset_restarts_rows_from_the_initial_state(mode, learned):
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_sum_outputs_is_the_sum_of_every_layers_output(mode, no_loop):
+def test_sum_outputs_is_the_sum_of_every_layers_output(mode, plain_path):
     torch.manual_seed(0)
     m = getattr(rnnkit, mode)(3, 5, 3, sum_outputs=True)
     x = torch.randn(6, 2, 3)
@@ -268,7 +275,7 @@ def test_bad_arguments_and_shapes_raise_clear_errors(mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_reset_at_the_first_step_keeps_the_fused_kernel(mode, no_loop):
+def test_reset_at_the_first_step_keeps_the_fused_kernel(mode, plain_path):
     torch.manual_seed(0)
     m = getattr(rnnkit, mode)(3, 5, 2, learned_initial_state=True)
     with torch.no_grad():

@@ -176,11 +176,74 @@ def _lstm_backward_step(
                                  ih_stats[1].unsqueeze(1), ih_gain))
 
 
-def _lstm_step_ops(x: Tensor) -> tuple:
-    """The compiled step kernels for CPU tensors when they built, else the eager steps."""
+def _gru_forward_step(x, a, h_prev, mask, keep_h, act, a_n, h):
+    """Everything of one GRU step after the recurrent map, in eager PyTorch; writes its outputs.
+
+    ``x`` [B, 3H] is ``W_ih x_t + b_ih``, ``a`` [B, 3H] the recurrent map ``W_hh h + b_hh``
+    (after its layer norm). Writes the activated gates r, z, n to ``act``, the recurrent part
+    of the candidate ``a_n`` and the new state ``h``. The C++ kernel
+    ``torch.ops.rnnkit.gru_forward_step`` (csrc/gru_step.cpp) does the same in one pass.
+    """
+    H = h.shape[-1]
+    torch.add(x[:, : 2 * H], a[:, : 2 * H], out=act[:, : 2 * H]).sigmoid_()
+    r, u = act[:, :H], act[:, H : 2 * H]
+    a_n.copy_(a[:, 2 * H :])
+    n = torch.addcmul(x[:, 2 * H :], r, a_n, out=act[:, 2 * H :]).tanh_()
+    if mask is not None:
+        n = n * mask
+    if keep_h is not None:
+        torch.lerp(torch.lerp(n, h_prev, u), h_prev, keep_h, out=h)
+    else:
+        torch.lerp(n, h_prev, u, out=h)
+
+
+def _gru_backward_step(dh, dh_extra, act, a_n, h_prev, mask, keep_h, d_gates, d_a, dh_carry):
+    """The backward of :func:`_gru_forward_step` for one step; writes its outputs.
+
+    ``dh`` (+ ``dh_extra``) is dL/dh_t. Writes dL/d(preactivations) to ``d_gates`` (= dL/dx),
+    dL/da to ``d_a``, and to ``dh_carry`` (which may be ``dh``) the part of dL/dh_{t-1} that
+    does not pass through the recurrent map; the caller adds ``d_a W_hh``.
+    """
+    H = h_prev.shape[-1]
+    r, u, n = act.split(H, 1)
+    d = dh if dh_extra is None else dh + dh_extra
+    direct = None
+    if keep_h is not None:  # zoneout: the kept fraction flows straight to h_{t-1}
+        direct = d * keep_h
+        d = d - direct
+    n_in = n if mask is None else n * mask
+    _sigmoid_grad(d * (h_prev - n_in), u, grad_input=d_gates[:, H : 2 * H])
+    d_n = torch.addcmul(d, d, u, value=-1.0)  # d * (1 - z)
+    if mask is not None:
+        d_n *= mask
+    d_n = _tanh_grad(d_n, n, grad_input=d_gates[:, 2 * H :])
+    _sigmoid_grad(d_n * a_n, r, grad_input=d_gates[:, :H])
+    d_a[:, : 2 * H] = d_gates[:, : 2 * H]
+    torch.mul(d_n, r, out=d_a[:, 2 * H :])
+    if direct is None:
+        torch.mul(d, u, out=dh_carry)
+    else:
+        torch.addcmul(direct, d, u, out=dh_carry)
+
+
+_EAGER_STEPS = {"lstm": (_lstm_forward_step, _lstm_backward_step),
+                "gru": (_gru_forward_step, _gru_backward_step)}
+
+
+def _step_ops(x: Tensor, cell: str) -> tuple:
+    """The compiled step kernels of ``cell`` for CPU tensors when they built, else the eager
+    steps."""
     if x.device.type == "cpu" and kernels.available():
-        return torch.ops.rnnkit.lstm_forward_step, torch.ops.rnnkit.lstm_backward_step
-    return _lstm_forward_step, _lstm_backward_step
+        ops = torch.ops.rnnkit
+        return getattr(ops, f"{cell}_forward_step"), getattr(ops, f"{cell}_backward_step")
+    return _EAGER_STEPS[cell]
+
+
+def _full_keep(keep: Tensor | None, T: int, B: int, H: int, new) -> Tensor | None:
+    """A keep mask as a contiguous [T, B, H] (the steps read it row by row)."""
+    if keep is None or (keep.shape == (T, B, H) and keep.is_contiguous()):
+        return keep
+    return new(T, B, H).copy_(keep.expand(T, B, H))
 
 
 class _LSTMLayer(torch.autograd.Function):
@@ -196,10 +259,8 @@ class _LSTMLayer(torch.autograd.Function):
         def new(*shape: int) -> Tensor:
             return workspace.empty(shape, input_gates)
 
-        # The step reads keep masks row by row: copy only those that are broadcast.
-        keep_h, keep_c = (k if k is None or (k.shape == (T, B, H) and k.is_contiguous())
-                          else new(T, B, H).copy_(k.expand(T, B, H)) for k in (keep_h, keep_c))
-        step, _ = _lstm_step_ops(input_gates)
+        keep_h, keep_c = (_full_keep(k, T, B, H, new) for k in (keep_h, keep_c))
+        step, _ = _step_ops(input_gates, "lstm")
         hs, cs, tanh_c = new(T + 1, B, H), new(T + 1, B, H), new(T, B, H)  # hs[t+1] = h_t
         hs[0], cs[0] = h0, c0
         act = new(T, B, G)  # activated gates i, f, g, o
@@ -245,7 +306,7 @@ class _LSTMLayer(torch.autograd.Function):
          cell_stats) = ctx.saved_tensors
         T, B, G = act.shape
         restarts = ctx.restarts
-        _, step = _lstm_step_ops(act)
+        _, step = _step_ops(act, "lstm")
         d_gates = workspace.empty(act.shape, act)  # dL/d(input_gates) = dL/d(preactivations)
         d_raw = workspace.empty(act.shape, act) if raw_hh is not None else None
         d_x = workspace.empty(act.shape, act) if raw_ih is not None else None
@@ -300,44 +361,39 @@ class _GRULayer(torch.autograd.Function):
     ):
         T, B, G = input_gates.shape
         H = G // 3
+        input_gates = input_gates.contiguous()
 
         def new(*shape: int) -> Tensor:
             return workspace.empty(shape, input_gates)
 
+        keep_h = _full_keep(keep_h, T, B, H, new)
+        step, _ = _step_ops(input_gates, "gru")
         hs = new(T + 1, B, H)  # hs[t+1] = h_t
         hs[0] = h0
         act = new(T, B, G)  # r, z, n after their nonlinearities
         a_n = new(T, B, H)  # the recurrent part of the candidate, b_hn included
         raw_hh = new(T, B, G) if hh_gain is not None else None
-        h_new = new(B, H) if keep_h is not None else None
+        a = new(B, G)  # the recurrent map of the current step
         hh_stats = []
         w_t = weight_hh.t().contiguous()  # [H, G]; ~4% faster than the transposed view
         restarts = {}
+        X, Z, AN, HS = (u.unbind(0) for u in (input_gates, act, a_n, hs))
+        RAW, KH = _steps(raw_hh, T), _steps(keep_h, T)
         h = h0
         for t in range(T):
             if t in resets:
                 h = torch.where(resets[t], h_init, h)
                 restarts[t] = (resets[t], h)
             if raw_hh is not None:
-                torch.mm(h, w_t, out=raw_hh[t])
-                a, mean, rstd = _ln_forward(raw_hh[t], hh_gain, hh_bias)
+                torch.mm(h, w_t, out=RAW[t])
+                a, mean, rstd = _ln_forward(RAW[t], hh_gain, hh_bias)
                 hh_stats.append((mean, rstd))
             elif hh_bias is not None:
-                a = torch.addmm(hh_bias, h, w_t)
+                torch.addmm(hh_bias, h, w_t, out=a)
             else:
-                a = torch.mm(h, w_t)
-            x, z = input_gates[t], act[t]
-            torch.add(x[:, : 2 * H], a[:, : 2 * H], out=z[:, : 2 * H]).sigmoid_()
-            r, u = z[:, :H], z[:, H : 2 * H]
-            a_n[t] = a[:, 2 * H :]
-            n = torch.addcmul(x[:, 2 * H :], r, a_n[t], out=z[:, 2 * H :]).tanh_()
-            if candidate_mask is not None:
-                n = n * candidate_mask
-            if keep_h is not None:
-                torch.lerp(torch.lerp(n, h, u, out=h_new), h, keep_h[t], out=hs[t + 1])
-            else:
-                torch.lerp(n, h, u, out=hs[t + 1])
-            h = hs[t + 1]
+                torch.mm(h, w_t, out=a)
+            step(X[t], a, h, candidate_mask, KH[t], Z[t], AN[t], HS[t + 1])
+            h = HS[t + 1]
 
         ctx.restarts = restarts
         ctx.hh_stats = [torch.stack(s) for s in zip(*hh_stats)] if hh_stats else None
@@ -351,37 +407,24 @@ class _GRULayer(torch.autograd.Function):
         (weight_hh, hh_gain, hh_bias, hs, act, a_n, raw_hh, candidate_mask,
          keep_h) = ctx.saved_tensors
         T, B, G = act.shape
-        H = G // 3
         restarts = ctx.restarts
+        _, step = _step_ops(act, "gru")
         d_gates = workspace.empty(act.shape, act)
         d_a = workspace.empty(act.shape, act)  # dL/d (recurrent projection, after its LN)
         d_raw = workspace.empty(act.shape, act) if raw_hh is not None else d_a
         d_h_init = torch.zeros_like(hs[0]) if restarts else None
         dh = d_hn.clone() if d_hn is not None else torch.zeros_like(hs[0])
+        if d_hs is not None:
+            d_hs = d_hs.contiguous()
+        A, AN, HS, DZ, DA, DRAW = (u.unbind(0) for u in (act, a_n, hs, d_gates, d_a, d_raw))
+        RAW, KH, DHS = (_steps(u, T) for u in (raw_hh, keep_h, d_hs))
         for t in range(T - 1, -1, -1):
-            h_prev = restarts[t][1] if t in restarts else hs[t]
-            r, u, n = act[t].chunk(3, dim=1)
-            if d_hs is not None:
-                dh += d_hs[t]
-            if keep_h is not None:
-                dh_prev = dh * keep_h[t]
-                dh -= dh_prev
-            dz, da = d_gates[t], d_a[t]
-            n_in = n if candidate_mask is None else n * candidate_mask
-            _sigmoid_grad(dh * (h_prev - n_in), u, grad_input=dz[:, H : 2 * H])
-            d_n = torch.addcmul(dh, dh, u, value=-1.0)  # dh * (1 - u)
-            if candidate_mask is not None:
-                d_n *= candidate_mask
-            d_n = _tanh_grad(d_n, n, grad_input=dz[:, 2 * H :])
-            _sigmoid_grad(d_n * a_n[t], r, grad_input=dz[:, :H])
-            da[:, : 2 * H] = dz[:, : 2 * H]
-            torch.mul(d_n, r, out=da[:, 2 * H :])
+            h_prev = restarts[t][1] if t in restarts else HS[t]
+            step(dh, DHS[t], A[t], AN[t], h_prev, candidate_mask, KH[t], DZ[t], DA[t], dh)
             if raw_hh is not None:
                 mean, rstd = ctx.hh_stats[0][t], ctx.hh_stats[1][t]
-                d_raw[t] = _ln_input_grad(da, raw_hh[t], mean, rstd, hh_gain)
-            dh = torch.addmm(dh.mul_(u), d_raw[t], weight_hh)
-            if keep_h is not None:
-                dh += dh_prev
+                DRAW[t].copy_(_ln_input_grad(DA[t], RAW[t], mean, rstd, hh_gain))
+            dh = torch.addmm(dh, DRAW[t], weight_hh)
             if t in restarts:
                 m = restarts[t][0]
                 d_h_init += torch.where(m, dh, 0.0)

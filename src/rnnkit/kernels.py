@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 NAME = "rnnkit_step_kernels"
-SOURCES = [Path(__file__).parent / "csrc" / "lstm_step.cpp"]
+SOURCES = [Path(__file__).parent / "csrc" / name for name in ("lstm_step.cpp", "gru_step.cpp")]
 
 
 def _openmp() -> list[str]:
@@ -47,8 +47,8 @@ def available() -> bool:
         from torch.utils import cpp_extension
 
         # Loading a built kernel takes well under a second; say so only when compiling.
-        notice = threading.Timer(2.0, print, ["rnnkit: compiling the fused LSTM step kernel "
-                                              "(once per machine, about 30 s)...",],
+        notice = threading.Timer(2.0, print, ["rnnkit: compiling the fused LSTM and GRU step "
+                                              "kernels (once per machine, about a minute)...",],
                                  {"file": sys.stderr, "flush": True})
         notice.start()
         try:
@@ -59,8 +59,8 @@ def available() -> bool:
             notice.cancel()
     except Exception as e:  # no compiler, no ninja, a broken toolchain: run the eager step
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        warnings.warn(f"rnnkit: the fused step kernel could not be built ({first_line}); "
-                      "layer-norm / zoneout / recurrent-dropout LSTMs run the eager step, "
+        warnings.warn(f"rnnkit: the fused step kernels could not be built ({first_line}); "
+                      "LSTMs with tricks and GRUs run the eager step or torch's, "
                       "which is slower (same results)", RuntimeWarning, stacklevel=2)
         return False
     return True

@@ -2,10 +2,12 @@
 
 ``rnnkit.LSTM`` / ``rnnkit.GRU`` take torch.nn.LSTM / GRU's arguments, state_dict keys, gate
 order and call signature. With every trick off they call PyTorch's fused kernel (the same
-one torch.nn uses). Tricks that change the step itself (layer norm, recurrent dropout,
-zoneout, state resets) run a per-layer time loop: :mod:`rnnkit.fast_loop` (hand-written
-backward) by default, or the plain autograd loop over :mod:`rnnkit.functional` here
-(``fast=False``), which is the reference the fast loop is tested against.
+one torch.nn uses), except a GRU on CPU where rnnkit's compiled step kernels built: there the
+fast loop below is faster (benchmarks/cells.py). Tricks that change the step itself (layer
+norm, recurrent dropout, zoneout, state resets) run a per-layer time loop:
+:mod:`rnnkit.fast_loop` (hand-written backward) by default, or the plain autograd loop over
+:mod:`rnnkit.functional` here (``fast=False``), which is the reference the fast loop is
+tested against.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import torch.nn.functional as F
 from torch import _VF, Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from rnnkit import fast_loop, functional
+from rnnkit import fast_loop, functional, kernels
 from rnnkit.cells import _check_bias, init_recurrent_parameters, set_gate_bias
 from rnnkit.regularizers import check_rate, dropout_mask, zoneout, zoneout_keep
 
@@ -226,7 +228,7 @@ class _RecurrentBase(nn.Module):
 
         needs_loop = (
             self.layer_norm or self._zoneout_rates_nonzero() or reset_tb is not None
-            or (self.recurrent_dropout > 0 and self.training)
+            or (self.recurrent_dropout > 0 and self.training) or self._loop_is_faster(x)
         )
         if needs_loop:
             output, states_out = self._loop_forward(x, states, valid, reset_tb)
@@ -329,6 +331,10 @@ class _RecurrentBase(nn.Module):
         return output, states_out
 
     # -- loop path (layer norm, zoneout, recurrent dropout, resets) --------------------------
+
+    def _loop_is_faster(self, x: Tensor) -> bool:
+        """True where the fast loop beats torch's kernel even with every trick off."""
+        return False
 
     def _zoneout_rates_nonzero(self) -> bool:
         return any(p > 0 for p in self._zoneout_rates())
@@ -544,6 +550,10 @@ class GRU(_RecurrentBase):
 
     def _zoneout_rates(self) -> tuple[float, ...]:
         return (self.zoneout,)
+
+    def _loop_is_faster(self, x: Tensor) -> bool:
+        # torch's CPU GRU backward runs ~10 autograd ops per step; the compiled step does one.
+        return self.fast and x.device.type == "cpu" and kernels.available()
 
     def _cell_step(self, gates_x, state, layer, candidate_mask):
         bias_hh = getattr(self, f"bias_hh_l{layer}") if self.bias else None

@@ -9,80 +9,16 @@
 //
 // Per-step tensors are [B, N] with a contiguous last dimension; statistics are [2, B]
 // (mean, rstd), possibly strided views of a [2, T, B] buffer.
-#include <ATen/ATen.h>
-#include <ATen/Parallel.h>
-#include <ATen/cpu/vec/vec.h>
-#include <torch/library.h>
-#include <torch/version.h>
+#include "step_common.h"
 
-#include <cmath>
 #include <initializer_list>
 #include <vector>
 
 namespace {
 
-using at::Tensor;
-using OptTensor = std::optional<Tensor>;
-template <typename T>
-using Vec = at::vec::Vectorized<T>;
+using namespace rnnkit_step;
 
 constexpr double kEps = 1e-5;  // fast_loop.EPS
-
-// f(j, count) over [0, n) in vector-sized pieces; count < Vec::size() only for the tail.
-template <typename T, typename F>
-inline void vec_loop(int64_t n, const F& f) {
-  constexpr int64_t W = Vec<T>::size();
-  int64_t j = 0;
-  for (; j + W <= n; j += W) f(j, W);
-  if (j < n) f(j, n - j);
-}
-
-template <typename T>
-inline Vec<T> load(const T* p, int64_t j, int64_t count) {
-  return count == Vec<T>::size() ? Vec<T>::loadu(p + j) : Vec<T>::loadu(p + j, count);
-}
-
-template <typename T>
-inline void store(const Vec<T>& v, T* p, int64_t j, int64_t count) {
-  v.store(p + j, static_cast<int>(count));
-}
-
-template <typename T>
-inline T sum_lanes(const Vec<T>& v) {
-  T lanes[Vec<T>::size()];
-  v.store(lanes);
-  T s = 0;
-  for (int64_t k = 0; k < Vec<T>::size(); ++k) s += lanes[k];
-  return s;
-}
-
-// Keep the first `count` lanes of v and zero the rest (tails of reductions).
-template <typename T>
-inline Vec<T> head(const Vec<T>& v, int64_t count) {
-  return count == Vec<T>::size() ? v : Vec<T>::set(Vec<T>(0), v, count);
-}
-
-// exp_u20 (ATen >= 2.3) is a polynomial exp within 20 ulp, about 3x faster than Sleef's
-// exp_u10 for float; for double it is exp itself. A sigmoid error of ~1e-6 is far below
-// float32 training noise, and float64 (gradcheck) keeps the exact exp.
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 3)
-template <typename T>
-inline Vec<T> fast_exp(const Vec<T>& x) { return x.exp_u20(); }
-#else
-template <typename T>
-inline Vec<T> fast_exp(const Vec<T>& x) { return x.exp(); }
-#endif
-
-template <typename T>
-inline Vec<T> sigmoid(const Vec<T>& x) {
-  return Vec<T>(1) / (Vec<T>(1) + fast_exp(x.neg()));
-}
-
-// tanh(x) = 2 sigmoid(2x) - 1: absolute error ~2e-7 in float, like the sigmoid's.
-template <typename T>
-inline Vec<T> fast_tanh(const Vec<T>& x) {
-  return Vec<T>(2) / (Vec<T>(1) + fast_exp(x * Vec<T>(-2))) - Vec<T>(1);
-}
 
 // Layer-norm statistics of one row: mean and 1/sqrt(biased variance + eps).
 template <typename T>
@@ -119,17 +55,6 @@ inline void row_ln_backward(const T* dy, const T* x, const T* gain, T mean, T rs
   });
 }
 
-// Row b of a [B, N] tensor (nullptr for an absent optional one).
-template <typename T>
-inline T* ptr(const Tensor& t, int64_t b) {
-  return t.data_ptr<T>() + b * t.stride(0);
-}
-
-template <typename T>
-inline T* ptr(const OptTensor& t, int64_t b) {
-  return t ? ptr<T>(*t, b) : nullptr;
-}
-
 // Row b's layer-norm statistics in a [2, B] view: (mean, rstd).
 template <typename T>
 inline void write_stats(const Tensor& stats, int64_t b, T mean, T rstd) {
@@ -157,15 +82,6 @@ inline void row_layer_norm(const T* x, int64_t n, const T* gain, const T* bias,
   vec_loop<T>(n, [&](int64_t j, int64_t c) {
     Vec<T> y = (load(x, j, c) - m) * r * load(gain, j, c);
     emit(j, c, bias ? y + load(bias, j, c) : y);
-  });
-}
-
-template <typename F>
-void for_rows(int64_t B, int64_t row_elements, const F& f) {
-  // Two threads only pay off when each gets a few thousand elements.
-  const int64_t grain = std::max<int64_t>(1, 8192 / std::max<int64_t>(row_elements, 1));
-  at::parallel_for(0, B, grain, [&](int64_t begin, int64_t end) {
-    for (int64_t b = begin; b < end; ++b) f(b);
   });
 }
 
@@ -313,12 +229,6 @@ void backward_impl(const Tensor& dh, const OptTensor& dh_extra, const Tensor& dc
   });
 }
 
-void check_rows(const Tensor& t, const char* name) {
-  TORCH_CHECK(t.dim() == 2 && t.stride(1) == 1, "rnnkit lstm step: ", name,
-              " must be 2-D with a contiguous last dimension, got sizes ", t.sizes(),
-              " strides ", t.strides());
-}
-
 void lstm_forward_step(const Tensor& x, const OptTensor& ih_gain, const OptTensor& ih_bias,
                        const OptTensor& ih_stats, const OptTensor& raw, const OptTensor& hh_gain,
                        const OptTensor& hh_bias, const Tensor& c_prev, const Tensor& h_prev,
@@ -327,10 +237,10 @@ void lstm_forward_step(const Tensor& x, const OptTensor& ih_gain, const OptTenso
                        Tensor act, Tensor c_new, Tensor c, Tensor tanh_c, Tensor h,
                        const OptTensor& hh_stats, const OptTensor& cell_stats) {
   for (const Tensor* t : std::initializer_list<const Tensor*>{&x, &c_prev, &h_prev, &act, &c_new, &c, &tanh_c, &h}) {
-    check_rows(*t, "state and gate tensors");
+    check_rows(*t, "lstm step", "state and gate tensors");
   }
   for (const OptTensor* t : std::initializer_list<const OptTensor*>{&raw, &mask, &keep_c, &keep_h}) {
-    if (*t) check_rows(**t, "raw, mask and keep tensors");
+    if (*t) check_rows(**t, "lstm step", "raw, mask and keep tensors");
   }
   TORCH_CHECK(!raw || (hh_gain && hh_stats), "rnnkit lstm step: raw needs hh_gain and hh_stats");
   TORCH_CHECK(!ih_gain || ih_stats, "rnnkit lstm step: ih_gain needs ih_stats");
@@ -352,11 +262,11 @@ void lstm_backward_step(const Tensor& dh, const OptTensor& dh_extra, const Tenso
                         Tensor d_gates, const OptTensor& d_raw, const OptTensor& d_x,
                         const OptTensor& d_cnorm, const OptTensor& dh_direct, Tensor dc_prev) {
   for (const Tensor* t : std::initializer_list<const Tensor*>{&dh, &dc, &act, &tanh_c, &c_new, &c_prev, &d_gates, &dc_prev}) {
-    check_rows(*t, "state and gate tensors");
+    check_rows(*t, "lstm step", "state and gate tensors");
   }
   for (const OptTensor* t : std::initializer_list<const OptTensor*>{&dh_extra, &mask, &keep_c, &keep_h, &raw, &d_raw, &d_cnorm,
                              &dh_direct, &x, &d_x}) {
-    if (*t) check_rows(**t, "optional per-step tensors");
+    if (*t) check_rows(**t, "lstm step", "optional per-step tensors");
   }
   TORCH_CHECK(!hh_gain || (raw && hh_stats && d_raw), "rnnkit lstm step: hh_gain needs raw, "
               "hh_stats and d_raw");
