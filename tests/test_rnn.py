@@ -5,6 +5,7 @@ import torch
 from torch.nn.utils.rnn import pack_padded_sequence
 
 import rnnkit
+from rnnkit import kernels
 from rnnkit import rnn as rnn_module
 
 MODES = ["LSTM", "GRU"]
@@ -289,3 +290,17 @@ def test_reset_at_the_first_step_keeps_the_fused_kernel(mode, plain_path):
     torch.testing.assert_close(out[:, 0], m(x[:, :1], tuple(s[:, :1] for s in state)
                                              if mode == "LSTM" else state[:, :1])[0][:, 0])
     torch.testing.assert_close(out[:, 1], m(x[:, 1:])[0][:, 0])
+
+
+def test_a_cpu_gru_takes_the_fast_loop_where_the_compiled_steps_run():
+    """Plain GRUs on CPU run the fast loop in float32/64 once the kernels built; other dtypes,
+    fast=False and the LSTM keep torch's kernel (the compiled steps are float32/64 only)."""
+    x = torch.randn(6, 2, 3)
+    assert rnnkit.GRU(3, 5)._loop_is_faster(x) == kernels.available()
+    assert rnnkit.GRU(3, 5)._loop_is_faster(x.double()) == kernels.available()
+    assert not rnnkit.GRU(3, 5)._loop_is_faster(x.bfloat16())
+    assert not rnnkit.GRU(3, 5, fast=False)._loop_is_faster(x)
+    assert not rnnkit.LSTM(3, 5)._loop_is_faster(x)
+    ref, ours = _pair("GRU", 3, 5)
+    ref, ours = ref.bfloat16(), ours.bfloat16()
+    torch.testing.assert_close(ours(x.bfloat16())[0], ref(x.bfloat16())[0])

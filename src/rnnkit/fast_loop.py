@@ -230,10 +230,17 @@ _EAGER_STEPS = {"lstm": (_lstm_forward_step, _lstm_backward_step),
                 "gru": (_gru_forward_step, _gru_backward_step)}
 
 
+def compiled_steps(x: Tensor) -> bool:
+    """Whether the compiled step kernels run for tensors like ``x`` (float32 or float64 on
+    CPU, once they have built)."""
+    return (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+            and kernels.available())
+
+
 def _step_ops(x: Tensor, cell: str) -> tuple:
-    """The compiled step kernels of ``cell`` for CPU tensors when they built, else the eager
-    steps."""
-    if x.device.type == "cpu" and kernels.available():
+    """The compiled step kernels of ``cell`` for CPU float tensors when they built, else the
+    eager steps."""
+    if compiled_steps(x):
         ops = torch.ops.rnnkit
         return getattr(ops, f"{cell}_forward_step"), getattr(ops, f"{cell}_backward_step")
     return _EAGER_STEPS[cell]

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import _VF, Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from rnnkit import fast_loop, functional, kernels
+from rnnkit import fast_loop, functional
 from rnnkit.cells import _check_bias, init_recurrent_parameters, set_gate_bias
 from rnnkit.regularizers import check_rate, dropout_mask, zoneout, zoneout_keep
 
@@ -553,7 +553,7 @@ class GRU(_RecurrentBase):
 
     def _loop_is_faster(self, x: Tensor) -> bool:
         # torch's CPU GRU backward runs ~10 autograd ops per step; the compiled step does one.
-        return self.fast and x.device.type == "cpu" and kernels.available()
+        return self.fast and fast_loop.compiled_steps(x)
 
     def _cell_step(self, gates_x, state, layer, candidate_mask):
         bias_hh = getattr(self, f"bias_hh_l{layer}") if self.bias else None
