@@ -177,3 +177,66 @@ def test_fast_loop_equals_reference_loop(mode, trick, training):
         torch.testing.assert_close(a, b)
     for a, b in zip(g1, g2):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("mode,trick", [("LSTM", "layer_norm"), ("GRU", "zoneout"),
+                                        ("GRU", None)])
+def test_double_backward_is_refused_unless_fast_is_off(mode, trick, steps):
+    """A gradient penalty needs the backward's own derivative, which the fast loop does not
+    have: it refuses (never a silently missing term), and fast=False gives the right one."""
+    m = (_module(mode, trick) if trick else rnnkit.GRU(3, 5, batch_first=True)).double()
+    x = torch.randn(2, 4, 3, dtype=torch.float64, requires_grad=True)
+
+    def penalty():
+        torch.manual_seed(1)
+        out, _ = m(x)
+        gx, = torch.autograd.grad(out.pow(2).sum(), x, create_graph=True)
+        return torch.autograd.grad(gx.pow(2).sum(), list(m.parameters()))
+
+    if trick is not None or fast_loop.compiled_steps(x):
+        with pytest.raises(RuntimeError, match="fast=False"):
+            penalty()
+    m.fast = False
+    slow = penalty()
+    if trick is None:  # every trick off: torch's own kernel and torch.nn.GRU agree
+        ref = torch.nn.GRU(3, 5, batch_first=True).double()
+        ref.load_state_dict(m.state_dict())
+        m = ref
+        for a, b in zip(slow, penalty()):
+            torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
+def test_states_and_gradients_of_any_strides(mode, steps):
+    """An initial state or an incoming gradient whose last dimension is strided (a permuted
+    tensor) gives what a contiguous copy gives."""
+    m = _module(mode, "zoneout").eval()
+    x = torch.randn(2, 4, 3)
+    h0 = torch.randn(5, 2, 2).permute(2, 1, 0)  # [2, 2, 5] with a last-dim stride of 4
+    weights = torch.randn(5, 2, 2)
+    results = []
+    for state in (h0, h0.contiguous()):
+        state = (state, torch.zeros(2, 2, 5)) if mode == "LSTM" else state
+        out, hn = m(x, state)
+        hn = hn[0] if mode == "LSTM" else hn
+        loss = hn.permute(2, 1, 0).mul(weights).sum() + out.sum()  # d(hn) arrives permuted
+        results.append([out, *torch.autograd.grad(loss, list(m.parameters()))])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.skipif(not kernels.available(), reason="the C++ step kernels did not build")
+def test_kernels_refuse_tensors_of_the_wrong_size():
+    """The kernels read raw rows: a mask with fewer rows than the batch is refused by name,
+    never read past its end; gru_layer broadcasts a [1, H] mask first, like the eager step."""
+    x, a, act = torch.randn(4, 21), torch.randn(4, 21), torch.empty(4, 21)
+    h_prev, a_n, h = torch.randn(4, 7), torch.empty(4, 7), torch.empty(4, 7)
+    with pytest.raises(RuntimeError, match=r"mask and keep tensors must be \[4, 7\]"):
+        torch.ops.rnnkit.gru_forward_step(x, a, h_prev, torch.ones(1, 7), None, act, a_n, h)
+    with pytest.raises(RuntimeError, match=r"state tensors must be \[4, 7\]"):
+        torch.ops.rnnkit.gru_forward_step(x, a, torch.randn(3, 7), None, None, act, a_n, h)
+    gates, h0, w = torch.randn(5, 4, 21), torch.randn(4, 7), torch.randn(21, 7)
+    mask = torch.rand(1, 7) * 2
+    broadcast, _ = fast_loop.gru_layer(gates, h0, w, candidate_mask=mask)
+    full, _ = fast_loop.gru_layer(gates, h0, w, candidate_mask=mask.expand(4, 7).contiguous())
+    torch.testing.assert_close(broadcast, full)

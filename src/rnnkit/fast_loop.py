@@ -246,6 +246,29 @@ def _step_ops(x: Tensor, cell: str) -> tuple:
     return _EAGER_STEPS[cell]
 
 
+def _first_order_only() -> None:
+    """The hand-written backward is not itself differentiable. Autograd runs a backward with
+    grad mode on only under create_graph=True (a gradient penalty, Hessian products), whose
+    second-order terms through this layer would silently be missing: refuse instead."""
+    if torch.is_grad_enabled():
+        raise RuntimeError(
+            "rnnkit's fast loop has no second derivative (backward with create_graph=True); "
+            "build the LSTM or GRU with fast=False for double backward"
+        )
+
+
+def _contiguous_copy(t: Tensor) -> Tensor:
+    """A copy the steps can write into: ``clone()`` would keep a transposed gradient's strides."""
+    return t.clone(memory_format=torch.contiguous_format)
+
+
+def _full_mask(mask: Tensor | None, B: int, H: int) -> Tensor | None:
+    """A candidate mask as a contiguous [B, H] (it may come as [1, H] or [H], broadcast)."""
+    if mask is None or (mask.shape == (B, H) and mask.is_contiguous()):
+        return mask
+    return mask.expand(B, H).contiguous()
+
+
 def _full_keep(keep: Tensor | None, T: int, B: int, H: int, new) -> Tensor | None:
     """A keep mask as a contiguous [T, B, H] (the steps read it row by row)."""
     if keep is None or (keep.shape == (T, B, H) and keep.is_contiguous()):
@@ -267,6 +290,7 @@ class _LSTMLayer(torch.autograd.Function):
             return workspace.empty(shape, input_gates)
 
         keep_h, keep_c = (_full_keep(k, T, B, H, new) for k in (keep_h, keep_c))
+        candidate_mask = _full_mask(candidate_mask, B, H)
         step, _ = _step_ops(input_gates, "lstm")
         hs, cs, tanh_c = new(T + 1, B, H), new(T + 1, B, H), new(T, B, H)  # hs[t+1] = h_t
         hs[0], cs[0] = h0, c0
@@ -282,7 +306,7 @@ class _LSTMLayer(torch.autograd.Function):
         X, Z, HS, CS, CN, TC = (u.unbind(0) for u in (input_gates, act, hs, cs, c_new, tanh_c))
         RAW, KH, KC = (_steps(u, T) for u in (raw_hh, keep_h, keep_c))
         IST, HST, CST = (_steps(u, T, dim=1) for u in (ih_stats, hh_stats, cell_stats))
-        h, c = h0, c0
+        h, c = HS[0], CS[0]  # contiguous copies of h0 and c0, as the steps need
         for t in range(T):
             if t in resets:
                 m = resets[t]
@@ -308,6 +332,7 @@ class _LSTMLayer(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, d_hs, d_hn, d_cn):  # type: ignore[override]
+        _first_order_only()
         (weight_hh, ih_gain, ih_bias, hh_gain, hh_bias, cell_gain, cell_bias, hs, cs, c_new,
          tanh_c, act, raw_ih, raw_hh, candidate_mask, keep_h, keep_c, ih_stats, hh_stats,
          cell_stats) = ctx.saved_tensors
@@ -321,8 +346,8 @@ class _LSTMLayer(torch.autograd.Function):
         dh_direct = torch.empty_like(hs[0]) if keep_h is not None else None
         d_h_init = torch.zeros_like(hs[0]) if restarts else None
         d_c_init = torch.zeros_like(cs[0]) if restarts else None
-        dh = d_hn.clone() if d_hn is not None else torch.zeros_like(hs[0])
-        dc = d_cn.clone() if d_cn is not None else torch.zeros_like(cs[0])
+        dh = _contiguous_copy(d_hn) if d_hn is not None else torch.zeros_like(hs[0])
+        dc = _contiguous_copy(d_cn) if d_cn is not None else torch.zeros_like(cs[0])
         if d_hs is not None:
             d_hs = d_hs.contiguous()
         A, TC, CS, CN, DZ = (u.unbind(0) for u in (act, tanh_c, cs, c_new, d_gates))
@@ -374,6 +399,7 @@ class _GRULayer(torch.autograd.Function):
             return workspace.empty(shape, input_gates)
 
         keep_h = _full_keep(keep_h, T, B, H, new)
+        candidate_mask = _full_mask(candidate_mask, B, H)
         step, _ = _step_ops(input_gates, "gru")
         hs = new(T + 1, B, H)  # hs[t+1] = h_t
         hs[0] = h0
@@ -386,7 +412,7 @@ class _GRULayer(torch.autograd.Function):
         restarts = {}
         X, Z, AN, HS = (u.unbind(0) for u in (input_gates, act, a_n, hs))
         RAW, KH = _steps(raw_hh, T), _steps(keep_h, T)
-        h = h0
+        h = HS[0]  # a contiguous copy of h0, as the steps need
         for t in range(T):
             if t in resets:
                 h = torch.where(resets[t], h_init, h)
@@ -411,6 +437,7 @@ class _GRULayer(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, d_hs, d_hn):  # type: ignore[override]
+        _first_order_only()
         (weight_hh, hh_gain, hh_bias, hs, act, a_n, raw_hh, candidate_mask,
          keep_h) = ctx.saved_tensors
         T, B, G = act.shape
@@ -420,7 +447,7 @@ class _GRULayer(torch.autograd.Function):
         d_a = workspace.empty(act.shape, act)  # dL/d (recurrent projection, after its LN)
         d_raw = workspace.empty(act.shape, act) if raw_hh is not None else d_a
         d_h_init = torch.zeros_like(hs[0]) if restarts else None
-        dh = d_hn.clone() if d_hn is not None else torch.zeros_like(hs[0])
+        dh = _contiguous_copy(d_hn) if d_hn is not None else torch.zeros_like(hs[0])
         if d_hs is not None:
             d_hs = d_hs.contiguous()
         A, AN, HS, DZ, DA, DRAW = (u.unbind(0) for u in (act, a_n, hs, d_gates, d_a, d_raw))

@@ -7,7 +7,8 @@ fast loop below is faster (benchmarks/cells.py). Tricks that change the step its
 norm, recurrent dropout, zoneout, state resets) run a per-layer time loop:
 :mod:`rnnkit.fast_loop` (hand-written backward) by default, or the plain autograd loop over
 :mod:`rnnkit.functional` here (``fast=False``), which is the reference the fast loop is
-tested against.
+tested against. The fast loop's backward is first order: it refuses double backward, for
+which ``fast=False`` gives the autograd loop (or, every trick off, torch's kernel).
 """
 
 from __future__ import annotations
@@ -441,6 +442,8 @@ class LSTM(_RecurrentBase):
             per sequence and layer.
         zoneout_cell, zoneout_hidden: S7, zoneout rates of c and h.
         fast: run tricks through :mod:`rnnkit.fast_loop` (True) or the plain autograd loop.
+            The fast loop's backward is first-order only: for double backward
+            (``create_graph=True``) or forward-mode AD (``torch.func.jvp``), use False.
 
     Shapes: input [T, B, I] ([B, T, I] with batch_first); state (h, c), each
     [num_layers, B, H]; output [T, B, H]. Also accepts ``lengths`` and ``reset`` (see

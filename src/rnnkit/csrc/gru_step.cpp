@@ -82,11 +82,15 @@ void backward_impl(const Tensor& dh, const OptTensor& dh_extra, const Tensor& ac
 void gru_forward_step(const Tensor& x, const Tensor& a, const Tensor& h_prev,
                       const OptTensor& mask, const OptTensor& keep_h, Tensor act, Tensor a_n,
                       Tensor h) {
-  for (const Tensor* t : std::initializer_list<const Tensor*>{&x, &a, &h_prev, &act, &a_n, &h}) {
-    check_rows(*t, "gru step", "state and gate tensors");
+  const auto [B, H] = batch_and_hidden(act, 3, "gru step");
+  for (const Tensor* t : TensorList{&x, &a, &act}) {
+    check_rows(*t, B, 3 * H, "gru step", "gate tensors");
   }
-  for (const OptTensor* t : std::initializer_list<const OptTensor*>{&mask, &keep_h}) {
-    if (*t) check_rows(**t, "gru step", "mask and keep tensors");
+  for (const Tensor* t : TensorList{&h_prev, &a_n, &h}) {
+    check_rows(*t, B, H, "gru step", "state tensors");
+  }
+  for (const OptTensor* t : {&mask, &keep_h}) {
+    if (*t) check_rows(**t, B, H, "gru step", "mask and keep tensors");
   }
   AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "rnnkit_gru_forward_step", [&] {
     forward_impl<scalar_t>(x, a, h_prev, mask, keep_h, act, a_n, h);
@@ -96,12 +100,15 @@ void gru_forward_step(const Tensor& x, const Tensor& a, const Tensor& h_prev,
 void gru_backward_step(const Tensor& dh, const OptTensor& dh_extra, const Tensor& act,
                        const Tensor& a_n, const Tensor& h_prev, const OptTensor& mask,
                        const OptTensor& keep_h, Tensor d_gates, Tensor d_a, Tensor dh_carry) {
-  for (const Tensor* t : std::initializer_list<const Tensor*>{&dh, &act, &a_n, &h_prev,
-                                                              &d_gates, &d_a, &dh_carry}) {
-    check_rows(*t, "gru step", "state and gate tensors");
+  const auto [B, H] = batch_and_hidden(act, 3, "gru step");
+  for (const Tensor* t : TensorList{&act, &d_gates, &d_a}) {
+    check_rows(*t, B, 3 * H, "gru step", "gate tensors");
   }
-  for (const OptTensor* t : std::initializer_list<const OptTensor*>{&dh_extra, &mask, &keep_h}) {
-    if (*t) check_rows(**t, "gru step", "optional per-step tensors");
+  for (const Tensor* t : TensorList{&dh, &a_n, &h_prev, &dh_carry}) {
+    check_rows(*t, B, H, "gru step", "state tensors");
+  }
+  for (const OptTensor* t : {&dh_extra, &mask, &keep_h}) {
+    if (*t) check_rows(**t, B, H, "gru step", "optional per-step tensors");
   }
   AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "rnnkit_gru_backward_step", [&] {
     backward_impl<scalar_t>(dh, dh_extra, act, a_n, h_prev, mask, keep_h, d_gates, d_a,

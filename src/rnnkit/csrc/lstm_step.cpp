@@ -236,11 +236,26 @@ void lstm_forward_step(const Tensor& x, const OptTensor& ih_gain, const OptTenso
                        const OptTensor& mask, const OptTensor& keep_c, const OptTensor& keep_h,
                        Tensor act, Tensor c_new, Tensor c, Tensor tanh_c, Tensor h,
                        const OptTensor& hh_stats, const OptTensor& cell_stats) {
-  for (const Tensor* t : std::initializer_list<const Tensor*>{&x, &c_prev, &h_prev, &act, &c_new, &c, &tanh_c, &h}) {
-    check_rows(*t, "lstm step", "state and gate tensors");
+  const auto [B, H] = batch_and_hidden(act, 4, "lstm step");
+  const int64_t G = 4 * H;
+  for (const Tensor* t : TensorList{&x, &act}) {
+    check_rows(*t, B, G, "lstm step", "gate tensors");
   }
-  for (const OptTensor* t : std::initializer_list<const OptTensor*>{&raw, &mask, &keep_c, &keep_h}) {
-    if (*t) check_rows(**t, "lstm step", "raw, mask and keep tensors");
+  for (const Tensor* t : TensorList{&c_prev, &h_prev, &c_new, &c, &tanh_c, &h}) {
+    check_rows(*t, B, H, "lstm step", "state tensors");
+  }
+  if (raw) check_rows(*raw, B, G, "lstm step", "raw");
+  for (const OptTensor* t : {&mask, &keep_c, &keep_h}) {
+    if (*t) check_rows(**t, B, H, "lstm step", "mask and keep tensors");
+  }
+  for (const OptTensor* t : {&ih_gain, &ih_bias, &hh_gain, &hh_bias}) {
+    if (*t) check_vector(**t, G, "lstm step", "gate layer norm gains and biases");
+  }
+  for (const OptTensor* t : {&cell_gain, &cell_bias}) {
+    if (*t) check_vector(**t, H, "lstm step", "cell layer norm gain and bias");
+  }
+  for (const OptTensor* t : {&ih_stats, &hh_stats, &cell_stats}) {
+    if (*t) check_stats(**t, B, "lstm step", "layer norm statistics");
   }
   TORCH_CHECK(!raw || (hh_gain && hh_stats), "rnnkit lstm step: raw needs hh_gain and hh_stats");
   TORCH_CHECK(!ih_gain || ih_stats, "rnnkit lstm step: ih_gain needs ih_stats");
@@ -261,12 +276,26 @@ void lstm_backward_step(const Tensor& dh, const OptTensor& dh_extra, const Tenso
                         const OptTensor& x, const OptTensor& ih_gain, const OptTensor& ih_stats,
                         Tensor d_gates, const OptTensor& d_raw, const OptTensor& d_x,
                         const OptTensor& d_cnorm, const OptTensor& dh_direct, Tensor dc_prev) {
-  for (const Tensor* t : std::initializer_list<const Tensor*>{&dh, &dc, &act, &tanh_c, &c_new, &c_prev, &d_gates, &dc_prev}) {
-    check_rows(*t, "lstm step", "state and gate tensors");
+  const auto [B, H] = batch_and_hidden(act, 4, "lstm step");
+  const int64_t G = 4 * H;
+  for (const Tensor* t : TensorList{&act, &d_gates}) {
+    check_rows(*t, B, G, "lstm step", "gate tensors");
   }
-  for (const OptTensor* t : std::initializer_list<const OptTensor*>{&dh_extra, &mask, &keep_c, &keep_h, &raw, &d_raw, &d_cnorm,
-                             &dh_direct, &x, &d_x}) {
-    if (*t) check_rows(**t, "lstm step", "optional per-step tensors");
+  for (const Tensor* t : TensorList{&dh, &dc, &tanh_c, &c_new, &c_prev, &dc_prev}) {
+    check_rows(*t, B, H, "lstm step", "state tensors");
+  }
+  for (const OptTensor* t : {&raw, &d_raw, &x, &d_x}) {
+    if (*t) check_rows(**t, B, G, "lstm step", "optional gate tensors");
+  }
+  for (const OptTensor* t : {&dh_extra, &mask, &keep_c, &keep_h, &d_cnorm, &dh_direct}) {
+    if (*t) check_rows(**t, B, H, "lstm step", "optional state tensors");
+  }
+  for (const OptTensor* t : {&ih_gain, &hh_gain}) {
+    if (*t) check_vector(**t, G, "lstm step", "gate layer norm gains");
+  }
+  if (cell_gain) check_vector(*cell_gain, H, "lstm step", "cell layer norm gain");
+  for (const OptTensor* t : {&ih_stats, &hh_stats, &cell_stats}) {
+    if (*t) check_stats(**t, B, "lstm step", "layer norm statistics");
   }
   TORCH_CHECK(!hh_gain || (raw && hh_stats && d_raw), "rnnkit lstm step: hh_gain needs raw, "
               "hh_stats and d_raw");

@@ -1,5 +1,5 @@
 // Vector helpers shared by the fused step kernels (lstm_step.cpp, gru_step.cpp): the
-// activations, row pointers and the row-parallel loop. Header-only, internal linkage.
+// activations, row pointers and the row-parallel loop and the size checks. Header-only.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -9,11 +9,14 @@
 #include <torch/version.h>
 
 #include <cmath>
+#include <initializer_list>
+#include <utility>
 
 namespace rnnkit_step {
 
 using at::Tensor;
 using OptTensor = std::optional<Tensor>;
+using TensorList = std::initializer_list<const Tensor*>;  // inputs and outputs alike
 template <typename T>
 using Vec = at::vec::Vectorized<T>;
 
@@ -93,11 +96,36 @@ void for_rows(int64_t B, int64_t row_elements, const F& f) {
   });
 }
 
-// Per-step tensors are [B, N] rows with a contiguous last dimension.
-inline void check_rows(const Tensor& t, const char* op, const char* name) {
-  TORCH_CHECK(t.dim() == 2 && t.stride(1) == 1, "rnnkit ", op, ": ", name,
-              " must be 2-D with a contiguous last dimension, got sizes ", t.sizes(),
-              " strides ", t.strides());
+// The kernels index raw pointers, so every size is checked before any is read: a tensor
+// smaller than expected would be read (or written) past its end.
+
+// Batch size B and hidden size H from the gate tensor `act`, [B, gates * H].
+inline std::pair<int64_t, int64_t> batch_and_hidden(const Tensor& act, int64_t gates,
+                                                    const char* op) {
+  TORCH_CHECK(act.dim() == 2 && act.size(1) % gates == 0, "rnnkit ", op,
+              ": act must be [B, ", gates, " * H], got sizes ", act.sizes());
+  return {act.size(0), act.size(1) / gates};
+}
+
+// A per-step tensor: [rows, cols] with a contiguous last dimension.
+inline void check_rows(const Tensor& t, int64_t rows, int64_t cols, const char* op,
+                       const char* name) {
+  TORCH_CHECK(t.dim() == 2 && t.size(0) == rows && t.size(1) == cols && t.stride(1) == 1,
+              "rnnkit ", op, ": ", name, " must be [", rows, ", ", cols,
+              "] with a contiguous last dimension, got sizes ", t.sizes(), " strides ",
+              t.strides());
+}
+
+// A layer norm's gain or bias: n contiguous elements.
+inline void check_vector(const Tensor& t, int64_t n, const char* op, const char* name) {
+  TORCH_CHECK(t.numel() == n && t.is_contiguous(), "rnnkit ", op, ": ", name, " must be ", n,
+              " contiguous elements, got sizes ", t.sizes());
+}
+
+// Per-row statistics of a layer norm: [2, B] (mean, rstd).
+inline void check_stats(const Tensor& t, int64_t B, const char* op, const char* name) {
+  TORCH_CHECK(t.dim() == 2 && t.size(0) == 2 && t.size(1) == B, "rnnkit ", op, ": ", name,
+              " must be [2, ", B, "], got sizes ", t.sizes());
 }
 
 }  // namespace rnnkit_step
