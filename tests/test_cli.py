@@ -119,6 +119,23 @@ def test_forecast_train_sample_eval(capsys):
     assert "nats/step" in capsys.readouterr().out
 
 
+def test_forecast_dropout_on_one_layer_is_said_to_do_nothing(capsys):
+    """A forecast model has no dropout before its head: --dropout on one layer changes
+    nothing, and the run says so instead of silently ignoring it."""
+    path = csv_file()
+    losses = []
+    for dropout, name in (("0.5", "a"), ("0", "b")):
+        args = ["train", path, "--columns", "value", *TINY, "--max-steps", "4", "--name", name]
+        assert main([*args, "--dropout", dropout]) == 0
+        err = capsys.readouterr().err
+        assert ("--dropout 0.5 does nothing here" in err) == (dropout == "0.5")
+        losses.append(json.loads(Path(f"runs/{name}/metrics.jsonl").read_text().split("\n")[3]))
+    assert losses[0]["loss"] == losses[1]["loss"]  # the same run: nothing was dropped
+    assert main(["train", path, "--columns", "value", *TINY, "--max-steps", "4", "--name", "c",
+                 "--dropout", "0.5", "--num-layers", "2"]) == 0
+    assert "does nothing" not in capsys.readouterr().err
+
+
 def test_resume_continues_exactly(monkeypatch, capsys):
     path = text_file()
     args = ["train", path, *TINY, "--max-steps", "8", "--dropout", "0.2"]

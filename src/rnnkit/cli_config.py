@@ -115,8 +115,8 @@ class TrainSettings:
                           shown=_BY_SIZE)
     hidden_size: int = _opt(_SMALL["hidden_size"], "units per recurrent layer", shown=_BY_SIZE)
     num_layers: int = _opt(1, "stacked recurrent layers")
-    dropout: float = _opt(_SMALL["dropout"], "dropout between layers and before the output head",
-                          shown=_BY_SIZE)
+    dropout: float = _opt(_SMALL["dropout"], "dropout between layers, and before the output "
+                          "head (text)", shown=_BY_SIZE)
     embed_dropout: float = _opt(_SMALL["embed_dropout"], "dropout on the character embeddings "
                                 "(text)", shown=_BY_SIZE)
     layer_norm: bool = _opt(_SMALL["layer_norm"],

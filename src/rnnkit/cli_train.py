@@ -379,6 +379,10 @@ def _announce(task: Task, s: TrainSettings, run: Path, model: torch.nn.Module, n
     print(f"model{size}: {s.cell.upper()} {s.num_layers}x{s.hidden_size}{norm}, "
           f"{params / 1e6:.2f}M parameters, chunks of {s.chunk_len}, on {device}; budget "
           f"{budget}; run directory {run}", file=sys.stderr)
+    if s.dropout > 0 and s.num_layers == 1 and not isinstance(task, TextTask):
+        print(f"note: --dropout {s.dropout:g} does nothing here: a forecast model drops out only "
+              "between layers, and it has 1 (see --num-layers, --recurrent-dropout, --zoneout)",
+              file=sys.stderr)
 
 
 def _finish(task: Task, summary: dict[str, Any], run: Path) -> None:
