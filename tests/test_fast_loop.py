@@ -240,3 +240,23 @@ def test_kernels_refuse_tensors_of_the_wrong_size():
     broadcast, _ = fast_loop.gru_layer(gates, h0, w, candidate_mask=mask)
     full, _ = fast_loop.gru_layer(gates, h0, w, candidate_mask=mask.expand(4, 7).contiguous())
     torch.testing.assert_close(broadcast, full)
+
+
+@pytest.mark.parametrize("mode,trick", [("LSTM", "layer_norm"), ("GRU", "zoneout"),
+                                        ("GRU", None)])
+def test_torch_func_transforms_run_the_differentiable_paths(mode, trick):
+    """jvp (forward-mode AD) and vmap through a model that would run the fast loop: they
+    take the autograd paths instead, and give the finite difference and the batched call."""
+    m = (_module(mode, trick) if trick else rnnkit.GRU(3, 5, batch_first=True)).double().eval()
+    x = torch.randn(2, 4, 3, dtype=torch.float64)
+    v = torch.randn_like(x)
+
+    def f(inputs):
+        return m(inputs)[0]
+
+    _, tangent = torch.func.jvp(f, (x,), (v,))
+    eps = 1e-6
+    torch.testing.assert_close(tangent, (f(x + eps * v) - f(x - eps * v)) / (2 * eps),
+                               atol=1e-7, rtol=1e-6)
+    per_row = torch.func.vmap(lambda row: f(row[None])[0])(x)
+    torch.testing.assert_close(per_row, f(x))

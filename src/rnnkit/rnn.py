@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+import torch.autograd.forward_ad as forward_ad
 import torch.nn.functional as F
 from torch import _VF, Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
@@ -23,6 +24,13 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 from rnnkit import fast_loop, functional
 from rnnkit.cells import _check_bias, init_recurrent_parameters, set_gate_bias
 from rnnkit.regularizers import check_rate, dropout_mask, zoneout, zoneout_keep
+
+
+def _func_transform_active() -> bool:
+    """Under torch.func transforms (vmap, grad, jvp) or forward-mode AD, the reference loop
+    runs: the fast loop's autograd.Function has no batching or forward-mode rule, and torch's
+    fused kernel no batching rule; the reference loop is plain differentiable ops."""
+    return bool(torch._C._are_functorch_transforms_active()) or forward_ad._current_level >= 0
 
 
 class _RecurrentBase(nn.Module):
@@ -230,6 +238,7 @@ class _RecurrentBase(nn.Module):
         needs_loop = (
             self.layer_norm or self._zoneout_rates_nonzero() or reset_tb is not None
             or (self.recurrent_dropout > 0 and self.training) or self._loop_is_faster(x)
+            or _func_transform_active()  # torch's kernel has no vmap rule; the loop has
         )
         if needs_loop:
             output, states_out = self._loop_forward(x, states, valid, reset_tb)
@@ -337,6 +346,9 @@ class _RecurrentBase(nn.Module):
         """True where the fast loop beats torch's kernel even with every trick off."""
         return False
 
+    def _fast_loop_applies(self) -> bool:
+        return self.fast and not _func_transform_active()
+
     def _zoneout_rates_nonzero(self) -> bool:
         return any(p > 0 for p in self._zoneout_rates())
 
@@ -383,8 +395,9 @@ class _RecurrentBase(nn.Module):
                 keep.append(k)
             candidate_mask = dropout_mask((B, H), self.recurrent_dropout, self.training, x)
             layer_init = [s[layer] for s in init]
-            run = self._fast_layer if self.fast else self._reference_layer
-            fused_norm = self.fast and self._fused_input_norm
+            fast = self._fast_loop_applies()
+            run = self._fast_layer if fast else self._reference_layer
+            fused_norm = fast and self._fused_input_norm
             gates = self._input_gates(x, layer, normalize=not fused_norm)
             x, s = run(gates, [s[layer] for s in states], layer, candidate_mask, keep, resets,
                        layer_init)
@@ -443,7 +456,8 @@ class LSTM(_RecurrentBase):
         zoneout_cell, zoneout_hidden: S7, zoneout rates of c and h.
         fast: run tricks through :mod:`rnnkit.fast_loop` (True) or the plain autograd loop.
             The fast loop's backward is first-order only: for double backward
-            (``create_graph=True``) or forward-mode AD (``torch.func.jvp``), use False.
+            (``create_graph=True``) use False. Under torch.func transforms (vmap, jvp,
+            grad) and forward-mode AD the autograd loop runs whatever ``fast`` says.
 
     Shapes: input [T, B, I] ([B, T, I] with batch_first); state (h, c), each
     [num_layers, B, H]; output [T, B, H]. Also accepts ``lengths`` and ``reset`` (see
@@ -556,7 +570,7 @@ class GRU(_RecurrentBase):
 
     def _loop_is_faster(self, x: Tensor) -> bool:
         # torch's CPU GRU backward runs ~10 autograd ops per step; the compiled step does one.
-        return self.fast and fast_loop.compiled_steps(x)
+        return self._fast_loop_applies() and fast_loop.compiled_steps(x)
 
     def _cell_step(self, gates_x, state, layer, candidate_mask):
         bias_hh = getattr(self, f"bias_hh_l{layer}") if self.bias else None
