@@ -242,6 +242,7 @@ def test_kernels_refuse_tensors_of_the_wrong_size():
     torch.testing.assert_close(broadcast, full)
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 @pytest.mark.parametrize("mode,trick", [("LSTM", "layer_norm"), ("GRU", "zoneout"),
                                         ("GRU", None)])
 def test_torch_func_transforms_run_the_differentiable_paths(mode, trick):
