@@ -262,18 +262,12 @@ def _contiguous_copy(t: Tensor) -> Tensor:
     return t.clone(memory_format=torch.contiguous_format)
 
 
-def _full_mask(mask: Tensor | None, B: int, H: int) -> Tensor | None:
-    """A candidate mask as a contiguous [B, H] (it may come as [1, H] or [H], broadcast)."""
-    if mask is None or (mask.shape == (B, H) and mask.is_contiguous()):
-        return mask
-    return mask.expand(B, H).contiguous()
-
-
-def _full_keep(keep: Tensor | None, T: int, B: int, H: int, new) -> Tensor | None:
-    """A keep mask as a contiguous [T, B, H] (the steps read it row by row)."""
-    if keep is None or (keep.shape == (T, B, H) and keep.is_contiguous()):
-        return keep
-    return new(T, B, H).copy_(keep.expand(T, B, H))
+def _full(t: Tensor | None, shape: tuple[int, ...], new) -> Tensor | None:
+    """``t`` broadcast to a contiguous ``shape``: a keep mask to [T, B, H], a candidate mask
+    to [B, H] (the steps read them row by row, and may get them as [1, H] or [T, B, 1])."""
+    if t is None or (t.shape == shape and t.is_contiguous()):
+        return t
+    return new(*shape).copy_(t.expand(shape))
 
 
 class _LSTMLayer(torch.autograd.Function):
@@ -289,8 +283,8 @@ class _LSTMLayer(torch.autograd.Function):
         def new(*shape: int) -> Tensor:
             return workspace.empty(shape, input_gates)
 
-        keep_h, keep_c = (_full_keep(k, T, B, H, new) for k in (keep_h, keep_c))
-        candidate_mask = _full_mask(candidate_mask, B, H)
+        keep_h, keep_c = (_full(k, (T, B, H), new) for k in (keep_h, keep_c))
+        candidate_mask = _full(candidate_mask, (B, H), new)
         step, _ = _step_ops(input_gates, "lstm")
         hs, cs, tanh_c = new(T + 1, B, H), new(T + 1, B, H), new(T, B, H)  # hs[t+1] = h_t
         hs[0], cs[0] = h0, c0
@@ -398,8 +392,8 @@ class _GRULayer(torch.autograd.Function):
         def new(*shape: int) -> Tensor:
             return workspace.empty(shape, input_gates)
 
-        keep_h = _full_keep(keep_h, T, B, H, new)
-        candidate_mask = _full_mask(candidate_mask, B, H)
+        keep_h = _full(keep_h, (T, B, H), new)
+        candidate_mask = _full(candidate_mask, (B, H), new)
         step, _ = _step_ops(input_gates, "gru")
         hs = new(T + 1, B, H)  # hs[t+1] = h_t
         hs[0] = h0

@@ -1,5 +1,5 @@
 // Vector helpers shared by the fused step kernels (lstm_step.cpp, gru_step.cpp): the
-// activations, row pointers and the row-parallel loop and the size checks. Header-only.
+// activations, row pointers, the row-parallel loop and the size checks. Header-only.
 #pragma once
 
 #include <ATen/ATen.h>
