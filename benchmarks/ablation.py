@@ -23,7 +23,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from charlm import DATA, evaluate, train_rnnkit  # noqa: E402
 
-from rnnkit.data.text import CharVocab, read_text_file, split_tail  # noqa: E402
+from rnnkit.data.split import split_tail  # noqa: E402
+from rnnkit.data.text import CharVocab, read_text_file  # noqa: E402
 
 VARIANTS = {
     "default": {},
@@ -37,29 +38,29 @@ VARIANTS = {
     "clip auto (O2)": {"clip": "auto"},
     "GRU (S1)": {"cell": "gru"},
     # recipe variants: what a fixed wall-clock budget favours
-    "chunk 100, no dropout, constant lr 2e-3": {"chunk_len": 100, "dropout": 0.0, "lr": 2e-3,
-                                                "lr_final": 1.0},
-    "chunk 64, no dropout": {"chunk_len": 64, "dropout": 0.0},
-    "chunk 100, no dropout, GRU": {"chunk_len": 100, "dropout": 0.0, "cell": "gru"},
-    "chunk 64, no dropout, GRU": {"chunk_len": 64, "dropout": 0.0, "cell": "gru"},
-    "chunk 64, dropout 0.1, GRU": {"chunk_len": 64, "cell": "gru"},
+    "chunk 100, no dropout, constant lr 2e-3": {"chunk_length": 100, "dropout": 0.0, "lr": 2e-3,
+                                                "min_lr_ratio": 1.0},
+    "chunk 64, no dropout": {"chunk_length": 64, "dropout": 0.0},
+    "chunk 100, no dropout, GRU": {"chunk_length": 100, "dropout": 0.0, "cell": "gru"},
+    "chunk 64, no dropout, GRU": {"chunk_length": 64, "dropout": 0.0, "cell": "gru"},
+    "chunk 64, dropout 0.1, GRU": {"chunk_length": 64, "cell": "gru"},
     # second round, from the GRU default: more updates or more per update in the budget
     "hidden 384": {"hidden_size": 384},
     "lr 6e-3": {"lr": 6e-3},
     "hidden 384, lr 6e-3": {"hidden_size": 384, "lr": 6e-3},
     "batch 16": {"batch_size": 16},
-    "chunk 32": {"chunk_len": 32},
-    "batch 64, chunk 32": {"batch_size": 64, "chunk_len": 32},
+    "chunk 32": {"chunk_length": 32},
+    "batch 64, chunk 32": {"batch_size": 64, "chunk_length": 32},
     "no dropout": {"dropout": 0.0},
     # third round: the GRU fast loop made layer norm cost ~nothing per step (benchmarks/cells.py)
     "LN": {"layer_norm": True},
     "LN, hidden 384": {"layer_norm": True, "hidden_size": 384},
     "LN, no dropout": {"layer_norm": True, "dropout": 0.0},
-    "LN, batch 64, chunk 32": {"layer_norm": True, "batch_size": 64, "chunk_len": 32},
+    "LN, batch 64, chunk 32": {"layer_norm": True, "batch_size": 64, "chunk_length": 32},
     "hidden 384, no dropout": {"hidden_size": 384, "dropout": 0.0},
     "hidden 384, dropout 0.1": {"hidden_size": 384},
     # long budgets: the tuned plain LSTM (1x512, TBPTT 128) won at 600 s
-    "LSTM 512, chunk 128": {"cell": "lstm", "hidden_size": 512, "chunk_len": 128},
+    "LSTM 512, chunk 128": {"cell": "lstm", "hidden_size": 512, "chunk_length": 128},
     "no learned_initial_state": {"learned_initial_state": False},
 }
 

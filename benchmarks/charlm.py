@@ -25,7 +25,8 @@ import torch
 import yaml
 from torch import Tensor, nn
 
-from rnnkit.data.text import CharVocab, read_text_file, split_tail
+from rnnkit.data.split import split_tail
+from rnnkit.data.text import CharVocab, read_text_file
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
@@ -132,9 +133,9 @@ def evaluate(model: nn.Module, val: Tensor, vocab: int, batch: int = 16, chunk: 
 def train_rnnkit(budget: float, seed: int, data: str, overrides: dict | None = None) -> nn.Module:
     """rnnkit's default char model, trained as ``rnnkit train FILE --max-time BUDGET`` would,
     except that it evaluates only after the budget (the baselines do not evaluate either)."""
-    from rnnkit.cli_config import TrainSettings, resolve_model_size
-    from rnnkit.cli_infer import load_model
-    from rnnkit.cli_train import run_training
+    from rnnkit.cli.infer import load_model
+    from rnnkit.cli.settings import TrainSettings, resolve_model_size
+    from rnnkit.cli.train import run_training
 
     with tempfile.TemporaryDirectory() as tmp:
         fixed = {"max_time": budget, "seed": seed, "progress": False, "sample_length": 0,

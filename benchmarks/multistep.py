@@ -35,7 +35,7 @@ import torch
 from rnnkit.data.lorenz import lorenz63
 from rnnkit.data.series import load_csv
 from rnnkit.models import SequenceModel
-from rnnkit.multistep import make_objective
+from rnnkit.objectives import make_objective
 from rnnkit.rollout import forecast
 from rnnkit.train import TrainConfig, Trainer
 

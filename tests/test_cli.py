@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from rnnkit import cli_train
-from rnnkit.cli import main
-from rnnkit.cli_config import EvalSettings, SampleSettings, TrainSettings
-from rnnkit.tasks import split_documents
+from rnnkit.cli import main, report
+from rnnkit.cli import train as cli_train
+from rnnkit.cli.settings import EvalSettings, SampleSettings, TrainSettings
+from rnnkit.data.split import split_documents
 
 TINY = ["--hidden-size", "16", "--embed-dim", "8", "--batch-size", "2", "--chunk-len", "16",
         "--eval-every", "4", "--sample-length", "20", "--no-progress", "--max-time", "0",
@@ -141,17 +141,17 @@ def test_resume_continues_exactly(monkeypatch, capsys):
     args = ["train", path, *TINY, "--max-steps", "8", "--dropout", "0.2"]
     assert main([*args, "--name", "straight"]) == 0
 
-    real = cli_train.EvalReport.__call__
+    real = report.EvalReport.__call__
 
     def interrupt_at_4(self, trainer, record):  # as if Ctrl-C arrived during step 4
         real(self, trainer, record)
         if record["step"] == 4:
             trainer.request_stop()
 
-    monkeypatch.setattr(cli_train.EvalReport, "__call__", interrupt_at_4)
+    monkeypatch.setattr(report.EvalReport, "__call__", interrupt_at_4)
     assert main([*args, "--name", "cut"]) == 0
     assert torch.load("runs/cut/last.pt", weights_only=True)["step"] < 8  # stopped early
-    monkeypatch.setattr(cli_train.EvalReport, "__call__", real)
+    monkeypatch.setattr(report.EvalReport, "__call__", real)
     assert main(["train", "--resume", "cut", "--no-progress"]) == 0
 
     a = torch.load("runs/straight/last.pt", weights_only=True)
@@ -291,7 +291,7 @@ def test_max_epochs_is_a_step_budget_from_the_data_size(capsys):
     (0, 0.0, 0), (7, 0.0, 7), (0, 2.0, 62), (50, 2.0, 50), (70, 2.0, 62), (0, 1e-6, 1),
 ])
 def test_step_budget_takes_the_smaller_budget(max_steps, max_epochs, expected):
-    s = TrainSettings(batch_size=4, chunk_len=8, max_steps=max_steps, max_epochs=max_epochs)
+    s = TrainSettings(batch_size=4, chunk_length=8, max_steps=max_steps, max_epochs=max_epochs)
     assert cli_train.step_budget(s, train_steps=1000) == expected  # 250 per stream: 31 chunks
 
 
@@ -328,7 +328,7 @@ def test_split_documents_holds_out_the_last_fraction_in_order():
 
 
 def test_sample_and_eval_use_the_averaged_weights():
-    from rnnkit.cli_infer import load_model
+    from rnnkit.cli.infer import load_model
     from rnnkit.train import load_checkpoint
 
     path = text_file()
@@ -339,3 +339,20 @@ def test_sample_and_eval_use_the_averaged_weights():
     weight = model.head.proj.weight
     assert torch.equal(weight, ckpt["averaged_model"]["head.proj.weight"])
     assert not torch.equal(weight, ckpt["model"]["head.proj.weight"])
+
+
+def test_a_run_written_by_version_0_1_0_still_samples_evaluates_and_resumes(capsys):
+    """tests/data/run-0.1.0 was written before the settings took the trainer's names
+    (chunk_len, clip_norm, lr_final) and before the one learning-rate schedule."""
+    import shutil
+
+    shutil.copytree(Path(__file__).parent / "data" / "run-0.1.0", "old")
+    assert main(["sample", "old", "--length", "5", "--prime", "the "]) == 0
+    assert capsys.readouterr().out.startswith("the ")
+    assert main(["eval", "old", "old/tiny.txt"]) == 0
+    assert "nats/char" in capsys.readouterr().out
+    shutil.copy("old/tiny.txt", "tiny.txt")  # the run's config names it relative to here
+    assert main(["train", "--resume", "old", "--max-steps", "8", "--no-progress"]) == 0
+    records = [json.loads(line) for line in open("old/metrics.jsonl")]
+    assert [r["step"] for r in records if r.get("split") != "eval"][-2:] == [7, 8]
+    assert records[-1]["split"] == "eval" and records[-1]["step"] == 8

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from rnnkit.data.errors import DataError
-from rnnkit.data.text import CharVocab, default_corpus, load_texts, read_text_file, split_tail
+from rnnkit.data.split import split_tail
+from rnnkit.data.text import CharVocab, default_corpus, load_texts, read_text_file
 
 
 def test_default_corpus_is_real_offline_text():

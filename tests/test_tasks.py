@@ -5,9 +5,10 @@ import pytest
 import torch
 from torch import nn
 
-from rnnkit import cli_train
-from rnnkit.cli_config import TrainSettings
-from rnnkit.tasks import DropoutCategoricalHead, DropoutEmbedding
+from rnnkit.cli import train as cli_train
+from rnnkit.cli.settings import TrainSettings
+from rnnkit.heads import CategoricalHead
+from rnnkit.models import DropoutEmbedding
 from rnnkit.train.trainer import build_optimizer
 
 
@@ -20,7 +21,7 @@ def assert_inverted_dropout(dropped_input: torch.Tensor, clean: torch.Tensor, p:
 
 def test_head_dropout_in_training_only():
     torch.manual_seed(0)
-    head = DropoutCategoricalHead(64, 5, dropout=0.5)
+    head = CategoricalHead(64, 5, dropout=0.5)
     h = torch.randn(4, 30, 64)
     head.eval()
     torch.testing.assert_close(head(h), head.proj(h))
@@ -44,7 +45,7 @@ def test_embedding_dropout_in_training_only():
     assert list(emb.state_dict()) == list(nn.Embedding(7, 32).state_dict()) == ["weight"]
 
 
-@pytest.mark.parametrize("cls", [DropoutCategoricalHead, DropoutEmbedding])
+@pytest.mark.parametrize("cls", [CategoricalHead, DropoutEmbedding])
 def test_dropout_rate_checked(cls):
     with pytest.raises(ValueError, match="dropout must be a probability in \\[0, 1\\), got 1.5"):
         cls(8, 3, dropout=1.5)
@@ -65,7 +66,7 @@ def test_weight_decay_is_decoupled_and_off_means_adam(weight_decay):
 
 def test_text_model_takes_both_dropout_rates():
     from rnnkit.data.text import CharVocab
-    from rnnkit.tasks import TextTask
+    from rnnkit.tasks.text import TextTask
 
     s = TrainSettings(hidden_size=16, embed_dim=8, dropout=0.3, embed_dropout=0.2)
     model = TextTask(CharVocab.from_texts(["abc"])).build_model(s, [])

@@ -10,6 +10,7 @@ from trainhelpers import ContinuousLSTM, TinyLSTM, read_metrics, small_config, t
 from rnnkit.train import (
     EarlyStopping,
     GradClipper,
+    LRSchedule,
     NextStep,
     PaddedBatcher,
     Trainer,
@@ -148,7 +149,7 @@ def test_trainer_stops_early_and_keeps_the_best_checkpoint(tmp_path):
 def test_extra_metrics_are_logged_and_max_time_stops(tmp_path):
     trainer = Trainer(
         TinyLSTM(),
-        small_config(max_time=0.0),
+        small_config(max_time=1e-9),
         text_ids(1000),
         objective=Scripted(),
         run_dir=tmp_path,
@@ -175,19 +176,28 @@ def test_any_torch_optimizer_and_scheduler():
         Trainer(model, small_config(optimizer="adamx"), text_ids(1000))
 
 
-def test_cosine_schedule_with_warmup():
+def test_cosine_schedule_with_warmup(tmp_path):
     trainer = Trainer(
         TinyLSTM(),
         small_config(lr_schedule="cosine", warmup_steps=2, min_lr_ratio=0.1, max_steps=10),
         text_ids(1000),
+        run_dir=tmp_path,
     )
-    lrs = []
-    for _ in range(10):
-        lrs.append(trainer.optimizer.param_groups[0]["lr"])
-        trainer.optimizer.step()
-        trainer.scheduler.step()
+    trainer.fit()
+    lrs = [r["lr"] for r in read_metrics(tmp_path) if r.get("split") != "eval"]
+    assert len(lrs) == 10
     assert lrs[0] == pytest.approx(5e-4) and lrs[1] == pytest.approx(1e-3)
-    assert lrs[-1] < lrs[2] and trainer.optimizer.param_groups[0]["lr"] == pytest.approx(1e-4)
+    assert all(a > b for a, b in zip(lrs[2:], lrs[3:]))  # decaying after the warm-up
+    assert trainer.lr_schedule.factor(10) == pytest.approx(0.1)
+
+
+def test_schedule_runs_over_the_budget_in_time_or_steps():
+    schedule = LRSchedule("cosine", min_lr_ratio=0.0, max_steps=100, max_time=10.0)
+    assert schedule.factor(0, 0.0) == pytest.approx(1.0)
+    assert schedule.factor(10, 5.0) == pytest.approx(0.5)  # half the time: cos(pi / 2)
+    assert schedule.factor(50, 1.0) == pytest.approx(0.5)  # half the steps
+    assert schedule.factor(10, 20.0) == pytest.approx(0.0)  # the budget is spent
+    assert LRSchedule("constant", warmup_steps=4).factor(1) == pytest.approx(0.5)
 
 
 def test_continuous_targets_use_mse_and_the_curriculum(tmp_path):

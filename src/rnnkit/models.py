@@ -10,12 +10,8 @@ from torch import Tensor, nn
 
 from rnnkit.heads import CategoricalHead, GaussianHead
 from rnnkit.normalization import FeatureNormalizer
-from rnnkit.state import accepts_reset, map_state
-
-
-def _zero_rows(state: Any, keep: Tensor) -> Any:
-    """Zero the batch rows (axis 1 of each ``[L, B, H]`` tensor) where ``keep`` is False."""
-    return map_state(lambda t: t * keep.view(1, -1, 1).to(t.dtype), state)
+from rnnkit.regularizers import check_rate, dropout_mask
+from rnnkit.state import accepts_reset, run_with_resets
 
 
 def build_rnn(cell: str, input_size: int, hidden_size: int, num_layers: int = 1,
@@ -28,6 +24,20 @@ def build_rnn(cell: str, input_size: int, hidden_size: int, num_layers: int = 1,
 
     cls = LSTM if cell == "lstm" else GRU
     return cls(input_size, hidden_size, num_layers, batch_first=True, **tricks)
+
+
+class DropoutEmbedding(nn.Embedding):
+    """An embedding with dropout on its output vectors in training (soft token weights, the
+    expected embedding of ``SequenceModel``, are not dropped)."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, dropout: float = 0.0) -> None:
+        super().__init__(num_embeddings, embedding_dim)
+        self.dropout = check_rate("dropout", dropout)
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        e = super().forward(tokens)
+        mask = dropout_mask(e.shape, self.dropout, self.training, e)
+        return e if mask is None else e * mask
 
 
 class SequenceModel(nn.Module):
@@ -78,19 +88,9 @@ class SequenceModel(nn.Module):
         """``rnn(x, state, reset=reset)``; for an rnn without ``reset=`` the chunk is run in
         segments between the steps where some row resets, zeroing those rows' state (zeros
         are torch.nn's default state)."""
-        if reset is None or self._rnn_takes_reset:
-            if reset is None:
-                return self.rnn(x, state)
+        if reset is not None and self._rnn_takes_reset:
             return self.rnn(x, state, reset=reset)
-        cuts = torch.nonzero(reset.any(0)).flatten().tolist()
-        if not cuts:
-            return self.rnn(x, state)
-        outputs, bounds = [], [0, *[t for t in cuts if t > 0], x.shape[1]]
-        for start, end in zip(bounds[:-1], bounds[1:], strict=True):
-            state = _zero_rows(state, ~reset[:, start])
-            out, state = self.rnn(x[:, start:end], state)
-            outputs.append(out)
-        return torch.cat(outputs, dim=1), state
+        return run_with_resets(self.rnn, x, state, reset)
 
     def forward(self, inputs: Tensor, state: Any = None, reset: Tensor | None = None,
                 return_hidden: bool = False):

@@ -89,10 +89,3 @@ class CharVocab:
     def to_list(self) -> list[str]:
         """What a checkpoint stores; ``CharVocab(to_list())`` rebuilds the same vocabulary."""
         return list(self.chars)
-
-
-def split_tail(n: int, val_fraction: float) -> int:
-    """Index where the validation tail starts: the last ``val_fraction`` of ``n`` items."""
-    if not 0.0 <= val_fraction < 1.0:
-        raise DataError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    return n - int(round(n * val_fraction))

@@ -5,16 +5,17 @@ summary = Trainer(model, TrainConfig(chunk_length=200), train_ids, eval_ids,
                   run_dir="runs/x").fit()
 """
 
-from ..losses import masked_step_sum, normalized_sequence_loss
-from ..state import detach_state
-from .batching import Batch, BatchSource, PaddedBatcher, StreamBatcher
-from .checkpoint import CheckpointError, load_checkpoint, model_weights, save_checkpoint
-from .clipping import GradClipper
-from .config import TrainConfig
-from .early_stopping import EarlyStopping
-from .objectives import NextStep, Objective, accepts_reset, forward_model
-from .tbptt import forward_window
-from .trainer import Trainer, build_optimizer
+from rnnkit.losses import masked_step_sum, normalized_sequence_loss
+from rnnkit.objectives.base import NextStep, Objective, TeacherForcing, forward_model
+from rnnkit.state import accepts_reset, detach_state
+from rnnkit.train.batching import Batch, BatchSource, PaddedBatcher, StreamBatcher
+from rnnkit.train.checkpoint import CheckpointError, load_checkpoint, model_weights, save_checkpoint
+from rnnkit.train.clipping import GradClipper
+from rnnkit.train.config import TrainConfig
+from rnnkit.train.early_stopping import EarlyStopping
+from rnnkit.train.schedule import LRSchedule
+from rnnkit.train.tbptt import forward_window
+from rnnkit.train.trainer import Trainer, build_optimizer
 
 __all__ = [
     "Batch",
@@ -22,10 +23,12 @@ __all__ = [
     "CheckpointError",
     "EarlyStopping",
     "GradClipper",
+    "LRSchedule",
     "NextStep",
     "Objective",
     "PaddedBatcher",
     "StreamBatcher",
+    "TeacherForcing",
     "TrainConfig",
     "Trainer",
     "accepts_reset",

@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .clipping import CLIP_MODES
+from rnnkit.train.clipping import CLIP_MODES
+from rnnkit.train.schedule import LR_SCHEDULES
 
 __all__ = ["TrainConfig"]
-
-LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass
@@ -30,7 +29,8 @@ class TrainConfig:
     lr: float = 1e-3  # peak learning rate
     weight_decay: float = 0.0  # passed to the optimizer
     optimizer_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. {"betas": [0.9, 0.99]}
-    lr_schedule: str = "constant"  # "constant" or "cosine" (to min_lr_ratio * lr at max_steps)
+    # "constant" or "cosine": decay to min_lr_ratio * lr at the end of the budget (steps or time)
+    lr_schedule: str = "constant"
     warmup_steps: int = 0  # linear warm-up from 0 to lr over this many steps
     min_lr_ratio: float = 0.1  # final lr / peak lr of the cosine schedule
     # Polyak averaging: evaluate, and save for use, an exponential moving average of the
@@ -44,12 +44,13 @@ class TrainConfig:
     max_nonfinite_steps: int = 20  # stop after this many non-finite steps in a row
 
     # --- stopping (O5) ---
-    max_steps: int = 10_000  # optimizer steps in total, counting those before a resume
-    max_time: float | None = None  # seconds of training per fit() call; None = no limit
+    # Budgets count the whole run, resumes included; 0 (or None) = no limit, but one is needed.
+    max_steps: int = 10_000  # optimizer steps
+    max_time: float = 0.0  # seconds of training
     eval_every: int = 500  # steps between evaluations (and early-stopping checks)
     eval_chunk_length: int | None = None  # chunk length for evaluation; None = chunk_length
     eval_max_batches: int | None = None  # evaluate on at most this many chunks; None = all
-    patience: int | None = 5  # evaluations without a new best loss before stopping; None = off
+    patience: int = 5  # evaluations without a new best loss before stopping; 0 (or None) = off
     plateau_patience: int | None = None  # evaluations with a flat training loss; None = off
     min_delta: float = 0.0  # smallest decrease of a loss that counts as an improvement
 
@@ -58,6 +59,9 @@ class TrainConfig:
     progress: bool = True  # tqdm progress bar (rank 0 only)
     log_every: int = 10  # steps between progress-bar updates
     plot: bool = True  # write plot.png (losses, gradient norm, clip threshold) at evaluations
+    # evaluate (and checkpoint) after the last step too, when it was not an evaluation step:
+    # a time budget usually ends between two evaluations, and the last steps would go unscored
+    eval_at_end: bool = False
 
     # --- run ---
     seed: int = 0  # seeds torch, random and numpy at the start of a fresh run
@@ -68,15 +72,24 @@ class TrainConfig:
             if not cond:
                 raise ValueError(f"{name} must be {expected}, got {getattr(self, name)!r}")
 
+        # one convention for "off": 0; None is accepted for it
+        self.max_steps = self.max_steps or 0
+        self.max_time = float(self.max_time or 0.0)
+        self.patience = self.patience or 0
         for name in (
             "batch_size",
             "chunk_length",
-            "max_steps",
             "eval_every",
             "log_every",
             "max_nonfinite_steps",
         ):
             need(isinstance(getattr(self, name), int) and getattr(self, name) >= 1, name, ">= 1")
+        for name in ("max_steps", "patience"):
+            need(isinstance(getattr(self, name), int) and getattr(self, name) >= 0, name,
+                 ">= 0 (0 = off)")
+        need(self.max_time >= 0 and self.max_time == self.max_time, "max_time", ">= 0 (0 = off)")
+        if not self.max_steps and not self.max_time:
+            raise ValueError("set a budget: max_steps or max_time (both are 0)")
         need(self.burn_in >= 0, "burn_in", ">= 0")
         need(self.checkpoint_every >= 0, "checkpoint_every", ">= 0 (0 = only at evaluations)")
         need(self.warmup_steps >= 0, "warmup_steps", ">= 0")

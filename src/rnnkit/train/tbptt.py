@@ -7,9 +7,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..state import detach_state
-from .batching import Batch
-from .objectives import Objective
+from rnnkit.objectives.base import Objective
+from rnnkit.state import detach_state
+from rnnkit.train.batching import Batch
 
 __all__ = ["forward_window"]
 

@@ -27,19 +27,20 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from ..losses import masked_step_sum, normalized_sequence_loss
-from ..state import map_state
-from . import distributed as ddp
-from .batching import BatchSource, StreamBatcher
-from .checkpoint import load_checkpoint, save_checkpoint
-from .clipping import GradClipper
-from .config import TrainConfig
-from .early_stopping import EarlyStopping
-from .objectives import NextStep, Objective
-from .plots import plot_metrics
-from .tbptt import forward_window
+from rnnkit.losses import masked_step_sum, normalized_sequence_loss
+from rnnkit.objectives.base import Objective, TeacherForcing
+from rnnkit.state import map_state
+from rnnkit.train import distributed as ddp
+from rnnkit.train.batching import BatchSource, StreamBatcher
+from rnnkit.train.checkpoint import load_checkpoint, save_checkpoint
+from rnnkit.train.clipping import GradClipper
+from rnnkit.train.config import TrainConfig
+from rnnkit.train.early_stopping import EarlyStopping
+from rnnkit.train.plots import plot_metrics
+from rnnkit.train.schedule import LRSchedule, budget_progress
+from rnnkit.train.tbptt import forward_window
 
-__all__ = ["Trainer", "build_optimizer"]
+__all__ = ["Trainer", "build_optimizer", "resolve_device"]
 
 log = logging.getLogger("rnnkit.train")
 
@@ -63,19 +64,18 @@ def build_optimizer(params: Any, config: TrainConfig) -> torch.optim.Optimizer:
     return cls(params, lr=config.lr, weight_decay=config.weight_decay, **config.optimizer_kwargs)
 
 
-def _build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig) -> Any:
-    """Linear warm-up, then constant or cosine decay to min_lr_ratio at max_steps."""
-    warmup, total, floor = config.warmup_steps, config.max_steps, config.min_lr_ratio
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        if config.lr_schedule == "constant":
-            return 1.0
-        progress = min((step - warmup) / max(total - warmup, 1), 1.0)
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+def resolve_device(name: str) -> torch.device:
+    """``auto``: this process's GPU (``LOCAL_RANK``) when there is one, else the CPU; a CUDA
+    device without a GPU is refused (ValueError)."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        return torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"no CUDA GPU is available here for device {name!r}; use 'cpu' or "
+                         "'auto'")
+    return device
 
 
 def _rng_state() -> dict[str, Any]:
@@ -116,13 +116,15 @@ class Trainer:
             list of documents, laid out as config.batch_size streams (next-step targets).
         eval_data: like train_data; evaluated every config.eval_every steps.
         objective: objective(model, batch, state) -> (per_step_loss [B, T], state, metrics);
-            default NextStep() (cross-entropy for integer targets, MSE for float ones).
+            default TeacherForcing() (the model's own loss(outputs, targets) if it has one,
+            else cross-entropy for integer targets, MSE for float ones).
         run_dir: where metrics.jsonl, plot.png, last.pt and best.pt go (rank 0 only);
             None = write nothing.
         optimizer: an optimizer over model.parameters(), or a factory params -> optimizer;
             None = the one named in config (Adam by default).
         scheduler: a factory optimizer -> LR scheduler (stepped once per optimizer step);
-            None = config.lr_schedule with config.warmup_steps.
+            None = config.lr_schedule with config.warmup_steps over the budget (steps or
+            time, see rnnkit.train.schedule).
         on_eval: called on rank 0 after every evaluation as on_eval(trainer, metrics).
 
     Example:
@@ -151,7 +153,7 @@ class Trainer:
         self.model = model.to(self.device)
         if self.world_size > 1:
             ddp.broadcast_module(self.model)
-        self.objective = objective if objective is not None else NextStep()
+        self.objective = objective if objective is not None else TeacherForcing()
         self.train_source = self._source(train_data, config.overlap)
         self.eval_source = None if eval_data is None else self._source(eval_data, 0)
         params = list(self.model.parameters())
@@ -161,12 +163,11 @@ class Trainer:
             self.optimizer = optimizer
         else:
             self.optimizer = optimizer(params)
-        if scheduler is not None:
-            self.scheduler = scheduler(self.optimizer)
-        elif config.lr_schedule == "constant" and config.warmup_steps == 0:
-            self.scheduler = None  # nothing to schedule
-        else:
-            self.scheduler = _build_scheduler(self.optimizer, config)
+        # a caller's torch scheduler, stepped once per step; else the budget's schedule
+        self.scheduler = None if scheduler is None else scheduler(self.optimizer)
+        self.lr_schedule = LRSchedule(config.lr_schedule, config.warmup_steps,
+                                      config.min_lr_ratio, config.max_steps, config.max_time)
+        self.base_lrs = [group["lr"] for group in self.optimizer.param_groups]
         # a copy of the model whose weights are the moving average (None: off)
         self.averaged = (
             AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay))
@@ -174,7 +175,8 @@ class Trainer:
             else None
         )
         self.clipper = GradClipper(config.clip, config.clip_max_norm, config.clip_percentile)
-        self.stopper = EarlyStopping(config.patience, config.plateau_patience, config.min_delta)
+        self.stopper = EarlyStopping(config.patience or None, config.plateau_patience,
+                                     config.min_delta)
         self.run_dir = None if run_dir is None else Path(run_dir)
         self.writes = self.rank == 0 and self.run_dir is not None
         self.on_eval = on_eval
@@ -190,11 +192,7 @@ class Trainer:
 
     # ----------------------------------------------------------------- setup helpers
     def _device(self, name: str) -> torch.device:
-        if name != "auto":
-            return torch.device(name)
-        if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        return torch.device("cpu")
+        return resolve_device(name)
 
     def _source(self, data: Any, overlap: int) -> BatchSource:
         if hasattr(data, "next_batch"):
@@ -239,17 +237,13 @@ class Trainer:
         params = [p for p in self.model.parameters() if p.requires_grad]
         nll = None
         metrics = self._open_metrics()
-        bar = tqdm(
-            total=cfg.max_steps,
-            initial=self.step,
-            disable=not (cfg.progress and self.rank == 0),
-            dynamic_ncols=True,
-            unit="step",
-        )
+        bar = _ProgressBar(cfg, self.rank == 0)
         started, elapsed_before = time.monotonic(), self.elapsed
-        stop_reason = "max_steps" if self.step >= cfg.max_steps else None
+        stop_reason = self._budget_spent()
         with self._catch_sigint():
             while stop_reason is None:
+                if self.scheduler is None:
+                    self._set_lr(elapsed_before + time.monotonic() - started)
                 chunk_length = cfg.chunk_length_at(self.step)
                 batch = self.train_source.next_batch(chunk_length).to(self.device)
 
@@ -269,7 +263,9 @@ class Trainer:
                 norm = GradClipper.norm(params)
 
                 # one host sync per step: losses, norm, stop flags and the extra metrics
-                out_of_time = cfg.max_time is not None and time.monotonic() - started > cfg.max_time
+                out_of_time = bool(cfg.max_time) and (
+                    elapsed_before + time.monotonic() - started > cfg.max_time
+                )
                 nats, count = masked_step_sum(per_step.detach(), mask)
                 flags = [float(self._interrupted), float(out_of_time)]
                 shared = torch.cat(
@@ -335,15 +331,7 @@ class Trainer:
                 record.update({k: float(v) for k, v in extra.items() if not isinstance(v, Tensor)})
                 if metrics is not None:
                     metrics.write(json.dumps(record) + "\n")
-                bar.update(1)
-                if self.step % cfg.log_every == 0:
-                    steps_per_s = bar.format_dict["rate"] or 0.0
-                    bar.set_postfix(
-                        loss=f"{record['nats_per_step']:.4f}",
-                        gnorm=f"{norm_v:.3g}",
-                        tok_s=f"{steps_per_s * count_v:.0f}",
-                        refresh=False,
-                    )
+                bar.update(self.step, self.elapsed, record)
 
                 # stop, evaluate, checkpoint
                 if self.nonfinite_in_row >= cfg.max_nonfinite_steps:
@@ -356,7 +344,7 @@ class Trainer:
                     stop_reason = "interrupted"
                 elif timed_out:
                     stop_reason = "max_time"
-                elif self.step >= cfg.max_steps:
+                elif cfg.max_steps and self.step >= cfg.max_steps:
                     stop_reason = "max_steps"
                 if self.step % cfg.eval_every == 0:
                     stop_reason = self._evaluate_and_checkpoint(metrics) or stop_reason
@@ -365,12 +353,29 @@ class Trainer:
         self.elapsed = elapsed_before + time.monotonic() - started
         bar.close()
         if self.step % cfg.eval_every != 0:  # the final state, unless just saved
-            self._save("last.pt")
+            if cfg.eval_at_end and stop_reason != "interrupted" and self.step:
+                self._evaluate_and_checkpoint(metrics)
+            else:
+                self._save("last.pt")
         if metrics is not None:
             metrics.close()
             if cfg.plot:
                 plot_metrics(self.run_dir / "metrics.jsonl", self.run_dir / "plot.png")
         return self._summary(stop_reason)
+
+    def _budget_spent(self) -> str | None:
+        """Why fit() has nothing left to do (a resumed run whose budget is used), or None."""
+        cfg = self.config
+        if cfg.max_steps and self.step >= cfg.max_steps:
+            return "max_steps"
+        if cfg.max_time and self.elapsed >= cfg.max_time:
+            return "max_time"
+        return None
+
+    def _set_lr(self, seconds: float) -> None:
+        factor = self.lr_schedule.factor(self.step, seconds)
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
+            group["lr"] = base * factor
 
     def _evaluate_and_checkpoint(self, metrics: Any) -> str | None:
         """Evaluate, update early stopping, save best.pt/last.pt, plot, call on_eval."""
@@ -568,3 +573,35 @@ class Trainer:
     def request_stop(self) -> None:
         """Stop after the current step, as Ctrl-C does (e.g. from an on_eval callback)."""
         self._interrupted = True
+
+
+class _ProgressBar:
+    """The run's one progress bar (rank 0): the share of the budget spent (percent, when
+    there is a time budget) or the steps, with a moving average of the training loss."""
+
+    def __init__(self, config: TrainConfig, show: bool) -> None:
+        self.config, self.loss = config, math.nan
+        by_time = bool(config.max_time)
+        self.bar = tqdm(total=100 if by_time else config.max_steps, unit="%" if by_time else "step",
+                        disable=not (config.progress and show), dynamic_ncols=True,
+                        bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}" if by_time
+                        else None)
+
+    def update(self, step: int, seconds: float, record: dict[str, Any]) -> None:
+        if self.bar.disable:
+            return
+        loss = record["nats_per_step"]
+        if not record["skipped"]:
+            self.loss = loss if math.isnan(self.loss) else 0.9 * self.loss + 0.1 * loss
+        cfg = self.config
+        if cfg.max_time:
+            self.bar.n = round(100 * budget_progress(step, seconds, cfg.max_steps, cfg.max_time), 1)
+        else:
+            self.bar.n = step
+        if step % cfg.log_every == 0 or step == 1:
+            self.bar.set_postfix_str(f"step {step}, loss {self.loss:.3f}, lr {record['lr']:.2e}, "
+                                     f"gnorm {record['grad_norm']:.3g}", refresh=False)
+            self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()

@@ -2,6 +2,8 @@
 
 One dataclass per command; every field has a ``help`` that ``--help`` shows with its default.
 Precedence: dataclass default < ``--config`` file (TOML or YAML) < command-line flags.
+A field's name is its flag (``chunk_length`` is ``--chunk-length``), its key in a config file
+and, for training, the name of the :class:`rnnkit.train.TrainConfig` field it sets.
 """
 
 from __future__ import annotations
@@ -44,25 +46,14 @@ FRACTION = (0.0, 0.99, "in [0, 1)")
 DECAY = (0.0, math.nextafter(1.0, 0.0), "in [0, 1)")
 
 # The two model presets of --model-size, chosen by benchmarks/charlm.py and ablation.py on
-# tinyshakespeare with 2 CPU threads (issue 4's notes): within a few minutes a small GRU wins
-# by making many more steps; from about 10 minutes on, a layer-normalized LSTM 512 with longer
-# chunks learns more per step and wins. The LSTM keeps torch's forget-gate init (bias 0):
-# a forget bias of 1 scored worse at both 95 s and 600 s there; it overfits with dropout 0
-# (1.447 at 600 s), and 0.2 scored best (1.426; 0.1: 1.429 and 1.439). It stops after 6
-# passes over the data: it scored 1.422-1.434 in 6 and 1.481 in 11 (1.463 with dropout 0.35).
-# Embedding dropout 0.1, weight decay 0.1 and the weight average took the 6 epochs to
-# 1.418-1.419 (seeds 0-2); 0.2 on the embeddings scored the same, 0.3 or weight decay 0.3 worse.
-# The small GRU trains without dropout and with 64-dim embeddings: in 95 s (under 2 epochs)
-# dropout 0.1 made each step 7% slower and scored 0.013 nats/char worse; 128-dim embeddings
-# made each step 6% slower for the same loss per step (32 dims scored 0.11 worse); a GRU of
-# 320 or 512, chunks of 32, and batch 64 with chunks of 32 all scored worse there.
+# tinyshakespeare with 2 CPU threads; the measurements behind each value are in docs/cli.md.
 MODEL_SIZES: dict[str, dict[str, Any]] = {
     "small": {"cell": "gru", "embed_dim": 64, "hidden_size": 384, "layer_norm": False,
               "forget_bias": 1.0, "dropout": 0.0, "embed_dropout": 0.0, "weight_decay": 0.0,
-              "ema_decay": 0.0, "chunk_len": 64, "max_epochs": 0.0},
+              "ema_decay": 0.0, "chunk_length": 64, "max_epochs": 0.0},
     "large": {"cell": "lstm", "embed_dim": 128, "hidden_size": 512, "layer_norm": True,
               "forget_bias": 0.0, "dropout": 0.2, "embed_dropout": 0.1, "weight_decay": 0.1,
-              "ema_decay": 0.995, "chunk_len": 128, "max_epochs": 6.0},
+              "ema_decay": 0.995, "chunk_length": 128, "max_epochs": 6.0},
 }
 LARGE_FROM_SECONDS = 300.0
 _BY_SIZE = "set by --model-size"
@@ -78,7 +69,7 @@ def _describe(size: dict[str, Any]) -> str:
     epochs = f", at most {size['max_epochs']:g} epochs" if size["max_epochs"] else ""
     return (f"{norm}{size['cell'].upper()} {size['hidden_size']} on {size['embed_dim']}-dim "
             f"embeddings, dropout {size['dropout']:g}{embed}{decay}, chunks of "
-            f"{size['chunk_len']}{epochs}")
+            f"{size['chunk_length']}{epochs}")
 
 
 @dataclass
@@ -104,7 +95,7 @@ class TrainSettings:
     # --- model (the field defaults are the "small" model; see MODEL_SIZES) ---
     model_size: str = _opt("auto", "model preset for cell, embed_dim, hidden_size, layer_norm, "
                            "forget_bias, dropout, embed_dropout, weight_decay, ema_decay, "
-                           "chunk_len and max_epochs (flags for those win): "
+                           "chunk_length and max_epochs (flags for those win): "
                            + "; ".join(f"{k} = {_describe(v)}" for k, v in MODEL_SIZES.items())
                            + "; auto = large for "
                            f"text with a time budget of {LARGE_FROM_SECONDS:g} s or more (or "
@@ -130,8 +121,8 @@ class TrainSettings:
     zoneout: float = _opt(0.0, "zoneout rate on the hidden (and cell) state")
     # --- training ---
     batch_size: int = _opt(32, "parallel streams per batch")
-    chunk_len: int = _opt(_SMALL["chunk_len"], "truncated-BPTT chunk length (steps per gradient)",
-                          shown=_BY_SIZE)
+    chunk_length: int = _opt(_SMALL["chunk_length"], "truncated-BPTT chunk length (steps per "
+                             "gradient)", shown=_BY_SIZE)
     lr: float = _opt(4e-3, "Adam learning rate")
     weight_decay: float = _opt(_SMALL["weight_decay"], "decoupled weight decay of AdamW "
                                "(Loshchilov & Hutter 2019) on every parameter; 0: plain Adam",
@@ -139,10 +130,13 @@ class TrainSettings:
     ema_decay: float = _opt(_SMALL["ema_decay"], "evaluate, save and sample an exponential "
                             "moving average of the weights with this decay per step (Polyak "
                             "averaging); 0: the trained weights", shown=_BY_SIZE)
-    lr_final: float = _opt(0.05, "cosine decay to this fraction of lr at the end of the budget")
-    clip: str = _opt("norm", "gradient clipping: none, norm (at clip_norm) or auto (AutoClip "
-                     "at clip_percentile of the observed norms)", choices=("none", "norm", "auto"))
-    clip_norm: float = _opt(1.0, "clipping threshold of --clip norm")
+    lr_schedule: str = _opt("cosine", "learning rate over the budget (steps or time): constant, "
+                            "or cosine decay to min_lr_ratio * lr", choices=("constant", "cosine"))
+    min_lr_ratio: float = _opt(0.05, "the cosine schedule's final fraction of lr")
+    clip: str = _opt("norm", "gradient clipping: none, norm (at clip_max_norm) or auto "
+                     "(AutoClip at clip_percentile of the observed norms)",
+                     choices=("none", "norm", "auto"))
+    clip_max_norm: float = _opt(1.0, "clipping threshold of --clip norm")
     clip_percentile: float = _opt(10.0, "percentile of --clip auto")
     max_time: float = _opt(180.0, "training budget in seconds (0: no limit)")
     max_steps: int = _opt(0, "training budget in optimizer steps (0: no limit)")
@@ -158,15 +152,15 @@ class TrainSettings:
 
     def __post_init__(self) -> None:
         _require(self, {
-            **dict.fromkeys(("embed_dim", "hidden_size", "num_layers", "batch_size", "chunk_len",
-                             "eval_every"), POSITIVE),
+            **dict.fromkeys(("embed_dim", "hidden_size", "num_layers", "batch_size",
+                             "chunk_length", "eval_every"), POSITIVE),
             **dict.fromkeys(("input_layers", "max_time", "max_steps", "max_epochs", "patience",
-                             "sample_length", "clip_norm", "weight_decay"), NON_NEGATIVE),
+                             "sample_length", "clip_max_norm", "weight_decay"), NON_NEGATIVE),
             **dict.fromkeys(("val_fraction", "dropout", "embed_dropout", "recurrent_dropout",
                              "zoneout"), FRACTION),
             "ema_decay": DECAY,
             "lr": (1e-12, math.inf, "> 0"),
-            "lr_final": (0.0, 1.0, "in [0, 1]"),
+            "min_lr_ratio": (0.0, 1.0, "in [0, 1]"),
             "clip_percentile": (0.0, 100.0, "in [0, 100]"),
         })
 
@@ -234,6 +228,11 @@ class EvalSettings:
         _require(self, {"batch_size": POSITIVE})
 
 
+# Names of earlier versions, still read from config files (and old run directories) and
+# accepted as flags: old name -> field.
+ALIASES = {"chunk_len": "chunk_length", "clip_norm": "clip_max_norm", "lr_final": "min_lr_ratio"}
+
+
 def _field_type(cls: type, f: dataclasses.Field) -> Any:
     return typing.get_type_hints(cls)[f.name]
 
@@ -265,7 +264,8 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
                 kw["nargs"] = "*"
             parser.add_argument(f.name, **kw)
             continue
-        flag = "--" + f.name.replace("_", "-")
+        flags = ["--" + name.replace("_", "-") for name in
+                 (f.name, *(old for old, new in ALIASES.items() if new == f.name))]
         if tp is bool:
             kw["action"] = argparse.BooleanOptionalAction
         elif _is_list(tp):  # one comma-separated value, so it cannot swallow the positionals
@@ -274,7 +274,7 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
         else:
             kw["type"] = tp
             kw["metavar"] = None if meta.get("choices") else f.name.upper()
-        parser.add_argument(flag, dest=f.name, **kw)
+        parser.add_argument(*flags, dest=f.name, **kw)
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
@@ -340,6 +340,7 @@ def build_settings(cls: type, file_values: dict[str, Any], flag_values: dict[str
     values: dict[str, Any] = {}
     for raw_key, value in file_values.items():
         key = str(raw_key).replace("-", "_")
+        key = ALIASES.get(key, key) if key not in fields else key
         if key not in fields:
             close = difflib.get_close_matches(key, fields, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""

@@ -4,7 +4,7 @@ import argparse
 
 import pytest
 
-from rnnkit.cli_config import (
+from rnnkit.cli.settings import (
     MODEL_SIZES,
     ConfigError,
     TrainSettings,
@@ -60,7 +60,7 @@ def test_model_size_leaves_given_fields_alone():
     given = {"max_time": 600.0, "hidden_size": 256, "cell": "gru"}
     s = resolve_model_size(TrainSettings(**given), set(given))
     assert (s.model_size, s.hidden_size, s.cell) == ("large", 256, "gru")
-    assert s.layer_norm is True and s.chunk_len == 128  # the rest of the large preset
+    assert s.layer_norm is True and s.chunk_length == 128  # the rest of the large preset
     # without a record of what was given, fields that differ from their default count
     s = resolve_model_size(TrainSettings(max_time=600.0, hidden_size=256))
     assert (s.hidden_size, s.cell) == (256, "lstm")
@@ -115,3 +115,26 @@ def test_bad_config_files(tmp_path):
     listy.write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="expected a mapping"):
         load_config_file(listy)
+
+
+def test_a_training_option_is_the_trainer_field_of_the_same_name():
+    from rnnkit.cli.train import TRAINER_FIELDS, trainer_config
+
+    assert {"chunk_length", "clip_max_norm", "min_lr_ratio", "max_time", "patience", "lr",
+            "lr_schedule", "batch_size", "eval_every", "seed"} <= TRAINER_FIELDS
+    s = TrainSettings(chunk_length=7, clip_max_norm=0.5, min_lr_ratio=0.2, patience=3,
+                      max_time=30.0, lr_schedule="constant")
+    config = trainer_config(s, "cpu", max_steps=0)
+    for name in TRAINER_FIELDS - {"max_steps", "device"}:
+        assert getattr(config, name) == getattr(s, name), name
+    assert config.max_steps == 0 and config.eval_at_end
+
+
+def test_names_of_version_0_1_0_are_read_as_the_new_ones(tmp_path):
+    path = tmp_path / "old.yaml"
+    path.write_text("chunk_len: 12\nclip_norm: 0.25\nlr_final: 0.5\n")
+    s = build_settings(TrainSettings, load_config_file(path), {}, str(path))
+    assert (s.chunk_length, s.clip_max_norm, s.min_lr_ratio) == (12, 0.25, 0.5)
+    parser = argparse.ArgumentParser()
+    add_arguments(parser, TrainSettings)
+    assert vars(parser.parse_args(["--chunk-len", "9"]))["chunk_length"] == 9

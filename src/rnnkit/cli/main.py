@@ -1,6 +1,6 @@
 """The command line: ``rnnkit train | sample | eval``.
 
-Every option of every command is a field of a settings dataclass (rnnkit.cli_config); this
+Every option of every command is a field of a settings dataclass (rnnkit.cli.settings); this
 module only parses, dispatches, and turns the errors a user can cause into one line on
 stderr and exit status 1 (2 for a malformed command line, as argparse does).
 """
@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from rnnkit.cli_config import (
+from rnnkit.cli.settings import (
     ConfigError,
     EvalSettings,
     SampleSettings,
@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _train(args: argparse.Namespace, flags: dict) -> None:
-    from rnnkit.cli_train import run_training, settings_for
+    from rnnkit.cli.train import run_training, settings_for
 
     config = load_config_file(args.config) if args.config else {}
     settings, run = settings_for(flags, config, str(args.config), args.resume)
@@ -70,13 +70,13 @@ def _train(args: argparse.Namespace, flags: dict) -> None:
 
 
 def _sample(flags: dict) -> None:
-    from rnnkit.cli_infer import sample
+    from rnnkit.cli.infer import sample
 
     sample(build_settings(SampleSettings, {}, flags))
 
 
 def _eval(flags: dict) -> None:
-    from rnnkit.cli_infer import evaluate
+    from rnnkit.cli.infer import evaluate
 
     evaluate(build_settings(EvalSettings, {}, flags))
 

@@ -5,16 +5,16 @@ from torch import nn
 import rnnkit
 from rnnkit.heads import CategoricalHead, GaussianHead
 from rnnkit.models import SequenceModel
-from rnnkit.multistep import (
+from rnnkit.normalization import FeatureNormalizer
+from rnnkit.objectives import (
     OpenLoop,
+    ProfessorForcing,
     ScheduledSampling,
     TeacherForcing,
     make_objective,
 )
-from rnnkit.normalization import FeatureNormalizer
-from rnnkit.professor import ProfessorForcing
+from rnnkit.objectives.schedules import Exponential, InverseSigmoid, Linear, make_schedule
 from rnnkit.rollout import forecast, free_run
-from rnnkit.schedules import Exponential, InverseSigmoid, Linear, make_schedule
 from rnnkit.train import Batch, forward_window
 
 

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from rnnkit.multistep import (
+from rnnkit.objectives.base import (
     Objective,
     batch_fields,
     masked,

@@ -1,0 +1,56 @@
+"""``rnnkit sample`` and ``rnnkit eval``: use a trained run."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from rnnkit.cli import rundir
+from rnnkit.cli.settings import (
+    ConfigError,
+    EvalSettings,
+    SampleSettings,
+    TrainSettings,
+    build_settings,
+)
+from rnnkit.models import SequenceModel
+from rnnkit.tasks import Task, score, task_from_description
+from rnnkit.train import load_checkpoint, model_weights
+from rnnkit.train.trainer import resolve_device
+
+
+def load_model(run: str | Path, checkpoint: str = "best", device: str = "cpu"
+               ) -> tuple[SequenceModel, Task]:
+    """The run's model with the weights of ``best.pt`` (or ``last.pt``; the averaged ones when
+    the run kept an average, --ema-decay), in eval mode."""
+    path = rundir.find_run(str(run))
+    settings = build_settings(TrainSettings, rundir.read_settings(path), {},
+                              str(path / rundir.CONFIG))
+    task = task_from_description(rundir.read_task(path))
+    file = path / f"{checkpoint}.pt"
+    if checkpoint == "best" and not file.exists() and (path / "last.pt").exists():
+        print(f"note: {path} has no best.pt (no evaluation yet); using last.pt", file=sys.stderr)
+        file = path / "last.pt"
+    ckpt = load_checkpoint(file, map_location="cpu")
+    model = task.build_model(settings, [])
+    model.load_state_dict(model_weights(ckpt))
+    try:
+        where = resolve_device(device)
+    except ValueError as err:
+        raise ConfigError(f"--device {device}: {err}") from None
+    return model.to(where).eval(), task
+
+
+def sample(s: SampleSettings) -> None:
+    model, task = load_model(s.run, s.checkpoint, s.device)
+    run = rundir.find_run(s.run)
+    task.use(model, run, rundir.read_task(run).get("files", []), s.prime, s.length,
+             s.temperature, s.seed, s.output)
+
+
+def evaluate(s: EvalSettings) -> float:
+    model, task = load_model(s.run, s.checkpoint, s.device)
+    data = task.read_file(s.file)
+    nats = score(model, data, streams=s.batch_size)
+    print(f"{s.file}: {task.loss_text(nats)} over {len(data) - 1} {task.unit}s")
+    return nats

@@ -1,0 +1,186 @@
+"""``rnnkit train``: settings -> task and data -> model -> Trainer, in a run directory."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rnnkit.cli import report, rundir
+from rnnkit.cli.settings import (
+    ConfigError,
+    TrainSettings,
+    build_settings,
+    resolve_model_size,
+    task_kind,
+)
+from rnnkit.data.errors import DataError
+from rnnkit.data.split import split_documents
+from rnnkit.objectives import make_objective
+from rnnkit.tasks import load_task
+from rnnkit.train import StreamBatcher, TrainConfig, Trainer
+from rnnkit.train.trainer import resolve_device
+
+# What may change when a run is resumed: the budget and where it runs, never the model or data.
+RESUMABLE = {"max_time", "max_steps", "max_epochs", "device", "progress", "patience"}
+# TrainSettings' fields that are TrainConfig's too, passed by name.
+TRAINER_FIELDS = ({f.name for f in dataclasses.fields(TrainConfig)}
+                  & {f.name for f in dataclasses.fields(TrainSettings)})
+
+
+def _objective_params(text: str) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for item in filter(None, (part.strip() for part in text.split(";"))):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"objective_args: expected key=value, got {item!r}")
+        for cast in (int, float):
+            try:
+                params[key.strip()] = cast(value)
+                break
+            except ValueError:
+                continue
+        else:
+            lowered = value.strip().lower()
+            params[key.strip()] = {"true": True, "false": False}.get(lowered, value.strip())
+    return params
+
+
+def check_chunk(train_steps: int, s: TrainSettings) -> None:
+    """Refuse a chunk longer than each of the batch's parallel streams (before any run dir)."""
+    stream = train_steps // s.batch_size
+    if s.chunk_length > stream:
+        raise DataError(
+            f"chunk length {s.chunk_length} is longer than the data allows: {train_steps} "
+            f"training steps in {s.batch_size} streams give {stream} steps each; use a smaller "
+            "--chunk-length or --batch-size, or more data"
+        )
+
+
+def step_budget(s: TrainSettings, train_steps: int) -> int:
+    """The run's budget in optimizer steps (0: none): ``--max-steps``, or ``--max-epochs``
+    passes over the training data, whichever is smaller. One pass is what the batcher reads:
+    ``train_steps // batch_size`` steps per stream, in whole chunks of ``chunk_length``."""
+    budgets = [s.max_steps] if s.max_steps else []
+    if s.max_epochs:
+        per_epoch = max(1, train_steps // s.batch_size // s.chunk_length)
+        budgets.append(max(1, math.ceil(s.max_epochs * per_epoch)))
+    return min(budgets, default=0)
+
+
+def epochs_bind(s: TrainSettings, max_steps: int) -> bool:
+    """Whether the step budget is the one ``--max-epochs`` gives (for the messages)."""
+    return bool(max_steps) and max_steps != s.max_steps
+
+
+def trainer_config(s: TrainSettings, device: str, max_steps: int) -> TrainConfig:
+    """The Trainer's settings: the fields of the same name, the step budget, and the
+    optimizer (AdamW with decoupled weight decay, Adam without)."""
+    if not s.max_time and not max_steps:
+        raise ConfigError("set a budget: --max-time SECONDS, --max-steps N or --max-epochs E "
+                          "(all are 0)")
+    values = {name: getattr(s, name) for name in TRAINER_FIELDS}
+    try:
+        return TrainConfig(
+            **{**values, "max_steps": max_steps, "device": device},
+            # AdamW with no decay is Adam; naming Adam then keeps older runs' optimizer exact
+            optimizer="adamw" if s.weight_decay else "adam",
+            eval_at_end=True,
+        )
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+
+
+def settings_for(argv_flags: dict[str, Any], config_values: dict[str, Any], source: str,
+                 resume: str | None) -> tuple[TrainSettings, Path | None]:
+    """The settings of a new run (defaults < config file < flags), or of the resumed run
+    (its saved config < the budget flags)."""
+    given = set(argv_flags) | {str(k).replace("-", "_") for k in config_values}
+    if resume is None:
+        settings = build_settings(TrainSettings, config_values, argv_flags, source)
+        return resolve_model_size(_steps_only(settings, given), given), None
+    run = rundir.find_run(resume)
+    changed = sorted(set(argv_flags) - RESUMABLE - {"files"} | set(config_values))
+    if changed or argv_flags.get("files"):
+        bad = ", ".join("--" + k.replace("_", "-") for k in changed) or "FILE"
+        raise ConfigError(f"--resume continues {run} with its saved settings; {bad} cannot "
+                          f"change (only {', '.join(sorted(RESUMABLE))} can)")
+    saved = rundir.read_settings(run)
+    settings = build_settings(TrainSettings, saved, argv_flags, str(run / rundir.CONFIG))
+    return _steps_only(settings, given), run
+
+
+def _steps_only(settings: TrainSettings, given: set[str]) -> TrainSettings:
+    """A step or epoch budget given alone turns the (default) time budget off."""
+    budgets = {name for name in ("max_steps", "max_epochs") if getattr(settings, name)}
+    if given & budgets and "max_time" not in given:
+        settings.max_time = 0.0
+    return settings
+
+
+def run_training(s: TrainSettings, resume_run: Path | None = None) -> dict[str, Any]:
+    """Train as the settings say; returns the trainer's summary plus the run directory."""
+    if s.model_size == "auto" and resume_run is None:
+        s = resolve_model_size(s)  # a caller that built TrainSettings itself
+    try:
+        device = str(resolve_device(s.device))
+    except ValueError as err:
+        raise ConfigError(f"--device {s.device}: {err}") from None
+    task, docs = load_task(task_kind(s), s.files, s.columns)
+    train, val = split_documents(docs, s.val_fraction)
+    val = [v for v in val if len(v) >= 2]  # a 1-step piece has no next-step target
+    if s.val_fraction > 0 and not val:
+        raise DataError(f"the validation split (last {s.val_fraction:.0%}) is too short to "
+                        "score; use more data or a larger --val-fraction")
+    train_steps = sum(len(t) - 1 for t in train)
+    check_chunk(train_steps, s)
+    max_steps = step_budget(s, train_steps)
+    cfg = trainer_config(s, device, max_steps)
+    try:
+        objective = make_objective(s.objective, **_objective_params(s.objective_args))
+        torch.manual_seed(s.seed)
+        model = task.build_model(s, train)
+    except (ValueError, TypeError) as err:
+        raise ConfigError(str(err)) from None
+
+    if resume_run is None:
+        run = rundir.pick_name(s.runs_dir, s.name, _default_name(s))
+        files = [str(Path(f).resolve()) for f in s.files]  # so `sample` works from anywhere
+        rundir.create(run, dataclasses.asdict(s), {**task.describe(), "files": files})
+    else:
+        run = resume_run
+    eval_data = None
+    if val:
+        val_steps = sum(len(v) - 1 for v in val)
+        eval_data = StreamBatcher(val, min(s.batch_size, val_steps), device=device)
+    trainer = Trainer(model, cfg, train, eval_data, objective, run,
+                      on_eval=report.EvalReport(task, run, s.seed, s.sample_length, train, val))
+    if resume_run is not None:
+        trainer.resume(run / "last.pt")
+        _check_budget_left(trainer, s, max_steps)
+    report.announce(task, s, run, model, sum(len(t) for t in train), sum(len(v) for v in val),
+                    device, max_steps, epochs_bind(s, max_steps))
+    summary = trainer.fit()
+    if summary["stop_reason"] == "max_steps" and epochs_bind(s, max_steps):
+        summary["stop_reason"] = f"max_epochs {s.max_epochs:g}"
+    summary["run"] = str(run)
+    report.finish(task, summary, run)
+    return summary
+
+
+def _default_name(s: TrainSettings) -> str:
+    return Path(s.files[0]).stem if s.files else "pydoc-topics"
+
+
+def _check_budget_left(trainer: Trainer, s: TrainSettings, max_steps: int) -> None:
+    if max_steps and trainer.step >= max_steps:
+        by_epochs = epochs_bind(s, max_steps)
+        done = f" ({s.max_epochs:g} epochs)" if by_epochs else ""
+        raise DataError(f"the run has done its {max_steps} steps{done}; pass a larger "
+                        f"{'--max-epochs' if by_epochs else '--max-steps'} to continue")
+    if s.max_time and trainer.elapsed >= s.max_time:
+        raise DataError(f"the run has used its {s.max_time:g} s; pass a larger --max-time "
+                        "to continue")
