@@ -17,7 +17,7 @@ from rnnkit.data.split import split_documents
 
 TINY = ["--hidden-size", "16", "--embed-dim", "8", "--batch-size", "2", "--chunk-len", "16",
         "--eval-every", "4", "--sample-length", "20", "--no-progress", "--max-time", "0",
-        "--lr", "0.03"]
+        "--lr", "0.03", "--threads", "1"]
 
 
 @pytest.fixture(autouse=True)
@@ -109,8 +109,10 @@ def test_forecast_train_sample_eval(capsys):
     assert task["kind"] == "forecast" and task["columns"] == ["value", "other"]
     assert task["files"] == [str(Path(path).resolve())]
     assert (run / "forecasts" / "step_0000008.csv").is_file()
-    assert (run / "forecast.png").is_file()
+    assert (run / "forecasts" / "latest.png").is_file()
+    assert not (run / "forecast.png").exists()  # left for `sample`, which must not overwrite
     assert main(["sample", "f", "--length", "12"]) == 0
+    assert (run / "forecast.png").is_file()
     rows = list(csv.reader(open(run / "forecast.csv")))
     assert rows[0] == ["step", "value", "other"] and len(rows) == 13
     assert all(math.isfinite(float(v)) for row in rows[1:] for v in row)
@@ -149,7 +151,7 @@ def test_resume_continues_exactly(monkeypatch, capsys):
             trainer.request_stop()
 
     monkeypatch.setattr(report.EvalReport, "__call__", interrupt_at_4)
-    assert main([*args, "--name", "cut"]) == 0
+    assert main([*args, "--name", "cut"]) == 130  # interrupted: its checkpoint is saved
     assert torch.load("runs/cut/last.pt", weights_only=True)["step"] < 8  # stopped early
     monkeypatch.setattr(report.EvalReport, "__call__", real)
     assert main(["train", "--resume", "cut", "--no-progress"]) == 0
@@ -220,11 +222,13 @@ def test_user_errors_are_one_line(make, extra, pattern, capsys):
 @pytest.mark.parametrize(
     "argv, pattern",
     [
-        (["train", "--hidden-size", "0"], r"hidden_size \(--hidden-size\) must be >= 1, got 0"),
+        (["train", "--hidden-size", "0"],
+         r"hidden_size \(--hidden-size\) must be in \[1, 1000000\], got 0"),
         (["train", "--dropout", "1.5"], r"dropout \(--dropout\) must be in \[0, 1\), got 1.5"),
         (["train", "--batch-size", "0"], r"batch_size \(--batch-size\) must be >= 1"),
         (["sample", "r", "--temperature", "-1"], r"temperature .* must be >= 0, got -1.0"),
-        (["sample", "r", "--length", "0"], r"length \(--length\) must be >= 1, got 0"),
+        (["sample", "r", "--length", "0"],
+         r"length \(--length\) must be in \[1, 10000000\], got 0"),
     ],
 )
 def test_out_of_range_flags(argv, pattern, capsys):

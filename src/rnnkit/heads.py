@@ -88,7 +88,10 @@ class CategoricalHead(nn.Module):
         _check_temperature("CategoricalHead.sample", temperature)
         if temperature == 0:
             return params.argmax(-1)
-        probs = (params.detach() / temperature).softmax(-1).reshape(-1, self.num_classes)
+        # shift by the max first: a tiny temperature then sends the rest to -inf, not inf - inf
+        logits = params.detach()
+        scaled = (logits - logits.amax(-1, keepdim=True)) / temperature
+        probs = scaled.softmax(-1).reshape(-1, self.num_classes)
         draw = torch.multinomial(probs, 1, generator=generator)
         return draw.view(params.shape[:-1])
 

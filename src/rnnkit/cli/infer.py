@@ -12,6 +12,7 @@ from rnnkit.cli.settings import (
     SampleSettings,
     TrainSettings,
     build_settings,
+    set_threads,
 )
 from rnnkit.models import SequenceModel
 from rnnkit.tasks import Task, score, task_from_description
@@ -42,6 +43,7 @@ def load_model(run: str | Path, checkpoint: str = "best", device: str = "cpu"
 
 
 def sample(s: SampleSettings) -> None:
+    set_threads(s.threads)
     model, task = load_model(s.run, s.checkpoint, s.device)
     run = rundir.find_run(s.run)
     task.use(model, run, rundir.read_task(run).get("files", []), s.prime, s.length,
@@ -49,8 +51,12 @@ def sample(s: SampleSettings) -> None:
 
 
 def evaluate(s: EvalSettings) -> float:
+    set_threads(s.threads)
     model, task = load_model(s.run, s.checkpoint, s.device)
-    data = task.read_file(s.file)
+    data, skipped = task.read_file(s.file, s.unknown)
     nats = score(model, data, streams=s.batch_size)
-    print(f"{s.file}: {task.loss_text(nats)} over {len(data) - 1} {task.unit}s")
+    line = f"{s.file}: {task.loss_text(nats)} over {len(data) - 1} {task.unit}s"
+    if skipped:
+        line += f" ({skipped} {task.unit}s the model has not seen were skipped)"
+    print(line)
     return nats

@@ -8,6 +8,7 @@ stderr and exit status 1 (2 for a malformed command line, as argparse does).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -61,24 +62,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _train(args: argparse.Namespace, flags: dict) -> None:
+def _train(args: argparse.Namespace, flags: dict) -> int:
     from rnnkit.cli.train import run_training, settings_for
 
     config = load_config_file(args.config) if args.config else {}
     settings, run = settings_for(flags, config, str(args.config), args.resume)
-    run_training(settings, run)
+    summary = run_training(settings, run)
+    return 130 if summary["stop_reason"] == "interrupted" else 0  # Ctrl-C, checkpoint saved
 
 
-def _sample(flags: dict) -> None:
+def _sample(flags: dict) -> int:
     from rnnkit.cli.infer import sample
 
     sample(build_settings(SampleSettings, {}, flags))
+    return 0
 
 
-def _eval(flags: dict) -> None:
+def _eval(flags: dict) -> int:
     from rnnkit.cli.infer import evaluate
 
     evaluate(build_settings(EvalSettings, {}, flags))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -91,18 +95,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     flags = {k: v for k, v in vars(args).items() if k not in ("command", "config", "resume")}
     try:
         if args.command == "train":
-            _train(args, flags)
-        elif args.command == "sample":
-            _sample(flags)
-        else:
-            _eval(flags)
+            return _train(args, flags)
+        if args.command == "sample":
+            return _sample(flags)
+        return _eval(flags)
     except USER_ERRORS as err:
         print(f"rnnkit {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # the reader left (`rnnkit sample RUN | head`): not an error
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - so the exit flush cannot fail again
+        return 0
+    except OSError as err:  # a full disk, a missing or read-only directory: say which file
+        where = f": {err.filename}" if err.filename else ""
+        print(f"rnnkit {args.command}: error: {err.strerror or err}{where}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"rnnkit {args.command}: interrupted", file=sys.stderr)
         return 130
-    return 0
 
 
 if __name__ == "__main__":

@@ -9,11 +9,16 @@ Layout (the trainer writes the checkpoints, metrics and plot; the CLI the rest):
     plot.png        losses and gradient norm
     samples.txt     text generated at each evaluation (text models)
     forecasts/      open-loop forecasts at each evaluation (forecast models)
+    .lock           held by the process that trains in the directory (see :func:`lock`)
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,14 +57,65 @@ def pick_name(runs_dir: str, name: str, fallback: str) -> Path:
 
 def create(path: Path, settings: dict[str, Any], task: dict[str, Any]) -> None:
     """Make the directory (it must not exist) and write the config and task files."""
-    path.mkdir(parents=True, exist_ok=False)
-    (path / CONFIG).write_text(yaml.safe_dump(settings, sort_keys=False))
-    (path / TASK).write_text(json.dumps(task) + "\n")
+    try:
+        path.mkdir(parents=True, exist_ok=False)
+        (path / CONFIG).write_text(yaml.safe_dump(settings, sort_keys=False))
+        (path / TASK).write_text(json.dumps(task) + "\n")
+    except OSError as err:
+        raise DataError(f"cannot make the run directory {path}: {err.strerror or err}") from None
+
+
+def _read(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError(f"{path} is missing: the run directory is incomplete ({what})") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataError(f"cannot read {path}: {getattr(err, 'strerror', None) or err}") from None
 
 
 def read_settings(path: Path) -> dict[str, Any]:
-    return yaml.safe_load((path / CONFIG).read_text()) or {}
+    try:
+        data = yaml.safe_load(_read(path / CONFIG, "its settings")) or {}
+    except yaml.YAMLError as err:
+        first = str(err).strip().splitlines()[0]
+        raise DataError(f"{path / CONFIG}: not a settings file rnnkit wrote: {first}") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{path / CONFIG}: expected a mapping of settings, got {data!r}")
+    return data
 
 
 def read_task(path: Path) -> dict[str, Any]:
-    return json.loads((path / TASK).read_text())
+    try:
+        data = json.loads(_read(path / TASK, "what the model reads"))
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path / TASK}: not JSON ({err.msg}, line {err.lineno})") from None
+    if not isinstance(data, dict) or "kind" not in data:
+        raise DataError(f"{path / TASK}: expected an object with a 'kind', got {data!r}")
+    return data
+
+
+@contextlib.contextmanager
+def lock(path: Path) -> Iterator[None]:
+    """Hold ``path/.lock`` while training in ``path``: a second process that tries gets a
+    DataError naming the holder. The lock is the kernel's (flock): it ends with the process,
+    however it ends, so a crashed run leaves no stale lock."""
+    try:
+        handle = open(path / ".lock", "a+")  # noqa: SIM115 - held for the whole block
+    except OSError as err:
+        raise DataError(f"cannot lock the run directory {path}: {err.strerror}") from None
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise DataError(f"run directory {path} is in use by {holder}; wait for it to finish "
+                            "or stop it") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()} (rnnkit train)\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()

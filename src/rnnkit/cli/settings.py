@@ -12,12 +12,14 @@ import argparse
 import dataclasses
 import difflib
 import math
+import os
 import sys
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
 
@@ -32,8 +34,19 @@ def _opt(default: Any, help: str, choices: tuple[str, ...] | None = None, **kw: 
     return field(default=default, metadata=meta)
 
 
+SEED_MAX = 2**63 - 1
+
+
 def _require(settings: Any, rules: dict[str, tuple[float, float, str]]) -> None:
-    """Each named field must lie in [low, high]; the message names the flag and the value."""
+    """Every number must be finite (and a seed fit in 64 bits); each named field must lie in
+    [low, high]. The message names the flag and the value."""
+    for f in dataclasses.fields(settings):
+        value = getattr(settings, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            flag = "--" + f.name.replace("_", "-")
+            raise ConfigError(f"{f.name} ({flag}) must be a finite number, got {value!r}")
+    if hasattr(settings, "seed"):
+        rules = {**rules, "seed": (0, SEED_MAX, f"in [0, {SEED_MAX}]")}
     for name, (low, high, expected) in rules.items():
         value = getattr(settings, name)
         if not low <= value <= high:
@@ -42,6 +55,22 @@ def _require(settings: Any, rules: dict[str, tuple[float, float, str]]) -> None:
 
 
 POSITIVE, NON_NEGATIVE = (1, math.inf, ">= 1"), (0, math.inf, ">= 0")
+# Sizes past these cannot be meant: they would hang or exhaust memory before one step.
+LAYERS = (0, 100, "in [0, 100]")
+WIDTH = (1, 1_000_000, "in [1, 1000000]")
+LENGTH = (0, 10_000_000, "in [0, 10000000]")
+THREADS = (0, 4096, "in [0, 4096] (0: the cores this process may use)")
+
+
+def set_threads(threads: int) -> int:
+    """``torch.set_num_threads``: ``threads``, or for 0 the cores this process may use divided
+    among the processes torchrun started on this machine (LOCAL_WORLD_SIZE). Oversubscribed
+    threads slow training down many times on a busy machine. Returns the number."""
+    if not threads:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        threads = max(1, (cores or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    torch.set_num_threads(threads)
+    return threads
 FRACTION = (0.0, 0.99, "in [0, 1)")
 DECAY = (0.0, math.nextafter(1.0, 0.0), "in [0, 1)")
 
@@ -92,6 +121,8 @@ class TrainSettings:
     device: str = _opt("auto", "auto takes a GPU when there is one",
                        choices=("auto", "cpu", "cuda"))
     seed: int = _opt(0, "random seed for initialization, batching and sampling")
+    threads: int = _opt(0, "CPU threads of this process; 0: the cores it may use, divided among "
+                        "the processes of this machine (torchrun)")
     # --- model (the field defaults are the "small" model; see MODEL_SIZES) ---
     model_size: str = _opt("auto", "model preset for cell, embed_dim, hidden_size, layer_norm, "
                            "forget_bias, dropout, embed_dropout, weight_decay, ema_decay, "
@@ -152,10 +183,14 @@ class TrainSettings:
 
     def __post_init__(self) -> None:
         _require(self, {
-            **dict.fromkeys(("embed_dim", "hidden_size", "num_layers", "batch_size",
-                             "chunk_length", "eval_every"), POSITIVE),
-            **dict.fromkeys(("input_layers", "max_time", "max_steps", "max_epochs", "patience",
-                             "sample_length", "clip_max_norm", "weight_decay"), NON_NEGATIVE),
+            **dict.fromkeys(("batch_size", "chunk_length", "eval_every"), POSITIVE),
+            **dict.fromkeys(("embed_dim", "hidden_size"), WIDTH),
+            "num_layers": (1, 100, "in [1, 100]"),
+            "threads": THREADS,
+            "input_layers": LAYERS,
+            "sample_length": LENGTH,
+            **dict.fromkeys(("max_time", "max_steps", "max_epochs", "patience", "clip_max_norm",
+                             "weight_decay"), NON_NEGATIVE),
             **dict.fromkeys(("val_fraction", "dropout", "embed_dropout", "recurrent_dropout",
                              "zoneout"), FRACTION),
             "ema_decay": DECAY,
@@ -163,6 +198,9 @@ class TrainSettings:
             "min_lr_ratio": (0.0, 1.0, "in [0, 1]"),
             "clip_percentile": (0.0, 100.0, "in [0, 100]"),
         })
+        if self.clip == "norm" and self.clip_max_norm <= 0:
+            raise ConfigError(f"clip_max_norm (--clip-max-norm) must be > 0 with --clip norm, got "
+                              f"{self.clip_max_norm!r}; use --clip none to turn clipping off")
 
 
 def task_kind(settings: TrainSettings) -> str:
@@ -206,11 +244,13 @@ class SampleSettings:
     checkpoint: str = _opt("best", "which checkpoint", choices=("best", "last"))
     output: str = _opt("", "forecast: CSV path; the plot goes beside it as .png",
                        shown="RUN/forecast.csv")
+    threads: int = _opt(0, "CPU threads; 0: the cores this process may use")
     device: str = _opt("auto", "auto takes a GPU when there is one",
                        choices=("auto", "cpu", "cuda"))
 
     def __post_init__(self) -> None:
-        _require(self, {"length": POSITIVE, "temperature": NON_NEGATIVE})
+        _require(self, {"length": (1, LENGTH[1], "in [1, 10000000]"),
+                        "temperature": NON_NEGATIVE, "threads": THREADS})
 
 
 @dataclass
@@ -221,11 +261,14 @@ class EvalSettings:
     file: str = _opt("", "text or CSV file to score", positional=True)
     checkpoint: str = _opt("best", "which checkpoint", choices=("best", "last"))
     batch_size: int = _opt(16, "sequences scored in parallel")
+    unknown: str = _opt("error", "a character the model has not seen: error, or skip it (and "
+                        "say how many)", choices=("error", "skip"))
+    threads: int = _opt(0, "CPU threads; 0: the cores this process may use")
     device: str = _opt("auto", "auto takes a GPU when there is one",
                        choices=("auto", "cpu", "cuda"))
 
     def __post_init__(self) -> None:
-        _require(self, {"batch_size": POSITIVE})
+        _require(self, {"batch_size": POSITIVE, "threads": THREADS})
 
 
 # Names of earlier versions, still read from config files (and old run directories) and
@@ -282,7 +325,12 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path}: no such file")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"config file {path}: not UTF-8 text (byte {err.start})") from None
+    except OSError as err:
+        raise ConfigError(f"config file {path}: cannot read it: {err.strerror}") from None
     try:
         if path.suffix == ".toml":
             if sys.version_info >= (3, 11):
@@ -324,6 +372,11 @@ def _check_value(key: str, value: Any, tp: Any, source: str) -> Any:
             raise wrong("an integer")
         return value
     if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads 2e-3 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                raise wrong("a number") from None
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise wrong("a number")
         return float(value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from pathlib import Path
@@ -9,12 +10,14 @@ from typing import Any
 
 import torch
 
+from rnnkit import kernels
 from rnnkit.cli import report, rundir
 from rnnkit.cli.settings import (
     ConfigError,
     TrainSettings,
     build_settings,
     resolve_model_size,
+    set_threads,
     task_kind,
 )
 from rnnkit.data.errors import DataError
@@ -22,10 +25,11 @@ from rnnkit.data.split import split_documents
 from rnnkit.objectives import make_objective
 from rnnkit.tasks import load_task
 from rnnkit.train import StreamBatcher, TrainConfig, Trainer
+from rnnkit.train import distributed as ddp
 from rnnkit.train.trainer import resolve_device
 
 # What may change when a run is resumed: the budget and where it runs, never the model or data.
-RESUMABLE = {"max_time", "max_steps", "max_epochs", "device", "progress", "patience"}
+RESUMABLE = {"max_time", "max_steps", "max_epochs", "device", "progress", "patience", "threads"}
 # TrainSettings' fields that are TrainConfig's too, passed by name.
 TRAINER_FIELDS = ({f.name for f in dataclasses.fields(TrainConfig)}
                   & {f.name for f in dataclasses.fields(TrainSettings)})
@@ -103,12 +107,18 @@ def settings_for(argv_flags: dict[str, Any], config_values: dict[str, Any], sour
         settings = build_settings(TrainSettings, config_values, argv_flags, source)
         return resolve_model_size(_steps_only(settings, given), given), None
     run = rundir.find_run(resume)
-    changed = sorted(set(argv_flags) - RESUMABLE - {"files"} | set(config_values))
+    only = ", ".join("--" + k.replace("_", "-") for k in sorted(RESUMABLE))
+    changed = sorted(set(argv_flags) - RESUMABLE - {"files"})
     if changed or argv_flags.get("files"):
         bad = ", ".join("--" + k.replace("_", "-") for k in changed) or "FILE"
         raise ConfigError(f"--resume continues {run} with its saved settings; {bad} cannot "
-                          f"change (only {', '.join(sorted(RESUMABLE))} can)")
-    saved = rundir.read_settings(run)
+                          f"change (only {only} can)")
+    from_file = {str(k).replace("-", "_"): v for k, v in config_values.items()}
+    if set(from_file) - RESUMABLE:
+        bad = ", ".join(sorted(set(from_file) - RESUMABLE))
+        raise ConfigError(f"--resume continues {run} with its saved settings; the config file's "
+                          f"{bad} cannot change (only {only} can)")
+    saved = {**rundir.read_settings(run), **from_file}
     settings = build_settings(TrainSettings, saved, argv_flags, str(run / rundir.CONFIG))
     return _steps_only(settings, given), run
 
@@ -122,9 +132,13 @@ def _steps_only(settings: TrainSettings, given: set[str]) -> TrainSettings:
 
 
 def run_training(s: TrainSettings, resume_run: Path | None = None) -> dict[str, Any]:
-    """Train as the settings say; returns the trainer's summary plus the run directory."""
+    """Train as the settings say; returns the trainer's summary plus the run directory.
+
+    Under torchrun every process runs this; rank 0 alone makes and writes the run directory
+    (the trainer writes only on rank 0 too), and every rank trains in the one directory."""
     if s.model_size == "auto" and resume_run is None:
         s = resolve_model_size(s)  # a caller that built TrainSettings itself
+    threads = set_threads(s.threads)
     try:
         device = str(resolve_device(s.device))
     except ValueError as err:
@@ -145,29 +159,53 @@ def run_training(s: TrainSettings, resume_run: Path | None = None) -> dict[str, 
         model = task.build_model(s, train)
     except (ValueError, TypeError) as err:
         raise ConfigError(str(err)) from None
+    except (RuntimeError, MemoryError) as err:  # e.g. a width whose weights cannot be allocated
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"cannot build the model ({s.cell} {s.num_layers}x{s.hidden_size}): "
+                          f"{first}") from None
+    if device == "cpu":
+        kernels.available()  # compile the step kernels (first use) before the clock starts
 
-    if resume_run is None:
+    ddp.init_from_env()
+    rank, _ = ddp.rank_and_world()
+    run = resume_run or _make_run(s, task, rank)
+    with rundir.lock(run) if rank == 0 else contextlib.nullcontext():
+        return _train_in(run, s, task, model, objective, cfg, train, val, device, threads,
+                         max_steps, resume_run is not None)
+
+
+def _make_run(s: TrainSettings, task: Any, rank: int) -> Path:
+    """Rank 0 picks the name and makes the directory; the other ranks learn it from rank 0."""
+    run = None
+    if rank == 0:
         run = rundir.pick_name(s.runs_dir, s.name, _default_name(s))
         files = [str(Path(f).resolve()) for f in s.files]  # so `sample` works from anywhere
         rundir.create(run, dataclasses.asdict(s), {**task.describe(), "files": files})
-    else:
-        run = resume_run
+    return Path(ddp.broadcast_object(str(run) if run else None))
+
+
+def _train_in(run: Path, s: TrainSettings, task: Any, model: torch.nn.Module, objective: Any,
+              cfg: TrainConfig, train: list[torch.Tensor], val: list[torch.Tensor], device: str,
+              threads: int, max_steps: int, resuming: bool) -> dict[str, Any]:
     eval_data = None
     if val:
         val_steps = sum(len(v) - 1 for v in val)
         eval_data = StreamBatcher(val, min(s.batch_size, val_steps), device=device)
     trainer = Trainer(model, cfg, train, eval_data, objective, run,
                       on_eval=report.EvalReport(task, run, s.seed, s.sample_length, train, val))
-    if resume_run is not None:
+    if resuming:
         trainer.resume(run / "last.pt")
         _check_budget_left(trainer, s, max_steps)
-    report.announce(task, s, run, model, sum(len(t) for t in train), sum(len(v) for v in val),
-                    device, max_steps, epochs_bind(s, max_steps))
+    if trainer.rank == 0:
+        report.announce(task, s, run, model, sum(len(t) for t in train),
+                        sum(len(v) for v in val), f"{device}, {threads} threads", max_steps,
+                        epochs_bind(s, max_steps))
     summary = trainer.fit()
     if summary["stop_reason"] == "max_steps" and epochs_bind(s, max_steps):
         summary["stop_reason"] = f"max_epochs {s.max_epochs:g}"
     summary["run"] = str(run)
-    report.finish(task, summary, run)
+    if trainer.rank == 0:
+        report.finish(task, summary, run)
     return summary
 
 

@@ -54,8 +54,9 @@ class Task(Protocol):
     def build_model(self, s: ModelSettings, train: Sequence[Tensor]) -> SequenceModel:
         """A fresh model; ``train`` is the training split (empty when loading weights)."""
 
-    def read_file(self, path: str) -> Tensor:
-        """A file as one sequence the model reads."""
+    def read_file(self, path: str, unknown: str = "error") -> tuple[Tensor, int]:
+        """A file as one sequence the model reads, and how many steps it skipped
+        (``unknown="skip"``: symbols the model has not seen)."""
 
     def loss_text(self, nats: float) -> str:
         """A loss in the task's units, e.g. '1.4000 nats/char (2.020 bits/char)'."""

@@ -54,8 +54,9 @@ class ForecastTask:
         return SequenceModel.forecaster(len(self.columns), s.hidden_size, s.num_layers, s.cell,
                                         train_data=fit, **rnn_tricks(s))
 
-    def read_file(self, path: str) -> Tensor:
-        return torch.from_numpy(load_csv(path, self.columns).values)
+    def read_file(self, path: str, unknown: str = "error") -> tuple[Tensor, int]:
+        """The file's columns ``[T, F]`` (every cell must be a number: nothing is skipped)."""
+        return torch.from_numpy(load_csv(path, self.columns).values), 0
 
     def loss_text(self, nats: float) -> str:
         return f"{nats:.4f} nats/{self.unit}"
@@ -78,13 +79,14 @@ class ForecastTask:
     def write_example(self, model: SequenceModel, run: Path, step: int, seed: int, length: int,
                       train: Sequence[Tensor], val: Sequence[Tensor]) -> str:
         """Forecast the validation split from the end of the training split:
-        ``forecasts/step_N.csv`` beside the truth, and ``forecast.png``."""
+        ``forecasts/step_N.csv`` beside the truth, and ``forecasts/latest.png``."""
         context = train[-1]
         truth = torch.cat(list(val))[:length] if val else None
         pred = self.forecast(model, context, len(truth) if truth is not None else length)
         folder = run / "forecasts"
         folder.mkdir(exist_ok=True)
-        write_forecast(folder / f"step_{step:07d}.csv", run / "forecast.png", self.columns,
+        # the plot is forecasts/latest.png: RUN/forecast.png is what `rnnkit sample` writes
+        write_forecast(folder / f"step_{step:07d}.csv", folder / "latest.png", self.columns,
                        context.numpy(), pred, None if truth is None else truth.numpy(),
                        title=f"open-loop forecast after step {step}")
         return ""
@@ -95,9 +97,11 @@ class ForecastTask:
         if prime:
             raise DataError("--prime is for text models; a forecast starts after the CSV's last "
                             "row")
-        context = torch.cat([self.read_file(f) for f in files])  # the series the model trained on
+        context = torch.cat([self.read_file(f)[0] for f in files])  # the series it trained on
         pred = self.forecast(model, context, length)
         out = Path(output) if output else run / "forecast.csv"
+        if not out.parent.is_dir():
+            raise DataError(f"--output {out}: the directory {out.parent} does not exist")
         write_forecast(out, out.with_suffix(".png"), self.columns, context.numpy(), pred, None,
                        title=f"open-loop forecast of {length} steps")
         print(f"wrote {out} and {out.with_suffix('.png')}", file=sys.stderr)

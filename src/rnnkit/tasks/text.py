@@ -57,11 +57,17 @@ class TextTask:
         embedding = DropoutEmbedding(len(self.vocab), s.embed_dim, s.embed_dropout)
         return SequenceModel(embedding, rnn, head)
 
-    def read_file(self, path: str) -> Tensor:
-        return self.vocab.encode(load_texts([path])[0])
+    def read_file(self, path: str, unknown: str = "error") -> tuple[Tensor, int]:
+        """The file's character ids, and how many characters not in the vocabulary were
+        skipped (``unknown="skip"``; ``"error"`` raises DataError naming the first)."""
+        text = load_texts([path])[0]
+        if unknown == "skip":
+            known = "".join(ch for ch in text if ch in self.vocab.index)
+            return self.vocab.encode(known), len(text) - len(known)
+        return self.vocab.encode(text), 0
 
     def loss_text(self, nats: float) -> str:
-        return f"{nats:.4f} nats/{self.unit} ({bits(nats):.3f} bits/{self.unit})"
+        return f"{nats:.4f} nats/{self.unit} ({bits(nats):.4f} bits/{self.unit})"
 
     def notes(self, s: Any) -> list[str]:
         return []

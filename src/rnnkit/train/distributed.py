@@ -94,3 +94,12 @@ def gather_to_rank0(obj: Any) -> list[Any] | None:
     if rank != 0:
         return None
     return [torch.load(io.BytesIO(b), weights_only=True) for b in out]
+
+
+def broadcast_object(obj: Any) -> Any:
+    """Rank 0's ``obj`` on every rank (``obj`` itself without a process group)."""
+    if not dist.is_initialized():
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
