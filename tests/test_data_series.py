@@ -149,3 +149,13 @@ def test_invalid_csv_names_the_line(tmp_path):
     path = write(tmp_path, "x,note\n1,a\n2," + "b" * (csv.field_size_limit() + 1) + "\n")
     with pytest.raises(DataError, match=r"line 3 is not valid CSV \(field larger"):
         load_csv(path)
+
+
+def test_formatted_numbers_make_a_numeric_column_and_an_error(tmp_path):
+    """"1,234", "$5", "12 %": numbers written for people are not silently a text column."""
+    path = write(tmp_path, 'day,price,share\nmon,"1,234.5",12 %\ntue,$5,13 %\n')
+    with pytest.raises(DataError, match=r"column 'price' has 2 formatted value\(s\) at line\(s\) "
+                                        r"2, 3 \(e.g. '1,234.5'\); write plain numbers"):
+        load_csv(path)
+    with pytest.raises(DataError, match=r"column 'share' has 2 formatted value"):
+        load_csv(path, ["share"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,13 +79,23 @@ def _read_rows(path: Path) -> tuple[list[str], list[list[str]], list[int]]:
     return header, rows[1:], lines[1:]
 
 
+# Thousands separators, currency and percent signs: "1,234", "$5", "12 %" are numbers written
+# for people, so a column of them is numeric (and then an error), never silently text.
+_NUMBER_DECORATION = re.compile(r"[\s,_'%$\u20ac\u00a3\u00a5]")
+
+
+def _is_formatted_number(cell: str) -> bool:
+    plain = _NUMBER_DECORATION.sub("", cell)
+    return plain != cell and any(c.isdigit() for c in plain) and _parse_float(plain) is not None
+
+
 def _is_numeric_column(cells: list[str]) -> bool:
     """Numbers in at least as many cells as text: a numeric column with a few bad cells (then
     an error naming them), not a text column (names, dates) with a number here and there.
     Empty cells and missing markers such as NA count for neither."""
     numbers = text = 0
     for cell in cells:
-        if _parse_float(cell) is not None:
+        if _parse_float(cell) is not None or _is_formatted_number(cell):
             numbers += 1
         elif cell and cell.lower() not in MISSING_MARKERS:
             text += 1
@@ -152,17 +163,21 @@ def load_csv(path: str | Path, columns: list[str] | None = None) -> Series:
             else:
                 values[i, k] = number
         if bad_lines:
+            hint = "fill or drop those rows first"
             if all(t == "" for t in bad_text):
                 what = "empty"
             elif all(_parse_float(t) is not None for t in bad_text):
                 what = "NaN or infinite"
+            elif all(_is_formatted_number(t) for t in bad_text):
+                what = "formatted"
+                hint = "write plain numbers such as 1234.5, without separators, currency or %"
             elif all(t != "" for t in bad_text):
                 what = "non-numeric"
             else:
                 what = "empty or non-numeric"
             raise DataError(
                 f"{path}: column {header[j]!r} has {len(bad_lines)} {what} value(s) at line(s) "
-                f"{_rows_list(bad_lines)} (e.g. {bad_text[0]!r}); fill or drop those rows first"
+                f"{_rows_list(bad_lines)} (e.g. {bad_text[0]!r}); {hint}"
                 + ("" if columns else ", or name the columns to use with --columns")
             )
     return Series(values, [header[j] for j in chosen], str(path))
