@@ -159,3 +159,9 @@ def test_formatted_numbers_make_a_numeric_column_and_an_error(tmp_path):
         load_csv(path)
     with pytest.raises(DataError, match=r"column 'share' has 2 formatted value"):
         load_csv(path, ["share"])
+
+
+def test_line_numbers_count_from_where_a_row_starts(tmp_path):
+    path = write(tmp_path, 'x,note\n1,"a\nb"\n,"c\nd"\n')
+    with pytest.raises(DataError, match=r"'x' has 1 empty value\(s\) at line\(s\) 4 "):
+        load_csv(path, ["x"])

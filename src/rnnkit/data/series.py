@@ -42,15 +42,18 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def _read_rows(path: Path) -> tuple[list[str], list[list[str]], list[int]]:
-    """The header's names, the data rows, and each data row's 1-based line in the file (a
-    quoted cell may span lines)."""
+    """The header's names, the data rows, and the 1-based line in the file where each data
+    row starts (a quoted cell may span lines)."""
     text = read_text_file(path, kind="a CSV file")
     reader = csv.reader(io.StringIO(text, newline=""))
-    rows, lines = [], []
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    lines_read = 0
     try:
         for row in reader:
             rows.append(row)
-            lines.append(reader.line_num)
+            lines.append(lines_read + 1)
+            lines_read = reader.line_num
     except csv.Error as err:
         raise DataError(f"{path}: line {reader.line_num} is not valid CSV ({err})") from None
     while rows and not any(cell.strip() for cell in rows[-1]):
