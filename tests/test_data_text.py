@@ -27,8 +27,15 @@ def test_read_text_file_round_trip(tmp_path):
         (b"", "file is empty"),
         (b"  \n\t\n", "only whitespace"),
         (b"abc\x00\x01\x02", "looks binary"),
-        (b"caf\xe9 au lait", r"not valid UTF-8 \(byte 3 is 0xe9\)"),
+        (b"caf\xe9 au lait", r"not valid UTF-8 \(byte 3 is 0xe9, on line 1\)"),
+        # the offset counts the BOM: it is the byte's place in the file
+        (b"\xef\xbb\xbfok\ncaf\xe9", r"not valid UTF-8 \(byte 9 is 0xe9, on line 2\)"),
+        (b"x" * 70000 + b"\x00", r"looks binary \(contains NUL bytes, the first at byte 70000\)"),
+        ("h\u00e9llo\n".encode("utf-16"), r"is UTF-16 text, expected UTF-8"),
+        ("h\u00e9llo\n".encode("utf-32"), r"is UTF-32 text, expected UTF-8"),
     ],
+    ids=["empty", "whitespace", "nul", "latin-1", "latin-1 after bom", "late nul", "utf-16",
+         "utf-32"],
 )
 def test_read_text_file_refuses_bad_files(tmp_path, content, message):
     path = tmp_path / "bad.txt"
@@ -59,3 +66,24 @@ def test_split_tail_holds_out_the_last_fraction():
     assert split_tail(1000, 0.0) == 1000
     with pytest.raises(DataError, match="val_fraction"):
         split_tail(10, 1.5)
+
+
+def test_read_text_file_unreadable(tmp_path, monkeypatch):
+    path = tmp_path / "locked.txt"
+    path.write_text("abc", encoding="utf-8")
+
+    def denied(self):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(type(path), "read_bytes", denied)  # root ignores chmod 000
+    with pytest.raises(DataError, match=r"locked.txt: cannot be read \(Permission denied\)"):
+        read_text_file(path)
+    monkeypatch.undo()
+    with pytest.raises(DataError, match=r"cannot be read \(File name too long\)"):
+        read_text_file(tmp_path / ("x" * 5000))
+
+
+def test_read_text_file_drops_the_utf8_bom(tmp_path):
+    path = tmp_path / "bom.txt"
+    path.write_bytes(b"\xef\xbb\xbfh\xc3\xa9\r\nx\n")
+    assert read_text_file(path) == "h\u00e9\nx\n"

@@ -298,6 +298,10 @@ class _RecurrentBase(nn.Module):
         names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if self.bias else [])
         return [getattr(self, f"{n}_l{layer}") for n in names]
 
+    # Dynamo runs torch.nn.LSTM and GRU eagerly (torch._dynamo.config.allow_rnn is False)
+    # because tracing _VF.lstm fails on CPU ("expected Tensor() for op mkldnn_rnn_layer"); the
+    # same graph break here lets torch.compile(rnnkit.LSTM(...)) work as it does for torch's.
+    @torch.compiler.disable
     def _fused(self, x, data_sizes, states, weights, num_layers):
         kernel = _VF.lstm if self.num_gates == 4 else _VF.gru
         hx = tuple(states) if len(states) == 2 else states[0]

@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <initializer_list>
+#include <limits>
 #include <utility>
 
 namespace rnnkit_step {
@@ -58,8 +59,17 @@ inline Vec<T> head(const Vec<T>& v, int64_t count) {
 // exp_u10 for float; for double it is exp itself. A sigmoid error of ~1e-6 is far below
 // float32 training noise, and float64 (gradcheck) keeps the exact exp.
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 3)
+// exp_u20 clamps x to [ln FLT_MIN, ln FLT_MAX] before its polynomial, which turns NaN into a
+// finite number and +inf into ~FLT_MAX (so sigmoid(-inf) came out 3e-39, not 0). Two selects
+// restore exp's NaN and overflow on the whole vector, without a branch per element.
 template <typename T>
-inline Vec<T> fast_exp(const Vec<T>& x) { return x.exp_u20(); }
+inline Vec<T> fast_exp(const Vec<T>& x) {
+  // ln(2^max_exponent): above it exp overflows to inf (for float 88.72, for double 709.78).
+  constexpr T overflow = std::numeric_limits<T>::max_exponent * T(0.69314718055994531);
+  const Vec<T> y = Vec<T>::blendv(x.exp_u20(), Vec<T>(std::numeric_limits<T>::infinity()),
+                                  x > Vec<T>(overflow));
+  return Vec<T>::blendv(y, x, x.isnan());
+}
 #else
 template <typename T>
 inline Vec<T> fast_exp(const Vec<T>& x) { return x.exp(); }

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,38 +34,98 @@ def _parse_float(text: str) -> float | None:
         return None
 
 
-def _read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
+# Cells that mean "no value here" (pandas' and R's usual spellings): gaps, not text, when
+# deciding whether a column is numeric; inside a numeric column they are still an error.
+MISSING_MARKERS = {"na", "n/a", "#n/a", "nan", "null", "none", "nil", "-", "--", "?", "."}
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _read_rows(path: Path) -> tuple[list[str], list[list[str]], list[int]]:
+    """The header's names, the data rows, and the 1-based line in the file where each data
+    row starts (a quoted cell may span lines)."""
     text = read_text_file(path, kind="a CSV file")
-    rows = list(csv.reader(text.splitlines()))
+    reader = csv.reader(io.StringIO(text, newline=""))
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    lines_read = 0
+    try:
+        for row in reader:
+            rows.append(row)
+            lines.append(lines_read + 1)
+            lines_read = reader.line_num
+    except csv.Error as err:
+        raise DataError(f"{path}: line {reader.line_num} is not valid CSV ({err})") from None
     while rows and not any(cell.strip() for cell in rows[-1]):
         rows.pop()  # trailing blank lines; a blank line inside the data is a missing row
+    if not rows:
+        raise DataError(f"{path}: holds no values (only commas, quotes or blank lines)")
     header = [name.strip() for name in rows[0]]
-    if all(_parse_float(name) is not None for name in header):
+    if all(_parse_float(name) is not None for name in header if name):
         raise DataError(f"{path}: the first row must be a header naming the columns, got {rows[0]}")
+    repeated = sorted({name for name in header if name and header.count(name) > 1})
+    if repeated:
+        raise DataError(
+            f"{path}: the header names column(s) {', '.join(map(repr, repeated))} more than "
+            f"once (columns: {header}); give every column its own name"
+        )
     if len(rows) < 2:
         raise DataError(f"{path}: has a header but no data rows")
-    return header, rows[1:]
+    for row, line in zip(rows[1:], lines[1:]):
+        # More cells than names is a misaligned row, most often a decimal comma ("1,5") or a
+        # file separated by ';': reading it would shift values into the wrong columns.
+        if len(row) > len(header) and any(cell.strip() for cell in row[len(header):]):
+            raise DataError(
+                f"{path}: line {line} has {len(row)} cells but the header names {len(header)} "
+                f"column(s) ({row}); is a decimal comma or another separator than ',' in use?"
+            )
+    return header, rows[1:], lines[1:]
+
+
+# Thousands separators, currency and percent signs: "1,234", "$5", "12 %" are numbers written
+# for people, so a column of them is numeric (and then an error), never silently text.
+_NUMBER_DECORATION = re.compile(r"[\s,_'%$\u20ac\u00a3\u00a5]")
+
+
+def _is_formatted_number(cell: str) -> bool:
+    plain = _NUMBER_DECORATION.sub("", cell)
+    return plain != cell and any(c.isdigit() for c in plain) and _parse_float(plain) is not None
+
+
+def _is_numeric_column(cells: list[str]) -> bool:
+    """Numbers in at least as many cells as text: a numeric column with a few bad cells (then
+    an error naming them), not a text column (names, dates) with a number here and there.
+    Empty cells and missing markers such as NA count for neither."""
+    numbers = text = 0
+    for cell in cells:
+        if _parse_float(cell) is not None or _is_formatted_number(cell):
+            numbers += 1
+        elif cell and cell.lower() not in MISSING_MARKERS:
+            text += 1
+    return numbers > 0 and numbers >= text
 
 
 def _resolve_columns(path: Path, header: list[str], rows: list[list[str]],
                      columns: list[str] | None) -> list[int]:
     if columns:
         chosen = []
-        for name in columns:
+        for name in map(str, columns):  # str: an int index works as well as "2"
             if name in header:
-                chosen.append(header.index(name))
+                j = header.index(name)
             elif name.isdigit() and int(name) < len(header):
-                chosen.append(int(name))
+                j = int(name)
             else:
                 raise DataError(f"{path}: no column {name!r}; the columns are {header}")
+            if j in chosen:
+                raise DataError(f"{path}: column {header[j]!r} is chosen twice in {columns}")
+            chosen.append(j)
         return chosen
 
-    def numeric(j: int) -> bool:
-        cells = [row[j].strip() for row in rows if j < len(row) and row[j].strip()]
-        return bool(cells) and all(_parse_float(c) is not None for c in cells)
-
+    # An unnamed column is most often a row index that pandas wrote (to_csv's default), like
+    # the columns named as time stamps: never a signal to model unless chosen.
     chosen = [j for j in range(len(header))
-              if header[j].lower() not in TIME_COLUMN_NAMES and numeric(j)]
+              if header[j] and header[j].lower() not in TIME_COLUMN_NAMES
+              and _is_numeric_column([row[j].strip() if j < len(row) else "" for row in rows])]
     if not chosen:
         raise DataError(
             f"{path}: no numeric column to model (columns: {header}); "
@@ -78,34 +140,47 @@ def _rows_list(rows: list[int]) -> str:
 
 
 def load_csv(path: str | Path, columns: list[str] | None = None) -> Series:
-    """Read the chosen numeric ``columns`` (names or 0-based indices; default: every numeric
-    column not named like a time stamp). Missing, NaN, infinite or non-numeric cells raise a
-    DataError naming the column and the file's line numbers."""
+    """Read the chosen numeric ``columns`` (names or 0-based indices; default: every named
+    column whose cells are mostly numbers, except ones named like a time stamp). Missing,
+    NaN, infinite, non-numeric cells and numbers beyond float32's range raise a DataError
+    naming the column and the file's line numbers."""
     path = Path(path)
-    header, rows = _read_rows(path)
+    header, rows, lines = _read_rows(path)
     chosen = _resolve_columns(path, header, rows, columns)
-    values = np.empty((len(rows), len(chosen)), dtype=np.float64)
+    values = np.empty((len(rows), len(chosen)), dtype=np.float32)
     for k, j in enumerate(chosen):
         bad_lines, bad_text = [], []
         for i, row in enumerate(rows):
             cell = row[j].strip() if j < len(row) else ""
             number = _parse_float(cell)
+            # "1e300" and "1e400" (inf in float64) alike; "inf" itself is reported below.
+            if (number is not None and abs(number) > FLOAT32_MAX
+                    and cell.lower().lstrip("+-") not in ("inf", "infinity")):
+                raise DataError(
+                    f"{path}: column {header[j]!r} at line {lines[i]} holds {cell!r}, which "
+                    f"does not fit float32 (largest magnitude {FLOAT32_MAX:.4g}); rescale it"
+                )
             if number is None or not math.isfinite(number):
-                bad_lines.append(i + 2)  # 1-based, after the header line
+                bad_lines.append(lines[i])
                 bad_text.append(cell)
             else:
                 values[i, k] = number
         if bad_lines:
+            hint = "fill or drop those rows first"
             if all(t == "" for t in bad_text):
                 what = "empty"
             elif all(_parse_float(t) is not None for t in bad_text):
                 what = "NaN or infinite"
+            elif all(_is_formatted_number(t) for t in bad_text):
+                what = "formatted"
+                hint = "write plain numbers such as 1234.5, without separators, currency or %"
             elif all(t != "" for t in bad_text):
                 what = "non-numeric"
             else:
                 what = "empty or non-numeric"
             raise DataError(
                 f"{path}: column {header[j]!r} has {len(bad_lines)} {what} value(s) at line(s) "
-                f"{_rows_list(bad_lines)} (e.g. {bad_text[0]!r}); fill or drop those rows first"
+                f"{_rows_list(bad_lines)} (e.g. {bad_text[0]!r}); {hint}"
+                + ("" if columns else ", or name the columns to use with --columns")
             )
-    return Series(values.astype(np.float32), [header[j] for j in chosen], str(path))
+    return Series(values, [header[j] for j in chosen], str(path))

@@ -21,28 +21,44 @@ def default_corpus() -> str:
 
 
 def read_text_file(path: str | Path, kind: str = "a text file") -> str:
-    """Read a UTF-8 text file, refusing missing, empty, binary and non-UTF-8 files with a
-    message that names the file and what was wrong (``kind`` says what was expected)."""
+    """Read a UTF-8 text file, refusing missing, unreadable, empty, binary and non-UTF-8 files
+    with a message that names the file and what was wrong (``kind`` says what was expected)."""
     path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: no such file")
-    if path.is_dir():
-        raise DataError(f"{path}: is a directory, expected {kind}")
-    raw = path.read_bytes()
+    try:
+        if not path.exists():
+            raise DataError(f"{path}: no such file")
+        if path.is_dir():
+            raise DataError(f"{path}: is a directory, expected {kind}")
+        raw = path.read_bytes()
+    except OSError as err:  # permission denied, a name too long, an I/O error
+        raise DataError(f"{path}: cannot be read ({err.strerror or err})") from None
     if not raw:
         raise DataError(f"{path}: file is empty")
-    if b"\x00" in raw[:65536]:
-        raise DataError(f"{path}: looks binary (contains NUL bytes), expected UTF-8 text")
+    for bom, name in _OTHER_UNICODE_BOMS:
+        if raw.startswith(bom):
+            raise DataError(f"{path}: is {name} text, expected UTF-8; convert it to UTF-8 first")
+    nul = raw.find(b"\x00")
+    if nul >= 0:
+        raise DataError(f"{path}: looks binary (contains NUL bytes, the first at byte {nul}), "
+                        "expected UTF-8 text")
+    bom = 3 if raw.startswith(b"\xef\xbb\xbf") else 0
     try:
-        text = raw.decode("utf-8-sig")
+        text = raw[bom:].decode("utf-8")
     except UnicodeDecodeError as err:
+        start = bom + err.start  # an offset into the file, not into the text after its BOM
+        line = raw.count(b"\n", 0, start) + 1
         raise DataError(
-            f"{path}: not valid UTF-8 (byte {err.start} is 0x{raw[err.start]:02x}); "
+            f"{path}: not valid UTF-8 (byte {start} is 0x{raw[start]:02x}, on line {line}); "
             "convert it to UTF-8 first"
         ) from None
     if not text.strip():
         raise DataError(f"{path}: file holds only whitespace")
     return text.replace("\r\n", "\n")
+
+
+# UTF-32 first: its little-endian mark begins with UTF-16's.
+_OTHER_UNICODE_BOMS = [(b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"),
+                       (b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16")]
 
 
 def load_texts(paths: Sequence[str | Path]) -> list[str]:
