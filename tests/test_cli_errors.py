@@ -181,3 +181,11 @@ def test_resume_with_a_config_file_names_what_cannot_change(capsys):
     code = main(["train", "--resume", str(run), "--config", "c.yaml"])
     line = one_line(capsys, code, "the config file's hidden_size cannot change")
     assert "max_time" not in line.split("cannot change")[0]
+
+
+def test_a_run_whose_steps_all_fail_exits_with_an_error(capsys):
+    code = main(["train", text_file(), *TINY, "--max-steps", "30", "--lr", "1e30",
+                 "--clip", "none", "--eval-every", "100"])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert "steps in a row had non-finite gradients" in err.strip().splitlines()[-1]

@@ -92,6 +92,9 @@ class CategoricalHead(nn.Module):
         logits = params.detach()
         scaled = (logits - logits.amax(-1, keepdim=True)) / temperature
         probs = scaled.softmax(-1).reshape(-1, self.num_classes)
+        if not bool(torch.isfinite(probs).all()):
+            raise ValueError("CategoricalHead.sample: the logits are not finite (a model whose "
+                             "training diverged?)")
         draw = torch.multinomial(probs, 1, generator=generator)
         return draw.view(params.shape[:-1])
 

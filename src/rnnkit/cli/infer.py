@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import torch
+
 from rnnkit.cli import rundir
 from rnnkit.cli.settings import (
     ConfigError,
@@ -14,6 +16,7 @@ from rnnkit.cli.settings import (
     build_settings,
     set_threads,
 )
+from rnnkit.data.errors import DataError
 from rnnkit.models import SequenceModel
 from rnnkit.tasks import Task, score, task_from_description
 from rnnkit.train import load_checkpoint, model_weights
@@ -35,6 +38,9 @@ def load_model(run: str | Path, checkpoint: str = "best", device: str = "cpu"
     ckpt = load_checkpoint(file, map_location="cpu")
     model = task.build_model(settings, [])
     model.load_state_dict(model_weights(ckpt))
+    if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+        raise DataError(f"{file}: the weights are not finite (the run diverged); train again "
+                        "with a lower --lr or with clipping")
     try:
         where = resolve_device(device)
     except ValueError as err:
@@ -46,8 +52,11 @@ def sample(s: SampleSettings) -> None:
     set_threads(s.threads)
     model, task = load_model(s.run, s.checkpoint, s.device)
     run = rundir.find_run(s.run)
-    task.use(model, run, rundir.read_task(run).get("files", []), s.prime, s.length,
-             s.temperature, s.seed, s.output)
+    try:
+        task.use(model, run, rundir.read_task(run).get("files", []), s.prime, s.length,
+                 s.temperature, s.seed, s.output)
+    except ValueError as err:  # e.g. the logits of a diverged model are not finite
+        raise DataError(str(err)) from None
 
 
 def evaluate(s: EvalSettings) -> float:

@@ -68,6 +68,9 @@ def _train(args: argparse.Namespace, flags: dict) -> int:
     config = load_config_file(args.config) if args.config else {}
     settings, run = settings_for(flags, config, str(args.config), args.resume)
     summary = run_training(settings, run)
+    if summary["stop_reason"].startswith("stopped"):  # e.g. every step's gradient non-finite
+        raise DataError(f"{summary['stop_reason']} (the checkpoints of {summary['run']} are "
+                        "those of the last good steps)")
     return 130 if summary["stop_reason"] == "interrupted" else 0  # Ctrl-C, checkpoint saved
 
 

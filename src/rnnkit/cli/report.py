@@ -34,6 +34,8 @@ class EvalReport:
             try:
                 said = self.task.write_example(model, self.run, int(record["step"]), self.seed,
                                                self.sample_length, self.train, self.val)
+            except ValueError as err:  # e.g. non-finite outputs: say so, keep training
+                said = f"  | no sample: {err}"
             finally:
                 model.train()
             if said:
