@@ -328,3 +328,16 @@ def test_weight_average_is_an_ema_of_the_trained_weights_and_changes_nothing_els
 def test_ema_decay_is_checked():
     with pytest.raises(ValueError, match=r"ema_decay must be in \[0, 1\) \(0 = off\), got 1.0"):
         small_config(ema_decay=1.0)
+
+
+def test_progress_bar_shows_the_first_loss_and_the_budget_spent():
+    from rnnkit.train.trainer import _ProgressBar
+
+    bar = _ProgressBar(small_config(max_time=10.0, progress=True, log_every=5), show=True)
+    bar.bar.disable = False  # tqdm disables itself without a terminal; the text is what counts
+    record = {"nats_per_step": 2.5, "skipped": False, "lr": 1e-3, "grad_norm": 1.0}
+    bar.update(1, 5.0, record)
+    assert "loss 2.500" in bar.bar.postfix and bar.bar.n == 50.0  # half the time budget
+    bar.update(2, 6.0, {**record, "nats_per_step": math.nan, "skipped": True})
+    assert bar.loss == 2.5  # a skipped step does not poison the average
+    bar.close()
