@@ -31,6 +31,9 @@ from torch import Tensor, nn
 from rnnkit.state import accepts_reset, run_with_resets
 
 State = Any  # None, a tensor, or a tuple of tensors
+# A metrics key: a scalar tensor the trainer adds to the loss it optimizes (a regularizer such
+# as AR/TAR), kept out of the reported per-step loss.
+PENALTY = "penalty"
 
 
 def batch_fields(batch: Any, state: Any) -> tuple[Tensor, Tensor, Tensor, Tensor | None, Any]:

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from rnnkit.objectives.base import Objective
+from rnnkit.objectives.base import PENALTY, Objective
 from rnnkit.state import detach_state
 from rnnkit.train.batching import Batch
 
@@ -31,7 +31,8 @@ def forward_window(
 
     Returns:
         per_step_loss [B, T - burn_in], its mask [B, T - burn_in], the detached state to
-        carry, and the objective's extra metrics (of the last segment).
+        carry, and the objective's extra metrics (of the last segment; ``PENALTY``, a term to
+        add to the optimized loss, summed over the segments).
     """
     state = detach_state(state)
     if batch.burn_in:
@@ -39,13 +40,17 @@ def forward_window(
             _, state, _ = objective(model, batch.narrow(0, batch.burn_in), state)
     end = batch.length
     split = batch.carry_at if batch.carry_at is not None else end
-    losses, extra = [], {}
+    losses, extra, penalties = [], {}, []
     for start, stop in ((batch.burn_in, split), (split, end)):
         if stop > start:
             part = batch if (start, stop) == (0, end) else batch.narrow(start, stop)
             loss, state, extra = objective(model, part, state)
             losses.append(loss)
+            if PENALTY in extra:
+                penalties.append(extra.pop(PENALTY))
         if stop == split:  # also when the split falls right after the burn-in
             carried = state
     per_step = losses[0] if len(losses) == 1 else torch.cat(losses, dim=1)
+    if penalties:
+        extra[PENALTY] = sum(penalties)
     return per_step, batch.mask[:, batch.burn_in :], detach_state(carried), extra

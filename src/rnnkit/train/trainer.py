@@ -28,7 +28,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from rnnkit.losses import masked_step_sum, normalized_sequence_loss
-from rnnkit.objectives.base import Objective, TeacherForcing
+from rnnkit.objectives.base import PENALTY, Objective, TeacherForcing
 from rnnkit.state import map_state
 from rnnkit.train import distributed as ddp
 from rnnkit.train.batching import BatchSource, StreamBatcher
@@ -257,7 +257,9 @@ class Trainer:
                 if self.world_size > 1:
                     ddp.all_reduce_max(max_length)
                 loss = normalized_sequence_loss(per_step, mask, max_length)
-                loss.backward()
+                # a regularizer (AR/TAR) is optimized but not part of the reported loss
+                penalty = extra.pop(PENALTY, None)
+                (loss if penalty is None else loss + penalty).backward()
                 if self.world_size > 1:
                     ddp.average_gradients(params)
                 norm = GradClipper.norm(params)
