@@ -220,6 +220,11 @@ class _RecurrentBase(nn.Module):
             raise ValueError(f"{name}: input has no time steps (T=0)")
         valid = self._valid_steps(lengths, T, B, x.device, x.dtype)
         reset_tb = self._check_reset(reset, T, B, x.device)
+        if reset_tb is not None and valid is not None:
+            # Past a row's end its state is frozen (the docstring's promise): a reset flag
+            # there must not replace the returned state with the initial one.
+            reset_tb = reset_tb & (valid[..., 0] > 0)
+            reset_tb = reset_tb if bool(reset_tb.any()) else None
 
         if self.input_layers is not None:
             x = self.input_layers(x)
