@@ -81,7 +81,7 @@ def check_chrono(t_max: float | None) -> float | None:
         return None
     if isinstance(t_max, bool) or not isinstance(t_max, (int, float)) or not t_max > 2:
         raise ValueError(f"chrono_init must be a number of steps T_max > 2, got {t_max!r}")
-    return float(t_max)
+    return t_max
 
 
 @torch.no_grad()
