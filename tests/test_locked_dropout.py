@@ -113,13 +113,14 @@ def test_masked_resets_run_the_same_on_the_fast_and_reference_loops(mode):
 
 
 def _reference_lstm(m, x, mask):
-    """One-layer LSTM with the Semeniuta candidate mask, from functional.lstm_step."""
+    """One-layer LSTM with the Semeniuta candidate mask ([B, H], or [T, B, H]: one per
+    step), from functional.lstm_step."""
     h = c = torch.zeros(x.shape[1], m.hidden_size)
     outs = []
     for t in range(x.shape[0]):
         gates = x[t] @ m.weight_ih_l0.T + m.bias_ih_l0
         h, c = functional.lstm_step(gates, h, c, m.weight_hh_l0, m.bias_hh_l0,
-                                    candidate_mask=mask)
+                                    candidate_mask=mask[t] if mask.dim() == 3 else mask)
         outs.append(h)
     return torch.stack(outs), (h, c)
 
@@ -162,8 +163,8 @@ def test_eval_is_unchanged_and_bad_modes_are_named():
     torch.testing.assert_close(m(x)[0], plain(x)[0], atol=1e-6, rtol=0)
     with pytest.raises(ValueError, match="dropout_mode must be one of .*got 'variational'"):
         rnnkit.LSTM(3, 4, dropout_mode="variational")
-    with pytest.raises(ValueError, match="recurrent_dropout_mode must be .*got 'per_step'"):
-        rnnkit.LSTM(3, 4, recurrent_dropout_mode="per_step")
+    with pytest.raises(ValueError, match="recurrent_dropout_mode must be .*got 'per_chunk'"):
+        rnnkit.LSTM(3, 4, recurrent_dropout_mode="per_chunk")
     with pytest.raises(ValueError, match="input_dropout must be .*got 1.5"):
         rnnkit.LSTM(3, 4, input_dropout=1.5)
 
@@ -179,3 +180,20 @@ def test_packed_input_with_locked_dropout_between_layers():
         h1, _ = _layer(m, 0)(x, lengths=lengths)
         h2, _ = _layer(m, 1)(h1 * mask, lengths=lengths)
     torch.testing.assert_close(out, h2, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_per_step_recurrent_dropout_draws_a_mask_at_every_step(fast):
+    torch.manual_seed(0)
+    m = rnnkit.LSTM(3, 32, recurrent_dropout=0.5, recurrent_dropout_mode="per_step",
+                    fast=fast)
+    x = torch.randn(6, 2, 3)
+    torch.manual_seed(1)
+    out, _ = m(x)
+    torch.manual_seed(1)
+    masks = torch.empty(6, 2, 32).uniform_().ge_(0.5).div_(0.5)  # dropout_mask's draw
+    assert not torch.equal(masks[0], masks[1])
+    ref, _ = _reference_lstm(m, x, masks)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-4)
+    out.sum().backward()  # the autograd loop runs it, with gradients
+    assert m.weight_hh_l0.grad is not None

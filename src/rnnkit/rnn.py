@@ -35,7 +35,7 @@ from rnnkit.regularizers import (
 )
 
 DROPOUT_MODES = ("standard", "locked")
-RECURRENT_DROPOUT_MODES = ("per_call", "per_sequence")
+RECURRENT_DROPOUT_MODES = ("per_call", "per_sequence", "per_step")
 
 
 def _func_transform_active() -> bool:
@@ -324,14 +324,16 @@ class _RecurrentBase(nn.Module):
         mask = self.sequence_masks.get(site, tuple(x.shape[1:]), p, x, resets)
         return x * mask
 
-    def _recurrent_mask(self, layer: int, B: int, like: Tensor,
+    def _recurrent_mask(self, layer: int, T: int, B: int, like: Tensor,
                         resets: Tensor | None) -> Tensor | None:
         """Recurrent-dropout (Semeniuta 2016) mask of one layer: [B, H] drawn for this call
-        (``"per_call"``), or the stream's held mask (``"per_sequence"``), [T, B, H] when rows
-        restart inside the call."""
+        (``"per_call"``), [T, B, H] drawn for every step (``"per_step"``), or the stream's
+        held mask (``"per_sequence"``), [T, B, H] when rows restart inside the call."""
         p = self.recurrent_dropout
         if self.recurrent_dropout_mode == "per_call" or p == 0.0 or not self.training:
             return dropout_mask((B, self.hidden_size), p, self.training, like)
+        if self.recurrent_dropout_mode == "per_step":
+            return dropout_mask((T, B, self.hidden_size), p, True, like)
         mask = self.sequence_masks.get(f"recurrent_l{layer}", (B, self.hidden_size), p, like,
                                        resets)
         return mask[0] if mask.shape[0] == 1 else mask
@@ -484,9 +486,10 @@ class _RecurrentBase(nn.Module):
                 if valid is not None:  # past a row's end, keep the state unchanged
                     k = 1 - valid if k is None else torch.lerp(torch.ones_like(k), k, valid)
                 keep.append(k)
-            candidate_mask = self._recurrent_mask(layer, B, x, mask_resets)
+            candidate_mask = self._recurrent_mask(layer, T, B, x, mask_resets)
             layer_init = [s[layer] for s in init]
-            fast = self._fast_loop_applies()
+            per_step = candidate_mask is not None and self.recurrent_dropout_mode == "per_step"
+            fast = self._fast_loop_applies() and not per_step  # it takes one mask per run
             run = self._fast_layer if fast else self._reference_layer
             fused_norm = fast and self._fused_input_norm
             gates = self._input_gates(x, layer, normalize=not fused_norm)
@@ -500,10 +503,11 @@ class _RecurrentBase(nn.Module):
 
     def _run_segments(self, run, gates, state, layer, candidate_mask, keep, resets, init,
                       weight_hh):
-        """Run one layer; a [T, B, H] candidate mask (a per-sequence mask that changes where
-        rows reset) is cut at those steps into runs with one [B, H] mask each, the form
-        both loops take."""
-        if candidate_mask is None or candidate_mask.dim() == 2:
+        """Run one layer; a [T, B, H] per-sequence candidate mask (which changes where rows
+        reset) is cut at those steps into runs with one [B, H] mask each, the form the fast
+        loop takes; per-step masks run the reference loop, which takes them whole."""
+        if (candidate_mask is None or candidate_mask.dim() == 2
+                or self.recurrent_dropout_mode == "per_step"):
             return run(gates, state, layer, candidate_mask, keep, resets, init, weight_hh)
         T = gates.shape[0]
         bounds = sorted({0, *resets, T})
@@ -523,7 +527,9 @@ class _RecurrentBase(nn.Module):
         for t in range(gates_x.shape[0]):
             if t in resets:
                 state = [torch.where(resets[t], i, s) for i, s in zip(init, state)]
-            new = self._cell_step(gates_x[t], state, layer, candidate_mask, weight_hh)
+            mask = candidate_mask[t] if candidate_mask is not None and candidate_mask.dim() == 3 \
+                else candidate_mask
+            new = self._cell_step(gates_x[t], state, layer, mask, weight_hh)
             state = [zoneout(s, n, None if k is None else k[t])
                      for s, n, k in zip(state, new, keep)]
             outputs.append(state[0])
@@ -569,6 +575,8 @@ class LSTM(_RecurrentBase):
             forward call, shared by the call's steps, so a new one for each TBPTT chunk and
             each ``step()``. ``"per_sequence"``: one mask per stream row, kept across calls
             in ``sequence_masks`` until a call without state or a reset of the row.
+            ``"per_step"``: a new mask at every step (Semeniuta et al. 2016 compare both);
+            it runs the autograd loop, as the fast loop takes one mask per run.
         weight_drop: DropConnect on every W_hh (Wan et al. 2013; Merity et al. 2018's
             weight-dropped LSTM): each entry zeroed with probability p, the rest scaled by
             1/(1-p), one mask per forward call and layer, training only. Keeps the fused
