@@ -8,6 +8,7 @@ peak memory that grows with sequence length.
 
     python benchmarks/cells.py                    # full table, JSON in benchmarks/results/
     python benchmarks/cells.py --hidden 256 --repeats 3
+    python benchmarks/cells.py --layers 2     # between-layer dropout rows need 2 layers
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ def configs(mode: str) -> dict[str, dict]:
         "layer_norm (reference loop)": dict(layer_norm=True, fast=False),
         "zoneout": zone,
         "recurrent_dropout": dict(recurrent_dropout=0.25),
+        "weight_drop": dict(weight_drop=0.5),
+        "dropout (in/between/out)": dict(dropout=0.25, input_dropout=0.25,
+                                         output_dropout=0.25),
+        "locked dropout (in/between/out)": dict(dropout_mode="locked", dropout=0.25,
+                                                input_dropout=0.25, output_dropout=0.25),
         "all tricks on": dict(layer_norm=True, recurrent_dropout=0.25, learned_initial_state=True,
                               sum_outputs=True, input_layers=1, **zone),
     }
@@ -56,12 +62,13 @@ def run(args) -> list[dict]:
         for H in args.hidden:
             torch.manual_seed(0)
             x = torch.randn(args.batch, args.steps, args.input)
-            peer = getattr(torch.nn, mode)(args.input, H, batch_first=True)
+            peer = getattr(torch.nn, mode)(args.input, H, args.layers, batch_first=True)
             modules = {f"torch.nn.{mode}": peer}
             for name, kw in configs(mode).items():
                 if kw.get("fast") is False and H > 256 and not args.slow:
                     continue
-                modules[name] = getattr(rnnkit, mode)(args.input, H, batch_first=True, **kw)
+                modules[name] = getattr(rnnkit, mode)(args.input, H, args.layers,
+                                                      batch_first=True, **kw)
 
             def step(m, x=x):
                 out, _ = m(x)
@@ -96,6 +103,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--input", type=int, default=64)
+    p.add_argument("--layers", type=int, default=1)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--slow", action="store_true", help="also time the reference loop at H>256")

@@ -6,11 +6,19 @@
 - Zoneout (Krueger et al. 2017): each unit keeps its previous value with probability p at
   every step in training, ``s_t = m * s_{t-1} + (1 - m) * s_new`` with ``m ~ Bernoulli(p)``;
   in eval it uses the expectation ``p * s_{t-1} + (1 - p) * s_new``.
+- Locked (variational) dropout (Gal & Ghahramani 2016): one mask per sequence, shared by
+  every time step, on a layer's inputs or outputs. :class:`SequenceMasks` holds such masks
+  across calls (chunks of a stream under truncated BPTT, ``step()`` calls) until a reset.
+- Weight drop (DropConnect, Wan et al. 2013, on W_hh as in Merity et al. 2018):
+  :func:`weight_drop`.
+- Embedding dropout (Gal & Ghahramani 2016, sec. 4.2; awd-lstm-lm's ``embedded_dropout``):
+  :func:`embedding_dropout` drops whole words.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from rnnkit import workspace
@@ -51,3 +59,82 @@ def zoneout(previous: Tensor, new: Tensor, keep: Tensor | None) -> Tensor:
     if keep is None:
         return new
     return torch.lerp(new, previous, keep)
+
+
+def check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
+    """Return ``value`` if it is one of ``choices``, else raise a ValueError naming it."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value
+
+
+def bernoulli_mask(shape: tuple[int, ...], p: float, like: Tensor) -> Tensor:
+    """A fresh inverted-dropout mask (0 or 1/(1-p)) of ``shape`` in ``like``'s dtype/device.
+    Unlike :func:`dropout_mask` it never comes from the workspace, so it may be kept."""
+    keep = torch.empty(shape, device=like.device, dtype=like.dtype).bernoulli_(1.0 - p)
+    return keep.div_(1.0 - p)
+
+
+def weight_drop(weight: Tensor, p: float, training: bool) -> Tensor:
+    """DropConnect (Wan et al. 2013) as Merity et al. 2018 use it on W_hh: each entry of
+    ``weight`` is zeroed with probability p and the rest scaled by 1/(1-p), one mask per call.
+
+    The result is a function of the parameter, so the gradient reaches the raw weight as
+    ``mask / (1 - p) * dL/dW_dropped``; the parameter itself is never modified (no
+    awd-lstm-lm ``weight_hh_raw`` renaming: the state_dict keeps torch.nn's keys).
+    Identity in eval or when p is 0. Any shape.
+    """
+    if p == 0.0 or not training:
+        return weight
+    return F.dropout(weight, p, True)
+
+
+def embedding_dropout(weight: Tensor, p: float, training: bool) -> Tensor:
+    """Drop whole words (Gal & Ghahramani 2016, sec. 4.2; Merity et al. 2018, sec. 4.3).
+
+    Each row of the embedding matrix ``weight`` [V, E] is zeroed with probability p and the
+    kept rows are scaled by 1/(1-p); a dropped word's vector is then zero everywhere it
+    occurs in the batch. Use as ``F.embedding(tokens, embedding_dropout(w, p, training))``.
+    One mask per call; identity in eval or when p is 0.
+    """
+    check_rate("embedding dropout p", p)
+    if p == 0.0 or not training:
+        return weight
+    rows = bernoulli_mask((weight.shape[0], 1), p, weight)
+    return weight * rows
+
+
+class SequenceMasks:
+    """Locked-dropout masks of the streams a module is running, kept between calls.
+
+    Each named site (``"input"``, ``"between_l1"``, ``"output"``, ``"recurrent_l0"``...)
+    holds one [B, F] mask, drawn on first use and reused by later calls, so one mask covers
+    a whole sequence even when it arrives in chunks (truncated BPTT) or one step at a time.
+    A row is redrawn from the step where it is reset; :meth:`clear` (a call without a state:
+    new sequences) drops them all, and a call with a different batch size, feature size,
+    dtype or device draws new ones. Not part of the state_dict.
+    """
+
+    def __init__(self) -> None:
+        self.masks: dict[str, Tensor] = {}
+
+    def clear(self) -> None:
+        self.masks.clear()
+
+    def get(self, site: str, shape: tuple[int, int], p: float, like: Tensor,
+            reset: Tensor | None = None) -> Tensor:
+        """The mask of ``site`` for one call: [1, B, F], or [T, B, F] when rows restart
+        inside the call (``reset``: bool [T, B]; a row's mask changes from its reset on)."""
+        mask = self.masks.get(site)
+        if (mask is None or tuple(mask.shape) != tuple(shape) or mask.dtype != like.dtype
+                or mask.device != like.device):
+            mask = bernoulli_mask(shape, p, like)
+        if reset is None:
+            self.masks[site] = mask
+            return mask.unsqueeze(0)
+        full = mask.expand(reset.shape[0], *shape).clone()
+        for t in reset.any(1).nonzero()[:, 0].tolist():
+            rows = reset[t].view(-1, 1)
+            full[t:] = torch.where(rows, bernoulli_mask(shape, p, like), full[t:])
+        self.masks[site] = full[-1].clone()
+        return full

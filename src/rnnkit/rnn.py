@@ -22,8 +22,20 @@ from torch import _VF, Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from rnnkit import fast_loop, functional
+from rnnkit import init as rnn_init
 from rnnkit.cells import _check_bias, init_recurrent_parameters, set_gate_bias
-from rnnkit.regularizers import check_rate, dropout_mask, zoneout, zoneout_keep
+from rnnkit.regularizers import (
+    SequenceMasks,
+    check_choice,
+    check_rate,
+    dropout_mask,
+    weight_drop,
+    zoneout,
+    zoneout_keep,
+)
+
+DROPOUT_MODES = ("standard", "locked")
+RECURRENT_DROPOUT_MODES = ("per_call", "per_sequence", "per_step")
 
 
 def _func_transform_active() -> bool:
@@ -54,6 +66,13 @@ class _RecurrentBase(nn.Module):
         sum_outputs: bool = False,
         learned_initial_state: bool = False,
         recurrent_dropout: float = 0.0,
+        recurrent_dropout_mode: str = "per_call",
+        weight_drop: float = 0.0,
+        dropout_mode: str = "standard",
+        input_dropout: float = 0.0,
+        output_dropout: float = 0.0,
+        init: str = "default",
+        chrono_init: float | None = None,
         fast: bool = True,
         device=None,
         dtype=None,
@@ -79,6 +98,17 @@ class _RecurrentBase(nn.Module):
         self.sum_outputs = sum_outputs
         self.learned_initial_state = learned_initial_state
         self.recurrent_dropout = check_rate("recurrent_dropout", recurrent_dropout)
+        self.recurrent_dropout_mode = check_choice(
+            "recurrent_dropout_mode", recurrent_dropout_mode, RECURRENT_DROPOUT_MODES)
+        self.weight_drop = check_rate("weight_drop", weight_drop)
+        self.dropout_mode = check_choice("dropout_mode", dropout_mode, DROPOUT_MODES)
+        self.input_dropout = check_rate("input_dropout", input_dropout)
+        self.output_dropout = check_rate("output_dropout", output_dropout)
+        self.init = check_choice("init", init, rnn_init.SCHEMES)
+        self.chrono_init = rnn_init.check_chrono(chrono_init)
+        # Locked-dropout masks live here, not in the state: the state stays torch.nn's
+        # (h, c) tensors that trainers detach and carry (see SequenceMasks).
+        self.sequence_masks = SequenceMasks()
         self.fast = fast
         factory = {"device": device, "dtype": dtype}
 
@@ -119,7 +149,8 @@ class _RecurrentBase(nn.Module):
 
     def reset_parameters(self) -> None:
         """torch.nn's init (uniform in +-1/sqrt(H)); with layer norm, gains 1 and biases 0;
-        learned initial states 0; then the gate bias init of S6."""
+        learned initial states 0; then W_hh's ``init`` scheme, ``chrono_init`` and the gate
+        bias init of S6 (:mod:`rnnkit.init`)."""
         init_recurrent_parameters(
             ((n, p) for n, p in self.named_parameters() if not n.startswith("input_layers")),
             self.hidden_size, self.layer_norm,
@@ -128,6 +159,9 @@ class _RecurrentBase(nn.Module):
             for m in self.input_layers:
                 if isinstance(m, nn.Linear):
                     m.reset_parameters()
+        rnn_init.apply_scheme(self, self.init)
+        if self.chrono_init is not None:
+            rnn_init.chrono_(self, self.chrono_init)
         self._init_gate_biases()
 
     def _init_gate_biases(self) -> None:
@@ -220,13 +254,24 @@ class _RecurrentBase(nn.Module):
             raise ValueError(f"{name}: input has no time steps (T=0)")
         valid = self._valid_steps(lengths, T, B, x.device, x.dtype)
         reset_tb = self._check_reset(reset, T, B, x.device)
+        if reset_tb is not None and valid is not None:
+            # Past a row's end its state is frozen (the docstring's promise): a reset flag
+            # there must not replace the returned state with the initial one.
+            reset_tb = reset_tb & (valid[..., 0] > 0)
+            reset_tb = reset_tb if bool(reset_tb.any()) else None
 
+        if state is None and self.training:
+            self.sequence_masks.clear()  # new sequences: new locked masks
+        mask_resets = reset_tb  # rows whose locked masks are redrawn (step 0 included)
+        x = self._dropout(x, "input", self.input_dropout, mask_resets)
         if self.input_layers is not None:
             x = self.input_layers(x)
         if state is None:
             states = self._unpack_state(self.initial_state(B, x.device, x.dtype))
         else:
             states = self._check_state(state, B, x)
+        w_hh = [weight_drop(getattr(self, f"weight_hh_l{layer}"), self.weight_drop, self.training)
+                for layer in range(self.num_layers)]
         if reset_tb is not None and bool(reset_tb[0].any()):
             # A reset before the first step is a different initial state, not a loop.
             init = self._unpack_state(self.initial_state(B, x.device, x.dtype))
@@ -241,9 +286,10 @@ class _RecurrentBase(nn.Module):
             or _func_transform_active()  # torch's kernel has no vmap rule; the loop has
         )
         if needs_loop:
-            output, states_out = self._loop_forward(x, states, valid, reset_tb)
+            output, states_out = self._loop_forward(x, states, valid, reset_tb, w_hh, mask_resets)
         else:
-            output, states_out = self._fused_forward(x, states, lengths)
+            output, states_out = self._fused_forward(x, states, lengths, w_hh, mask_resets)
+        output = self._dropout(output, "output", self.output_dropout, mask_resets)
 
         if packed:
             output = pack_padded_sequence(output, lengths, enforce_sorted=False)
@@ -254,8 +300,11 @@ class _RecurrentBase(nn.Module):
     def step(self, input: Tensor, state=None):
         """One time step for streaming inference: input [B, input_size] -> ([B, H], state).
 
-        Gives the same numbers as the sequence call over the same inputs (in eval mode;
-        in training, recurrent-dropout masks would be drawn anew at every call).
+        Gives the same numbers as the sequence call over the same inputs in eval mode. In
+        training, locked-dropout masks and ``recurrent_dropout_mode="per_sequence"`` masks
+        are kept across step() calls (:class:`rnnkit.regularizers.SequenceMasks`) until a
+        call without state; ``"per_call"`` recurrent-dropout masks and weight-drop masks are
+        drawn anew at every call, so at every step here.
         """
         if not isinstance(input, Tensor) or input.dim() != 2:
             shape = tuple(input.shape) if isinstance(input, Tensor) else type(input).__name__
@@ -263,6 +312,31 @@ class _RecurrentBase(nn.Module):
                              f"got shape {shape}")
         output, state = self(input.unsqueeze(1 if self.batch_first else 0), state)
         return output.squeeze(1 if self.batch_first else 0), state
+
+    def _dropout(self, x: Tensor, site: str, p: float, resets: Tensor | None) -> Tensor:
+        """Dropout on a [T, B, F] sequence: per element and step (``dropout_mode="standard"``)
+        or one mask per sequence and row shared over time (``"locked"``, Gal & Ghahramani
+        2016), held in ``self.sequence_masks`` across calls and redrawn where rows reset."""
+        if p == 0.0 or not self.training:
+            return x
+        if self.dropout_mode == "standard":
+            return F.dropout(x, p, True)
+        mask = self.sequence_masks.get(site, tuple(x.shape[1:]), p, x, resets)
+        return x * mask
+
+    def _recurrent_mask(self, layer: int, T: int, B: int, like: Tensor,
+                        resets: Tensor | None) -> Tensor | None:
+        """Recurrent-dropout (Semeniuta 2016) mask of one layer: [B, H] drawn for this call
+        (``"per_call"``), [T, B, H] drawn for every step (``"per_step"``), or the stream's
+        held mask (``"per_sequence"``), [T, B, H] when rows restart inside the call."""
+        p = self.recurrent_dropout
+        if self.recurrent_dropout_mode == "per_call" or p == 0.0 or not self.training:
+            return dropout_mask((B, self.hidden_size), p, self.training, like)
+        if self.recurrent_dropout_mode == "per_step":
+            return dropout_mask((T, B, self.hidden_size), p, True, like)
+        mask = self.sequence_masks.get(f"recurrent_l{layer}", (B, self.hidden_size), p, like,
+                                       resets)
+        return mask[0] if mask.shape[0] == 1 else mask
 
     def _valid_steps(self, lengths, T, B, device, dtype) -> Tensor | None:
         """[T, B, 1] 1.0 where t < lengths[b], or None when every row is full length."""
@@ -294,45 +368,64 @@ class _RecurrentBase(nn.Module):
 
     # -- fused path (every step-changing trick off) -----------------------------------------
 
-    def _layer_weights(self, layer: int) -> list[Tensor]:
-        names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if self.bias else [])
-        return [getattr(self, f"{n}_l{layer}") for n in names]
+    def _layer_weights(self, layer: int, weight_hh: Tensor) -> list[Tensor]:
+        """The kernel's weights of one layer, with this call's (maybe dropped) W_hh."""
+        weights = [getattr(self, f"weight_ih_l{layer}"), weight_hh]
+        if self.bias:
+            weights += [getattr(self, f"bias_ih_l{layer}"), getattr(self, f"bias_hh_l{layer}")]
+        return weights
+
+    def _locked_between_layers(self) -> bool:
+        return (self.dropout_mode == "locked" and self.dropout > 0 and self.training
+                and self.num_layers > 1)
 
     # Dynamo runs torch.nn.LSTM and GRU eagerly (torch._dynamo.config.allow_rnn is False)
     # because tracing _VF.lstm fails on CPU ("expected Tensor() for op mkldnn_rnn_layer"); the
     # same graph break here lets torch.compile(rnnkit.LSTM(...)) work as it does for torch's.
     @torch.compiler.disable
-    def _fused(self, x, data_sizes, states, weights, num_layers):
+    def _fused(self, x, data_sizes, states, weights, num_layers, dropout=0.0):
         kernel = _VF.lstm if self.num_gates == 4 else _VF.gru
         hx = tuple(states) if len(states) == 2 else states[0]
         if data_sizes is None:
-            result = kernel(x, hx, weights, self.bias, num_layers, self.dropout, self.training,
+            result = kernel(x, hx, weights, self.bias, num_layers, dropout, self.training,
                             False, False)
         else:
-            result = kernel(x, data_sizes, hx, weights, self.bias, num_layers, self.dropout,
+            result = kernel(x, data_sizes, hx, weights, self.bias, num_layers, dropout,
                             self.training, False)
         return result[0], list(result[1:])
 
-    def _fused_forward(self, x, states, lengths):
-        """torch.nn's kernel, one call for the stack, or one per layer for summed outputs."""
+    def _fused_forward(self, x, states, lengths, w_hh, mask_resets):
+        """torch.nn's kernel, one call for the stack, or one per layer for summed outputs
+        and locked dropout between layers. ``w_hh``: each layer's W_hh for this call."""
         packed, total_length = None, x.shape[0]
+        T, B = x.shape[:2]
         if lengths is not None:
             packed = pack_padded_sequence(x, lengths.cpu(), enforce_sorted=False)
             order = packed.sorted_indices
             states = [s.index_select(1, order) for s in states]
             x = packed.data
         sizes = packed.batch_sizes if packed is not None else None
-        if not self.sum_outputs:
-            weights = [w for layer in range(self.num_layers) for w in self._layer_weights(layer)]
-            output, states_out = self._fused(x, sizes, states, weights, self.num_layers)
+        locked = self._locked_between_layers()
+        if not self.sum_outputs and not locked:
+            weights = [w for layer in range(self.num_layers)
+                       for w in self._layer_weights(layer, w_hh[layer])]
+            output, states_out = self._fused(x, sizes, states, weights, self.num_layers,
+                                             self.dropout)
         else:
             output, per_layer = None, []
             for layer in range(self.num_layers):
-                if layer > 0 and self.dropout > 0:
+                if layer > 0 and locked:
+                    mask = self.sequence_masks.get(f"between_l{layer}", (B, x.shape[-1]),
+                                                   self.dropout, x, mask_resets)
+                    if packed is not None:  # the mask of each packed row
+                        mask = pack_padded_sequence(mask.expand(T, -1, -1), lengths.cpu(),
+                                                    enforce_sorted=False).data
+                    x = x * mask
+                elif layer > 0 and self.dropout > 0:
                     x = F.dropout(x, self.dropout, self.training)
                 x, s = self._fused(x, sizes, [s[layer : layer + 1] for s in states],
-                                   self._layer_weights(layer), 1)
-                output = x if output is None else output + x
+                                   self._layer_weights(layer, w_hh[layer]), 1)
+                output = x if output is None or not self.sum_outputs else output + x
                 per_layer.append(s)
             states_out = [torch.cat(s) for s in zip(*per_layer)]
         if packed is not None:
@@ -377,7 +470,7 @@ class _RecurrentBase(nn.Module):
         bias = getattr(self, f"bias_hh_l{layer}") if self.bias else None
         return getattr(self, f"ln_weight_hh_l{layer}"), bias
 
-    def _loop_forward(self, x, states, valid, reset):
+    def _loop_forward(self, x, states, valid, reset, w_hh, mask_resets):
         T, B, _ = x.shape
         H = self.hidden_size
         init = self._unpack_state(self.initial_state(B, x.device, x.dtype))
@@ -387,8 +480,8 @@ class _RecurrentBase(nn.Module):
             resets = {int(t): reset[t].unsqueeze(1) for t in reset.any(1).nonzero()[:, 0]}
         output, per_layer = None, []
         for layer in range(self.num_layers):
-            if layer > 0 and self.dropout > 0:
-                x = F.dropout(x, self.dropout, self.training)
+            if layer > 0:
+                x = self._dropout(x, f"between_l{layer}", self.dropout, mask_resets)
             keep = []
             for p in rates:
                 k = zoneout_keep((T, B, H), p, self.training, x)
@@ -397,27 +490,50 @@ class _RecurrentBase(nn.Module):
                 if valid is not None:  # past a row's end, keep the state unchanged
                     k = 1 - valid if k is None else torch.lerp(torch.ones_like(k), k, valid)
                 keep.append(k)
-            candidate_mask = dropout_mask((B, H), self.recurrent_dropout, self.training, x)
+            candidate_mask = self._recurrent_mask(layer, T, B, x, mask_resets)
             layer_init = [s[layer] for s in init]
-            fast = self._fast_loop_applies()
+            per_step = candidate_mask is not None and self.recurrent_dropout_mode == "per_step"
+            fast = self._fast_loop_applies() and not per_step  # it takes one mask per run
             run = self._fast_layer if fast else self._reference_layer
             fused_norm = fast and self._fused_input_norm
             gates = self._input_gates(x, layer, normalize=not fused_norm)
-            x, s = run(gates, [s[layer] for s in states], layer, candidate_mask, keep, resets,
-                       layer_init)
+            x, s = self._run_segments(run, gates, [s[layer] for s in states], layer,
+                                      candidate_mask, keep, resets, layer_init, w_hh[layer])
             if valid is not None:
                 x = x * valid
             output = x if output is None or not self.sum_outputs else output + x
             per_layer.append(s)
         return output, [torch.stack(s) for s in zip(*per_layer)]
 
-    def _reference_layer(self, gates_x, state, layer, candidate_mask, keep, resets, init):
+    def _run_segments(self, run, gates, state, layer, candidate_mask, keep, resets, init,
+                      weight_hh):
+        """Run one layer; a [T, B, H] per-sequence candidate mask (which changes where rows
+        reset) is cut at those steps into runs with one [B, H] mask each, the form the fast
+        loop takes; per-step masks run the reference loop, which takes them whole."""
+        if (candidate_mask is None or candidate_mask.dim() == 2
+                or self.recurrent_dropout_mode == "per_step"):
+            return run(gates, state, layer, candidate_mask, keep, resets, init, weight_hh)
+        T = gates.shape[0]
+        bounds = sorted({0, *resets, T})
+        outputs = []
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            seg_resets = {t - a: m for t, m in resets.items() if a <= t < b}
+            seg_keep = [None if k is None else k[a:b] for k in keep]
+            out, state = run(gates[a:b], state, layer, candidate_mask[a], seg_keep, seg_resets,
+                             init, weight_hh)
+            outputs.append(out)
+        return torch.cat(outputs), state
+
+    def _reference_layer(self, gates_x, state, layer, candidate_mask, keep, resets, init,
+                         weight_hh):
         """The plain loop: :mod:`rnnkit.functional` under autograd, one step at a time."""
         outputs = []
         for t in range(gates_x.shape[0]):
             if t in resets:
                 state = [torch.where(resets[t], i, s) for i, s in zip(init, state)]
-            new = self._cell_step(gates_x[t], state, layer, candidate_mask)
+            mask = candidate_mask[t] if candidate_mask is not None and candidate_mask.dim() == 3 \
+                else candidate_mask
+            new = self._cell_step(gates_x[t], state, layer, mask, weight_hh)
             state = [zoneout(s, n, None if k is None else k[t])
                      for s, n, k in zip(state, new, keep)]
             outputs.append(state[0])
@@ -458,6 +574,35 @@ class LSTM(_RecurrentBase):
         recurrent_dropout: S7, Semeniuta et al. 2016, dropout on the candidate with one mask
             per sequence and layer.
         zoneout_cell, zoneout_hidden: S7, zoneout rates of c and h.
+        recurrent_dropout_mode: when the recurrent-dropout mask is drawn. ``"per_call"``
+            (default, the behaviour before this switch): one [B, H] mask per layer per
+            forward call, shared by the call's steps, so a new one for each TBPTT chunk and
+            each ``step()``. ``"per_sequence"``: one mask per stream row, kept across calls
+            in ``sequence_masks`` until a call without state or a reset of the row.
+            ``"per_step"``: a new mask at every step (Semeniuta et al. 2016 compare both);
+            it runs the autograd loop, as the fast loop takes one mask per run.
+        weight_drop: DropConnect on every W_hh (Wan et al. 2013; Merity et al. 2018's
+            weight-dropped LSTM): each entry zeroed with probability p, the rest scaled by
+            1/(1-p), one mask per forward call and layer, training only. Keeps the fused
+            kernel (the dropped weights are passed to it) and torch.nn's state_dict keys.
+        dropout_mode: ``"standard"`` (torch.nn's per-element, per-step dropout) or
+            ``"locked"`` (variational dropout, Gal & Ghahramani 2016: one mask per sequence
+            and row, shared over time and held across calls like ``per_sequence``). Applies
+            to ``dropout`` (between layers), ``input_dropout`` and ``output_dropout``.
+        input_dropout: dropout rate on the module's input (before ``input_layers``).
+        output_dropout: dropout rate on the module's output.
+        init: W_hh's init: ``"default"`` (torch.nn's uniform), ``"orthogonal"`` (each gate's
+            block orthogonal) or ``"identity"`` (each gate's block I); :mod:`rnnkit.init`.
+        chrono_init: T_max for chrono initialization (Tallec & Ollivier 2018): forget bias
+            log(U(1, T_max - 1)) per unit, input bias its negative (GRU: update-gate bias,
+            z being its keep gate). Excludes ``forget_bias`` / ``update_bias``; composes
+            with ``init`` and ``reset_bias``.
+
+    Locked-dropout and per-sequence masks live in ``module.sequence_masks``
+    (:class:`rnnkit.regularizers.SequenceMasks`), not in the state, which stays torch.nn's
+    tensors. A training call with ``state=None`` starts new sequences and redraws them; a
+    call with a state continues the held ones (chunks of one stream, ``step()``); a row
+    reset by ``reset`` gets new masks from that step on.
         fast: run tricks through :mod:`rnnkit.fast_loop` (True) or the plain autograd loop.
             The fast loop's backward is first-order only: for double backward
             (``create_graph=True``) use False. Under torch.func transforms (vmap, jvp,
@@ -482,6 +627,7 @@ class LSTM(_RecurrentBase):
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
                  bidirectional: bool = False, *, forget_bias: float | None = None,
                  zoneout_cell: float = 0.0, zoneout_hidden: float = 0.0, **tricks) -> None:
+        _check_chrono_conflict("LSTM", "forget_bias", forget_bias, tricks)
         self.forget_bias = forget_bias
         self.zoneout_cell = check_rate("zoneout_cell", zoneout_cell)
         self.zoneout_hidden = check_rate("zoneout_hidden", zoneout_hidden)
@@ -503,15 +649,15 @@ class LSTM(_RecurrentBase):
             return None
         return getattr(self, f"ln_weight_cell_l{layer}"), getattr(self, f"ln_bias_cell_l{layer}")
 
-    def _cell_step(self, gates_x, state, layer, candidate_mask):
+    def _cell_step(self, gates_x, state, layer, candidate_mask, weight_hh):
         h, c = state
         bias_hh = getattr(self, f"bias_hh_l{layer}") if self.bias else None
-        return functional.lstm_step(gates_x, h, c, getattr(self, f"weight_hh_l{layer}"), bias_hh,
-                                    self._hh_norm(layer), self._cell_norm(layer), candidate_mask)
+        return functional.lstm_step(gates_x, h, c, weight_hh, bias_hh, self._hh_norm(layer),
+                                    self._cell_norm(layer), candidate_mask)
 
     _fused_input_norm = True
 
-    def _fast_layer(self, gates_x, state, layer, candidate_mask, keep, resets, init):
+    def _fast_layer(self, gates_x, state, layer, candidate_mask, keep, resets, init, weight_hh):
         hh_gain, hh_bias = self._hh_norm(layer) or (None, None)
         if hh_gain is None and self.bias:
             hh_bias = getattr(self, f"bias_hh_l{layer}")
@@ -521,7 +667,7 @@ class LSTM(_RecurrentBase):
             ih_bias = getattr(self, f"bias_ih_l{layer}") if self.bias else None
         cell_gain, cell_bias = self._cell_norm(layer) or (None, None)
         out, h, c = fast_loop.lstm_layer(
-            gates_x, state[0], state[1], getattr(self, f"weight_hh_l{layer}"), hh_gain, hh_bias,
+            gates_x, state[0], state[1], weight_hh, hh_gain, hh_bias,
             ih_gain, ih_bias, cell_gain, cell_bias, candidate_mask, keep[0], keep[1], resets,
             init[0], init[1],
         )
@@ -559,6 +705,7 @@ class GRU(_RecurrentBase):
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
                  bidirectional: bool = False, *, update_bias: float | None = None,
                  reset_bias: float | None = None, zoneout: float = 0.0, **tricks) -> None:
+        _check_chrono_conflict("GRU", "update_bias", update_bias, tricks)
         self.update_bias = update_bias
         self.reset_bias = reset_bias
         self.zoneout = check_rate("zoneout", zoneout)
@@ -576,29 +723,39 @@ class GRU(_RecurrentBase):
         # torch's CPU GRU backward runs ~10 autograd ops per step; the compiled step does one.
         return self._fast_loop_applies() and fast_loop.compiled_steps(x)
 
-    def _cell_step(self, gates_x, state, layer, candidate_mask):
+    def _cell_step(self, gates_x, state, layer, candidate_mask, weight_hh):
         bias_hh = getattr(self, f"bias_hh_l{layer}") if self.bias else None
-        h = functional.gru_step(gates_x, state[0], getattr(self, f"weight_hh_l{layer}"), bias_hh,
-                                self._hh_norm(layer), candidate_mask)
+        h = functional.gru_step(gates_x, state[0], weight_hh, bias_hh, self._hh_norm(layer),
+                                candidate_mask)
         return [h]
 
-    def _fast_layer(self, gates_x, state, layer, candidate_mask, keep, resets, init):
+    def _fast_layer(self, gates_x, state, layer, candidate_mask, keep, resets, init, weight_hh):
         hh_gain, hh_bias = self._hh_norm(layer) or (None, None)
         if hh_gain is None and self.bias:
             hh_bias = getattr(self, f"bias_hh_l{layer}")
-        out, h = fast_loop.gru_layer(gates_x, state[0], getattr(self, f"weight_hh_l{layer}"),
-                                     hh_gain, hh_bias, candidate_mask, keep[0], resets, init[0])
+        out, h = fast_loop.gru_layer(gates_x, state[0], weight_hh, hh_gain, hh_bias,
+                                     candidate_mask, keep[0], resets, init[0])
         return out, [h]
 
     def extra_repr(self) -> str:
         return _extra_repr(self, ["update_bias", "reset_bias", "zoneout"])
 
 
+def _check_chrono_conflict(name: str, arg: str, value, tricks: dict) -> None:
+    """chrono_init sets the keep gate's bias per unit; a constant for it as well is a
+    contradiction, not a composition."""
+    if value is not None and tricks.get("chrono_init") is not None:
+        raise ValueError(f"{name}: chrono_init={tricks['chrono_init']} sets the {arg.split('_')[0]}"
+                         f" gate's bias; pass one of chrono_init and {arg}={value}, not both")
+
+
 def _extra_repr(module: _RecurrentBase, extra: list[str]) -> str:
     parts = [f"{module.input_size}, {module.hidden_size}"]
     defaults = {"num_layers": 1, "bias": True, "batch_first": False, "dropout": 0.0,
                 "layer_norm": False, "sum_outputs": False, "learned_initial_state": False,
-                "recurrent_dropout": 0.0}
+                "recurrent_dropout": 0.0, "recurrent_dropout_mode": "per_call",
+                "weight_drop": 0.0, "dropout_mode": "standard", "input_dropout": 0.0,
+                "output_dropout": 0.0, "init": "default", "chrono_init": None}
     for name, default in defaults.items():
         if getattr(module, name) != default:
             parts.append(f"{name}={getattr(module, name)}")
