@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from rnnkit.heads import CategoricalHead, GaussianHead
 from rnnkit.normalization import FeatureNormalizer
-from rnnkit.regularizers import check_rate, dropout_mask
+from rnnkit.regularizers import check_rate, dropout_mask, embedding_dropout
 from rnnkit.state import accepts_reset, run_with_resets
 
 
@@ -27,14 +27,22 @@ def build_rnn(cell: str, input_size: int, hidden_size: int, num_layers: int = 1,
 
 
 class DropoutEmbedding(nn.Embedding):
-    """An embedding with dropout on its output vectors in training (soft token weights, the
-    expected embedding of ``SequenceModel``, are not dropped)."""
+    """An embedding with dropout in training: ``mode="entries"`` drops entries of the output
+    vectors; ``"words"`` drops whole rows of the matrix, so a dropped word is zero wherever it
+    occurs in the batch (Gal & Ghahramani 2016, :func:`rnnkit.regularizers.embedding_dropout`).
+    Soft token weights (the expected embedding of ``SequenceModel``) are not dropped."""
 
-    def __init__(self, num_embeddings: int, embedding_dim: int, dropout: float = 0.0) -> None:
+    def __init__(self, num_embeddings: int, embedding_dim: int, dropout: float = 0.0,
+                 mode: str = "entries") -> None:
         super().__init__(num_embeddings, embedding_dim)
-        self.dropout = check_rate("dropout", dropout)
+        if mode not in ("entries", "words"):
+            raise ValueError(f"DropoutEmbedding: mode must be 'entries' or 'words', got {mode!r}")
+        self.dropout, self.mode = check_rate("dropout", dropout), mode
 
     def forward(self, tokens: Tensor) -> Tensor:
+        if self.mode == "words":
+            weight = embedding_dropout(self.weight, self.dropout, self.training)
+            return nn.functional.embedding(tokens, weight)
         e = super().forward(tokens)
         mask = dropout_mask(e.shape, self.dropout, self.training, e)
         return e if mask is None else e * mask

@@ -148,8 +148,36 @@ class TrainSettings:
     learned_initial_state: bool = _opt(True, "train the initial state h0 (and c0)")
     forget_bias: float = _opt(_SMALL["forget_bias"], "initial LSTM forget-gate bias",
                               shown=_BY_SIZE)
+    update_bias: float | None = _opt(None, "GRU update-gate bias after init (z keeps the state: "
+                                     "+1 remembers more)", shown="torch's init")
+    reset_bias: float | None = _opt(None, "GRU reset-gate bias after init (the tips' -1)",
+                                    shown="torch's init")
     recurrent_dropout: float = _opt(0.0, "dropout on the candidate update (Semeniuta 2016)")
+    recurrent_dropout_mode: str = _opt("per_call", "when the recurrent-dropout mask is drawn: "
+                                       "per_call (each chunk), per_sequence (held until a "
+                                       "stream resets), per_step", choices=("per_call",
+                                       "per_sequence", "per_step"))
     zoneout: float = _opt(0.0, "zoneout rate on the hidden (and cell) state")
+    zoneout_cell: float | None = _opt(None, "LSTM: zoneout rate of the cell state",
+                                      shown="--zoneout")
+    zoneout_hidden: float | None = _opt(None, "LSTM: zoneout rate of the hidden state",
+                                        shown="--zoneout")
+    weight_drop: float = _opt(0.0, "DropConnect on every W_hh, one mask per chunk (Merity 2018)")
+    dropout_mode: str = _opt("standard", "standard (a mask per step) or locked (one mask per "
+                             "sequence, Gal 2016) for --dropout, --input-dropout and "
+                             "--output-dropout", choices=("standard", "locked"))
+    input_dropout: float = _opt(0.0, "dropout on the recurrent stack's input")
+    output_dropout: float = _opt(0.0, "dropout on the recurrent stack's output")
+    embed_dropout_mode: str = _opt("entries", "entries (each embedding entry) or words (whole "
+                                   "rows of the embedding matrix, Gal 2016)",
+                                   choices=("entries", "words"))
+    init: str = _opt("default", "W_hh init per gate block", choices=("default", "orthogonal",
+                                                                      "identity"))
+    chrono_init: float = _opt(0.0, "chrono init of the gate biases for dependencies up to this "
+                              "many steps (Tallec & Ollivier 2018); 0: off")
+    ar: float = _opt(0.0, "activation regularization: ar * mean(h^2) of the last layer's "
+                     "outputs (Merity 2018); teacher forcing only")
+    tar: float = _opt(0.0, "temporal activation regularization: tar * mean((h_t - h_t-1)^2)")
     # --- training ---
     batch_size: int = _opt(32, "parallel streams per batch")
     chunk_length: int = _opt(_SMALL["chunk_length"], "truncated-BPTT chunk length (steps per "
@@ -192,12 +220,25 @@ class TrainSettings:
             **dict.fromkeys(("max_time", "max_steps", "max_epochs", "patience", "clip_max_norm",
                              "weight_decay"), NON_NEGATIVE),
             **dict.fromkeys(("val_fraction", "dropout", "embed_dropout", "recurrent_dropout",
-                             "zoneout"), FRACTION),
+                             "zoneout", "weight_drop", "input_dropout", "output_dropout"),
+                            FRACTION),
+            **dict.fromkeys(("ar", "tar", "chrono_init"), NON_NEGATIVE),
             "ema_decay": DECAY,
             "lr": (1e-12, math.inf, "> 0"),
             "min_lr_ratio": (0.0, 1.0, "in [0, 1]"),
             "clip_percentile": (0.0, 100.0, "in [0, 100]"),
         })
+        for name in ("zoneout_cell", "zoneout_hidden"):
+            value = getattr(self, name)
+            if value is not None and not FRACTION[0] <= value <= FRACTION[1]:
+                raise ConfigError(f"{name} (--{name.replace('_', '-')}) must be in [0, 1), got "
+                                  f"{value!r}")
+        if self.chrono_init and self.chrono_init < 2:
+            raise ConfigError(f"chrono_init (--chrono-init) must be 0 (off) or >= 2 steps, got "
+                              f"{self.chrono_init!r}")
+        if (self.ar or self.tar) and self.objective != "teacher":
+            raise ConfigError(f"--ar and --tar work with --objective teacher, got "
+                              f"{self.objective!r}")
         if self.clip == "norm" and self.clip_max_norm <= 0:
             raise ConfigError(f"clip_max_norm (--clip-max-norm) must be > 0 with --clip norm, got "
                               f"{self.clip_max_norm!r}; use --clip none to turn clipping off")
@@ -227,6 +268,13 @@ def resolve_model_size(settings: TrainSettings, given: set[str] | None = None) -
         if name not in given and not (name == "max_epochs" and settings.max_steps):
             setattr(settings, name, value)
     settings.model_size = size
+    if settings.chrono_init and given & {"forget_bias", "update_bias"}:
+        raise ConfigError("--chrono-init sets the forget (LSTM) or update (GRU) gate bias itself; "
+                          "drop --forget-bias / --update-bias")
+    for name in sorted(given & CELL_ONLY.keys()):
+        if settings.cell != CELL_ONLY[name]:
+            raise ConfigError(f"--{name.replace('_', '-')} is for --cell {CELL_ONLY[name]}; "
+                              f"this model's cell is {settings.cell}")
     return settings
 
 
@@ -271,13 +319,22 @@ class EvalSettings:
         _require(self, {"batch_size": POSITIVE, "threads": THREADS})
 
 
+# Fields whose None means "not set" (a file may say null).
+OPTIONAL = {"update_bias", "reset_bias", "zoneout_cell", "zoneout_hidden"}
+# Options that do something for one cell only: given for the other, they are an error.
+CELL_ONLY = {"forget_bias": "lstm", "zoneout_cell": "lstm", "zoneout_hidden": "lstm",
+             "update_bias": "gru", "reset_bias": "gru"}
+
 # Names of earlier versions, still read from config files (and old run directories) and
 # accepted as flags: old name -> field.
 ALIASES = {"chunk_len": "chunk_length", "clip_norm": "clip_max_norm", "lr_final": "min_lr_ratio"}
 
 
 def _field_type(cls: type, f: dataclasses.Field) -> Any:
-    return typing.get_type_hints(cls)[f.name]
+    """The field's type; for ``X | None`` (None: "not set", only as a default or in a file) X."""
+    tp = typing.get_type_hints(cls)[f.name]
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    return args[0] if type(None) in typing.get_args(tp) and len(args) == 1 else tp
 
 
 def _is_list(tp: Any) -> bool:
@@ -353,6 +410,8 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 
 
 def _check_value(key: str, value: Any, tp: Any, source: str) -> Any:
+    if value is None and key.replace("-", "_") in OPTIONAL:
+        return None
     def wrong(expected: str) -> ConfigError:
         return ConfigError(f"{source}: key {key!r} must be {expected}, "
                            f"got {type(value).__name__} {value!r}")

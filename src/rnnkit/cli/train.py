@@ -154,7 +154,9 @@ def run_training(s: TrainSettings, resume_run: Path | None = None) -> dict[str, 
     max_steps = step_budget(s, train_steps)
     cfg = trainer_config(s, device, max_steps)
     try:
-        objective = make_objective(s.objective, **_objective_params(s.objective_args))
+        regularizers = {k: v for k, v in (("ar", s.ar), ("tar", s.tar)) if v}
+        objective = make_objective(s.objective, **_objective_params(s.objective_args),
+                                   **regularizers)
         torch.manual_seed(s.seed)
         model = task.build_model(s, train)
     except (ValueError, TypeError) as err:

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rnnkit.losses import activation_regularization, temporal_activation_regularization
 from rnnkit.state import accepts_reset, run_with_resets
 
 State = Any  # None, a tensor, or a tuple of tensors
@@ -146,13 +147,25 @@ class TeacherForcing(Objective):
             cross-entropy over the last dim for integer targets and mean squared error over the
             feature dims for float ones; ``"auto"`` forces the latter), or a callable
             ``loss(outputs [B, T, ...], targets [B, T, ...]) -> per_step [B, T]``.
+        ar, tar: weights of activation regularization ``ar * mean(h^2)`` and temporal
+            activation regularization ``tar * mean((h_t - h_{t-1})^2)`` of the last layer's
+            outputs h (Merity et al. 2018, sec. 4.6; :mod:`rnnkit.losses`), for a model whose
+            forward takes ``return_hidden=True`` (SequenceModel). In training they are
+            returned as the ``PENALTY`` the trainer optimizes, and logged as ``ar``, ``tar``;
+            the reported loss stays the NLL. h is the recurrent stack's output (after its own
+            ``output_dropout``, when set): awd-lstm-lm takes TAR before that dropout.
     """
 
-    def __init__(self, loss: str | LossFn | None = None) -> None:
+    def __init__(self, loss: str | LossFn | None = None, ar: float = 0.0,
+                 tar: float = 0.0) -> None:
         super().__init__()
         if loss not in (None, "auto") and not callable(loss):
             raise ValueError(f"loss must be None, 'auto' or a callable, got {loss!r}")
+        for name, value in (("ar", ar), ("tar", tar)):
+            if not value >= 0:
+                raise ValueError(f"TeacherForcing: {name} must be >= 0, got {value!r}")
         self.loss = auto_loss if loss == "auto" else loss
+        self.ar, self.tar = ar, tar
         self.loss_is_nll = False  # known at the first call
 
     def __call__(self, model: nn.Module, batch: Any, state: State
@@ -165,7 +178,19 @@ class TeacherForcing(Objective):
             self.loss_is_nll = not batch.targets.is_floating_point()
         else:  # a model's own loss is its NLL; a caller's callable may be anything
             self.loss_is_nll = self.loss is None
+        if (self.ar or self.tar) and not plain_call(model):
+            return self._regularized(model, batch, state, loss)
         return teacher_forcing_loss(model, batch, state, loss)
+
+    def _regularized(self, model: nn.Module, batch: Any, state: State, loss: LossFn
+                     ) -> tuple[Tensor, State, dict[str, Any]]:
+        inputs, targets, mask, reset, state = batch_fields(batch, state)
+        outputs, state, hidden = model(inputs, state, reset=reset, return_hidden=True)
+        zero = hidden.new_zeros(())
+        ar = activation_regularization(hidden, self.ar, mask) if self.ar else zero
+        tar = temporal_activation_regularization(hidden, self.tar, mask) if self.tar else zero
+        metrics = {"ar": ar.detach(), "tar": tar.detach(), PENALTY: ar + tar}
+        return masked(loss(outputs, targets), mask), state, metrics
 
 
 NextStep = TeacherForcing  # the trainer's name for it before objectives were one package

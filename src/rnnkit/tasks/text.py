@@ -54,7 +54,8 @@ class TextTask:
         del train  # nothing to fit: tokens need no normalization
         rnn = build_rnn(s.cell, s.embed_dim, s.hidden_size, s.num_layers, **rnn_tricks(s))
         head = CategoricalHead(s.hidden_size, len(self.vocab), s.dropout)
-        embedding = DropoutEmbedding(len(self.vocab), s.embed_dim, s.embed_dropout)
+        embedding = DropoutEmbedding(len(self.vocab), s.embed_dim, s.embed_dropout,
+                                     getattr(s, "embed_dropout_mode", "entries"))
         return SequenceModel(embedding, rnn, head)
 
     def read_file(self, path: str, unknown: str = "error") -> tuple[Tensor, int]:
