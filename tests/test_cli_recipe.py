@@ -94,3 +94,27 @@ def test_every_switch_from_the_command_line(tmp_path, monkeypatch, capsys):
                if '"ar"' in line]
     assert len(records) == 4  # AR and TAR logged at every step
     assert main(["sample", "awd", "--length", "5"]) == 0
+
+
+def test_export_writes_torch_nn_torchscript_and_onnx(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    Path("t.txt").write_text("the cat sat on the mat. a dog ate the hat!\n" * 40)
+    assert main(["train", "t.txt", *TINY, "--cell", "lstm", "--max-steps", "2", "--name", "p",
+                 "--no-layer-norm", "--no-learned-initial-state"]) == 0
+    assert main(["export", "p"]) == 0
+    out = Path("runs/p/export")
+    plain = torch.nn.LSTM(8, 16, batch_first=True)
+    plain.load_state_dict(torch.load(out / "torch_nn.pt", weights_only=True))
+    step = torch.jit.load(str(out / "step.ts"))
+    x, h, c = torch.randn(3, 8), torch.zeros(1, 3, 16), torch.zeros(1, 3, 16)
+    y, _, _ = step(x, h, c)
+    ref, _ = plain(x.unsqueeze(1), (h, c))
+    torch.testing.assert_close(y, ref[:, 0])  # the same network, two ways
+    assert (out / "step.onnx").stat().st_size > 0 and (out / "parts.pt").is_file()
+
+    assert main(["train", "t.txt", *TINY, "--max-steps", "2", "--name", "ln",
+                 "--layer-norm"]) == 0
+    capsys.readouterr()
+    assert main(["export", "ln"]) == 0
+    assert "no torch_nn.pt" in capsys.readouterr().err  # layer norm: no plain torch.nn module
+    assert (Path("runs/ln/export") / "step.onnx").is_file()

@@ -1,13 +1,12 @@
 """Export: a plain torch.nn module with the same weights, and a one-step module that
 TorchScript compiles and ONNX exports, each equal to rnnkit's own eval-mode numbers."""
 
-import warnings
 
 import pytest
 import torch
 
 import rnnkit
-from rnnkit.export import to_step, to_torch
+from rnnkit.export import to_onnx, to_step, to_torch
 
 MODES = ["LSTM", "GRU"]
 # torch 2.13 deprecates torch.jit.script; it still compiles, and it is what the task asks for
@@ -93,15 +92,8 @@ def test_onnx_step_equals_the_module(mode, tmp_path):
     torch.manual_seed(0)
     m = getattr(rnnkit, mode)(3, 5, 2, layer_norm=True, **_zoneout(mode)).eval()
     step = to_step(m)
-    state = _tuple(step.initial_state(2))
-    names = ["h", "c"][: len(state)]
-    outputs = ["y", *(n + "_next" for n in names)]
     path = tmp_path / "step.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the legacy exporter's deprecation notice
-        torch.onnx.export(step, (torch.randn(2, 3), *state), str(path), dynamo=False,
-                          input_names=["x", *names], output_names=outputs,
-                          dynamic_axes={"x": {0: "batch"}, **{n: {1: "batch"} for n in names}})
+    names = to_onnx(m, str(path))[1:]
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     x = torch.randn(5, 4, 3)  # another batch size than the export's
     state = [s.contiguous() for s in _tuple(step.initial_state(4))]

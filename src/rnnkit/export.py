@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from rnnkit.rnn import GRU, LSTM, _RecurrentBase
 
-__all__ = ["to_torch", "to_step", "LSTMStep", "GRUStep"]
+__all__ = ["to_torch", "to_step", "to_onnx", "LSTMStep", "GRUStep"]
 
 
 def step_changing_tricks(module: _RecurrentBase) -> list[str]:
@@ -214,3 +214,23 @@ def to_step(module: _RecurrentBase) -> LSTMStep | GRUStep:
     if isinstance(module, GRU):
         return GRUStep(module).eval()
     raise TypeError(f"to_step takes an rnnkit.LSTM or GRU, got {type(module).__name__}")
+
+
+def to_onnx(module: _RecurrentBase, path: str) -> list[str]:
+    """Write :func:`to_step` of ``module`` as an ONNX model at ``path`` (torch's legacy
+    exporter: no package beyond torch) with a dynamic batch; returns its input names:
+    ``x [B, input_size]`` and the states ``h`` (and ``c``) ``[num_layers, B, H]``; the outputs
+    are ``y`` and ``h_next`` (and ``c_next``)."""
+    import warnings
+
+    step = to_step(module)
+    state = step.initial_state(2)
+    state = state if isinstance(state, tuple) else (state,)
+    names = ["h", "c"][: len(state)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the legacy exporter's deprecation notice
+        torch.onnx.export(step, (torch.zeros(2, module.input_size), *state), path, dynamo=False,
+                          input_names=["x", *names],
+                          output_names=["y", *(n + "_next" for n in names)],
+                          dynamic_axes={"x": {0: "batch"}, **{n: {1: "batch"} for n in names}})
+    return ["x", *names]

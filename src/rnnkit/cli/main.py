@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from rnnkit.cli.settings import (
     ConfigError,
     EvalSettings,
+    ExportSettings,
     SampleSettings,
     TrainSettings,
     add_arguments,
@@ -59,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("eval", help="the model's loss on a file (bits/char for text)")
     add_arguments(evaluate, EvalSettings)
+
+    export = commands.add_parser(
+        "export", help="the recurrent network as torch.nn, TorchScript and ONNX",
+        description="Write the run's recurrent network for use without rnnkit: a plain "
+        "torch.nn.LSTM/GRU state_dict when no trick changes its step, and a one-step model "
+        "(state in, state out) as TorchScript and ONNX.")
+    add_arguments(export, ExportSettings)
     return parser
 
 
@@ -88,6 +96,13 @@ def _eval(flags: dict) -> int:
     return 0
 
 
+def _export(flags: dict) -> int:
+    from rnnkit.cli.export import export
+
+    export(build_settings(ExportSettings, {}, flags))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit status (0 ok, 1 user error, 2 bad usage, 130 Ctrl-C)."""
     parser = build_parser()
@@ -101,6 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _train(args, flags)
         if args.command == "sample":
             return _sample(flags)
+        if args.command == "export":
+            return _export(flags)
         return _eval(flags)
     except USER_ERRORS as err:
         print(f"rnnkit {args.command}: error: {err}", file=sys.stderr)

@@ -330,6 +330,19 @@ CELL_ONLY = {"forget_bias": "lstm", "zoneout_cell": "lstm", "zoneout_hidden": "l
 ALIASES = {"chunk_len": "chunk_length", "clip_norm": "clip_max_norm", "lr_final": "min_lr_ratio"}
 
 
+@dataclass
+class ExportSettings:
+    """``rnnkit export RUN``: the recurrent network for use without rnnkit."""
+
+    run: str = _opt("", "run directory (or name under runs/)", positional=True)
+    checkpoint: str = _opt("best", "which checkpoint", choices=("best", "last"))
+    output: str = _opt("", "directory for torch_nn.pt, step.ts, step.onnx and parts.pt",
+                       shown="RUN/export")
+
+    def __post_init__(self) -> None:
+        _require(self, {})
+
+
 def _field_type(cls: type, f: dataclasses.Field) -> Any:
     """The field's type; for ``X | None`` (None: "not set", only as a default or in a file) X."""
     tp = typing.get_type_hints(cls)[f.name]
