@@ -2,7 +2,9 @@
 
 Forward + backward of one batch (default: batch 32, 200 steps, input 64, hidden 256 and
 512, 2 threads). Configurations run round-robin in one process and each reports the ratio
-of its median time to torch.nn's, so a busy machine slows both sides alike. Memory is the
+of its median time to torch.nn's, so a busy machine slows both sides alike, and its
+overhead per time step: (its time - torch.nn's) / steps, in ms, forward and backward
+together (negative when it is faster). Memory is the
 bytes autograd saves for backward (all saved tensors, via saved-tensor hooks), the part of
 peak memory that grows with sequence length.
 
@@ -82,9 +84,11 @@ def run(args) -> list[dict]:
                 t = statistics.median(times[name])
                 mem = saved_bytes(lambda m=m: m(x)[0])  # noqa: B023
                 rows.append(dict(mode=mode, hidden=H, config=name, ms=1000 * t,
-                                 ratio=t / base, saved_mb=mem / 2**20, mem_ratio=mem / base_mem))
+                                 ratio=t / base, step_overhead_ms=1000 * (t - base) / args.steps,
+                                 saved_mb=mem / 2**20, mem_ratio=mem / base_mem))
                 r = rows[-1]
                 print(f"{mode:4} H={H:<4} {name:30} {r['ms']:8.1f} ms  x{r['ratio']:5.2f}  "
+                      f"{r['step_overhead_ms']:+6.3f} ms/step  "
                       f"saved {r['saved_mb']:7.1f} MB  x{r['mem_ratio']:5.2f}", flush=True)
     return rows
 

@@ -47,17 +47,26 @@ def _inputs(gates: int, *, ln_hh: bool, ln_cell: bool, mask: bool, keep: bool, r
 CASES = list(itertools.product([False, True], repeat=4))  # ln, mask, keep, reset
 
 
+def _use_step_loop(monkeypatch):
+    """The Python loop over the per-step ops instead of the compiled sequence ops."""
+    monkeypatch.setattr(fast_loop, "_sequence_ops", lambda x, cell: None)
+
+
 def _use_eager_steps(monkeypatch):
+    _use_step_loop(monkeypatch)
     monkeypatch.setattr(fast_loop, "_step_ops", lambda x, cell: fast_loop._EAGER_STEPS[cell])
 
 
-@pytest.fixture(params=["kernel", "eager"])
+@pytest.fixture(params=["sequence", "step", "eager"])
 def steps(request, monkeypatch):
-    """Run the fast loops with the compiled step kernels, then with the eager steps."""
+    """Run the fast loops with the compiled sequence ops (the whole loop in C++), then as a
+    Python loop over the compiled step ops, then over the eager steps."""
     if request.param == "eager":
         _use_eager_steps(monkeypatch)
     elif not kernels.available():
         pytest.skip("the C++ step kernels did not build on this machine")
+    elif request.param == "step":
+        _use_step_loop(monkeypatch)
     return request.param
 
 
