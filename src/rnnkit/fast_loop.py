@@ -30,6 +30,8 @@ Shared arguments of :func:`lstm_layer` and :func:`gru_layer`:
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import Tensor
 
@@ -269,6 +271,22 @@ def _rows(t: Tensor, B: int, H: int) -> Tensor:
     return t.expand(B, H).contiguous()
 
 
+def _without_autocast(device: torch.device):
+    """Autocast off inside the loop: its ops write into buffers of the state's precision
+    (``out=``), which autocast's reduced-precision matmuls would not match."""
+    if torch.is_autocast_enabled(device.type):
+        return torch.autocast(device.type, enabled=False)
+    return contextlib.nullcontext()
+
+
+def _state_precision(dtype: torch.dtype, *tensors: Tensor | None) -> list[Tensor | None]:
+    """Floating tensors in ``dtype``. Under autocast the input projection arrives in bfloat16
+    or float16 while the recurrent weights stay float32: the recurrence (state, cell, gates,
+    layer-norm statistics) then runs in float32, as rounding the state to 8 bits of mantissa
+    at every step would compound over the sequence."""
+    return [t.to(dtype) if t is not None and t.is_floating_point() else t for t in tensors]
+
+
 def _first_order_only() -> None:
     """The hand-written backward is not itself differentiable. Autograd runs a backward with
     grad mode on only under create_graph=True (a gradient penalty, Hessian products), whose
@@ -333,6 +351,7 @@ class _LSTMLayer(torch.autograd.Function):
         T, B, G = input_gates.shape
         H = G // 4
         input_gates = input_gates.contiguous()
+        ctx.device = input_gates.device
 
         def new(*shape: int) -> Tensor:
             return workspace.empty(shape, input_gates)
@@ -372,6 +391,11 @@ class _LSTMLayer(torch.autograd.Function):
     @staticmethod
     def backward(ctx, d_hs, d_hn, d_cn):  # type: ignore[override]
         _first_order_only()
+        with _without_autocast(ctx.device):
+            return _LSTMLayer._backward(ctx, d_hs, d_hn, d_cn)
+
+    @staticmethod
+    def _backward(ctx, d_hs, d_hn, d_cn):
         (weight_hh, ih_gain, ih_bias, hh_gain, hh_bias, cell_gain, cell_bias, hs, cs, c_new,
          tanh_c, act, raw_ih, raw_hh, candidate_mask, keep_h, keep_c, ih_stats, hh_stats,
          cell_stats) = ctx.saved_tensors
@@ -525,6 +549,7 @@ class _GRULayer(torch.autograd.Function):
         T, B, G = input_gates.shape
         H = G // 3
         input_gates = input_gates.contiguous()
+        ctx.device = input_gates.device
 
         def new(*shape: int) -> Tensor:
             return workspace.empty(shape, input_gates)
@@ -557,6 +582,11 @@ class _GRULayer(torch.autograd.Function):
     @staticmethod
     def backward(ctx, d_hs, d_hn):  # type: ignore[override]
         _first_order_only()
+        with _without_autocast(ctx.device):
+            return _GRULayer._backward(ctx, d_hs, d_hn)
+
+    @staticmethod
+    def _backward(ctx, d_hs, d_hn):
         (weight_hh, hh_gain, hh_bias, hs, act, a_n, raw_hh, candidate_mask,
          keep_h) = ctx.saved_tensors
         d_gates = workspace.empty(act.shape, act)
@@ -610,12 +640,14 @@ def lstm_layer(
         raise ValueError("resets need the state to restart from (h_init and c_init)")
     if ih_gain is not None and hh_gain is None:
         raise ValueError("ih_gain (the input map's layer norm) needs hh_gain as well")
-    if hh_gain is None and hh_bias is not None:
-        input_gates, hh_bias = input_gates + hh_bias, None
-    return _LSTMLayer.apply(
-        input_gates, h0, c0, weight_hh, ih_gain, ih_bias, hh_gain, hh_bias, cell_gain, cell_bias,
-        h_init, c_init, candidate_mask, keep_h, keep_c, resets,
-    )
+    dtype = torch.promote_types(input_gates.dtype, weight_hh.dtype)
+    args = _state_precision(dtype, input_gates, h0, c0, weight_hh, ih_gain, ih_bias, hh_gain,
+                            hh_bias, cell_gain, cell_bias, h_init, c_init, candidate_mask,
+                            keep_h, keep_c)
+    with _without_autocast(input_gates.device):
+        if hh_gain is None and hh_bias is not None:  # args[7] is hh_bias
+            args[0], args[7] = args[0] + args[7], None
+        return _LSTMLayer.apply(*args, resets)
 
 
 def gru_layer(
@@ -628,6 +660,8 @@ def gru_layer(
     resets = resets or {}
     if resets and h_init is None:
         raise ValueError("resets need the state to restart from (h_init)")
-    return _GRULayer.apply(
-        input_gates, h0, weight_hh, hh_gain, hh_bias, h_init, candidate_mask, keep_h, resets
-    )
+    dtype = torch.promote_types(input_gates.dtype, weight_hh.dtype)
+    args = _state_precision(dtype, input_gates, h0, weight_hh, hh_gain, hh_bias, h_init,
+                            candidate_mask, keep_h)
+    with _without_autocast(input_gates.device):
+        return _GRULayer.apply(*args, resets)
