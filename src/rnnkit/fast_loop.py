@@ -1,7 +1,11 @@
 """Fast time loops for one recurrent layer: a forward and a hand-written backward per sequence.
 
 Autograd over a per-step Python loop records ~40 small ops per step and replays them one by
-one; here each layer is one ``torch.autograd.Function`` instead:
+one; here each layer is one ``torch.autograd.Function`` instead. Where the C++ kernels built
+(CPU, float32/float64), its forward and its backward are one call each of a compiled sequence
+op (``torch.ops.rnnkit.{lstm,gru}_{forward,backward}_seq``) that runs the whole time loop, so
+no Python runs per step; elsewhere the same loop runs in Python over one step op per step
+(compiled, or eager PyTorch). Either way:
 
 - forward writes every step into preallocated buffers (``out=`` and in-place ops), so it
   allocates nothing per step except the layer-norm outputs;
@@ -21,7 +25,7 @@ Shared arguments of :func:`lstm_layer` and :func:`gru_layer`:
         :func:`lstm_layer` with ``ih_gain``, before its layer norm (the step applies it).
     weight_hh: [G*H, H].
     hh_gain, hh_bias: [G*H] layer norm of the recurrent map, or None (then ``hh_bias`` is
-        the plain recurrent bias; LSTM callers may fold it into ``input_gates`` instead).
+        the plain recurrent bias).
     candidate_mask: [B, H] recurrent-dropout mask (scaled) or None.
     keep_h, keep_c: [T, B, H] or [T, B, 1] or [T, 1, 1]: how much of the previous state each
         unit keeps at each step (zoneout, and 1 past the end of a sequence), or None.
@@ -89,7 +93,8 @@ def _lstm_forward_step(
 
     ``x`` [B, 4H] is ``W_ih x_t + b`` (plus ``W_hh h`` when ``raw`` is None, and then it may
     be ``act`` itself), or ``W_ih x_t`` before its layer norm when ``ih_gain`` is given;
-    ``raw`` is ``W_hh h`` before its layer norm. Writes the activated gates to ``act``, the
+    ``raw`` is ``W_hh h`` before its layer norm (without it, ``hh_bias`` is the plain recurrent
+    bias, added to ``x``, or None). Writes the activated gates to ``act``, the
     cell before zoneout to ``c_new``, the new state to ``c`` and ``h``, ``tanh(LN(c_new))`` to
     ``tanh_c`` and layer-norm statistics [2, B] (mean, rstd). The C++ kernel
     ``torch.ops.rnnkit.lstm_forward_step`` (csrc/lstm_step.cpp) does the same in one pass.
@@ -104,6 +109,8 @@ def _lstm_forward_step(
         hh_stats[0].copy_(mean.view(-1))
         hh_stats[1].copy_(rstd.view(-1))
         torch.add(x, y, out=act)
+    elif hh_bias is not None:  # no layer norm: the plain recurrent bias
+        torch.add(x, hh_bias, out=act)
     elif x is not act:
         act.copy_(x)
     i, f, g, o = act.split(H, 1)
@@ -371,6 +378,10 @@ class _LSTMLayer(torch.autograd.Function):
         bufs = (hs, cs, act, raw_hh, c_new, tanh_c, ih_stats, hh_stats, cell_stats)
         norms = (ih_gain, ih_bias, hh_gain, hh_bias, cell_gain, cell_bias)
         masks = (candidate_mask, keep_c, keep_h)
+        if seq is None and hh_gain is None and hh_bias is not None:
+            # The step ops read the plain recurrent bias as part of their input; the sequence
+            # op adds it in its pass over each row instead of a pass over all of [T, B, 4H].
+            input_gates, norms = input_gates + hh_bias, (*norms[:3], None, *norms[4:])
         if seq is not None:
             reset = _reset_mask(resets, T, B, input_gates.device)
             h_init, c_init = (_rows(s, B, H) if reset is not None else None
@@ -421,6 +432,8 @@ class _LSTMLayer(torch.autograd.Function):
             d_ih_gain, d_ih_bias = _ln_param_grads(d_gates, raw_ih, *ih_stats, ih_gain, ih_bias)
         if raw_hh is not None:
             d_hh_gain, d_hh_bias = _ln_param_grads(d_gates, raw_hh, *hh_stats, hh_gain, hh_bias)
+        elif hh_bias is not None:
+            d_hh_bias = d_gates.sum((0, 1))
         if cell_gain is not None:
             d_cell_gain, d_cell_bias = _ln_param_grads(
                 d_cnorm, c_new, *cell_stats, cell_gain, cell_bias
@@ -630,8 +643,8 @@ def lstm_layer(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Run one LSTM layer over a sequence. Returns (h for every step [T, B, H], h_T, c_T).
 
-    Without layer norm on the recurrent map, ``hh_bias`` is added to ``input_gates`` once,
-    outside the loop (the two biases only ever appear as a sum). With ``ih_gain``,
+    Without layer norm on the recurrent map, ``hh_bias`` is added to the gates before their
+    nonlinearities (the two biases only ever appear as a sum). With ``ih_gain``,
     ``input_gates`` is ``W_ih x`` before its layer norm (gain ``ih_gain``, bias ``ih_bias``),
     which the step applies: one pass less over the [T, B, 4H] gates forward and backward.
     """
@@ -645,8 +658,6 @@ def lstm_layer(
                             hh_bias, cell_gain, cell_bias, h_init, c_init, candidate_mask,
                             keep_h, keep_c)
     with _without_autocast(input_gates.device):
-        if hh_gain is None and hh_bias is not None:  # args[7] is hh_bias
-            args[0], args[7] = args[0] + args[7], None
         return _LSTMLayer.apply(*args, resets)
 
 

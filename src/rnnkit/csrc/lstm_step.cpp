@@ -47,6 +47,10 @@ void forward_rows(const ForwardRows<T>& a, int64_t B, int64_t H) {
                      [&](int64_t j, int64_t n, const Vec<T>& y) {
                        store(y + load(xr, j, n), z, j, n);
                      });
+    } else if (a.hh_bias) {  // no layer norm: the plain recurrent bias (sequence op)
+      vec_loop<T>(G, [&](int64_t j, int64_t n) {
+        store(load(xr, j, n) + load(a.hh_bias, j, n), z, j, n);
+      });
     } else if (xr != z) {
       std::copy(xr, xr + G, z);
     }
