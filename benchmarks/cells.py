@@ -2,18 +2,24 @@
 
 Forward + backward of one batch (default: batch 32, 200 steps, input 64, hidden 256 and
 512, 2 threads). Configurations run round-robin in one process and each reports the ratio
-of its median time to torch.nn's, so a busy machine slows both sides alike. Memory is the
-bytes autograd saves for backward (all saved tensors, via saved-tensor hooks), the part of
-peak memory that grows with sequence length.
+of its median time to torch.nn's, so a busy machine slows both sides alike, and its
+overhead per time step: (its time - torch.nn's) / steps, in ms, forward and backward
+together (negative when it is faster). Memory is the bytes autograd saves for backward (all
+saved tensors, via saved-tensor hooks), the part of peak memory that grows with sequence
+length.
 
     python benchmarks/cells.py                    # full table, JSON in benchmarks/results/
     python benchmarks/cells.py --hidden 256 --repeats 3
     python benchmarks/cells.py --layers 2     # between-layer dropout rows need 2 layers
+    python benchmarks/cells.py --step-loop        # + each trick on the Python loop over the
+                                                  #   step ops (the path before issue 18)
+    python benchmarks/cells.py --threads 1 --clock cpu --stat min   # on a crowded machine
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import time
@@ -22,11 +28,14 @@ from pathlib import Path
 import torch
 
 import rnnkit
+from rnnkit import fast_loop
+
+STEP_LOOP = " (step loop)"  # suffix of a configuration run as a Python loop over the step ops
 
 
-def configs(mode: str) -> dict[str, dict]:
+def configs(mode: str, step_loop: bool = False) -> dict[str, dict]:
     zone = dict(zoneout_cell=0.1, zoneout_hidden=0.1) if mode == "LSTM" else dict(zoneout=0.1)
-    return {
+    tricks = {
         "all tricks off": {},
         "layer_norm": dict(layer_norm=True),
         "layer_norm (reference loop)": dict(layer_norm=True, fast=False),
@@ -39,7 +48,28 @@ def configs(mode: str) -> dict[str, dict]:
                                                 input_dropout=0.25, output_dropout=0.25),
         "all tricks on": dict(layer_norm=True, recurrent_dropout=0.25, learned_initial_state=True,
                               sum_outputs=True, input_layers=1, **zone),
+        # The same without the input layer and summed outputs, whose extra arithmetic (an
+        # [H, I] layer, and W_ih over H inputs instead of I) is the model's, not the loop's.
+        "every step trick": dict(layer_norm=True, recurrent_dropout=0.25,
+                                 learned_initial_state=True, **zone),
     }
+    if step_loop:
+        for name in ("layer_norm", "zoneout", "recurrent_dropout", "all tricks on",
+                     "every step trick"):
+            tricks[name + STEP_LOOP] = tricks[name]
+    return tricks
+
+
+@contextlib.contextmanager
+def python_step_loop(on: bool):
+    """Run the fast loop as a Python loop over the per-step ops (no sequence ops) when on."""
+    saved = fast_loop._sequence_ops
+    if on:
+        fast_loop._sequence_ops = lambda x, cell: None
+    try:
+        yield
+    finally:
+        fast_loop._sequence_ops = saved
 
 
 def saved_bytes(fn) -> int:
@@ -64,34 +94,40 @@ def run(args) -> list[dict]:
             x = torch.randn(args.batch, args.steps, args.input)
             peer = getattr(torch.nn, mode)(args.input, H, args.layers, batch_first=True)
             modules = {f"torch.nn.{mode}": peer}
-            for name, kw in configs(mode).items():
+            for name, kw in configs(mode, args.step_loop).items():
                 if kw.get("fast") is False and H > 256 and not args.slow:
                     continue
                 modules[name] = getattr(rnnkit, mode)(args.input, H, args.layers,
                                                       batch_first=True, **kw)
 
-            def step(m, x=x):
-                out, _ = m(x)
-                out.sum().backward()
+            def step(m, name, x=x):
+                with python_step_loop(name.endswith(STEP_LOOP)):
+                    out, _ = m(x)
+                    out.sum().backward()
 
             times: dict[str, list[float]] = {name: [] for name in modules}
-            for m in modules.values():
-                step(m)  # warm-up
+            for name, m in modules.items():
+                step(m, name)  # warm-up
+            clock = time.process_time if args.clock == "cpu" else time.perf_counter
             for _ in range(args.repeats):
                 for name, m in modules.items():
                     m.zero_grad(set_to_none=True)
-                    start = time.perf_counter()
-                    step(m)
-                    times[name].append(time.perf_counter() - start)
-            base = statistics.median(times[f"torch.nn.{mode}"])
+                    start = clock()
+                    step(m, name)
+                    times[name].append(clock() - start)
+            stat = min if args.stat == "min" else statistics.median
+            base = stat(times[f"torch.nn.{mode}"])
             base_mem = saved_bytes(lambda: peer(x)[0])  # noqa: B023 (called right here)
             for name, m in modules.items():
-                t = statistics.median(times[name])
-                mem = saved_bytes(lambda m=m: m(x)[0])  # noqa: B023
+                t = stat(times[name])
+                with python_step_loop(name.endswith(STEP_LOOP)):
+                    mem = saved_bytes(lambda m=m: m(x)[0])  # noqa: B023
                 rows.append(dict(mode=mode, hidden=H, config=name, ms=1000 * t,
-                                 ratio=t / base, saved_mb=mem / 2**20, mem_ratio=mem / base_mem))
+                                 ratio=t / base, step_overhead_ms=1000 * (t - base) / args.steps,
+                                 saved_mb=mem / 2**20, mem_ratio=mem / base_mem))
                 r = rows[-1]
                 print(f"{mode:4} H={H:<4} {name:30} {r['ms']:8.1f} ms  x{r['ratio']:5.2f}  "
+                      f"{r['step_overhead_ms']:+6.3f} ms/step  "
                       f"saved {r['saved_mb']:7.1f} MB  x{r['mem_ratio']:5.2f}", flush=True)
     return rows
 
@@ -107,6 +143,13 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--slow", action="store_true", help="also time the reference loop at H>256")
+    p.add_argument("--step-loop", action="store_true",
+                   help="also time each trick as a Python loop over the step ops")
+    p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                   help="cpu: this process's CPU time, which other processes on a shared machine "
+                   "disturb less (use with --threads 1: idle OpenMP threads spin on CPU time)")
+    p.add_argument("--stat", choices=["median", "min"], default="median",
+                   help="of the repeats (min resists other processes on a shared machine)")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "cells.json")
     args = p.parse_args()
     rows = run(args)

@@ -47,17 +47,26 @@ def _inputs(gates: int, *, ln_hh: bool, ln_cell: bool, mask: bool, keep: bool, r
 CASES = list(itertools.product([False, True], repeat=4))  # ln, mask, keep, reset
 
 
+def _use_step_loop(monkeypatch):
+    """The Python loop over the per-step ops instead of the compiled sequence ops."""
+    monkeypatch.setattr(fast_loop, "_sequence_ops", lambda x, cell: None)
+
+
 def _use_eager_steps(monkeypatch):
+    _use_step_loop(monkeypatch)
     monkeypatch.setattr(fast_loop, "_step_ops", lambda x, cell: fast_loop._EAGER_STEPS[cell])
 
 
-@pytest.fixture(params=["kernel", "eager"])
+@pytest.fixture(params=["sequence", "step", "eager"])
 def steps(request, monkeypatch):
-    """Run the fast loops with the compiled step kernels, then with the eager steps."""
+    """Run the fast loops with the compiled sequence ops (the whole loop in C++), then as a
+    Python loop over the compiled step ops, then over the eager steps."""
     if request.param == "eager":
         _use_eager_steps(monkeypatch)
     elif not kernels.available():
         pytest.skip("the C++ step kernels did not build on this machine")
+    elif request.param == "step":
+        _use_step_loop(monkeypatch)
     return request.param
 
 
@@ -91,8 +100,9 @@ def test_gru_layer_gradcheck(ln, mask, keep, reset, steps):
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_kernel_equals_eager_step(cell, dtype, monkeypatch):
-    """The compiled step and the eager step give the same outputs and gradients, at a size
-    whose rows are not a multiple of the vector width (the kernels' tails)."""
+    """The compiled sequence op, the Python loop over the compiled step and the eager step
+    give the same outputs and gradients, at a size whose rows are not a multiple of the
+    vector width (the kernels' tails)."""
     g = torch.Generator().manual_seed(1)
     T_, B_, H_ = 6, 5, 37
     G = (4 if cell == "lstm" else 3) * H_
@@ -123,12 +133,77 @@ def test_kernel_equals_eager_step(cell, dtype, monkeypatch):
     optional = ["hh_gain", "candidate_mask", "keep_h", "ih_gain", "ih_bias", "cell_gain",
                 "cell_bias", "keep_c"]
     variants = [{}, {k: None for k in optional if k in kw}]  # every option, then none
-    compiled = [run(**v) for v in variants]
+    sequence = [run(**v) for v in variants]
+    _use_step_loop(monkeypatch)
+    stepped = [run(**v) for v in variants]
     _use_eager_steps(monkeypatch)
     eager = [run(**v) for v in variants]
     tol = 1e-12 if dtype == torch.float64 else 1e-5
-    for a, b in zip(sum(compiled, []), sum(eager, [])):
+    for a, b, c in zip(sum(sequence, []), sum(stepped, []), sum(eager, [])):
         torch.testing.assert_close(a, b, atol=tol, rtol=tol)
+        torch.testing.assert_close(a, c, atol=tol, rtol=tol)
+
+
+@pytest.mark.skipif(not kernels.available(), reason="the C++ step kernels did not build")
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("sizes", [(1, 1, 1), (1, 3, 4), (7, 1, 9)])
+def test_sequence_op_at_edge_sizes(cell, sizes):
+    """One step, one row, one unit: the sequence op's values and gradients are the step
+    loop's (every row restarts at step 0 and the last row again at the last step)."""
+    T_, B_, H_ = sizes
+    g = torch.Generator().manual_seed(2)
+    G = (4 if cell == "lstm" else 3) * H_
+
+    def rand(*shape):
+        return torch.randn(*shape, generator=g, dtype=torch.float64).requires_grad_()
+
+    reset = {0: torch.ones(B_, 1, dtype=torch.bool)}
+    reset[T_ - 1] = torch.arange(B_).eq(B_ - 1).unsqueeze(1) | reset.get(T_ - 1, False)
+    kw = dict(input_gates=rand(T_, B_, G), h0=rand(B_, H_), weight_hh=rand(G, H_),
+              hh_gain=rand(G), hh_bias=rand(G), keep_h=torch.rand(T_, B_, H_, generator=g,
+                                                                   dtype=torch.float64),
+              resets=reset, h_init=rand(H_))
+    if cell == "lstm":
+        kw.update(c0=rand(B_, H_), cell_gain=rand(H_), cell_bias=rand(H_), c_init=rand(1, H_))
+    layer = fast_loop.lstm_layer if cell == "lstm" else fast_loop.gru_layer
+
+    def run():
+        out, *states = layer(**kw)
+        loss = out.sin().sum() + sum((s * s).sum() for s in states)
+        leaves = [v for v in kw.values() if isinstance(v, torch.Tensor) and v.requires_grad]
+        return [out, *states, *torch.autograd.grad(loss, leaves)]
+
+    sequence = run()
+    with pytest.MonkeyPatch.context() as mp:
+        _use_step_loop(mp)
+        stepped = run()
+    for a, b in zip(sequence, stepped):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-12)
+
+
+@pytest.mark.skipif(not kernels.available(), reason="the C++ step kernels did not build")
+@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
+def test_sequence_op_saves_what_the_step_loop_saves(mode, monkeypatch):
+    """The whole loop in C++ keeps no more for backward than the Python loop over the steps."""
+    m = _module(mode, "all")
+    x = torch.randn(3, 6, 3)
+
+    def saved_bytes():
+        total = 0
+
+        def pack(t):
+            nonlocal total
+            total += t.numel() * t.element_size()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            torch.manual_seed(0)
+            m(x)
+        return total
+
+    sequence = saved_bytes()
+    _use_step_loop(monkeypatch)
+    assert sequence == saved_bytes()
 
 
 TRICKS = {
@@ -240,6 +315,35 @@ def test_kernels_refuse_tensors_of_the_wrong_size():
     broadcast, _ = fast_loop.gru_layer(gates, h0, w, candidate_mask=mask)
     full, _ = fast_loop.gru_layer(gates, h0, w, candidate_mask=mask.expand(4, 7).contiguous())
     torch.testing.assert_close(broadcast, full)
+
+
+@pytest.mark.skipif(not kernels.available(), reason="the C++ step kernels did not build")
+def test_sequence_ops_refuse_buffers_of_the_wrong_size():
+    """The sequence ops walk raw pointers over T steps: a buffer one step short, or a reset
+    mask that is not bool [T, B], is refused by name before anything is read."""
+    T_, B_, H_ = 4, 2, 3
+    gates, w_t = torch.randn(T_, B_, 4 * H_), torch.randn(H_, 4 * H_)
+    hs, cs = torch.zeros(T_ + 1, B_, H_), torch.zeros(T_ + 1, B_, H_)
+    act, tanh_c = torch.empty(T_, B_, 4 * H_), torch.empty(T_, B_, H_)
+    none6 = (None,) * 6
+
+    def forward(hs=hs, reset=None, h_init=None, c_init=None):
+        torch.ops.rnnkit.lstm_forward_seq(gates, w_t, *none6, None, None, None, reset, h_init,
+                                          c_init, hs, cs, act, None, cs[1:], tanh_c, None,
+                                          None, None)
+
+    forward()
+    with pytest.raises(RuntimeError, match=r"hs must be a contiguous \[5, 2, 3\]"):
+        forward(hs=torch.zeros(T_, B_, H_))
+    with pytest.raises(RuntimeError, match=r"reset must be bool \[4, 2\]"):
+        forward(reset=torch.zeros(T_, B_), h_init=hs[0], c_init=cs[0])
+    with pytest.raises(RuntimeError, match="reset needs h_init and c_init"):
+        forward(reset=torch.zeros(T_, B_, dtype=torch.bool))
+    with pytest.raises(RuntimeError, match=r"keep_h must be a contiguous \[4, 2, 3\]"):
+        torch.ops.rnnkit.gru_forward_seq(torch.randn(T_, B_, 3 * H_), torch.randn(H_, 3 * H_),
+                                         None, None, None, torch.rand(T_, 1, H_), None, None,
+                                         hs, torch.empty(T_, B_, 3 * H_),
+                                         torch.empty(T_, B_, H_), None, None)
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")

@@ -1,7 +1,11 @@
 """Fast time loops for one recurrent layer: a forward and a hand-written backward per sequence.
 
 Autograd over a per-step Python loop records ~40 small ops per step and replays them one by
-one; here each layer is one ``torch.autograd.Function`` instead:
+one; here each layer is one ``torch.autograd.Function`` instead. Where the C++ kernels built
+(CPU, float32/float64), its forward and its backward are one call each of a compiled sequence
+op (``torch.ops.rnnkit.{lstm,gru}_{forward,backward}_seq``) that runs the whole time loop, so
+no Python runs per step; elsewhere the same loop runs in Python over one step op per step
+(compiled, or eager PyTorch). Either way:
 
 - forward writes every step into preallocated buffers (``out=`` and in-place ops), so it
   allocates nothing per step except the layer-norm outputs;
@@ -21,7 +25,7 @@ Shared arguments of :func:`lstm_layer` and :func:`gru_layer`:
         :func:`lstm_layer` with ``ih_gain``, before its layer norm (the step applies it).
     weight_hh: [G*H, H].
     hh_gain, hh_bias: [G*H] layer norm of the recurrent map, or None (then ``hh_bias`` is
-        the plain recurrent bias; LSTM callers may fold it into ``input_gates`` instead).
+        the plain recurrent bias).
     candidate_mask: [B, H] recurrent-dropout mask (scaled) or None.
     keep_h, keep_c: [T, B, H] or [T, B, 1] or [T, 1, 1]: how much of the previous state each
         unit keeps at each step (zoneout, and 1 past the end of a sequence), or None.
@@ -29,6 +33,8 @@ Shared arguments of :func:`lstm_layer` and :func:`gru_layer`:
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import torch
 from torch import Tensor
@@ -87,7 +93,8 @@ def _lstm_forward_step(
 
     ``x`` [B, 4H] is ``W_ih x_t + b`` (plus ``W_hh h`` when ``raw`` is None, and then it may
     be ``act`` itself), or ``W_ih x_t`` before its layer norm when ``ih_gain`` is given;
-    ``raw`` is ``W_hh h`` before its layer norm. Writes the activated gates to ``act``, the
+    ``raw`` is ``W_hh h`` before its layer norm (without it, ``hh_bias`` is the plain recurrent
+    bias, added to ``x``, or None). Writes the activated gates to ``act``, the
     cell before zoneout to ``c_new``, the new state to ``c`` and ``h``, ``tanh(LN(c_new))`` to
     ``tanh_c`` and layer-norm statistics [2, B] (mean, rstd). The C++ kernel
     ``torch.ops.rnnkit.lstm_forward_step`` (csrc/lstm_step.cpp) does the same in one pass.
@@ -102,6 +109,8 @@ def _lstm_forward_step(
         hh_stats[0].copy_(mean.view(-1))
         hh_stats[1].copy_(rstd.view(-1))
         torch.add(x, y, out=act)
+    elif hh_bias is not None:  # no layer norm: the plain recurrent bias
+        torch.add(x, hh_bias, out=act)
     elif x is not act:
         act.copy_(x)
     i, f, g, o = act.split(H, 1)
@@ -246,6 +255,45 @@ def _step_ops(x: Tensor, cell: str) -> tuple:
     return _EAGER_STEPS[cell]
 
 
+def _sequence_ops(x: Tensor, cell: str) -> tuple | None:
+    """The compiled sequence ops of ``cell`` (the whole time loop in one call each way) where
+    the kernels run for tensors like ``x``, else None: the Python loop over the steps."""
+    if compiled_steps(x):
+        ops = torch.ops.rnnkit
+        return getattr(ops, f"{cell}_forward_seq"), getattr(ops, f"{cell}_backward_seq")
+    return None
+
+
+def _reset_mask(resets: dict, T: int, B: int, device) -> Tensor | None:
+    """The ``resets`` dict {t: rows [B, 1]} as one bool [T, B] mask, or None without resets."""
+    if not resets:
+        return None
+    mask = torch.zeros(T, B, dtype=torch.bool, device=device)
+    mask[list(resets)] = torch.stack([m.reshape(B) for m in resets.values()])
+    return mask
+
+
+def _rows(t: Tensor, B: int, H: int) -> Tensor:
+    """An initial state (maybe [H] or [1, H], or expanded over the batch) as contiguous [B, H]."""
+    return t.expand(B, H).contiguous()
+
+
+def _without_autocast(device: torch.device):
+    """Autocast off inside the loop: its ops write into buffers of the state's precision
+    (``out=``), which autocast's reduced-precision matmuls would not match."""
+    if torch.is_autocast_enabled(device.type):
+        return torch.autocast(device.type, enabled=False)
+    return contextlib.nullcontext()
+
+
+def _state_precision(dtype: torch.dtype, *tensors: Tensor | None) -> list[Tensor | None]:
+    """Floating tensors in ``dtype``. Under autocast the input projection arrives in bfloat16
+    or float16 while the recurrent weights stay float32: the recurrence (state, cell, gates,
+    layer-norm statistics) then runs in float32, as rounding the state to 8 bits of mantissa
+    at every step would compound over the sequence."""
+    return [t.to(dtype) if t is not None and t.is_floating_point() else t for t in tensors]
+
+
 def _first_order_only() -> None:
     """The hand-written backward is not itself differentiable. Autograd runs a backward with
     grad mode on only under create_graph=True (a gradient penalty, Hessian products), whose
@@ -270,6 +318,37 @@ def _full(t: Tensor | None, shape: tuple[int, ...], new) -> Tensor | None:
     return new(*shape).copy_(t.expand(shape))
 
 
+def _lstm_forward_loop(input_gates, w_t, norms, masks, resets, h_init, c_init, bufs) -> dict:
+    """The LSTM forward as a Python loop over the step ops (compiled or eager), writing into
+    ``bufs``. Returns the restarts {t: (rows, h, c)} the backward needs."""
+    ih_gain, ih_bias, hh_gain, hh_bias, cell_gain, cell_bias = norms
+    candidate_mask, keep_c, keep_h = masks
+    hs, cs, act, raw_hh, c_new, tanh_c, ih_stats, hh_stats, cell_stats = bufs
+    T = input_gates.shape[0]
+    step, _ = _step_ops(input_gates, "lstm")
+    restarts = {}
+    # Per-step views made up front in C++ (unbind) instead of indexing in the loop.
+    X, Z, HS, CS, CN, TC = (u.unbind(0) for u in (input_gates, act, hs, cs, c_new, tanh_c))
+    RAW, KH, KC = (_steps(u, T) for u in (raw_hh, keep_h, keep_c))
+    IST, HST, CST = (_steps(u, T, dim=1) for u in (ih_stats, hh_stats, cell_stats))
+    h, c = HS[0], CS[0]  # contiguous copies of h0 and c0, as the steps need
+    for t in range(T):
+        if t in resets:
+            m = resets[t]
+            h, c = torch.where(m, h_init, h), torch.where(m, c_init, c)
+            restarts[t] = (m, h, c)
+        if raw_hh is not None:
+            torch.mm(h, w_t, out=RAW[t])
+            x = X[t]
+        else:
+            x = torch.addmm(X[t], h, w_t, out=Z[t])
+        step(x, ih_gain, ih_bias, IST[t], RAW[t], hh_gain, hh_bias, c, h, cell_gain, cell_bias,
+             candidate_mask, KC[t], KH[t], Z[t], CN[t], CS[t + 1], TC[t], HS[t + 1], HST[t],
+             CST[t])
+        h, c = HS[t + 1], CS[t + 1]
+    return restarts
+
+
 class _LSTMLayer(torch.autograd.Function):
     @staticmethod
     def forward(  # type: ignore[override]
@@ -279,15 +358,14 @@ class _LSTMLayer(torch.autograd.Function):
         T, B, G = input_gates.shape
         H = G // 4
         input_gates = input_gates.contiguous()
+        ctx.device = input_gates.device
 
         def new(*shape: int) -> Tensor:
             return workspace.empty(shape, input_gates)
 
         keep_h, keep_c = (_full(k, (T, B, H), new) for k in (keep_h, keep_c))
         candidate_mask = _full(candidate_mask, (B, H), new)
-        step, _ = _step_ops(input_gates, "lstm")
         hs, cs, tanh_c = new(T + 1, B, H), new(T + 1, B, H), new(T, B, H)  # hs[t+1] = h_t
-        hs[0], cs[0] = h0, c0
         act = new(T, B, G)  # activated gates i, f, g, o
         raw_hh = new(T, B, G) if hh_gain is not None else None
         c_new = new(T, B, H) if keep_c is not None else cs[1:]
@@ -295,28 +373,25 @@ class _LSTMLayer(torch.autograd.Function):
         hh_stats = new(2, T, B) if hh_gain is not None else None
         cell_stats = new(2, T, B) if cell_gain is not None else None
         w_t = weight_hh.t().contiguous()  # [H, G]; ~4% faster than the transposed view
-        restarts = {}
-        # Per-step views made up front in C++ (unbind) instead of indexing in the loop.
-        X, Z, HS, CS, CN, TC = (u.unbind(0) for u in (input_gates, act, hs, cs, c_new, tanh_c))
-        RAW, KH, KC = (_steps(u, T) for u in (raw_hh, keep_h, keep_c))
-        IST, HST, CST = (_steps(u, T, dim=1) for u in (ih_stats, hh_stats, cell_stats))
-        h, c = HS[0], CS[0]  # contiguous copies of h0 and c0, as the steps need
-        for t in range(T):
-            if t in resets:
-                m = resets[t]
-                h, c = torch.where(m, h_init, h), torch.where(m, c_init, c)
-                restarts[t] = (m, h, c)
-            if raw_hh is not None:
-                torch.mm(h, w_t, out=RAW[t])
-                x = X[t]
-            else:
-                x = torch.addmm(X[t], h, w_t, out=Z[t])
-            step(x, ih_gain, ih_bias, IST[t], RAW[t], hh_gain, hh_bias, c, h, cell_gain, cell_bias,
-                 candidate_mask, KC[t], KH[t], Z[t], CN[t], CS[t + 1], TC[t], HS[t + 1], HST[t],
-                 CST[t])
-            h, c = HS[t + 1], CS[t + 1]
-
-        ctx.restarts = restarts
+        hs[0], cs[0] = h0, c0
+        seq = _sequence_ops(input_gates, "lstm")
+        bufs = (hs, cs, act, raw_hh, c_new, tanh_c, ih_stats, hh_stats, cell_stats)
+        norms = (ih_gain, ih_bias, hh_gain, hh_bias, cell_gain, cell_bias)
+        masks = (candidate_mask, keep_c, keep_h)
+        if seq is None and hh_gain is None and hh_bias is not None:
+            # The step ops read the plain recurrent bias as part of their input; the sequence
+            # op adds it in its pass over each row instead of a pass over all of [T, B, 4H].
+            input_gates, norms = input_gates + hh_bias, (*norms[:3], None, *norms[4:])
+        if seq is not None:
+            reset = _reset_mask(resets, T, B, input_gates.device)
+            h_init, c_init = (_rows(s, B, H) if reset is not None else None
+                              for s in (h_init, c_init))
+            seq[0](input_gates, w_t, *norms, *masks, reset, h_init, c_init, *bufs)
+            ctx.reset, ctx.restarts = (reset, h_init, c_init), {}
+        else:
+            ctx.reset = None
+            ctx.restarts = _lstm_forward_loop(input_gates, w_t, norms, masks, resets, h_init,
+                                              c_init, bufs)
         ctx.save_for_backward(
             weight_hh, ih_gain, ih_bias, hh_gain, hh_bias, cell_gain, cell_bias, hs, cs, c_new,
             tanh_c, act, input_gates if ih_gain is not None else None, raw_hh, candidate_mask,
@@ -327,50 +402,38 @@ class _LSTMLayer(torch.autograd.Function):
     @staticmethod
     def backward(ctx, d_hs, d_hn, d_cn):  # type: ignore[override]
         _first_order_only()
+        with _without_autocast(ctx.device):
+            return _LSTMLayer._backward(ctx, d_hs, d_hn, d_cn)
+
+    @staticmethod
+    def _backward(ctx, d_hs, d_hn, d_cn):
         (weight_hh, ih_gain, ih_bias, hh_gain, hh_bias, cell_gain, cell_bias, hs, cs, c_new,
          tanh_c, act, raw_ih, raw_hh, candidate_mask, keep_h, keep_c, ih_stats, hh_stats,
          cell_stats) = ctx.saved_tensors
-        T, B, G = act.shape
-        restarts = ctx.restarts
-        _, step = _step_ops(act, "lstm")
         d_gates = workspace.empty(act.shape, act)  # dL/d(input_gates) = dL/d(preactivations)
         d_raw = workspace.empty(act.shape, act) if raw_hh is not None else None
         d_x = workspace.empty(act.shape, act) if raw_ih is not None else None
         d_cnorm = workspace.empty(tanh_c.shape, tanh_c) if cell_gain is not None else None
-        dh_direct = torch.empty_like(hs[0]) if keep_h is not None else None
-        d_h_init = torch.zeros_like(hs[0]) if restarts else None
-        d_c_init = torch.zeros_like(cs[0]) if restarts else None
         dh = _contiguous_copy(d_hn) if d_hn is not None else torch.zeros_like(hs[0])
         dc = _contiguous_copy(d_cn) if d_cn is not None else torch.zeros_like(cs[0])
         if d_hs is not None:
             d_hs = d_hs.contiguous()
-        A, TC, CS, CN, DZ = (u.unbind(0) for u in (act, tanh_c, cs, c_new, d_gates))
-        RAW, DRAW, DCN, KH, KC, DHS, X, DX = (
-            _steps(u, T) for u in (raw_hh, d_raw, d_cnorm, keep_h, keep_c, d_hs, raw_ih, d_x)
-        )
-        IST, HST, CST = (_steps(u, T, dim=1) for u in (ih_stats, hh_stats, cell_stats))
-        for t in range(T - 1, -1, -1):
-            c_prev = restarts[t][2] if t in restarts else CS[t]
-            step(dh, DHS[t], dc, A[t], TC[t], CN[t], c_prev, candidate_mask, KC[t], KH[t],
-                 cell_gain, CST[t], RAW[t], hh_gain, HST[t], X[t], ih_gain, IST[t], DZ[t], DRAW[t],
-                 DX[t], DCN[t], dh_direct, dc)
-            d_pre = DZ[t] if d_raw is None else DRAW[t]  # dL/d(W_hh h_{t-1})
-            if keep_h is not None:
-                dh = torch.addmm(dh_direct, d_pre, weight_hh)
-            else:
-                dh = torch.mm(d_pre, weight_hh)
-            if t in restarts:
-                m = restarts[t][0]
-                d_h_init += torch.where(m, dh, 0.0)
-                d_c_init += torch.where(m, dc, 0.0)
-                dh, dc = torch.where(m, 0.0, dh), torch.where(m, 0.0, dc)
-
-        d_weight = _weight_grad(d_gates if d_raw is None else d_raw, hs, restarts)
+        grads = (d_gates, d_raw, d_x, d_cnorm)
+        saved = (act, tanh_c, hs, cs, c_new, candidate_mask, keep_c, keep_h, cell_gain,
+                 cell_stats, raw_hh, hh_gain, hh_stats, raw_ih, ih_gain, ih_stats)
+        if ctx.reset is not None:  # the compiled sequence op ran the forward
+            d_weight, d_h_init, d_c_init = _lstm_backward_seq(
+                ctx.reset, weight_hh, d_hs, dh, dc, saved, grads)
+        else:
+            d_weight, d_h_init, d_c_init = _lstm_backward_loop(
+                ctx.restarts, weight_hh, d_hs, dh, dc, saved, grads)
         d_ih_gain = d_ih_bias = d_hh_gain = d_hh_bias = d_cell_gain = d_cell_bias = None
         if raw_ih is not None:
             d_ih_gain, d_ih_bias = _ln_param_grads(d_gates, raw_ih, *ih_stats, ih_gain, ih_bias)
         if raw_hh is not None:
             d_hh_gain, d_hh_bias = _ln_param_grads(d_gates, raw_hh, *hh_stats, hh_gain, hh_bias)
+        elif hh_bias is not None:
+            d_hh_bias = d_gates.sum((0, 1))
         if cell_gain is not None:
             d_cell_gain, d_cell_bias = _ln_param_grads(
                 d_cnorm, c_new, *cell_stats, cell_gain, cell_bias
@@ -378,6 +441,117 @@ class _LSTMLayer(torch.autograd.Function):
         return (d_gates if d_x is None else d_x, dh, dc, d_weight, d_ih_gain, d_ih_bias,
                 d_hh_gain, d_hh_bias, d_cell_gain, d_cell_bias, d_h_init, d_c_init, None, None,
                 None, None)
+
+
+def _lstm_backward_seq(reset_state, weight_hh, d_hs, dh, dc, saved, grads):
+    """The LSTM backward over every step in one call of the compiled sequence op; ``dh`` and
+    ``dc`` become dL/dh0 and dL/dc0. Returns (dL/dW_hh, dL/dh_init, dL/dc_init)."""
+    reset, h_init, c_init = reset_state
+    d_h_init = torch.zeros_like(h_init) if reset is not None else None
+    d_c_init = torch.zeros_like(c_init) if reset is not None else None
+    d_weight = weight_hh.new_empty(weight_hh.shape)
+    (act, tanh_c, hs, cs, c_new, mask, keep_c, keep_h, cell_gain, cell_stats, raw_hh, hh_gain,
+     hh_stats, raw_ih, ih_gain, ih_stats) = saved
+    d_gates, d_raw, d_x, d_cnorm = grads
+    torch.ops.rnnkit.lstm_backward_seq(
+        weight_hh, d_hs, dh, dc, act, tanh_c, hs, cs, c_new, mask, keep_c, keep_h, reset,
+        h_init, c_init, cell_gain, cell_stats, raw_hh, hh_gain, hh_stats, raw_ih, ih_gain,
+        ih_stats, d_gates, d_raw, d_x, d_cnorm, d_h_init, d_c_init, d_weight,
+    )
+    return d_weight, d_h_init, d_c_init
+
+
+def _lstm_backward_loop(restarts, weight_hh, d_hs, dh, dc, saved, grads):
+    """The LSTM backward as a Python loop over the step ops (compiled or eager); writes
+    dL/dh0 and dL/dc0 into ``dh`` and ``dc``. Returns (dL/dW_hh, dL/dh_init, dL/dc_init)."""
+    (act, tanh_c, hs, cs, c_new, mask, keep_c, keep_h, cell_gain, cell_stats, raw_hh, hh_gain,
+     hh_stats, raw_ih, ih_gain, ih_stats) = saved
+    d_gates, d_raw, d_x, d_cnorm = grads
+    T = act.shape[0]
+    _, step = _step_ops(act, "lstm")
+    dh_direct = torch.empty_like(hs[0]) if keep_h is not None else None
+    d_h_init = torch.zeros_like(hs[0]) if restarts else None
+    d_c_init = torch.zeros_like(cs[0]) if restarts else None
+    dh_out, dc_out = dh, dc
+    A, TC, CS, CN, DZ = (u.unbind(0) for u in (act, tanh_c, cs, c_new, d_gates))
+    RAW, DRAW, DCN, KH, KC, DHS, X, DX = (
+        _steps(u, T) for u in (raw_hh, d_raw, d_cnorm, keep_h, keep_c, d_hs, raw_ih, d_x)
+    )
+    IST, HST, CST = (_steps(u, T, dim=1) for u in (ih_stats, hh_stats, cell_stats))
+    for t in range(T - 1, -1, -1):
+        c_prev = restarts[t][2] if t in restarts else CS[t]
+        step(dh, DHS[t], dc, A[t], TC[t], CN[t], c_prev, mask, KC[t], KH[t],
+             cell_gain, CST[t], RAW[t], hh_gain, HST[t], X[t], ih_gain, IST[t], DZ[t], DRAW[t],
+             DX[t], DCN[t], dh_direct, dc)
+        d_pre = DZ[t] if d_raw is None else DRAW[t]  # dL/d(W_hh h_{t-1})
+        if keep_h is not None:
+            dh = torch.addmm(dh_direct, d_pre, weight_hh)
+        else:
+            dh = torch.mm(d_pre, weight_hh)
+        if t in restarts:
+            m = restarts[t][0]
+            d_h_init += torch.where(m, dh, 0.0)
+            d_c_init += torch.where(m, dc, 0.0)
+            dh, dc = torch.where(m, 0.0, dh), torch.where(m, 0.0, dc)
+    dh_out.copy_(dh)
+    dc_out.copy_(dc)
+    return _weight_grad(d_gates if d_raw is None else d_raw, hs, restarts), d_h_init, d_c_init
+
+
+def _gru_forward_loop(input_gates, w_t, hh_gain, hh_bias, masks, resets, h_init, bufs):
+    """The GRU forward as a Python loop over the step ops (compiled or eager), writing into
+    ``bufs``. Returns the restarts {t: (rows, h)} and the layer-norm statistics (or None)."""
+    candidate_mask, keep_h = masks
+    hs, act, a_n, raw_hh = bufs
+    T, B, G = input_gates.shape
+    step, _ = _step_ops(input_gates, "gru")
+    a = workspace.empty((B, G), input_gates)  # the recurrent map of the current step
+    hh_stats = []
+    restarts = {}
+    X, Z, AN, HS = (u.unbind(0) for u in (input_gates, act, a_n, hs))
+    RAW, KH = _steps(raw_hh, T), _steps(keep_h, T)
+    h = HS[0]  # a contiguous copy of h0, as the steps need
+    for t in range(T):
+        if t in resets:
+            h = torch.where(resets[t], h_init, h)
+            restarts[t] = (resets[t], h)
+        if raw_hh is not None:
+            torch.mm(h, w_t, out=RAW[t])
+            a, mean, rstd = _ln_forward(RAW[t], hh_gain, hh_bias)
+            hh_stats.append((mean, rstd))
+        elif hh_bias is not None:
+            torch.addmm(hh_bias, h, w_t, out=a)
+        else:
+            torch.mm(h, w_t, out=a)
+        step(X[t], a, h, candidate_mask, KH[t], Z[t], AN[t], HS[t + 1])
+        h = HS[t + 1]
+    return restarts, [torch.stack(s) for s in zip(*hh_stats)] if hh_stats else None
+
+
+def _gru_backward_loop(restarts, hh_stats, weight_hh, hh_gain, d_hs, dh, saved, grads):
+    """The GRU backward as a Python loop over the step ops (compiled or eager); writes dL/dh0
+    into ``dh``. Returns (dL/dW_hh, dL/dh_init)."""
+    hs, act, a_n, raw_hh, mask, keep_h = saved
+    d_gates, d_a, d_raw = grads
+    T = act.shape[0]
+    _, step = _step_ops(act, "gru")
+    d_h_init = torch.zeros_like(hs[0]) if restarts else None
+    dh_out = dh
+    A, AN, HS, DZ, DA, DRAW = (u.unbind(0) for u in (act, a_n, hs, d_gates, d_a, d_raw))
+    RAW, KH, DHS = (_steps(u, T) for u in (raw_hh, keep_h, d_hs))
+    for t in range(T - 1, -1, -1):
+        h_prev = restarts[t][1] if t in restarts else HS[t]
+        step(dh, DHS[t], A[t], AN[t], h_prev, mask, KH[t], DZ[t], DA[t], dh)
+        if raw_hh is not None:
+            mean, rstd = hh_stats[0][t], hh_stats[1][t]
+            DRAW[t].copy_(_ln_input_grad(DA[t], RAW[t], mean, rstd, hh_gain))
+        dh = torch.addmm(dh, DRAW[t], weight_hh)
+        if t in restarts:
+            m = restarts[t][0]
+            d_h_init += torch.where(m, dh, 0.0)
+            dh = torch.where(m, 0.0, dh)
+    dh_out.copy_(dh)
+    return _weight_grad(d_raw, hs, restarts), d_h_init
 
 
 class _GRULayer(torch.autograd.Function):
@@ -388,42 +562,31 @@ class _GRULayer(torch.autograd.Function):
         T, B, G = input_gates.shape
         H = G // 3
         input_gates = input_gates.contiguous()
+        ctx.device = input_gates.device
 
         def new(*shape: int) -> Tensor:
             return workspace.empty(shape, input_gates)
 
         keep_h = _full(keep_h, (T, B, H), new)
         candidate_mask = _full(candidate_mask, (B, H), new)
-        step, _ = _step_ops(input_gates, "gru")
         hs = new(T + 1, B, H)  # hs[t+1] = h_t
         hs[0] = h0
         act = new(T, B, G)  # r, z, n after their nonlinearities
         a_n = new(T, B, H)  # the recurrent part of the candidate, b_hn included
         raw_hh = new(T, B, G) if hh_gain is not None else None
-        a = new(B, G)  # the recurrent map of the current step
-        hh_stats = []
         w_t = weight_hh.t().contiguous()  # [H, G]; ~4% faster than the transposed view
-        restarts = {}
-        X, Z, AN, HS = (u.unbind(0) for u in (input_gates, act, a_n, hs))
-        RAW, KH = _steps(raw_hh, T), _steps(keep_h, T)
-        h = HS[0]  # a contiguous copy of h0, as the steps need
-        for t in range(T):
-            if t in resets:
-                h = torch.where(resets[t], h_init, h)
-                restarts[t] = (resets[t], h)
-            if raw_hh is not None:
-                torch.mm(h, w_t, out=RAW[t])
-                a, mean, rstd = _ln_forward(RAW[t], hh_gain, hh_bias)
-                hh_stats.append((mean, rstd))
-            elif hh_bias is not None:
-                torch.addmm(hh_bias, h, w_t, out=a)
-            else:
-                torch.mm(h, w_t, out=a)
-            step(X[t], a, h, candidate_mask, KH[t], Z[t], AN[t], HS[t + 1])
-            h = HS[t + 1]
-
-        ctx.restarts = restarts
-        ctx.hh_stats = [torch.stack(s) for s in zip(*hh_stats)] if hh_stats else None
+        masks, bufs = (candidate_mask, keep_h), (hs, act, a_n, raw_hh)
+        seq = _sequence_ops(input_gates, "gru")
+        if seq is not None:
+            reset = _reset_mask(resets, T, B, input_gates.device)
+            h_init = _rows(h_init, B, H) if reset is not None else None
+            hh_stats = new(2, T, B) if hh_gain is not None else None  # mean, rstd
+            seq[0](input_gates, w_t, hh_gain, hh_bias, *masks, reset, h_init, *bufs, hh_stats)
+            ctx.reset, ctx.restarts, ctx.hh_stats = (reset, h_init), {}, hh_stats
+        else:
+            ctx.reset = None
+            ctx.restarts, ctx.hh_stats = _gru_forward_loop(
+                input_gates, w_t, hh_gain, hh_bias, masks, resets, h_init, bufs)
         ctx.save_for_backward(
             weight_hh, hh_gain, hh_bias, hs, act, a_n, raw_hh, candidate_mask, keep_h
         )
@@ -432,33 +595,33 @@ class _GRULayer(torch.autograd.Function):
     @staticmethod
     def backward(ctx, d_hs, d_hn):  # type: ignore[override]
         _first_order_only()
+        with _without_autocast(ctx.device):
+            return _GRULayer._backward(ctx, d_hs, d_hn)
+
+    @staticmethod
+    def _backward(ctx, d_hs, d_hn):
         (weight_hh, hh_gain, hh_bias, hs, act, a_n, raw_hh, candidate_mask,
          keep_h) = ctx.saved_tensors
-        T, B, G = act.shape
-        restarts = ctx.restarts
-        _, step = _step_ops(act, "gru")
         d_gates = workspace.empty(act.shape, act)
         d_a = workspace.empty(act.shape, act)  # dL/d (recurrent projection, after its LN)
         d_raw = workspace.empty(act.shape, act) if raw_hh is not None else d_a
-        d_h_init = torch.zeros_like(hs[0]) if restarts else None
         dh = _contiguous_copy(d_hn) if d_hn is not None else torch.zeros_like(hs[0])
         if d_hs is not None:
             d_hs = d_hs.contiguous()
-        A, AN, HS, DZ, DA, DRAW = (u.unbind(0) for u in (act, a_n, hs, d_gates, d_a, d_raw))
-        RAW, KH, DHS = (_steps(u, T) for u in (raw_hh, keep_h, d_hs))
-        for t in range(T - 1, -1, -1):
-            h_prev = restarts[t][1] if t in restarts else HS[t]
-            step(dh, DHS[t], A[t], AN[t], h_prev, candidate_mask, KH[t], DZ[t], DA[t], dh)
-            if raw_hh is not None:
-                mean, rstd = ctx.hh_stats[0][t], ctx.hh_stats[1][t]
-                DRAW[t].copy_(_ln_input_grad(DA[t], RAW[t], mean, rstd, hh_gain))
-            dh = torch.addmm(dh, DRAW[t], weight_hh)
-            if t in restarts:
-                m = restarts[t][0]
-                d_h_init += torch.where(m, dh, 0.0)
-                dh = torch.where(m, 0.0, dh)
-
-        d_weight = _weight_grad(d_raw, hs, restarts)
+        saved = (hs, act, a_n, raw_hh, candidate_mask, keep_h)
+        if ctx.reset is not None:  # the compiled sequence op ran the forward
+            reset, h_init = ctx.reset
+            d_h_init = torch.zeros_like(h_init) if reset is not None else None
+            d_weight = weight_hh.new_empty(weight_hh.shape)
+            torch.ops.rnnkit.gru_backward_seq(
+                weight_hh, d_hs, dh, act, a_n, hs, candidate_mask, keep_h, reset, h_init,
+                raw_hh, hh_gain, ctx.hh_stats, d_gates, d_a,
+                d_raw if raw_hh is not None else None, d_h_init, d_weight,
+            )
+        else:
+            d_weight, d_h_init = _gru_backward_loop(
+                ctx.restarts, ctx.hh_stats, weight_hh, hh_gain, d_hs, dh, saved,
+                (d_gates, d_a, d_raw))
         d_hh_gain = None
         if raw_hh is not None:
             d_hh_gain, d_hh_bias = _ln_param_grads(d_a, raw_hh, *ctx.hh_stats, hh_gain, hh_bias)
@@ -480,8 +643,8 @@ def lstm_layer(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Run one LSTM layer over a sequence. Returns (h for every step [T, B, H], h_T, c_T).
 
-    Without layer norm on the recurrent map, ``hh_bias`` is added to ``input_gates`` once,
-    outside the loop (the two biases only ever appear as a sum). With ``ih_gain``,
+    Without layer norm on the recurrent map, ``hh_bias`` is added to the gates before their
+    nonlinearities (the two biases only ever appear as a sum). With ``ih_gain``,
     ``input_gates`` is ``W_ih x`` before its layer norm (gain ``ih_gain``, bias ``ih_bias``),
     which the step applies: one pass less over the [T, B, 4H] gates forward and backward.
     """
@@ -490,12 +653,12 @@ def lstm_layer(
         raise ValueError("resets need the state to restart from (h_init and c_init)")
     if ih_gain is not None and hh_gain is None:
         raise ValueError("ih_gain (the input map's layer norm) needs hh_gain as well")
-    if hh_gain is None and hh_bias is not None:
-        input_gates, hh_bias = input_gates + hh_bias, None
-    return _LSTMLayer.apply(
-        input_gates, h0, c0, weight_hh, ih_gain, ih_bias, hh_gain, hh_bias, cell_gain, cell_bias,
-        h_init, c_init, candidate_mask, keep_h, keep_c, resets,
-    )
+    dtype = torch.promote_types(input_gates.dtype, weight_hh.dtype)
+    args = _state_precision(dtype, input_gates, h0, c0, weight_hh, ih_gain, ih_bias, hh_gain,
+                            hh_bias, cell_gain, cell_bias, h_init, c_init, candidate_mask,
+                            keep_h, keep_c)
+    with _without_autocast(input_gates.device):
+        return _LSTMLayer.apply(*args, resets)
 
 
 def gru_layer(
@@ -508,6 +671,8 @@ def gru_layer(
     resets = resets or {}
     if resets and h_init is None:
         raise ValueError("resets need the state to restart from (h_init)")
-    return _GRULayer.apply(
-        input_gates, h0, weight_hh, hh_gain, hh_bias, h_init, candidate_mask, keep_h, resets
-    )
+    dtype = torch.promote_types(input_gates.dtype, weight_hh.dtype)
+    args = _state_precision(dtype, input_gates, h0, weight_hh, hh_gain, hh_bias, h_init,
+                            candidate_mask, keep_h)
+    with _without_autocast(input_gates.device):
+        return _GRULayer.apply(*args, resets)

@@ -1,10 +1,12 @@
-"""Compiled CPU step kernels for :mod:`rnnkit.fast_loop`, built once per machine at first use.
+"""Compiled CPU kernels for :mod:`rnnkit.fast_loop`, built once per machine at first use: the
+fused LSTM and GRU steps, and the sequence ops that run a layer's whole time loop around them.
 
-The C++ sources in ``rnnkit/csrc`` are compiled with ``torch.utils.cpp_extension`` (g++ and
-ninja) into torch's extension cache (``~/.cache/torch_extensions``, or
-``$TORCH_EXTENSIONS_DIR``) and registered as ``torch.ops.rnnkit.*``. Where they cannot be
-built (no compiler), :func:`available` is False, a warning says why, and the fast loop runs the
-same step math in eager PyTorch: slower, never different. ``RNNKIT_KERNELS=0`` turns them off.
+The C++ sources in ``rnnkit/csrc`` (and their headers, which ninja tracks) are compiled with
+``torch.utils.cpp_extension`` (g++ and ninja) into torch's extension cache
+(``~/.cache/torch_extensions``, or ``$TORCH_EXTENSIONS_DIR``) and registered as
+``torch.ops.rnnkit.*``. Where they cannot be built (no compiler), :func:`available` is False, a
+warning says why, and the fast loop runs the same step math in eager PyTorch: slower, never
+different. ``RNNKIT_KERNELS=0`` turns them off.
 """
 
 from __future__ import annotations

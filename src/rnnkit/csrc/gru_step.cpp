@@ -1,8 +1,12 @@
-// The elementwise part of one GRU step, forward and backward, fused into one pass per row.
+// The GRU's time loop in compiled code: the elementwise part of one step, forward and backward,
+// fused into one pass per row, and the whole loop over a sequence around it.
 //
-// rnnkit.fast_loop runs the time loop, the matmuls (W_hh h_{t-1}, d_a W_hh) and the recurrent
-// layer norm; these two ops do everything between them that eager PyTorch does in ~8 small ops
-// per step (Cho et al. 2014, torch's gate order r, z, n; z is the fraction of h kept):
+// The step ops (gru_{forward,backward}_step) do everything between the recurrent map (W_hh
+// h_{t-1} and its layer norm) and the next step that eager PyTorch does in ~8 small ops per
+// step; the sequence ops (gru_{forward,backward}_seq) run the same row functions for every
+// step together with the matmuls, the recurrent layer norm, resets and the recurrent weight
+// gradient, one call per layer each way (Cho et al. 2014, torch's gate order r, z, n; z is
+// the fraction of h kept):
 //
 //   r = sigmoid(x_r + a_r),  z = sigmoid(x_z + a_z),  n = tanh(x_n + r * a_n)
 //   h' = (1 - z) (n m) + z h_{t-1},   h_t = h' + k (h_{t-1} - h')
@@ -11,7 +15,7 @@
 // norm), m the recurrent-dropout mask and k the zoneout keep mask. The math is exactly
 // rnnkit.fast_loop._gru_forward_step / _gru_backward_step (the eager version, used when this
 // file cannot be compiled, and the reference tests/test_fast_loop.py holds it to).
-#include "step_common.h"
+#include "rows.h"
 
 #include <initializer_list>
 
@@ -19,14 +23,18 @@ namespace {
 
 using namespace rnnkit_step;
 
+// One step's rows: see gru_forward_step's schema.
 template <typename T>
-void forward_impl(const Tensor& x, const Tensor& a, const Tensor& h_prev, const OptTensor& mask,
-                  const OptTensor& keep_h, Tensor& act, Tensor& a_n, Tensor& h) {
-  const int64_t B = act.size(0), H = act.size(1) / 3;
+struct ForwardRows {
+  Rows<T> x, a, h_prev, mask, keep_h, act, a_n, h;
+};
+
+template <typename T>
+void forward_rows(const ForwardRows<T>& s, int64_t B, int64_t H) {
   for_rows(B, 3 * H, [&](int64_t b) {
-    const T *xr = ptr<T>(x, b), *ar = ptr<T>(a, b), *hp = ptr<T>(h_prev, b);
-    const T *mk = ptr<T>(mask, b), *kh = ptr<T>(keep_h, b);
-    T *z = ptr<T>(act, b), *an = ptr<T>(a_n, b), *hr = ptr<T>(h, b);
+    const T *xr = s.x(b), *ar = s.a(b), *hp = s.h_prev(b);
+    const T *mk = s.mask(b), *kh = s.keep_h(b);
+    T *z = s.act(b), *an = s.a_n(b), *hr = s.h(b);
     vec_loop<T>(H, [&](int64_t j, int64_t c) {
       Vec<T> r = sigmoid(load(xr, j, c) + load(ar, j, c));
       Vec<T> u = sigmoid(load(xr + H, j, c) + load(ar + H, j, c));
@@ -44,17 +52,20 @@ void forward_impl(const Tensor& x, const Tensor& a, const Tensor& h_prev, const 
   });
 }
 
-// dh_carry may be dh itself: each piece of dh is read before that piece is written.
+// One step's rows for the backward: see gru_backward_step's schema. dh_carry may be dh
+// itself: each piece of dh is read before that piece is written.
 template <typename T>
-void backward_impl(const Tensor& dh, const OptTensor& dh_extra, const Tensor& act,
-                   const Tensor& a_n, const Tensor& h_prev, const OptTensor& mask,
-                   const OptTensor& keep_h, Tensor& d_gates, Tensor& d_a, Tensor& dh_carry) {
-  const int64_t B = act.size(0), H = act.size(1) / 3;
+struct BackwardRows {
+  Rows<T> dh, dh_extra, act, a_n, h_prev, mask, keep_h, d_gates, d_a, dh_carry;
+};
+
+template <typename T>
+void backward_rows(const BackwardRows<T>& s, int64_t B, int64_t H) {
   for_rows(B, 3 * H, [&](int64_t b) {
-    const T *z = ptr<T>(act, b), *an = ptr<T>(a_n, b), *hp = ptr<T>(h_prev, b);
-    const T *mk = ptr<T>(mask, b), *kh = ptr<T>(keep_h, b);
-    const T *dhr = ptr<T>(dh, b), *dhx = ptr<T>(dh_extra, b);
-    T *dz = ptr<T>(d_gates, b), *da = ptr<T>(d_a, b), *carry = ptr<T>(dh_carry, b);
+    const T *z = s.act(b), *an = s.a_n(b), *hp = s.h_prev(b);
+    const T *mk = s.mask(b), *kh = s.keep_h(b);
+    const T *dhr = s.dh(b), *dhx = s.dh_extra(b);
+    T *dz = s.d_gates(b), *da = s.d_a(b), *carry = s.dh_carry(b);
     const Vec<T> one(1);
     vec_loop<T>(H, [&](int64_t j, int64_t c) {
       Vec<T> d = load(dhr, j, c), direct(0);
@@ -93,7 +104,10 @@ void gru_forward_step(const Tensor& x, const Tensor& a, const Tensor& h_prev,
     if (*t) check_rows(**t, B, H, "gru step", "mask and keep tensors");
   }
   AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "rnnkit_gru_forward_step", [&] {
-    forward_impl<scalar_t>(x, a, h_prev, mask, keep_h, act, a_n, h);
+    using T = scalar_t;
+    ForwardRows<T> s{rows<T>(x),      rows<T>(a),      rows<T>(h_prev), rows<T>(mask),
+                     rows<T>(keep_h), rows<T>(act),    rows<T>(a_n),    rows<T>(h)};
+    forward_rows(s, B, H);
   });
 }
 
@@ -111,8 +125,163 @@ void gru_backward_step(const Tensor& dh, const OptTensor& dh_extra, const Tensor
     if (*t) check_rows(**t, B, H, "gru step", "optional per-step tensors");
   }
   AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "rnnkit_gru_backward_step", [&] {
-    backward_impl<scalar_t>(dh, dh_extra, act, a_n, h_prev, mask, keep_h, d_gates, d_a,
-                            dh_carry);
+    using T = scalar_t;
+    BackwardRows<T> s{rows<T>(dh),     rows<T>(dh_extra), rows<T>(act),     rows<T>(a_n),
+                      rows<T>(h_prev), rows<T>(mask),     rows<T>(keep_h),  rows<T>(d_gates),
+                      rows<T>(d_a),    rows<T>(dh_carry)};
+    backward_rows(s, B, H);
+  });
+}
+
+// The sequence ops: one call runs a layer's whole time loop, forward or backward. Buffers are
+// [T, B, N] (hs [T + 1, B, H], hs[0] the initial state); reset is a [T, B] bool mask (rows
+// that restart from h_init before step t), and the backward recomputes those restarted
+// states instead of keeping them.
+void check_gru_seq(const Tensor& act, const Tensor& hs, const Tensor& a_n, const OptTensor& raw,
+                   const OptTensor& hh_gain, const OptTensor& hh_stats, const OptTensor& mask,
+                   const OptTensor& keep_h, const OptTensor& reset, const OptTensor& h_init,
+                   const char* op) {
+  TORCH_CHECK(act.dim() == 3 && act.size(2) % 3 == 0, "rnnkit ", op,
+              ": act must be [T, B, 3 * H], got sizes ", act.sizes());
+  const int64_t T_ = act.size(0), B = act.size(1), G = act.size(2), H = G / 3;
+  check_seq(act, T_, B, G, op, "act");
+  check_seq(hs, T_ + 1, B, H, op, "hs");
+  check_seq(a_n, T_, B, H, op, "a_n");
+  if (raw) check_seq(*raw, T_, B, G, op, "raw");
+  if (keep_h) check_seq(*keep_h, T_, B, H, op, "keep_h");
+  if (mask) check_rows(*mask, B, H, op, "mask");
+  if (h_init) check_rows(*h_init, B, H, op, "h_init");
+  if (hh_gain) check_vector(*hh_gain, G, op, "hh_gain");
+  if (hh_stats) check_seq_stats(*hh_stats, T_, B, op, "hh_stats");
+  TORCH_CHECK(!hh_gain || (raw && hh_stats), "rnnkit ", op, ": hh_gain needs raw and hh_stats");
+  if (reset) {
+    TORCH_CHECK(reset->scalar_type() == at::kBool && reset->dim() == 2 &&
+                    reset->size(0) == T_ && reset->size(1) == B,
+                "rnnkit ", op, ": reset must be bool [", T_, ", ", B, "], got ",
+                reset->scalar_type(), " ", reset->sizes());
+    TORCH_CHECK(h_init, "rnnkit ", op, ": reset needs h_init");
+  }
+  for (const OptTensor* t : {&raw, &hh_gain, &hh_stats, &mask, &keep_h, &h_init}) {
+    if (*t) check_dtype(**t, act, op, "an optional tensor");
+  }
+  for (const Tensor* t : TensorList{&hs, &a_n}) check_dtype(*t, act, op, "a state buffer");
+}
+
+void gru_forward_seq(const Tensor& input_gates, const Tensor& weight_t, const OptTensor& hh_gain,
+                     const OptTensor& hh_bias, const OptTensor& mask, const OptTensor& keep_h,
+                     const OptTensor& reset, const OptTensor& h_init, Tensor hs, Tensor act,
+                     Tensor a_n, const OptTensor& raw, const OptTensor& hh_stats) {
+  const char* op = "gru_forward_seq";
+  check_gru_seq(act, hs, a_n, raw, hh_gain, hh_stats, mask, keep_h, reset, h_init, op);
+  const int64_t T_ = act.size(0), B = act.size(1), G = act.size(2), H = G / 3;
+  check_seq(input_gates, T_, B, G, op, "input_gates");
+  check_dtype(input_gates, act, op, "input_gates");
+  TORCH_CHECK(weight_t.dim() == 2 && weight_t.size(0) == H && weight_t.size(1) == G, "rnnkit ",
+              op, ": weight_t must be [", H, ", ", G, "], got sizes ", weight_t.sizes());
+  if (hh_bias) check_vector(*hh_bias, G, op, "hh_bias");
+  AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "rnnkit_gru_forward_seq", [&] {
+    using T = scalar_t;
+    Tensor h_restart = reset ? at::empty({B, H}, hs.options()) : Tensor();
+    Tensor a = at::empty({B, G}, act.options());  // the recurrent map of the current step
+    const T *hg = data<T>(hh_gain), *hb = data<T>(hh_bias);
+    ForwardRows<T> s{};
+    s.a = rows<T>(a), s.mask = rows<T>(mask);
+    for (int64_t t = 0; t < T_; ++t) {
+      Tensor h = hs[t];
+      if (any_reset(reset, t)) {
+        restart_rows<T>(*reset, t, *h_init, h, h_restart);
+        h = h_restart;
+      }
+      if (raw) {  // a = LN(W_hh h) (its bias is hh_bias)
+        Tensor raw_t = (*raw)[t];
+        at::mm_out(raw_t, h, weight_t);
+        const Rows<T> rr = step_rows<T>(raw, t);
+        const StatRows<T> st = step_stat_rows<T>(hh_stats, t);
+        for_rows(B, G, [&](int64_t b) {
+          T* ar = s.a(b);
+          row_layer_norm(rr(b), G, hg, hb, st, b,
+                         [&](int64_t j, int64_t n, const Vec<T>& y) { store(y, ar, j, n); });
+        });
+      } else if (hh_bias) {
+        at::addmm_out(a, *hh_bias, h, weight_t);
+      } else {
+        at::mm_out(a, h, weight_t);
+      }
+      s.x = step_rows<T>(input_gates, t), s.h_prev = rows<T>(h);
+      s.keep_h = step_rows<T>(keep_h, t), s.act = step_rows<T>(act, t);
+      s.a_n = step_rows<T>(a_n, t), s.h = step_rows<T>(hs, t + 1);
+      forward_rows(s, B, H);
+    }
+  });
+}
+
+// dh holds dL/dh_T on entry and dL/dh0 on return; d_h_init (zeros on entry) receives the
+// gradient of every restart; d_a is dL/d(the recurrent map after its layer norm), d_raw
+// (with layer norm) dL/d(W_hh h); d_weight is dL/dW_hh.
+void gru_backward_seq(const Tensor& weight_hh, const OptTensor& d_hs, Tensor dh,
+                      const Tensor& act, const Tensor& a_n, const Tensor& hs,
+                      const OptTensor& mask, const OptTensor& keep_h, const OptTensor& reset,
+                      const OptTensor& h_init, const OptTensor& raw, const OptTensor& hh_gain,
+                      const OptTensor& hh_stats, Tensor d_gates, Tensor d_a,
+                      const OptTensor& d_raw, const OptTensor& d_h_init, Tensor d_weight) {
+  const char* op = "gru_backward_seq";
+  check_gru_seq(act, hs, a_n, raw, hh_gain, hh_stats, mask, keep_h, reset, h_init, op);
+  const int64_t T_ = act.size(0), B = act.size(1), G = act.size(2), H = G / 3;
+  check_seq(d_gates, T_, B, G, op, "d_gates");
+  check_seq(d_a, T_, B, G, op, "d_a");
+  if (d_raw) check_seq(*d_raw, T_, B, G, op, "d_raw");
+  if (d_hs) check_seq(*d_hs, T_, B, H, op, "d_hs");
+  check_rows(dh, B, H, op, "dh");
+  if (d_h_init) check_rows(*d_h_init, B, H, op, "d_h_init");
+  TORCH_CHECK(weight_hh.dim() == 2 && weight_hh.size(0) == G && weight_hh.size(1) == H,
+              "rnnkit ", op, ": weight_hh must be [", G, ", ", H, "], got sizes ",
+              weight_hh.sizes());
+  TORCH_CHECK(d_weight.dim() == 2 && d_weight.size(0) == G && d_weight.size(1) == H, "rnnkit ",
+              op, ": d_weight must be [", G, ", ", H, "], got sizes ", d_weight.sizes());
+  TORCH_CHECK(!hh_gain || d_raw, "rnnkit ", op, ": hh_gain needs d_raw");
+  TORCH_CHECK(!reset || d_h_init, "rnnkit ", op, ": reset needs d_h_init");
+  for (const OptTensor* t : {&d_hs, &d_raw, &d_h_init}) {
+    if (*t) check_dtype(**t, act, op, "an optional tensor");
+  }
+  for (const Tensor* t : TensorList{&dh, &d_gates, &d_a, &d_weight}) {
+    check_dtype(*t, act, op, "a gradient buffer");
+  }
+  AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "rnnkit_gru_backward_seq", [&] {
+    using T = scalar_t;
+    Tensor h_restart = reset ? at::empty({B, H}, hs.options()) : Tensor();
+    const Tensor& d_pre = hh_gain ? *d_raw : d_a;  // dL/d(W_hh h_{t-1}) of every step
+    const T* hg = data<T>(hh_gain);
+    BackwardRows<T> s{};
+    s.dh = rows<T>(dh), s.dh_carry = rows<T>(dh), s.mask = rows<T>(mask);
+    for (int64_t t = T_ - 1; t >= 0; --t) {
+      Tensor h_prev = hs[t];
+      const bool restarts = any_reset(reset, t);
+      if (restarts) {
+        restart_rows<T>(*reset, t, *h_init, h_prev, h_restart);
+        h_prev = h_restart;
+      }
+      s.dh_extra = step_rows<T>(d_hs, t), s.act = step_rows<T>(act, t);
+      s.a_n = step_rows<T>(a_n, t), s.h_prev = rows<T>(h_prev);
+      s.keep_h = step_rows<T>(keep_h, t), s.d_gates = step_rows<T>(d_gates, t);
+      s.d_a = step_rows<T>(d_a, t);
+      backward_rows(s, B, H);
+      if (hh_gain) {  // through the recurrent map's layer norm
+        const Rows<T> da = step_rows<T>(d_a, t), rr = step_rows<T>(raw, t);
+        const Rows<T> dr = step_rows<T>(d_raw, t);
+        const StatRows<T> st = step_stat_rows<T>(hh_stats, t);
+        for_rows(B, G, [&](int64_t b) {
+          T mean, rstd;
+          st.read(b, mean, rstd);
+          row_ln_backward(da(b), rr(b), hg, mean, rstd, G, dr(b));
+        });
+      }
+      dh.addmm_(d_pre[t], weight_hh);
+      if (restarts) {
+        Tensor dhi = *d_h_init;
+        route_restart_grad<T>(*reset, t, dh, dhi);
+      }
+    }
+    recurrent_weight_grad<T>(d_pre, hs, reset, h_init, d_weight);
   });
 }
 
@@ -126,9 +295,20 @@ TORCH_LIBRARY_FRAGMENT(rnnkit, m) {
       "gru_backward_step(Tensor dh, Tensor? dh_extra, Tensor act, Tensor a_n, Tensor h_prev, "
       "Tensor? mask, Tensor? keep_h, Tensor(a!) d_gates, Tensor(b!) d_a, Tensor(c!) dh_carry) "
       "-> ()");
+  m.def(
+      "gru_forward_seq(Tensor input_gates, Tensor weight_t, Tensor? hh_gain, Tensor? hh_bias, "
+      "Tensor? mask, Tensor? keep_h, Tensor? reset, Tensor? h_init, Tensor(a!) hs, "
+      "Tensor(b!) act, Tensor(c!) a_n, Tensor(d!)? raw, Tensor(e!)? hh_stats) -> ()");
+  m.def(
+      "gru_backward_seq(Tensor weight_hh, Tensor? d_hs, Tensor(a!) dh, Tensor act, Tensor a_n, "
+      "Tensor hs, Tensor? mask, Tensor? keep_h, Tensor? reset, Tensor? h_init, Tensor? raw, "
+      "Tensor? hh_gain, Tensor? hh_stats, Tensor(b!) d_gates, Tensor(c!) d_a, "
+      "Tensor(d!)? d_raw, Tensor(e!)? d_h_init, Tensor(f!) d_weight) -> ()");
 }
 
 TORCH_LIBRARY_IMPL(rnnkit, CPU, m) {
   m.impl("gru_forward_step", &gru_forward_step);
   m.impl("gru_backward_step", &gru_backward_step);
+  m.impl("gru_forward_seq", &gru_forward_seq);
+  m.impl("gru_backward_seq", &gru_backward_seq);
 }

@@ -1,15 +1,19 @@
-// The elementwise part of one LSTM step, forward and backward, fused into one pass per row.
+// The LSTM's time loop in compiled code: the elementwise part of one step, forward and
+// backward, fused into one pass per row, and the whole loop over a sequence around it.
 //
-// rnnkit.fast_loop runs the time loop and the matmuls (W_hh h_{t-1}, dz W_hh); these two ops
-// do everything between them that eager PyTorch would do in ~12 small ops per step: the layer
-// norms of the input and recurrent maps, the gate nonlinearities, the cell update with recurrent dropout
-// and zoneout, the layer norm of the cell, and the output. The math is exactly
+// The step ops (lstm_{forward,backward}_step) do everything between the matmuls that eager
+// PyTorch would do in ~12 small ops per step: the layer norms of the input and recurrent
+// maps, the gate nonlinearities, the cell update with recurrent dropout and zoneout, the
+// layer norm of the cell, and the output. The sequence ops (lstm_{forward,backward}_seq) run
+// the same row functions for every step, with the recurrent matmul (at::addmm into the
+// step's slice of a preallocated buffer), resets and the recurrent weight gradient, so a
+// layer costs one call each way instead of a Python loop. The math is exactly
 // rnnkit.fast_loop._lstm_forward_step / _lstm_backward_step (the eager version, used when this
 // file cannot be compiled, and the reference tests/test_fast_loop.py holds it to).
 //
 // Per-step tensors are [B, N] with a contiguous last dimension; statistics are [2, B]
 // (mean, rstd), possibly strided views of a [2, T, B] buffer.
-#include "step_common.h"
+#include "rows.h"
 
 #include <initializer_list>
 #include <vector>
@@ -18,102 +22,35 @@ namespace {
 
 using namespace rnnkit_step;
 
-constexpr double kEps = 1e-5;  // fast_loop.EPS
-
-// Layer-norm statistics of one row: mean and 1/sqrt(biased variance + eps).
+// One step's rows for the forward (absent ones are null): see lstm_forward_step's schema.
 template <typename T>
-inline void row_stats(const T* x, int64_t n, T& mean, T& rstd) {
-  Vec<T> acc(0);
-  vec_loop<T>(n, [&](int64_t j, int64_t c) { acc += head(load(x, j, c), c); });
-  mean = sum_lanes(acc) / n;
-  Vec<T> sq(0);
-  const Vec<T> m(mean);
-  vec_loop<T>(n, [&](int64_t j, int64_t c) {
-    Vec<T> d = head(load(x, j, c) - m, c);
-    sq += d * d;
-  });
-  rstd = T(1) / std::sqrt(sum_lanes(sq) / n + T(kEps));
-}
-
-// dx of y = (x - mean) * rstd * gain + bias, given dy (Ba et al. 2016; as aten's backward).
-// dx and dy may be the same row.
-template <typename T>
-inline void row_ln_backward(const T* dy, const T* x, const T* gain, T mean, T rstd, int64_t n,
-                            T* dx) {
-  const Vec<T> m(mean), r(rstd);
-  Vec<T> a1(0), a2(0);  // sums of g and g * xhat, g = dy * gain
-  vec_loop<T>(n, [&](int64_t j, int64_t c) {
-    Vec<T> g = head(load(dy, j, c) * load(gain, j, c), c);
-    a1 += g;
-    a2 += g * ((load(x, j, c) - m) * r);
-  });
-  const Vec<T> mg(sum_lanes(a1) / n), mgx(sum_lanes(a2) / n);
-  vec_loop<T>(n, [&](int64_t j, int64_t c) {
-    Vec<T> xhat = (load(x, j, c) - m) * r;
-    Vec<T> g = load(dy, j, c) * load(gain, j, c);
-    store(r * (g - mg - xhat * mgx), dx, j, c);
-  });
-}
-
-// Row b's layer-norm statistics in a [2, B] view: (mean, rstd).
-template <typename T>
-inline void write_stats(const Tensor& stats, int64_t b, T mean, T rstd) {
-  T* st = stats.data_ptr<T>() + b * stats.stride(1);
-  st[0] = mean;
-  st[stats.stride(0)] = rstd;
-}
+struct ForwardRows {
+  Rows<T> x, raw, c_prev, h_prev, mask, keep_c, keep_h, act, c_new, c, tanh_c, h;
+  StatRows<T> ih_stats, hh_stats, cell_stats;
+  const T *ih_gain, *ih_bias, *hh_gain, *hh_bias, *cell_gain, *cell_bias;
+};
 
 template <typename T>
-inline void read_stats(const Tensor& stats, int64_t b, T& mean, T& rstd) {
-  const T* st = stats.data_ptr<T>() + b * stats.stride(1);
-  mean = st[0];
-  rstd = st[stats.stride(0)];
-}
-
-// y = LN(x) * gain + bias over one row, handed to emit(j, count, y) piece by piece; the
-// statistics go to row b of `stats`.
-template <typename T, typename F>
-inline void row_layer_norm(const T* x, int64_t n, const T* gain, const T* bias,
-                           const Tensor& stats, int64_t b, const F& emit) {
-  T mean, rstd;
-  row_stats(x, n, mean, rstd);
-  write_stats(stats, b, mean, rstd);
-  const Vec<T> m(mean), r(rstd);
-  vec_loop<T>(n, [&](int64_t j, int64_t c) {
-    Vec<T> y = (load(x, j, c) - m) * r * load(gain, j, c);
-    emit(j, c, bias ? y + load(bias, j, c) : y);
-  });
-}
-
-template <typename T>
-void forward_impl(const Tensor& x, const OptTensor& ih_gain, const OptTensor& ih_bias,
-                  const OptTensor& ih_stats, const OptTensor& raw, const OptTensor& hh_gain,
-                  const OptTensor& hh_bias, const Tensor& c_prev, const Tensor& h_prev,
-                  const OptTensor& cell_gain, const OptTensor& cell_bias, const OptTensor& mask,
-                  const OptTensor& keep_c, const OptTensor& keep_h, Tensor& act, Tensor& c_new,
-                  Tensor& c, Tensor& tanh_c, Tensor& h, const OptTensor& hh_stats,
-                  const OptTensor& cell_stats) {
-  const int64_t B = act.size(0), G = act.size(1), H = G / 4;
-  const T* xg = ih_gain ? ih_gain->data_ptr<T>() : nullptr;
-  const T* xb = ih_bias ? ih_bias->data_ptr<T>() : nullptr;
-  const T* hg = hh_gain ? hh_gain->data_ptr<T>() : nullptr;
-  const T* hb = hh_bias ? hh_bias->data_ptr<T>() : nullptr;
-  const T* cg = cell_gain ? cell_gain->data_ptr<T>() : nullptr;
-  const T* cb = cell_bias ? cell_bias->data_ptr<T>() : nullptr;
-  const bool zone_c = keep_c.has_value(), cell_separate = !c.is_same(c_new);
+void forward_rows(const ForwardRows<T>& a, int64_t B, int64_t H) {
+  const int64_t G = 4 * H;
+  const bool cell_separate = a.c.p != a.c_new.p;
   for_rows(B, G, [&](int64_t b) {
-    T* z = ptr<T>(act, b);
-    const T* xr = ptr<T>(x, b);
-    if (xg) {  // z = LN(x): the input map's layer norm (its bias is ih_bias)
-      row_layer_norm(xr, G, xg, xb, *ih_stats, b,
+    T* z = a.act(b);
+    const T* xr = a.x(b);
+    if (a.ih_gain) {  // z = LN(x): the input map's layer norm (its bias is ih_bias)
+      row_layer_norm(xr, G, a.ih_gain, a.ih_bias, a.ih_stats, b,
                      [&](int64_t j, int64_t n, const Vec<T>& y) { store(y, z, j, n); });
       xr = z;
     }
-    if (raw) {  // z = x + LN(raw): the recurrent map's layer norm (its bias is hh_bias)
-      row_layer_norm(ptr<T>(raw, b), G, hg, hb, *hh_stats, b,
+    if (a.raw) {  // z = x + LN(raw): the recurrent map's layer norm (its bias is hh_bias)
+      row_layer_norm(a.raw(b), G, a.hh_gain, a.hh_bias, a.hh_stats, b,
                      [&](int64_t j, int64_t n, const Vec<T>& y) {
                        store(y + load(xr, j, n), z, j, n);
                      });
+    } else if (a.hh_bias) {  // no layer norm: the plain recurrent bias (sequence op)
+      vec_loop<T>(G, [&](int64_t j, int64_t n) {
+        store(load(xr, j, n) + load(a.hh_bias, j, n), z, j, n);
+      });
     } else if (xr != z) {
       std::copy(xr, xr + G, z);
     }
@@ -124,24 +61,23 @@ void forward_impl(const Tensor& x, const OptTensor& ih_gain, const OptTensor& ih
       store(sigmoid(load(z + 3 * H, j, n)), z + 3 * H, j, n);
     });
     const T *i = z, *f = z + H, *g = z + 2 * H, *o = z + 3 * H;
-    const T *cp = ptr<T>(c_prev, b), *hp = ptr<T>(h_prev, b);
-    const T *mk = ptr<T>(mask, b), *kc = ptr<T>(keep_c, b), *kh = ptr<T>(keep_h, b);
-    T *cn = ptr<T>(c_new, b), *cr = ptr<T>(c, b), *tc = ptr<T>(tanh_c, b), *hr = ptr<T>(h, b);
+    const T *cp = a.c_prev(b), *hp = a.h_prev(b);
+    const T *mk = a.mask(b), *kc = a.keep_c(b), *kh = a.keep_h(b);
+    T *cn = a.c_new(b), *cr = a.c(b), *tc = a.tanh_c(b), *hr = a.h(b);
     vec_loop<T>(H, [&](int64_t j, int64_t n) {  // c_new = f c_prev + i (g m); zoneout on c
       Vec<T> gm = mk ? load(g, j, n) * load(mk, j, n) : load(g, j, n);
       Vec<T> cv = load(i, j, n) * gm + load(f, j, n) * load(cp, j, n);
       store(cv, cn, j, n);
-      if (zone_c) {
+      if (kc) {
         Vec<T> p = load(cp, j, n);
         store(cv + load(kc, j, n) * (p - cv), cr, j, n);
       } else if (cell_separate) {
         store(cv, cr, j, n);
       }
     });
-    if (cg) {  // tanh(LN(c_new))
-      row_layer_norm(cn, H, cg, cb, *cell_stats, b, [&](int64_t j, int64_t n, const Vec<T>& y) {
-        store(fast_tanh(y), tc, j, n);
-      });
+    if (a.cell_gain) {  // tanh(LN(c_new))
+      row_layer_norm(cn, H, a.cell_gain, a.cell_bias, a.cell_stats, b,
+                     [&](int64_t j, int64_t n, const Vec<T>& y) { store(fast_tanh(y), tc, j, n); });
     } else {
       vec_loop<T>(H, [&](int64_t j, int64_t n) { store(fast_tanh(load(cn, j, n)), tc, j, n); });
     }
@@ -153,30 +89,29 @@ void forward_impl(const Tensor& x, const OptTensor& ih_gain, const OptTensor& ih
   });
 }
 
+// One step's rows for the backward: see lstm_backward_step's schema. dc and dc_prev may be
+// the same rows (each piece is read before it is written).
 template <typename T>
-void backward_impl(const Tensor& dh, const OptTensor& dh_extra, const Tensor& dc,
-                   const Tensor& act, const Tensor& tanh_c, const Tensor& c_new,
-                   const Tensor& c_prev, const OptTensor& mask, const OptTensor& keep_c,
-                   const OptTensor& keep_h, const OptTensor& cell_gain,
-                   const OptTensor& cell_stats, const OptTensor& raw, const OptTensor& hh_gain,
-                   const OptTensor& hh_stats, const OptTensor& x, const OptTensor& ih_gain,
-                   const OptTensor& ih_stats, Tensor& d_gates, const OptTensor& d_raw,
-                   const OptTensor& d_x, const OptTensor& d_cnorm, const OptTensor& dh_direct,
-                   Tensor& dc_prev) {
-  const int64_t B = act.size(0), G = act.size(1), H = G / 4;
-  const T* cg = cell_gain ? cell_gain->data_ptr<T>() : nullptr;
-  const T* hg = hh_gain ? hh_gain->data_ptr<T>() : nullptr;
-  const T* xg = ih_gain ? ih_gain->data_ptr<T>() : nullptr;
+struct BackwardRows {
+  Rows<T> dh, dh_extra, dc, act, tanh_c, c_new, c_prev, mask, keep_c, keep_h, raw, x;
+  Rows<T> d_gates, d_raw, d_x, d_cnorm, dh_direct, dc_prev;
+  StatRows<T> cell_stats, hh_stats, ih_stats;
+  const T *cell_gain, *hh_gain, *ih_gain;
+};
+
+template <typename T>
+void backward_rows(const BackwardRows<T>& a, int64_t B, int64_t H) {
+  const int64_t G = 4 * H;
   for_rows(B, G, [&](int64_t b) {
-    std::vector<T> dcn_buf(H), dhn_buf(H);
-    T *d_cn = dcn_buf.data(), *dhn = dhn_buf.data();
-    const T *z = ptr<T>(act, b), *tc = ptr<T>(tanh_c, b), *cn = ptr<T>(c_new, b);
+    std::vector<T> dcn_buf(H);
+    T* d_cn = dcn_buf.data();
+    const T *z = a.act(b), *tc = a.tanh_c(b), *cn = a.c_new(b);
     const T *i = z, *f = z + H, *g = z + 2 * H, *o = z + 3 * H;
-    const T *cp = ptr<T>(c_prev, b), *mk = ptr<T>(mask, b);
-    const T *kc = ptr<T>(keep_c, b), *kh = ptr<T>(keep_h, b);
-    const T *dhr = ptr<T>(dh, b), *dhx = ptr<T>(dh_extra, b), *dcr = ptr<T>(dc, b);
-    T* dz = ptr<T>(d_gates, b);
-    T* dhd = ptr<T>(dh_direct, b);
+    const T *cp = a.c_prev(b), *mk = a.mask(b);
+    const T *kc = a.keep_c(b), *kh = a.keep_h(b);
+    const T *dhr = a.dh(b), *dhx = a.dh_extra(b), *dcr = a.dc(b);
+    T* dz = a.d_gates(b);
+    T* dhd = a.dh_direct(b);
     // dL/d(o), and dL/d(the tanh's input) into d_cn
     vec_loop<T>(H, [&](int64_t j, int64_t n) {
       Vec<T> d = load(dhr, j, n);
@@ -189,15 +124,14 @@ void backward_impl(const Tensor& dh, const OptTensor& dh_extra, const Tensor& dc
       Vec<T> t = load(tc, j, n), ov = load(o, j, n);
       store(d * t * ov * (Vec<T>(1) - ov), dz + 3 * H, j, n);
       store(d * ov * (Vec<T>(1) - t * t), d_cn, j, n);
-      store(d, dhn, j, n);
     });
-    if (cg) {  // through the cell's layer norm
-      std::copy(d_cn, d_cn + H, ptr<T>(d_cnorm, b));
+    if (a.cell_gain) {  // through the cell's layer norm
+      std::copy(d_cn, d_cn + H, a.d_cnorm(b));
       T mean, rstd;
-      read_stats(*cell_stats, b, mean, rstd);
-      row_ln_backward(d_cn, cn, cg, mean, rstd, H, d_cn);
+      a.cell_stats.read(b, mean, rstd);
+      row_ln_backward(d_cn, cn, a.cell_gain, mean, rstd, H, d_cn);
     }
-    T* dcp = ptr<T>(dc_prev, b);
+    T* dcp = a.dc_prev(b);
     vec_loop<T>(H, [&](int64_t j, int64_t n) {
       Vec<T> d = load(d_cn, j, n);  // dL/d(c_new)
       Vec<T> from_next = load(dcr, j, n), direct(0);
@@ -216,15 +150,15 @@ void backward_impl(const Tensor& dh, const OptTensor& dh_extra, const Tensor& dc
       store(d * im * (one - gv * gv), dz + 2 * H, j, n);
       store(d * fv + direct, dcp, j, n);
     });
-    if (hg) {  // through the recurrent map's layer norm
+    if (a.hh_gain) {  // through the recurrent map's layer norm
       T mean, rstd;
-      read_stats(*hh_stats, b, mean, rstd);
-      row_ln_backward(dz, ptr<T>(raw, b), hg, mean, rstd, G, ptr<T>(d_raw, b));
+      a.hh_stats.read(b, mean, rstd);
+      row_ln_backward(dz, a.raw(b), a.hh_gain, mean, rstd, G, a.d_raw(b));
     }
-    if (xg) {  // through the input map's layer norm
+    if (a.ih_gain) {  // through the input map's layer norm
       T mean, rstd;
-      read_stats(*ih_stats, b, mean, rstd);
-      row_ln_backward(dz, ptr<T>(x, b), xg, mean, rstd, G, ptr<T>(d_x, b));
+      a.ih_stats.read(b, mean, rstd);
+      row_ln_backward(dz, a.x(b), a.ih_gain, mean, rstd, G, a.d_x(b));
     }
   });
 }
@@ -261,9 +195,14 @@ void lstm_forward_step(const Tensor& x, const OptTensor& ih_gain, const OptTenso
   TORCH_CHECK(!ih_gain || ih_stats, "rnnkit lstm step: ih_gain needs ih_stats");
   TORCH_CHECK(!cell_gain || cell_stats, "rnnkit lstm step: cell_gain needs cell_stats");
   AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "rnnkit_lstm_forward_step", [&] {
-    forward_impl<scalar_t>(x, ih_gain, ih_bias, ih_stats, raw, hh_gain, hh_bias, c_prev, h_prev, cell_gain, cell_bias,
-                           mask, keep_c, keep_h, act, c_new, c, tanh_c, h, hh_stats,
-                           cell_stats);
+    using T = scalar_t;
+    ForwardRows<T> rows_{rows<T>(x), rows<T>(raw), rows<T>(c_prev), rows<T>(h_prev),
+                         rows<T>(mask), rows<T>(keep_c), rows<T>(keep_h), rows<T>(act),
+                         rows<T>(c_new), rows<T>(c), rows<T>(tanh_c), rows<T>(h),
+                         stat_rows<T>(ih_stats), stat_rows<T>(hh_stats), stat_rows<T>(cell_stats),
+                         data<T>(ih_gain), data<T>(ih_bias), data<T>(hh_gain), data<T>(hh_bias),
+                         data<T>(cell_gain), data<T>(cell_bias)};
+    forward_rows(rows_, B, H);
   });
 }
 
@@ -305,9 +244,217 @@ void lstm_backward_step(const Tensor& dh, const OptTensor& dh_extra, const Tenso
   TORCH_CHECK(!ih_gain || (x && ih_stats && d_x), "rnnkit lstm step: ih_gain needs x, ih_stats "
               "and d_x");
   AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "rnnkit_lstm_backward_step", [&] {
-    backward_impl<scalar_t>(dh, dh_extra, dc, act, tanh_c, c_new, c_prev, mask, keep_c, keep_h,
-                            cell_gain, cell_stats, raw, hh_gain, hh_stats, x, ih_gain,
-                            ih_stats, d_gates, d_raw, d_x, d_cnorm, dh_direct, dc_prev);
+    using T = scalar_t;
+    BackwardRows<T> rows_{rows<T>(dh), rows<T>(dh_extra), rows<T>(dc), rows<T>(act),
+                          rows<T>(tanh_c), rows<T>(c_new), rows<T>(c_prev), rows<T>(mask),
+                          rows<T>(keep_c), rows<T>(keep_h), rows<T>(raw), rows<T>(x),
+                          rows<T>(d_gates), rows<T>(d_raw), rows<T>(d_x), rows<T>(d_cnorm),
+                          rows<T>(dh_direct), rows<T>(dc_prev), stat_rows<T>(cell_stats),
+                          stat_rows<T>(hh_stats), stat_rows<T>(ih_stats), data<T>(cell_gain),
+                          data<T>(hh_gain), data<T>(ih_gain)};
+    backward_rows(rows_, B, H);
+  });
+}
+
+// The sequence ops: one call runs a layer's whole time loop, forward or backward. Buffers are
+// [T, B, N] (hs and cs [T + 1, B, N], hs[0] and cs[0] the initial state); reset is a [T, B]
+// bool mask (rows that restart from h_init, c_init before step t), and the backward
+// recomputes those restarted states instead of keeping them.
+void check_lstm_seq(const Tensor& act, const OptTensor& raw, const Tensor& hs, const Tensor& cs,
+                    const Tensor& c_new, const Tensor& tanh_c, const OptTensor& mask,
+                    const OptTensor& keep_c, const OptTensor& keep_h, const OptTensor& reset,
+                    const OptTensor& h_init, const OptTensor& c_init, const OptTensor& ih_gain,
+                    const OptTensor& hh_gain, const OptTensor& cell_gain,
+                    const OptTensor& ih_stats, const OptTensor& hh_stats,
+                    const OptTensor& cell_stats, const char* op) {
+  TORCH_CHECK(act.dim() == 3 && act.size(2) % 4 == 0, "rnnkit ", op,
+              ": act must be [T, B, 4 * H], got sizes ", act.sizes());
+  const int64_t T_ = act.size(0), B = act.size(1), G = act.size(2), H = G / 4;
+  check_seq(act, T_, B, G, op, "act");
+  if (raw) check_seq(*raw, T_, B, G, op, "raw");
+  check_seq(hs, T_ + 1, B, H, op, "hs");
+  check_seq(cs, T_ + 1, B, H, op, "cs");
+  check_seq(c_new, T_, B, H, op, "c_new");
+  check_seq(tanh_c, T_, B, H, op, "tanh_c");
+  for (const OptTensor* t : {&keep_c, &keep_h}) {
+    if (*t) check_seq(**t, T_, B, H, op, "keep masks");
+  }
+  if (mask) check_rows(*mask, B, H, op, "mask");
+  for (const OptTensor* t : {&h_init, &c_init}) {
+    if (*t) check_rows(**t, B, H, op, "initial states");
+  }
+  if (reset) {
+    TORCH_CHECK(reset->scalar_type() == at::kBool && reset->dim() == 2 &&
+                    reset->size(0) == T_ && reset->size(1) == B,
+                "rnnkit ", op, ": reset must be bool [", T_, ", ", B, "], got ",
+                reset->scalar_type(), " ", reset->sizes());
+    TORCH_CHECK(h_init && c_init, "rnnkit ", op, ": reset needs h_init and c_init");
+  }
+  for (const OptTensor* t : {&ih_gain, &hh_gain}) {
+    if (*t) check_vector(**t, G, op, "gate layer norm gains");
+  }
+  if (cell_gain) check_vector(*cell_gain, H, op, "cell layer norm gain");
+  for (const OptTensor* t : {&ih_stats, &hh_stats, &cell_stats}) {
+    if (*t) check_seq_stats(**t, T_, B, op, "layer norm statistics");
+  }
+  TORCH_CHECK(!hh_gain || (raw && hh_stats), "rnnkit ", op, ": hh_gain needs raw and hh_stats");
+  TORCH_CHECK(!ih_gain || (hh_gain && ih_stats), "rnnkit ", op,
+              ": ih_gain needs hh_gain and ih_stats");
+  TORCH_CHECK(!cell_gain || cell_stats, "rnnkit ", op, ": cell_gain needs cell_stats");
+  for (const OptTensor* t : {&raw, &mask, &keep_c, &keep_h, &h_init, &c_init, &ih_gain,
+                             &hh_gain, &cell_gain, &ih_stats, &hh_stats, &cell_stats}) {
+    if (*t) check_dtype(**t, act, op, "an optional tensor");
+  }
+  for (const Tensor* t : TensorList{&hs, &cs, &c_new, &tanh_c}) {
+    check_dtype(*t, act, op, "a state buffer");
+  }
+}
+
+void lstm_forward_seq(const Tensor& input_gates, const Tensor& weight_t,
+                      const OptTensor& ih_gain, const OptTensor& ih_bias,
+                      const OptTensor& hh_gain, const OptTensor& hh_bias,
+                      const OptTensor& cell_gain, const OptTensor& cell_bias,
+                      const OptTensor& mask, const OptTensor& keep_c, const OptTensor& keep_h,
+                      const OptTensor& reset, const OptTensor& h_init, const OptTensor& c_init,
+                      Tensor hs, Tensor cs, Tensor act, const OptTensor& raw, Tensor c_new,
+                      Tensor tanh_c, const OptTensor& ih_stats, const OptTensor& hh_stats,
+                      const OptTensor& cell_stats) {
+  const char* op = "lstm_forward_seq";
+  check_lstm_seq(act, raw, hs, cs, c_new, tanh_c, mask, keep_c, keep_h, reset, h_init, c_init,
+                 ih_gain, hh_gain, cell_gain, ih_stats, hh_stats, cell_stats, op);
+  const int64_t T_ = act.size(0), B = act.size(1), G = act.size(2), H = G / 4;
+  check_seq(input_gates, T_, B, G, op, "input_gates");
+  check_dtype(input_gates, act, op, "input_gates");
+  TORCH_CHECK(weight_t.dim() == 2 && weight_t.size(0) == H && weight_t.size(1) == G, "rnnkit ",
+              op, ": weight_t must be [", H, ", ", G, "], got sizes ", weight_t.sizes());
+  for (const OptTensor* t : {&ih_bias, &hh_bias}) {
+    if (*t) check_vector(**t, G, op, "gate layer norm biases");
+  }
+  if (cell_bias) check_vector(*cell_bias, H, op, "cell layer norm bias");
+  AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "rnnkit_lstm_forward_seq", [&] {
+    using T = scalar_t;
+    Tensor h_restart, c_restart;  // the state restarted rows start from
+    if (reset) {
+      h_restart = at::empty({B, H}, hs.options());
+      c_restart = at::empty({B, H}, cs.options());
+    }
+    ForwardRows<T> a{};
+    a.mask = rows<T>(mask);
+    a.ih_gain = data<T>(ih_gain), a.ih_bias = data<T>(ih_bias);
+    a.hh_gain = data<T>(hh_gain), a.hh_bias = data<T>(hh_bias);
+    a.cell_gain = data<T>(cell_gain), a.cell_bias = data<T>(cell_bias);
+    for (int64_t t = 0; t < T_; ++t) {
+      Tensor h = hs[t], c = cs[t];
+      if (any_reset(reset, t)) {
+        restart_rows<T>(*reset, t, *h_init, h, h_restart);
+        restart_rows<T>(*reset, t, *c_init, c, c_restart);
+        h = h_restart, c = c_restart;
+      }
+      if (raw) {
+        Tensor raw_t = (*raw)[t];
+        at::mm_out(raw_t, h, weight_t);
+      } else {  // no layer norm: the step reads W_ih x + b + W_hh h, summed into act
+        Tensor act_t = act[t];
+        at::addmm_out(act_t, input_gates[t], h, weight_t);
+      }
+      a.x = raw ? step_rows<T>(input_gates, t) : step_rows<T>(act, t);
+      a.raw = step_rows<T>(raw, t);
+      a.c_prev = rows<T>(c), a.h_prev = rows<T>(h);
+      a.keep_c = step_rows<T>(keep_c, t), a.keep_h = step_rows<T>(keep_h, t);
+      a.act = step_rows<T>(act, t), a.c_new = step_rows<T>(c_new, t);
+      a.c = step_rows<T>(cs, t + 1), a.tanh_c = step_rows<T>(tanh_c, t);
+      a.h = step_rows<T>(hs, t + 1);
+      a.ih_stats = step_stat_rows<T>(ih_stats, t), a.hh_stats = step_stat_rows<T>(hh_stats, t);
+      a.cell_stats = step_stat_rows<T>(cell_stats, t);
+      forward_rows(a, B, H);
+    }
+  });
+}
+
+// dh and dc hold dL/dh_T and dL/dc_T on entry and dL/dh0, dL/dc0 on return; d_h_init and
+// d_c_init (zeros on entry) receive the gradient of every restart; d_weight is dL/dW_hh.
+void lstm_backward_seq(const Tensor& weight_hh, const OptTensor& d_hs, Tensor dh, Tensor dc,
+                       const Tensor& act, const Tensor& tanh_c, const Tensor& hs,
+                       const Tensor& cs, const Tensor& c_new, const OptTensor& mask,
+                       const OptTensor& keep_c, const OptTensor& keep_h, const OptTensor& reset,
+                       const OptTensor& h_init, const OptTensor& c_init,
+                       const OptTensor& cell_gain, const OptTensor& cell_stats,
+                       const OptTensor& raw, const OptTensor& hh_gain,
+                       const OptTensor& hh_stats, const OptTensor& x, const OptTensor& ih_gain,
+                       const OptTensor& ih_stats, Tensor d_gates, const OptTensor& d_raw,
+                       const OptTensor& d_x, const OptTensor& d_cnorm,
+                       const OptTensor& d_h_init, const OptTensor& d_c_init, Tensor d_weight) {
+  const char* op = "lstm_backward_seq";
+  check_lstm_seq(act, raw, hs, cs, c_new, tanh_c, mask, keep_c, keep_h, reset, h_init, c_init,
+                 ih_gain, hh_gain, cell_gain, ih_stats, hh_stats, cell_stats, op);
+  const int64_t T_ = act.size(0), B = act.size(1), G = act.size(2), H = G / 4;
+  check_seq(d_gates, T_, B, G, op, "d_gates");
+  for (const OptTensor* t : {&d_raw, &x, &d_x}) {
+    if (*t) check_seq(**t, T_, B, G, op, "optional gate buffers");
+  }
+  for (const OptTensor* t : {&d_hs, &d_cnorm}) {
+    if (*t) check_seq(**t, T_, B, H, op, "optional state buffers");
+  }
+  for (const Tensor* t : TensorList{&dh, &dc}) check_rows(*t, B, H, op, "dh and dc");
+  for (const OptTensor* t : {&d_h_init, &d_c_init}) {
+    if (*t) check_rows(**t, B, H, op, "initial state gradients");
+  }
+  TORCH_CHECK(weight_hh.dim() == 2 && weight_hh.size(0) == G && weight_hh.size(1) == H,
+              "rnnkit ", op, ": weight_hh must be [", G, ", ", H, "], got sizes ",
+              weight_hh.sizes());
+  TORCH_CHECK(d_weight.dim() == 2 && d_weight.size(0) == G && d_weight.size(1) == H, "rnnkit ",
+              op, ": d_weight must be [", G, ", ", H, "], got sizes ", d_weight.sizes());
+  TORCH_CHECK(!hh_gain || d_raw, "rnnkit ", op, ": hh_gain needs d_raw");
+  TORCH_CHECK(!ih_gain || (x && d_x), "rnnkit ", op, ": ih_gain needs x and d_x");
+  TORCH_CHECK(!cell_gain || d_cnorm, "rnnkit ", op, ": cell_gain needs d_cnorm");
+  TORCH_CHECK(!reset || (d_h_init && d_c_init), "rnnkit ", op,
+              ": reset needs d_h_init and d_c_init");
+  for (const OptTensor* t : {&d_hs, &x, &d_raw, &d_x, &d_cnorm, &d_h_init, &d_c_init}) {
+    if (*t) check_dtype(**t, act, op, "an optional tensor");
+  }
+  for (const Tensor* t : TensorList{&dh, &dc, &d_gates, &d_weight}) {
+    check_dtype(*t, act, op, "a gradient buffer");
+  }
+  AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "rnnkit_lstm_backward_seq", [&] {
+    using T = scalar_t;
+    Tensor c_restart = reset ? at::empty({B, H}, cs.options()) : Tensor();
+    Tensor dh_direct = keep_h ? at::empty({B, H}, dh.options()) : Tensor();
+    const Tensor& d_pre = d_raw ? *d_raw : d_gates;  // dL/d(W_hh h_{t-1}) of every step
+    BackwardRows<T> a{};
+    a.dh = rows<T>(dh), a.dc = rows<T>(dc), a.dc_prev = rows<T>(dc);
+    a.mask = rows<T>(mask);
+    a.dh_direct = keep_h ? rows<T>(dh_direct) : Rows<T>{};
+    a.cell_gain = data<T>(cell_gain), a.hh_gain = data<T>(hh_gain);
+    a.ih_gain = data<T>(ih_gain);
+    for (int64_t t = T_ - 1; t >= 0; --t) {
+      Tensor c_prev = cs[t];
+      const bool restarts = any_reset(reset, t);
+      if (restarts) {
+        restart_rows<T>(*reset, t, *c_init, c_prev, c_restart);
+        c_prev = c_restart;
+      }
+      a.dh_extra = step_rows<T>(d_hs, t);
+      a.act = step_rows<T>(act, t), a.tanh_c = step_rows<T>(tanh_c, t);
+      a.c_new = step_rows<T>(c_new, t), a.c_prev = rows<T>(c_prev);
+      a.keep_c = step_rows<T>(keep_c, t), a.keep_h = step_rows<T>(keep_h, t);
+      a.raw = step_rows<T>(raw, t), a.x = step_rows<T>(x, t);
+      a.d_gates = step_rows<T>(d_gates, t), a.d_raw = step_rows<T>(d_raw, t);
+      a.d_x = step_rows<T>(d_x, t), a.d_cnorm = step_rows<T>(d_cnorm, t);
+      a.cell_stats = step_stat_rows<T>(cell_stats, t);
+      a.hh_stats = step_stat_rows<T>(hh_stats, t), a.ih_stats = step_stat_rows<T>(ih_stats, t);
+      backward_rows(a, B, H);
+      if (keep_h) {
+        at::addmm_out(dh, dh_direct, d_pre[t], weight_hh);
+      } else {
+        at::mm_out(dh, d_pre[t], weight_hh);
+      }
+      if (restarts) {
+        Tensor dhi = *d_h_init, dci = *d_c_init;
+        route_restart_grad<T>(*reset, t, dh, dhi);
+        route_restart_grad<T>(*reset, t, dc, dci);
+      }
+    }
+    recurrent_weight_grad<T>(d_pre, hs, reset, h_init, d_weight);
   });
 }
 
@@ -326,9 +473,26 @@ TORCH_LIBRARY(rnnkit, m) {
       "Tensor? cell_gain, Tensor? cell_stats, Tensor? raw, Tensor? hh_gain, Tensor? hh_stats, "
       "Tensor? x, Tensor? ih_gain, Tensor? ih_stats, Tensor(a!) d_gates, Tensor(b!)? d_raw, "
       "Tensor(f!)? d_x, Tensor(c!)? d_cnorm, Tensor(d!)? dh_direct, Tensor(e!) dc_prev) -> ()");
+  m.def(
+      "lstm_forward_seq(Tensor input_gates, Tensor weight_t, Tensor? ih_gain, Tensor? ih_bias, "
+      "Tensor? hh_gain, Tensor? hh_bias, Tensor? cell_gain, Tensor? cell_bias, Tensor? mask, "
+      "Tensor? keep_c, Tensor? keep_h, Tensor? reset, Tensor? h_init, Tensor? c_init, "
+      "Tensor(a!) hs, Tensor(b!) cs, Tensor(c!) act, Tensor(d!)? raw, Tensor(e!) c_new, "
+      "Tensor(f!) tanh_c, Tensor(g!)? ih_stats, Tensor(h!)? hh_stats, "
+      "Tensor(i!)? cell_stats) -> ()");
+  m.def(
+      "lstm_backward_seq(Tensor weight_hh, Tensor? d_hs, Tensor(a!) dh, Tensor(b!) dc, "
+      "Tensor act, Tensor tanh_c, Tensor hs, Tensor cs, Tensor c_new, Tensor? mask, "
+      "Tensor? keep_c, Tensor? keep_h, Tensor? reset, Tensor? h_init, Tensor? c_init, "
+      "Tensor? cell_gain, Tensor? cell_stats, Tensor? raw, Tensor? hh_gain, Tensor? hh_stats, "
+      "Tensor? x, Tensor? ih_gain, Tensor? ih_stats, Tensor(c!) d_gates, Tensor(d!)? d_raw, "
+      "Tensor(e!)? d_x, Tensor(f!)? d_cnorm, Tensor(g!)? d_h_init, Tensor(h!)? d_c_init, "
+      "Tensor(i!) d_weight) -> ()");
 }
 
 TORCH_LIBRARY_IMPL(rnnkit, CPU, m) {
   m.impl("lstm_forward_step", &lstm_forward_step);
   m.impl("lstm_backward_step", &lstm_backward_step);
+  m.impl("lstm_forward_seq", &lstm_forward_seq);
+  m.impl("lstm_backward_seq", &lstm_backward_seq);
 }
