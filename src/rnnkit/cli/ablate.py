@@ -393,7 +393,8 @@ def run_ray(jobs: list[dict[str, Any]], workers: int, threads: int, bar: tqdm) -
         if os.environ.get("RAY_ADDRESS"):
             ray.init()
         else:
-            ray.init(num_cpus=workers * threads, include_dashboard=False, log_to_driver=False)
+            ray.init(num_cpus=workers * threads, include_dashboard=False, log_to_driver=False,
+                     runtime_env={"env_vars": {"PYTHONPATH": _import_path()}})
     task = ray.remote(num_cpus=threads)(run_one)
     pending = [task.remote(job) for job in jobs]
     try:
@@ -409,6 +410,15 @@ def run_ray(jobs: list[dict[str, Any]], workers: int, threads: int, bar: tqdm) -
             ray.cancel(ref)
         if started:
             ray.shutdown()
+
+
+def _import_path() -> str:
+    """PYTHONPATH for local Ray workers: this rnnkit first (a source checkout must not lose to
+    an installed copy), then the driver's entries made absolute (workers start elsewhere)."""
+    here = str(Path(__file__).resolve().parents[2])
+    given = [str(Path(p).resolve()) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+             if p]
+    return os.pathsep.join(dict.fromkeys([here, *given]))
 
 
 def cores() -> int:
