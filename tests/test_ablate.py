@@ -86,6 +86,13 @@ def test_quick_study_reports_every_trick_and_a_rerun_skips_finished_runs(monkeyp
     assert "(8 already done)" in capsys.readouterr().err
 
 
+def test_a_run_stopped_by_ctrl_c_is_not_stored(monkeypatch):
+    """The trainer turns Ctrl-C into an 'interrupted' summary: such a run is not finished."""
+    monkeypatch.setattr(ablate, "run_training", lambda s: {"stop_reason": "interrupted"})
+    assert main(["ablate", text_file(), *TINY]) == 130
+    assert list(Path("study/results").iterdir()) == []
+
+
 def test_a_study_directory_refuses_other_settings(capsys):
     path = text_file()
     assert main(["ablate", path, *TINY, "--tricks", "clip_norm", "--seeds", "1"]) == 0

@@ -29,6 +29,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import platform
 import shutil
 import sys
 from collections.abc import Callable, Iterable
@@ -37,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from tqdm.auto import tqdm
 
 from rnnkit.cli import ablate_report
@@ -327,6 +329,8 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     with open(job["log"], "w", encoding="utf-8") as log, \
             contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         summary = run_training(settings)
+        if summary["stop_reason"] == "interrupted":  # Ctrl-C: not a finished run, store none
+            raise KeyboardInterrupt
         test = test_score(run_dir, job["test_file"], settings.device)
     elapsed = summary["elapsed"]
     result = {key: job[key] for key in ("id", "trick", "setting", "seed")}
@@ -447,7 +451,9 @@ def run_study(s: AblateSettings, given: set[str]) -> Path:
     plan = make_plan(s, base, out, test_file, train_steps, threads)
     study = {"file": s.files[0] if s.files else DEFAULT_CORPUS_NAME, "data_sha256": sha,
              "quick": s.quick, "test_fraction": s.test_fraction, "budget": s.budget,
-             "steps": s.steps, "seeds": s.seeds, "base": comparable(dataclasses.asdict(base))}
+             "steps": s.steps, "seeds": s.seeds, "base": comparable(dataclasses.asdict(base)),
+             "machine": f"{platform.machine()}, {cores()} cores; {workers} runs at once with "
+                        f"{threads} threads each ({s.backend}); torch {torch.__version__}"}
     check_study(out, study)
     todo = [job for job in plan.jobs if not finished(job)]
     _announce(s, base, plan, todo, workers, threads, out)

@@ -123,7 +123,8 @@ def report_markdown(study: dict[str, Any], base: Any, table: Sequence[dict[str, 
         f"{base.cell.upper()} {base.num_layers}x{base.hidden_size}, embeddings "
         f"{base.embed_dim}, chunks of {base.chunk_length}, batch {base.batch_size}",
         f"- every run: a budget of {budget}, seeds 0 to {study['seeds'] - 1}; each trick is "
-        "toggled alone (off where the default has it on, on where it has it off)",
+        "toggled alone (off where the default has it on, on where it has it off); "
+        f"{study['machine']}",
         "- test loss: the best checkpoint's mean nats/char on the test split; the difference "
         "to the default is paired by seed, with a 95% t-interval over the per-seed "
         "differences. Negative is better: *helps* or *hurts* when the interval excludes 0.",
