@@ -95,7 +95,11 @@ def test_a_run_stopped_by_ctrl_c_is_not_stored(monkeypatch):
 
 def test_a_study_directory_refuses_other_settings(capsys):
     path = text_file()
+    with open(path, "a", encoding="utf-8") as f:
+        f.write("ZZ\n")  # in the test split only: skipped, and said so
     assert main(["ablate", path, *TINY, "--tricks", "clip_norm", "--seeds", "1"]) == 0
+    report = Path("study/report.md").read_text()
+    assert "Characters of the test split that training never saw: 2;" in report
     capsys.readouterr()
     assert main(["ablate", path, *TINY, "--tricks", "clip_norm", "--seeds", "1",
                  "--steps", "5"]) == 1
@@ -190,3 +194,12 @@ def test_ray_backend_runs_the_study(capsys):
     assert code == 0, capsys.readouterr().err
     raw = json.loads(Path("study/ablation.json").read_text())
     assert [r["id"] for r in raw["runs"]] == ["default-seed0", "layer_norm-seed0"]
+
+
+def test_help_lists_every_option_with_default(capsys):
+    assert main(["ablate", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for f in dataclasses.fields(AblateSettings):
+        if not f.metadata.get("positional"):
+            assert "--" + f.name.replace("_", "-") in text, f.name
+    assert text.count("(default:") >= len(dataclasses.fields(AblateSettings))

@@ -108,7 +108,8 @@ def table_markdown(table: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def report_markdown(study: dict[str, Any], base: Any, table: Sequence[dict[str, Any]],
-                    skipped: Sequence[tuple[str, str]]) -> str:
+                    skipped: Sequence[tuple[str, str]], unseen: int = 0) -> str:
+    """The report: what ran, the table, what was skipped, the plots."""
     budget = f"{study['budget']:g} s" if study["budget"] else f"{study['steps']} steps"
     lines = ["# rnnkit ablate: what each trick buys the default model", ""]
     if study["quick"]:
@@ -130,6 +131,9 @@ def report_markdown(study: dict[str, Any], base: Any, table: Sequence[dict[str, 
         "differences. Negative is better: *helps* or *hurts* when the interval excludes 0.",
         "",
         *table_markdown(table), ""]
+    if unseen:
+        lines += [f"Characters of the test split that training never saw: {unseen}; every "
+                  "run's test loss skips them.", ""]
     lines += [f"Skipped {trick}: {why}." for trick, why in skipped]
     lines += ["", "![effects](effects.png)", "", "![learning curves](curves.png)", "",
               "Raw results: `ablation.json` (and `results/` per run; each run's directory "
@@ -141,7 +145,8 @@ def write(out: Path, study: dict[str, Any], base: Any, rows: Sequence[Any],
           skipped: Sequence[tuple[str, str]], results: Sequence[dict[str, Any]]) -> None:
     """report.md, ablation.json, effects.png and curves.png in ``out``."""
     table = summarize(rows, results)
-    (out / "report.md").write_text(report_markdown(study, base, table, skipped),
+    unseen = max((r.get("test_skipped", 0) for r in results), default=0)
+    (out / "report.md").write_text(report_markdown(study, base, table, skipped, unseen),
                                    encoding="utf-8")
     raw = {"study": study, "table": table, "skipped": [list(s) for s in skipped],
            "runs": list(results)}
