@@ -135,6 +135,8 @@ def test_every_toggle_changes_the_default_or_says_why_not(size):
     s = base(size)
     plan = ablate.make_plan(AblateSettings(steps=3, seeds=2), s, Path("o"), Path("test.txt"),
                             train_steps=10**6, threads=1)
+    names = [t.name for t in ablate.TOGGLES]
+    assert len(set(names)) == len(names) and "default" not in names
     shown = {row.trick for row in plan.rows} | {trick for trick, _ in plan.skipped}
     assert shown == {"default"} | {t.name for t in ablate.TOGGLES}
     for row in plan.rows[1:]:
