@@ -266,9 +266,11 @@ def write_splits(s: AblateSettings, out: Path) -> tuple[Path, Path, str]:
 
 
 def base_settings(s: AblateSettings, train_file: Path, out: Path) -> TrainSettings:
-    """What ``rnnkit train TRAIN --max-time B`` (or ``--max-steps N``) would run, quietly."""
+    """What ``rnnkit train TRAIN --max-time B`` (or ``--max-steps N``) would run, quietly: no
+    progress bar, samples or plot.png (the study draws every run's curves from its metrics)."""
     flags: dict[str, Any] = {"files": [str(train_file)], "runs_dir": str(out / "runs"),
-                             "progress": False, "sample_length": 0, "device": s.device}
+                             "progress": False, "sample_length": 0, "plot": False,
+                             "device": s.device}
     flags.update({"max_time": s.budget} if s.budget else {"max_steps": s.steps})
     if s.quick:
         flags.update(QUICK_MODEL)

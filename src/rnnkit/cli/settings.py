@@ -180,6 +180,7 @@ class TrainSettings:
         "teacher", "open_loop", "scheduled_sampling", "professor"))
     objective_args: str = _opt("", "objective parameters, e.g. 'horizon=8; weight=0.5'")
     progress: bool = _opt(True, "show a progress bar")
+    plot: bool = _opt(True, "draw plot.png (losses, gradient norm) at each evaluation")
 
     def __post_init__(self) -> None:
         _require(self, {
