@@ -360,3 +360,8 @@ def test_a_run_written_by_version_0_1_0_still_samples_evaluates_and_resumes(caps
     records = [json.loads(line) for line in open("old/metrics.jsonl")]
     assert [r["step"] for r in records if r.get("split") != "eval"][-2:] == [7, 8]
     assert records[-1]["split"] == "eval" and records[-1]["step"] == 8
+
+
+def test_no_plot_writes_no_plot_png(capsys):
+    assert main(["train", text_file(), *TINY, "--max-steps", "4", "--no-plot", "--name", "np"]) == 0
+    assert Path("runs/np/metrics.jsonl").exists() and not Path("runs/np/plot.png").exists()

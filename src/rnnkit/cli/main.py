@@ -1,4 +1,4 @@
-"""The command line: ``rnnkit train | sample | eval``.
+"""The command line: ``rnnkit train | sample | eval | ablate``.
 
 Every option of every command is a field of a settings dataclass (rnnkit.cli.settings); this
 module only parses, dispatches, and turns the errors a user can cause into one line on
@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from rnnkit.cli.settings import (
+    AblateSettings,
     ConfigError,
     EvalSettings,
     ExportSettings,
@@ -67,6 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
         "torch.nn.LSTM/GRU state_dict when no trick changes its step, and a one-step model "
         "(state in, state out) as TorchScript and ONNX.")
     add_arguments(export, ExportSettings)
+    ablate = commands.add_parser(
+        "ablate", help="measure what each trick buys the default model (test-split losses)",
+        description="Train the default model of 'rnnkit train' and the same model with each "
+        "trick toggled, under one budget and the same seeds; report each trick's effect on a "
+        "held-out test split with a 95% interval over seeds (see docs/ablate.md).",
+    )
+    add_arguments(ablate, AblateSettings)
     return parser
 
 
@@ -103,6 +111,13 @@ def _export(flags: dict) -> int:
     return 0
 
 
+def _ablate(flags: dict) -> int:
+    from rnnkit.cli.ablate import run_study
+
+    run_study(build_settings(AblateSettings, {}, flags), set(flags))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit status (0 ok, 1 user error, 2 bad usage, 130 Ctrl-C)."""
     parser = build_parser()
@@ -118,6 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _sample(flags)
         if args.command == "export":
             return _export(flags)
+        if args.command == "ablate":
+            return _ablate(flags)
         return _eval(flags)
     except USER_ERRORS as err:
         print(f"rnnkit {args.command}: error: {err}", file=sys.stderr)

@@ -208,6 +208,7 @@ class TrainSettings:
         "teacher", "open_loop", "scheduled_sampling", "professor"))
     objective_args: str = _opt("", "objective parameters, e.g. 'horizon=8; weight=0.5'")
     progress: bool = _opt(True, "show a progress bar")
+    plot: bool = _opt(True, "draw plot.png (losses, gradient norm) at each evaluation")
 
     def __post_init__(self) -> None:
         _require(self, {
@@ -317,6 +318,40 @@ class EvalSettings:
 
     def __post_init__(self) -> None:
         _require(self, {"batch_size": POSITIVE, "threads": THREADS})
+
+
+@dataclass
+class AblateSettings:
+    """``rnnkit ablate [FILE]``: the default model of ``rnnkit train`` against the same model
+    with each trick toggled, under one budget and the same seeds, scored on a held-out test
+    split (see rnnkit.cli.ablate)."""
+
+    files: list[str] = _opt([], "one text file", positional=True,
+                            shown="Python's own help text (pydoc_data.topics)")
+    budget: float = _opt(0.0, "training budget of every run in seconds (give this or --steps)")
+    steps: int = _opt(0, "training budget of every run in optimizer steps (give this or "
+                      "--budget)")
+    seeds: int = _opt(3, "seeds per setting; the differences to the default are paired by seed")
+    tricks: list[str] = _opt([], "tricks to toggle (names from the table in docs/ablate.md)",
+                             shown="every trick (with --quick: a few)")
+    test_fraction: float = _opt(0.1, "last fraction of the file held out as the test split "
+                                "(no run sees it; the report's losses are on it)")
+    out: str = _opt("", "output directory: one JSON per finished run (a rerun skips those), "
+                    "report.md, plots", shown="runs/ablate-STEM")
+    jobs: int = _opt(0, "runs at once; 0: the cores this process may use")
+    threads: int = _opt(0, "CPU threads of each run; 0: the cores divided among the --jobs runs")
+    backend: str = _opt("local", "local: processes on this machine; ray: Ray tasks (pip install "
+                        "'rnnkit[ray]'; RAY_ADDRESS joins a cluster)", choices=("local", "ray"))
+    device: str = _opt("cpu", "device of every run", choices=("auto", "cpu", "cuda"))
+    quick: bool = _opt(False, "smoke check: a tiny model, a slice of the data, 2 seeds, a few "
+                       "tricks, 40 steps (flags given win)")
+    progress: bool = _opt(True, "show a progress bar over the study")
+
+    def __post_init__(self) -> None:
+        _require(self, {"budget": NON_NEGATIVE, "steps": NON_NEGATIVE,
+                        "seeds": (1, 1000, "in [1, 1000]"), "jobs": (0, 4096, "in [0, 4096]"),
+                        "threads": THREADS,
+                        "test_fraction": (0.01, 0.5, "in [0.01, 0.5]")})
 
 
 # Fields whose None means "not set" (a file may say null).

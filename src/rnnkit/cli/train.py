@@ -29,7 +29,8 @@ from rnnkit.train import distributed as ddp
 from rnnkit.train.trainer import resolve_device
 
 # What may change when a run is resumed: the budget and where it runs, never the model or data.
-RESUMABLE = {"max_time", "max_steps", "max_epochs", "device", "progress", "patience", "threads"}
+RESUMABLE = {"max_time", "max_steps", "max_epochs", "device", "progress", "plot", "patience",
+             "threads"}
 # TrainSettings' fields that are TrainConfig's too, passed by name.
 TRAINER_FIELDS = ({f.name for f in dataclasses.fields(TrainConfig)}
                   & {f.name for f in dataclasses.fields(TrainSettings)})

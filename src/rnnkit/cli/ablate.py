@@ -1,0 +1,497 @@
+"""``rnnkit ablate``: what each trick buys the default model of ``rnnkit train``.
+
+The study trains the model ``rnnkit train FILE`` would train under the same budget (the same
+TrainSettings path: :func:`rnnkit.cli.train.settings_for` and :func:`run_training`), then the
+same model with each trick of :data:`TOGGLES` toggled one at a time (off where the default has
+it on, on where it has it off), every run under the same budget and seeds.
+
+Honest splits: the file's last ``--test-fraction`` is cut off as the test split and never
+given to a run; each run trains on the rest (its own validation split is the last 10% of
+that, which keeps its best checkpoint), and the study scores the best checkpoint on the test
+split. The report's numbers are those test losses (rnnkit.cli.ablate_report).
+
+Output directory::
+
+    data/train.txt, data/test.txt   the splits (train.txt is what every run reads)
+    runs/<trick>-seed<k>/           each run's directory, as ``rnnkit train`` writes it
+    runs/<trick>-seed<k>.log        what the run printed
+    results/<trick>-seed<k>.json    one per finished run: a rerun skips these
+    study.json                      the data, budget and base settings of the study
+    report.md, ablation.json, effects.png, curves.png
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import difflib
+import hashlib
+import json
+import multiprocessing
+import os
+import platform
+import shutil
+import sys
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from rnnkit.cli import ablate_report
+from rnnkit.cli.settings import AblateSettings, ConfigError, TrainSettings, task_kind
+from rnnkit.cli.train import check_chunk, run_training, settings_for
+from rnnkit.data.errors import DataError
+from rnnkit.data.split import split_tail
+from rnnkit.data.text import DEFAULT_CORPUS_NAME, load_texts
+
+Overrides = Callable[[TrainSettings], dict[str, Any]]
+
+
+# ------------------------------------------------------------------ the toggles
+
+
+def switch(name: str) -> Overrides:
+    """A boolean setting flipped."""
+    return lambda s: {name: not getattr(s, name)}
+
+
+def amount(name: str, on: float) -> Overrides:
+    """A rate or count: ``on`` where the default has none, none where it has some."""
+    return lambda s: {name: type(on)(0) if getattr(s, name) else on}
+
+
+def either(name: str, a: Any, b: Any) -> Overrides:
+    """``b`` where the default is ``a``, else ``a``."""
+    return lambda s: {name: b if getattr(s, name) == a else a}
+
+
+def fixed(**values: Any) -> Overrides:
+    """These values, whatever the default (a row equal to the default is skipped)."""
+    return lambda s: dict(values)
+
+
+def scaled(name: str, factor: float) -> Overrides:
+    return lambda s: {name: max(1, round(getattr(s, name) * factor))}
+
+
+def summed_layers(s: TrainSettings) -> dict[str, Any]:
+    """S4: one layer of H units becomes two of H/2 whose outputs are summed (the same units,
+    split in depth); a deeper default flips sum_outputs."""
+    if s.num_layers == 1:
+        return {"num_layers": 2, "hidden_size": max(1, s.hidden_size // 2), "sum_outputs": True}
+    return {"sum_outputs": not s.sum_outputs}
+
+
+def always(s: TrainSettings) -> str:
+    return ""
+
+
+def lstm_only(s: TrainSettings) -> str:
+    return "" if s.cell == "lstm" else f"an LSTM setting; the default cell is {s.cell.upper()}"
+
+
+@dataclass(frozen=True)
+class Toggle:
+    """One row of the study: a named override of the default TrainSettings. ``skip`` says why
+    the row does not apply to a default ('' when it does)."""
+
+    name: str
+    overrides: Overrides
+    skip: Callable[[TrainSettings], str] = always
+
+
+# One row per trick; adding a trick is adding a row (its name is what --tricks takes).
+TOGGLES: list[Toggle] = [
+    Toggle("cell", either("cell", "gru", "lstm")),                      # S1
+    Toggle("layer_norm", switch("layer_norm")),                         # S2
+    Toggle("input_layers", amount("input_layers", 1)),                  # S3
+    Toggle("sum_outputs", summed_layers),                               # S4
+    Toggle("learned_initial_state", switch("learned_initial_state")),   # S5
+    Toggle("forget_bias", either("forget_bias", 1.0, 0.0), lstm_only),  # S6
+    Toggle("recurrent_dropout", amount("recurrent_dropout", 0.1)),      # S7
+    Toggle("zoneout", amount("zoneout", 0.05)),                         # S7
+    Toggle("dropout", amount("dropout", 0.2)),
+    Toggle("embed_dropout", amount("embed_dropout", 0.1)),
+    Toggle("weight_decay", amount("weight_decay", 0.1)),
+    Toggle("ema_decay", amount("ema_decay", 0.995)),
+    Toggle("clip_none", fixed(clip="none")),                            # O2
+    Toggle("clip_norm", fixed(clip="norm")),
+    Toggle("clip_auto", fixed(clip="auto")),
+    Toggle("chunk_half", scaled("chunk_length", 0.5)),                  # O4
+    Toggle("chunk_double", scaled("chunk_length", 2)),
+    Toggle("open_loop", fixed(objective="open_loop", objective_args="horizon=8; weight=0.5")),
+    Toggle("scheduled_sampling", fixed(objective="scheduled_sampling")),  # O6
+    Toggle("professor", fixed(objective="professor")),
+    # the AWD-LSTM switches (issue 19)
+    Toggle("weight_drop", amount("weight_drop", 0.2)),
+    Toggle("locked_dropout", fixed(dropout_mode="locked", input_dropout=0.1, output_dropout=0.1)),
+    Toggle("recurrent_dropout_per_sequence", fixed(recurrent_dropout=0.1,
+                                                   recurrent_dropout_mode="per_sequence")),
+    Toggle("embed_dropout_words", fixed(embed_dropout=0.1, embed_dropout_mode="words")),
+    Toggle("ar_tar", fixed(ar=2.0, tar=1.0)),
+    Toggle("init_orthogonal", fixed(init="orthogonal")),
+    Toggle("chrono_init", fixed(chrono_init=200.0)),
+]
+
+# --quick: a few tricks, a tiny model, a slice of the data (flags given win).
+QUICK_TRICKS = ["cell", "layer_norm", "forget_bias", "zoneout", "clip_auto"]
+QUICK = {"steps": 40, "seeds": 2}
+QUICK_MODEL = {"embed_dim": 16, "hidden_size": 48, "batch_size": 8, "chunk_length": 32,
+               "eval_every": 10, "lr": 1e-2}
+QUICK_CHARS = 60_000
+# Fields that may differ between the study's invocations without changing what a run means.
+VOLATILE = {"threads", "progress"}
+DEFAULT = "default"
+
+
+# ------------------------------------------------------------------ the plan
+
+
+@dataclass
+class Row:
+    """A setting of the report: the default or one toggle, and its runs' ids (one per seed)."""
+
+    trick: str
+    setting: str
+    overrides: dict[str, Any]
+    run_ids: list[str]
+
+
+@dataclass
+class Plan:
+    rows: list[Row]
+    skipped: list[tuple[str, str]]  # (trick, why)
+    jobs: list[dict[str, Any]]      # what run_one takes, one per run
+
+
+def choose_toggles(names: Iterable[str]) -> list[Toggle]:
+    """The rows named (all when none), in the table's order; an unknown name is an error."""
+    table = {t.name: t for t in TOGGLES}
+    names = list(names)
+    for name in names:
+        if name not in table:
+            close = difflib.get_close_matches(name, table, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"--tricks: unknown trick {name!r}{hint} (tricks: "
+                              f"{', '.join(table)})")
+    return [t for t in TOGGLES if not names or t.name in names]
+
+
+def describe(overrides: dict[str, Any], base: TrainSettings) -> str:
+    """'layer_norm True -> False, ...': each changed setting, default first."""
+    return ", ".join(f"{k} {_show(getattr(base, k))} -> {_show(v)}" for k, v in overrides.items())
+
+
+def _show(value: Any) -> str:
+    return repr(value) if isinstance(value, str) and not value else str(value)
+
+
+def make_plan(s: AblateSettings, base: TrainSettings, out: Path, test_file: Path,
+              train_steps: int, threads: int) -> Plan:
+    """The default row and one row per applicable toggle, each with a job per seed."""
+    rows = [Row(DEFAULT, "the default of rnnkit train", {}, [])]
+    skipped: list[tuple[str, str]] = []
+    for toggle in choose_toggles(s.tricks):
+        why = toggle.skip(base)
+        overrides = {k: v for k, v in toggle.overrides(base).items() if getattr(base, k) != v}
+        if not why and not overrides:
+            why = "the same as the default"
+        if not why:
+            why = _too_long(dataclasses.replace(base, **overrides), train_steps)
+        if why:
+            skipped.append((toggle.name, why))
+        else:
+            rows.append(Row(toggle.name, describe(overrides, base), overrides, []))
+    jobs = []
+    for row in rows:
+        for seed in range(s.seeds):
+            run_id = f"{row.trick}-seed{seed}"
+            row.run_ids.append(run_id)
+            settings = dataclasses.replace(base, seed=seed, name=run_id, **row.overrides)
+            jobs.append({"id": run_id, "trick": row.trick, "setting": row.setting,
+                         "seed": seed, "settings": dataclasses.asdict(settings),
+                         "threads": threads, "test_file": str(test_file),
+                         "result": str(out / "results" / f"{run_id}.json"),
+                         "log": str(out / "runs" / f"{run_id}.log")})
+    return Plan(rows, skipped, jobs)
+
+
+def _too_long(settings: TrainSettings, train_steps: int) -> str:
+    try:
+        check_chunk(train_steps, settings)
+    except DataError as err:
+        return str(err).split(";")[0]
+    return ""
+
+
+# ------------------------------------------------------------------ data and settings
+
+
+def resolve_study(s: AblateSettings, given: set[str]) -> AblateSettings:
+    """--quick's values for what was not given; exactly one budget."""
+    if s.quick:
+        values = {**QUICK, "tricks": QUICK_TRICKS}
+        if "budget" in given:
+            values.pop("steps")
+        s = dataclasses.replace(s, **{k: v for k, v in values.items() if k not in given})
+    if s.budget and s.steps:
+        raise ConfigError(f"give --budget or --steps, not both (got --budget {s.budget:g} and "
+                          f"--steps {s.steps})")
+    if not s.budget and not s.steps:
+        raise ConfigError("set a budget per run: --budget SECONDS or --steps N")
+    if len(s.files) > 1:
+        raise ConfigError(f"rnnkit ablate studies one file, got {len(s.files)}: "
+                          f"{', '.join(s.files)}")
+    if s.files and task_kind(TrainSettings(files=s.files)) != "text":
+        raise ConfigError(f"{s.files[0]}: rnnkit ablate studies text files (char language "
+                          "models); CSV forecasting is not covered yet")
+    return s
+
+
+def out_dir(s: AblateSettings) -> Path:
+    stem = Path(s.files[0]).stem if s.files else "pydoc-topics"
+    return Path(s.out or f"runs/ablate-{stem}" + ("-quick" if s.quick else "")).resolve()
+
+
+def write_splits(s: AblateSettings, out: Path) -> tuple[Path, Path, str]:
+    """Cut the text into train (first part) and test (last ``test_fraction``) files under
+    ``out/data``; the sha256 of the whole text names the data in study.json."""
+    text = load_texts(s.files)[0]
+    if s.quick:
+        text = text[:QUICK_CHARS]
+    cut = split_tail(len(text), s.test_fraction)
+    train, test = text[:cut], text[cut:]
+    data = out / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    paths = (data / "train.txt", data / "test.txt")
+    for path, part in zip(paths, (train, test)):
+        if not path.exists() or path.read_text(encoding="utf-8") != part:
+            path.write_text(part, encoding="utf-8", newline="")
+    return *paths, hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def base_settings(s: AblateSettings, train_file: Path, out: Path) -> TrainSettings:
+    """What ``rnnkit train TRAIN --max-time B`` (or ``--max-steps N``) would run, quietly: no
+    progress bar, samples or plot.png (the study draws every run's curves from its metrics)."""
+    flags: dict[str, Any] = {"files": [str(train_file)], "runs_dir": str(out / "runs"),
+                             "progress": False, "sample_length": 0, "plot": False,
+                             "device": s.device}
+    flags.update({"max_time": s.budget} if s.budget else {"max_steps": s.steps})
+    if s.quick:
+        flags.update(QUICK_MODEL)
+    return settings_for(flags, {}, "rnnkit ablate", None)[0]
+
+
+def check_study(out: Path, study: dict[str, Any]) -> None:
+    """A rerun must study the same data with the same budget and base settings: its finished
+    runs are reused."""
+    path = out / "study.json"
+    if path.exists():
+        old = json.loads(path.read_text())
+        for key in ("data_sha256", "test_fraction", "budget", "steps", "base"):
+            if old.get(key) != study[key]:
+                raise ConfigError(f"{out} holds a study with another {key} ({old.get(key)!r}, "
+                                  f"now {study[key]!r}); choose another --out")
+    write_json(path, study)
+
+
+def comparable(settings: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in settings.items() if k not in VOLATILE}
+
+
+def finished(job: dict[str, Any]) -> bool:
+    """Whether the job's result is stored, for the same settings (else an error naming it)."""
+    path = Path(job["result"])
+    if not path.exists():
+        return False
+    try:
+        old = json.loads(path.read_text())["settings"]
+    except (ValueError, KeyError, TypeError):
+        return False  # a damaged result: run it again
+    new = comparable(job["settings"])
+    if comparable(old) != new:
+        key = next(k for k in new if old.get(k) != new[k])
+        raise ConfigError(f"{path} is a run with {key} {old.get(key)!r}, this study's has "
+                          f"{new[key]!r}; choose another --out")
+    return True
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write whole or not at all: an interrupted study never leaves half a result."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------ one run
+
+
+def run_one(job: dict[str, Any]) -> dict[str, Any]:
+    """Train one run as ``rnnkit train`` does, score its best checkpoint on the test split,
+    store the result JSON; returns the result. Runs in a worker process or a Ray task."""
+    settings = TrainSettings(**{**job["settings"], "threads": job["threads"]})
+    run_dir = Path(settings.runs_dir) / settings.name
+    if run_dir.exists():  # an interrupted try of this run: start it again
+        shutil.rmtree(run_dir)
+    with open(job["log"], "w", encoding="utf-8") as log, \
+            contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        summary = run_training(settings)
+        if summary["stop_reason"] == "interrupted":  # Ctrl-C: not a finished run, store none
+            raise KeyboardInterrupt
+        test = test_score(run_dir, job["test_file"], settings.device)
+    elapsed = summary["elapsed"]
+    result = {key: job[key] for key in ("id", "trick", "setting", "seed")}
+    result.update({
+        "settings": comparable(job["settings"]), "steps": summary["steps"], "elapsed": elapsed,
+        "steps_per_second": summary["steps"] / elapsed if elapsed > 0 else None,
+        "stop_reason": summary["stop_reason"], "best_val_loss": summary["best_eval_loss"],
+        "best_step": summary["best_step"], **test, "run_dir": str(run_dir),
+    })
+    write_json(Path(job["result"]), result)
+    return result
+
+
+def test_score(run_dir: Path, test_file: str, device: str) -> dict[str, Any]:
+    """The best checkpoint's mean loss (nats/char) on the test split. Characters the run never
+    saw in training are skipped (the same ones for every run) and counted."""
+    from rnnkit.cli.infer import load_model
+    from rnnkit.tasks import score
+
+    try:
+        model, task = load_model(run_dir, "best", device)
+    except DataError as err:  # e.g. the run diverged: no usable weights
+        return {"test_loss": None, "test_error": str(err)}
+    ids, skipped = task.read_file(test_file, unknown="skip")
+    return {"test_loss": score(model, ids), "test_chars": len(ids), "test_skipped": skipped}
+
+
+# ------------------------------------------------------------------ backends
+
+
+def run_local(jobs: list[dict[str, Any]], workers: int, bar: tqdm) -> None:
+    """``workers`` processes at once. A pool of processes that call run_one, not subprocesses
+    of ``rnnkit train``: the same function serves the Ray backend, results come back as
+    objects and a user error as its exception, with no output to parse. Spawned, not forked:
+    a fork of a process that has used torch's thread pool can hang."""
+    if workers == 1:
+        for job in jobs:
+            run_one(job)
+            bar.update()
+        return
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        pending = {pool.submit(run_one, job) for job in jobs}
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            for future in done:
+                future.result()  # a failed run stops the study; finished ones stay stored
+                bar.update()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def run_ray(jobs: list[dict[str, Any]], workers: int, threads: int, bar: tqdm) -> None:
+    """One Ray task per run (``num_cpus=threads`` each), on a local Ray instance of
+    ``workers * threads`` CPUs, or on the cluster RAY_ADDRESS names (the output directory
+    must then be on storage every node shares)."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("--backend ray needs Ray: pip install 'rnnkit[ray]' (or ray>=2)"
+                          ) from None
+    started = not ray.is_initialized()
+    if started:
+        if os.environ.get("RAY_ADDRESS"):
+            ray.init()
+        else:
+            ray.init(num_cpus=workers * threads, include_dashboard=False, log_to_driver=False,
+                     runtime_env={"env_vars": {"PYTHONPATH": _import_path()}})
+    task = ray.remote(num_cpus=threads)(run_one)
+    pending = [task.remote(job) for job in jobs]
+    try:
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            try:
+                ray.get(done[0])
+            except ray.exceptions.RayTaskError as err:  # re-raise the run's own error
+                raise err.cause if isinstance(err.cause, Exception) else err from None
+            bar.update()
+    finally:
+        for ref in pending:
+            ray.cancel(ref)
+        if started:
+            ray.shutdown()
+
+
+def _import_path() -> str:
+    """PYTHONPATH for local Ray workers: this rnnkit first (a source checkout must not lose to
+    an installed copy), then the driver's entries made absolute (workers start elsewhere)."""
+    here = str(Path(__file__).resolve().parents[2])
+    given = [str(Path(p).resolve()) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+             if p]
+    return os.pathsep.join(dict.fromkeys([here, *given]))
+
+
+def cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+# ------------------------------------------------------------------ the study
+
+
+def run_study(s: AblateSettings, given: set[str]) -> Path:
+    """Plan, run what is not finished, write the report; returns the output directory."""
+    s = resolve_study(s, given)
+    out = out_dir(s)
+    try:
+        (out / "results").mkdir(parents=True, exist_ok=True)
+        (out / "runs").mkdir(exist_ok=True)
+    except OSError as err:
+        raise DataError(f"cannot make the output directory {out}: {err.strerror or err}") from None
+    train_file, test_file, sha = write_splits(s, out)
+    base = base_settings(s, train_file, out)
+    workers = s.jobs or cores()
+    threads = s.threads or max(1, cores() // workers)
+    train_steps = split_tail(len(train_file.read_text(encoding="utf-8")), base.val_fraction) - 1
+    plan = make_plan(s, base, out, test_file, train_steps, threads)
+    study = {"file": s.files[0] if s.files else DEFAULT_CORPUS_NAME, "data_sha256": sha,
+             "quick": s.quick, "test_fraction": s.test_fraction, "budget": s.budget,
+             "steps": s.steps, "seeds": s.seeds, "base": comparable(dataclasses.asdict(base)),
+             "machine": f"{platform.machine()}, {cores()} cores; {workers} runs at once with "
+                        f"{threads} threads each ({s.backend}); torch {torch.__version__}"}
+    check_study(out, study)
+    todo = [job for job in plan.jobs if not finished(job)]
+    _announce(s, base, plan, todo, workers, threads, out)
+    if todo:
+        if base.device == "cpu":
+            from rnnkit import kernels
+
+            kernels.available()  # compile the step kernels once, before the workers start
+        with tqdm(total=len(plan.jobs), initial=len(plan.jobs) - len(todo), unit="run",
+                  desc="ablate", disable=not s.progress, dynamic_ncols=True) as bar:
+            if s.backend == "ray":
+                run_ray(todo, min(workers, len(todo)), threads, bar)
+            else:
+                run_local(todo, min(workers, len(todo)), bar)
+    results = [json.loads(Path(job["result"]).read_text()) for job in plan.jobs]
+    ablate_report.write(out, study, base, plan.rows, plan.skipped, results)
+    print(f"report: {out / 'report.md'} (effects.png, curves.png, ablation.json)",
+          file=sys.stderr)
+    return out
+
+
+def _announce(s: AblateSettings, base: TrainSettings, plan: Plan, todo: list, workers: int,
+              threads: int, out: Path) -> None:
+    budget = f"{s.budget:g} s" if s.budget else f"{s.steps} steps"
+    print(f"ablate: {len(plan.rows)} settings x {s.seeds} seeds = {len(plan.jobs)} runs of "
+          f"{budget} ({len(plan.jobs) - len(todo)} already done); default: {base.model_size} "
+          f"{base.cell.upper()} {base.num_layers}x{base.hidden_size}; {workers} at once with "
+          f"{threads} threads each ({s.backend}); output {out}", file=sys.stderr)
+    for trick, why in plan.skipped:
+        print(f"skipped {trick}: {why}", file=sys.stderr)
