@@ -35,6 +35,11 @@ def hidden_gates(h: Tensor, weight_hh: Tensor, bias_hh: Tensor | None, hh_norm: 
     With layer norm the bias of the map is the norm's bias (``hh_norm[1]``), so ``bias_hh``
     is unused then. h: [B, H] -> [B, G*H].
     """
+    if torch.is_autocast_enabled(h.device.type):
+        # the recurrence runs in the state's precision under autocast, as the fast loop does:
+        # rounding W_hh h to bfloat16 at every step compounds over time
+        with torch.autocast(h.device.type, enabled=False):
+            return hidden_gates(h, weight_hh.to(h.dtype), bias_hh, hh_norm)
     if hh_norm is None:
         return F.linear(h, weight_hh, bias_hh)
     return layer_norm(F.linear(h, weight_hh), hh_norm)
@@ -108,4 +113,5 @@ def gru_step(
     n = torch.tanh(x_n + r * a_n)
     if candidate_mask is not None:
         n = n * candidate_mask
-    return torch.lerp(n, h, z)
+    # in the state's dtype, which autocast's bfloat16 matmuls must not lower (see zoneout)
+    return torch.lerp(n.to(h.dtype), h, z.to(h.dtype))

@@ -58,7 +58,10 @@ def zoneout(previous: Tensor, new: Tensor, keep: Tensor | None) -> Tensor:
     """``keep * previous + (1 - keep) * new`` (identity on ``new`` when keep is None)."""
     if keep is None:
         return new
-    return torch.lerp(new, previous, keep)
+    # in the state's dtype: under autocast ``new`` may come out of a bfloat16 matmul, and the
+    # recurrent state stays float32
+    dtype = previous.dtype
+    return torch.lerp(new.to(dtype), previous, keep.to(dtype))
 
 
 def check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:

@@ -210,7 +210,14 @@ class _RecurrentBase(nn.Module):
             if not isinstance(s, Tensor) or tuple(s.shape) != expected:
                 got = tuple(s.shape) if isinstance(s, Tensor) else type(s).__name__
                 raise ValueError(f"{name}: state {s_name} must have shape {expected}, got {got}")
-        return [s.to(x.dtype) for s in states]
+        return [s.to(self._state_dtype(x)) for s in states]
+
+    def _state_dtype(self, x: Tensor) -> torch.dtype:
+        """The recurrent state's dtype: the input's, except under autocast, where a bfloat16 or
+        float16 input projection must not round the state (it stays in the weights' dtype)."""
+        if torch.is_autocast_enabled(x.device.type):
+            return self.weight_hh_l0.dtype
+        return x.dtype
 
     def _state_doc(self) -> str:
         return "(h, c)" if len(self.state_names) == 2 else "h"
@@ -267,14 +274,14 @@ class _RecurrentBase(nn.Module):
         if self.input_layers is not None:
             x = self.input_layers(x)
         if state is None:
-            states = self._unpack_state(self.initial_state(B, x.device, x.dtype))
+            states = self._unpack_state(self.initial_state(B, x.device, self._state_dtype(x)))
         else:
             states = self._check_state(state, B, x)
         w_hh = [weight_drop(getattr(self, f"weight_hh_l{layer}"), self.weight_drop, self.training)
                 for layer in range(self.num_layers)]
         if reset_tb is not None and bool(reset_tb[0].any()):
             # A reset before the first step is a different initial state, not a loop.
-            init = self._unpack_state(self.initial_state(B, x.device, x.dtype))
+            init = self._unpack_state(self.initial_state(B, x.device, self._state_dtype(x)))
             states = [torch.where(reset_tb[0].view(1, B, 1), i, s) for i, s in zip(init, states)]
             reset_tb = reset_tb.clone()
             reset_tb[0] = False
@@ -473,7 +480,7 @@ class _RecurrentBase(nn.Module):
     def _loop_forward(self, x, states, valid, reset, w_hh, mask_resets):
         T, B, _ = x.shape
         H = self.hidden_size
-        init = self._unpack_state(self.initial_state(B, x.device, x.dtype))
+        init = self._unpack_state(self.initial_state(B, x.device, self._state_dtype(x)))
         rates = self._zoneout_rates()
         resets = {}  # step -> rows [B, 1] that restart before it
         if reset is not None:
