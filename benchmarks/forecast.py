@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import platform
 import sys
 import time
@@ -59,22 +60,46 @@ def horizon_of(freq) -> int:
     return 10 if freq.name == "yearly" else freq.season
 
 
-def stats_forecasts(y: np.ndarray, h: int, m: int) -> dict:
-    """statsforecast's AutoETS, AutoARIMA, AutoTheta: {name: (forecast, seconds)}."""
-    try:
-        from statsforecast.models import AutoARIMA, AutoETS, AutoTheta
-    except ImportError:
-        return {}
-    out = {}
-    for name, cls in (("AutoETS", AutoETS), ("AutoARIMA", AutoARIMA), ("AutoTheta", AutoTheta)):
-        t0 = time.monotonic()
+def stats_forecasts(y: np.ndarray, h: int, m: int, key: str, args) -> dict:
+    """statsforecast's AutoETS, AutoARIMA, AutoTheta: {name: (forecast, seconds)}.
+
+    Their means, sigmas and seconds are cached in ``args.stats_cache`` under ``key`` (they do
+    not depend on rnnkit's settings, and AutoARIMA takes minutes on the hourly series)."""
+    cache_path = Path(args.stats_cache)
+    cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    if key not in cache and not args.no_stats:
         try:
-            res = cls(season_length=m).forecast(y=y.astype(np.float64), h=h, level=[80])
-            sigma = (res["hi-80"] - res["lo-80"]) / (2 * Z80)
-            out[name] = (gaussian_forecast(res["mean"], sigma), time.monotonic() - t0)
-        except Exception as e:  # a model that fails on a series is reported, not fatal
-            print(f"  {name} failed: {type(e).__name__}: {e}", flush=True)
-    return out
+            from statsforecast.models import AutoARIMA, AutoETS, AutoTheta
+        except ImportError:
+            return {}
+        got = {}
+        for name, cls in (("AutoETS", AutoETS), ("AutoARIMA", AutoARIMA),
+                          ("AutoTheta", AutoTheta)):
+            t0 = time.monotonic()
+            # in a child process, so a model that runs past the limit can be stopped
+            with multiprocessing.get_context("fork").Pool(1) as pool:
+                job = pool.apply_async(_stats_model, (cls, y, h, m))
+                try:
+                    mean, sigma = job.get(timeout=args.stats_timeout)
+                except multiprocessing.TimeoutError:
+                    print(f"  {name}: no forecast within {args.stats_timeout:g} s", flush=True)
+                    got[name] = {"timeout": args.stats_timeout}
+                    continue
+                except Exception as e:  # a model that fails on a series is reported
+                    print(f"  {name} failed: {type(e).__name__}: {e}", flush=True)
+                    continue
+            got[name] = {"mean": mean, "sigma": sigma, "seconds": time.monotonic() - t0}
+        cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+        cache[key] = got
+        cache_path.write_text(json.dumps(cache, indent=1))
+    return {name: (gaussian_forecast(np.array(v["mean"]), np.array(v["sigma"])), v["seconds"])
+            for name, v in cache.get(key, {}).items() if "mean" in v}
+
+
+def _stats_model(cls, y: np.ndarray, h: int, m: int) -> tuple[list, list]:
+    res = cls(season_length=m).forecast(y=y.astype(np.float64), h=h, level=[80])
+    sigma = (res["hi-80"] - res["lo-80"]) / (2 * Z80)
+    return res["mean"].tolist(), sigma.tolist()
 
 
 def run_group(name: str, series: list[DatedSeries], args) -> list[dict]:
@@ -85,6 +110,12 @@ def run_group(name: str, series: list[DatedSeries], args) -> list[dict]:
     trains = [s.head(len(s.values) - cut) for s in series]
     actuals = [s.values[len(s.values) - cut: len(s.values) - cut + h] for s in series]
     overrides = json.loads(args.overrides) if args.overrides else {}
+    if args.stats_only:
+        for s, t in zip(series, trains):
+            label = name if len(series) == 1 else f"{name}:{s.name}"
+            stats_forecasts(t.values, h, m, f"{args.split}:{label}", args)
+            print(f"{label}: statsforecast done", flush=True)
+        return []
     t0 = time.monotonic()
     forecaster, report = train_forecaster(trains, h, max_time=args.budget, seed=args.seed,
                                           **overrides)
@@ -106,9 +137,9 @@ def run_group(name: str, series: list[DatedSeries], args) -> list[dict]:
             t1 = time.monotonic()
             b = fn(t.values)
             methods[base_name] = (b.mean, b.samples, time.monotonic() - t1)
-        if not args.no_stats:
-            for sname, (f, secs) in stats_forecasts(t.values, h, m).items():
-                methods[sname] = (f.mean, f.samples, secs)
+        for sname, (f, secs) in stats_forecasts(t.values, h, m, f"{args.split}:{label}",
+                                                 args).items():
+            methods[sname] = (f.mean, f.samples, secs)
         row = {"series": label, "freq": freq.name, "horizon": h, "season": m,
                "train_rows": len(t.values), "config": {
                    k: getattr(forecaster.config, k) for k in (
@@ -170,7 +201,14 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--overrides", default="", help='JSON of config fields, e.g. {"lr": 1e-3}')
-    p.add_argument("--no-stats", action="store_true", help="skip statsforecast")
+    p.add_argument("--no-stats", action="store_true",
+                   help="never run statsforecast (its cached forecasts are still shown)")
+    p.add_argument("--stats-timeout", type=float, default=600,
+                   help="seconds a statsforecast model may take on one series")
+    p.add_argument("--stats-only", action="store_true",
+                   help="only fill the statsforecast cache")
+    p.add_argument("--stats-cache",
+                   default=str(ROOT / "benchmarks" / "results" / "forecast-stats.json"))
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "forecast.json"))
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -180,6 +218,8 @@ def main() -> None:
         file, value, by = PANEL[name]
         series = load_series(DATA / file, value=value, by=by, fill_gaps=name == "co2")
         rows += run_group(name, series, args)
+    if args.stats_only:
+        return
     summary = summarize(rows)
     print_table(rows, summary)
     try:

@@ -49,14 +49,19 @@ class StudentTHead(nn.Module):
     def loss(self, params: Tensor, targets: Tensor) -> Tensor:
         return -self.dist(params).log_prob(targets.squeeze(-1))
 
-    def sample(self, params: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """A draw ``[..., 1]`` (torch's global generator: StudentT takes none)."""
+    def sample(self, params: Tensor, generator: torch.Generator | None = None,
+               temperature: float = 1.0) -> Tensor:
+        """A draw ``[..., 1]`` with the scale times ``temperature`` (torch's global
+        generator: StudentT takes none)."""
         del generator
-        return self.dist(params).sample().unsqueeze(-1)
+        d = self.dist(params)
+        draw = torch.distributions.StudentT(d.df, d.loc, d.scale * temperature).sample()
+        return draw.unsqueeze(-1)
 
 
 class DeepAR(nn.Module):
-    """Inputs -> ``rnnkit.LSTM`` -> Gaussian (``rnnkit.heads.GaussianHead``) or Student-t head.
+    """Inputs -> ``rnnkit.LSTM`` -> Gaussian (``rnnkit.heads.GaussianHead``) or Student-t head,
+    plus (``config.skip``) a linear autoregression on the lags added to the location.
 
     Shapes: ``values [B, max_lag + T]`` raw, ``calendar [B, T, K]``, ``series [B]`` int64.
     """
@@ -71,6 +76,18 @@ class DeepAR(nn.Module):
         inputs += cfg.embedding_dim if self.embedding is not None else 0
         self.rnn = rnnkit.LSTM(inputs, cfg.hidden_size, cfg.num_layers, batch_first=True,
                                dropout=cfg.dropout if cfg.num_layers > 1 else 0.0)
+        # LSTNet's highway (Lai et al. 2018): a linear autoregression on the lags added to the
+        # location, starting as the naive forecast (weight 1 on lag 1), so the network only
+        # has to learn what the lags do not say; small series then start from a sane model
+        self.skip = None
+        if cfg.skip:
+            self.skip = nn.Linear(len(cfg.lags), 1)
+            with torch.no_grad():
+                self.skip.weight.zero_()
+                self.skip.bias.zero_()
+                self.skip.weight[0, list(cfg.lags).index(1)] = 1.0
+        # multiplies the head's scale when sampling; fit.calibrate sets it on validation rows
+        self.register_buffer("temperature", torch.tensor(1.0))
         if cfg.likelihood == "gaussian":
             self.head = GaussianHead(cfg.hidden_size, 1)
         elif cfg.likelihood == "student_t":
@@ -88,6 +105,16 @@ class DeepAR(nn.Module):
             parts.append(self.embedding(idx).unsqueeze(1).expand(-1, calendar.shape[1], -1))
         return torch.cat(parts, dim=-1)
 
+    def params(self, x: Tensor, state=None) -> tuple[Tensor, object]:
+        """RNN inputs ``[B, T, I]`` -> distribution parameters ``[B, T, P]`` (location first)
+        and the RNN state."""
+        out, state = self.rnn(x, state)
+        params = self.head(out)
+        if self.skip is not None:
+            shift = self.skip(x[..., : len(self.config.lags)])
+            params = torch.cat([params[..., :1] + shift, params[..., 1:]], dim=-1)
+        return params, state
+
     def scale(self, values: Tensor, context: int) -> tuple[Tensor, Tensor]:
         """(loc, scale) ``[B, 1]`` from the ``context`` values after the lag prefix."""
         lag = self.config.max_lag
@@ -97,9 +124,9 @@ class DeepAR(nn.Module):
         """Mean NLL (nats per step, scaled units) of the windows' C + H scored steps."""
         loc, scale = self.scale(w.values, self.config.context_length)
         z = (w.values - loc) / scale
-        out, _ = self.rnn(self.inputs(z, w.calendar, w.series))
+        params, _ = self.params(self.inputs(z, w.calendar, w.series))
         targets = z[:, self.config.max_lag:].unsqueeze(-1)
-        return self.head.loss(self.head(out), targets).mean()
+        return self.head.loss(params, targets).mean()
 
     @torch.no_grad()
     def sample_paths(self, values: Tensor, calendar: Tensor, series: Tensor | None,
@@ -114,7 +141,7 @@ class DeepAR(nn.Module):
         b, t = values.shape[0], values.shape[1] - lag
         loc, scale = self.scale(values, t)
         z = (values - loc) / scale
-        _, state = self.rnn(self.inputs(z, calendar[:, :t], series))
+        _, state = self.params(self.inputs(z, calendar[:, :t], series))
         # one row per (series, path): repeat along the batch axis of the [L, B, H] state
         state = tuple(s.repeat_interleave(num_samples, dim=1) for s in state)
         buf = torch.cat([z, z.new_zeros(b, horizon)], 1).repeat_interleave(num_samples, 0)
@@ -127,8 +154,9 @@ class DeepAR(nn.Module):
         for h in range(horizon):
             pos = lag + t + h
             parts = [buf[:, pos - lags], cal[:, h]] + ([emb] if emb is not None else [])
-            out, state = self.rnn.step(torch.cat(parts, -1), state)
-            buf[:, pos] = self.head.sample(self.head(out)).squeeze(-1)
+            params, state = self.params(torch.cat(parts, -1).unsqueeze(1), state)
+            draw = self.head.sample(params[:, 0], temperature=float(self.temperature))
+            buf[:, pos] = draw.squeeze(-1)
         paths = buf[:, lag + t:].view(b, num_samples, horizon)
         return paths * scale.unsqueeze(-1) + loc.unsqueeze(-1)
 

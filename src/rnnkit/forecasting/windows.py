@@ -35,6 +35,9 @@ class ForecastConfig:
     validation: int  # rows at the end of each training series held out for early stopping
     scaling: str = "standard"  # features.window_scale: "mean_abs" (DeepAR), "standard", "none"
     likelihood: str = "student_t"  # "gaussian" or "student_t"
+    skip: bool = True  # add a linear autoregression on the lags to the location (LSTNet)
+    weight_decay: float = 0.0  # Adam's L2 penalty
+    calibrate: bool = True  # choose the sampling temperature on the validation rows
     hidden_size: int = 40  # DeepAR's 40 cells
     num_layers: int = 2
     dropout: float = 0.1  # between the recurrent layers
@@ -67,11 +70,12 @@ def default_config(lengths: Sequence[int], freq: Frequency, horizon: int,
     """Settings for series with ``lengths`` training rows at ``freq``, forecasting ``horizon``.
 
     - lags: 1 and the frequency's seasonal lags, dropping the largest ones while the
-      shortest series cannot fit a window with a context of ``min(H, 12)`` steps.
+      longest series cannot fit a window with a context of ``min(H, 12)`` steps.
     - horizon: H, or about half the rows when even lag 1 leaves no room for a context of
       ``min(H, 12)`` next to H (forecasts still run for the full H).
-    - validation: the last H rows of each series when what is left still fits the lags,
-      a context and H more window positions; else none (a fixed number of steps).
+    - validation: the last k*H rows of each series (k windows of H steps, k about a tenth of
+      the rows over H, 1 to 20) when what is left still fits the lags, a context and H more
+      window positions; else none (a fixed number of steps).
     - context: max(2H, 2m, 24) steps (m the season), shrunk so that a short series still
       offers about half its room as distinct window positions.
 
@@ -81,7 +85,9 @@ def default_config(lengths: Sequence[int], freq: Frequency, horizon: int,
     """
     if horizon < 1:
         raise ValueError(f"horizon must be >= 1, got {horizon}")
-    n = min(lengths)
+    # sized for the longest series: shorter ones give fewer windows (or none), and need only
+    # more rows than the largest lag to be forecast
+    n = max(lengths)
     c_min = max(1, min(horizon, 12))
     lags = [1, *freq.lags]
     dropped = []
@@ -97,10 +103,16 @@ def default_config(lengths: Sequence[int], freq: Frequency, horizon: int,
     room = _room(n, lags, horizon)
     if room < 1:
         raise DataError(
-            f"the series is too short: {n} training rows cannot hold lag {max(lags)}, a "
+            f"the series are too short: {n} training rows cannot hold lag {max(lags)}, a "
             f"context and a horizon; need at least {max(lags) + 2} rows"
         )
-    validation = horizon if _room(n - horizon, lags, horizon) >= c_min + horizon else 0
+    validation = 0
+    if _room(n - horizon, lags, horizon) >= c_min + horizon:
+        # several H-row validation windows on long series (about a tenth of the rows, at
+        # most 20 windows): one window of a few steps is too noisy to stop on
+        validation = horizon * min(20, max(1, round(0.1 * n / horizon)))
+        while validation > horizon and _room(n - validation, lags, horizon) < 2 * c_min:
+            validation -= horizon
     room -= validation
     target = max(2 * horizon, 2 * freq.season, 24)
     context = max(min(c_min, room), min(target, room - room // 2))
@@ -110,7 +122,7 @@ def default_config(lengths: Sequence[int], freq: Frequency, horizon: int,
     cfg = replace(cfg, **overrides)
     if _room(n - cfg.validation, cfg.lags, horizon) < cfg.context_length:
         raise DataError(
-            f"context length {cfg.context_length} does not fit: the shortest series has {n} "
+            f"context length {cfg.context_length} does not fit: the longest series has {n} "
             f"training rows, {cfg.validation} for validation, lags up to {cfg.max_lag} and a "
             f"horizon of {horizon} leave room for {_room(n - cfg.validation, cfg.lags, horizon)}"
         )
@@ -173,12 +185,14 @@ class WindowSampler:
 
 
 def last_windows(sampler: WindowSampler, values: Sequence[np.ndarray],
-                 calendars: Sequence[np.ndarray], ends: Sequence[int]) -> Windows | None:
-    """One window per series whose horizon is rows ``[ends[i] - H, ends[i])`` (the validation
-    rows), or None when no series is long enough. ``ends`` are the validation ends."""
+                 calendars: Sequence[np.ndarray], ends: Sequence[int], count: int = 1
+                 ) -> Windows | None:
+    """``count`` windows per series whose horizons tile rows ``[ends[i] - count * H,
+    ends[i])`` (the validation rows), or None when no series is long enough."""
     cfg = sampler.cfg
     span = cfg.context_length + cfg.horizon
-    picks = [(i, e - span) for i, e in enumerate(ends) if e - span >= cfg.max_lag]
+    picks = [(i, e - span - j * cfg.horizon) for i, e in enumerate(ends) for j in range(count)
+             if e - span - j * cfg.horizon >= cfg.max_lag]
     if not picks:
         return None
     vals = torch.stack([torch.as_tensor(np.asarray(values[i][s - cfg.max_lag: s + span],
