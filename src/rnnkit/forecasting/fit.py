@@ -7,13 +7,14 @@ directory, evaluation as a loss over an epoch of chunks). DeepAR's windows are i
 run directory, and the validation score is forecast quality (CRPS of ancestral sample paths
 over the held-out rows), so the Trainer's machinery would be bypassed rather than used.
 
-The loop: sample a batch of windows -> NLL over their C + H steps -> backward -> clip the
-gradient norm -> Adam step; every ``eval_every`` steps score the validation windows (whose
-horizons tile the last ``validation`` training rows of each series, never read by a
-training window), keep the best weights, halve the learning rate after ``patience // 2``
-checks without a new best, and stop after ``patience``. Then the sampling temperature (the
-factor on the predicted scale) is
-chosen on the same validation windows (``calibrate``).
+Before the loop the linear autoregression on the lags starts at its least-squares fit
+(``init_skip``, when ``config.skip == "least_squares"``). The loop: sample a batch of
+windows -> NLL over their C + H steps -> backward -> clip the gradient norm -> Adam step;
+every ``eval_every`` steps score the validation windows (whose horizons tile the last
+``validation`` training rows of each series, never read by a training window), keep the
+best weights, halve the learning rate after ``patience // 2`` checks without a new best,
+and stop after ``patience``. Then the sampling temperature (the factor on the predicted
+scale) is chosen on the same validation windows (``calibrate``).
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ from rnnkit.forecasting.windows import (
     last_windows,
 )
 
-__all__ = ["FitReport", "train_forecaster", "fit_model", "validation_score", "calibrate"]
+__all__ = ["FitReport", "train_forecaster", "fit_model", "validation_score", "calibrate",
+           "init_skip"]
 
 
 @dataclass
@@ -114,6 +116,28 @@ def calibrate(model: DeepAR, val: Windows, seed: int = 0,
     return float(min(scores))
 
 
+@torch.no_grad()
+def init_skip(model: DeepAR, sampler: WindowSampler, windows: int = 2048,
+              ridge: float = 1e-3) -> None:
+    """Start the linear autoregression on the lags (``model.skip``) at its least-squares fit
+    on (up to) ``windows`` training windows, in the windows' scaled units: the network then
+    starts from the linear AR(lags) forecast and learns what it misses. Ridge-regularized
+    so collinear lags stay bounded."""
+    if model.skip is None:
+        return
+    cfg = model.config
+    w = sampler.sample(min(windows, 8 * len(sampler)))
+    loc, scale = model.scale(w.values, cfg.context_length)
+    z = (w.values - loc) / scale
+    x = model.inputs(z, w.calendar, w.series)[..., : len(cfg.lags)].reshape(-1, len(cfg.lags))
+    y = z[:, cfg.max_lag:].reshape(-1, 1)
+    design = torch.cat([x, torch.ones_like(y)], 1).double()
+    gram = design.T @ design + ridge * len(y) * torch.eye(design.shape[1], dtype=torch.float64)
+    coef = torch.linalg.solve(gram, design.T @ y.double()).float()
+    model.skip.weight.copy_(coef[:-1].T)
+    model.skip.bias.copy_(coef[-1])
+
+
 def fit_model(model: DeepAR, values: Sequence[np.ndarray], calendars: Sequence[np.ndarray],
               max_time: float | None = 60, max_steps: int | None = None, seed: int = 0,
               on_check: Callable[[dict], None] | None = None) -> FitReport:
@@ -128,6 +152,8 @@ def fit_model(model: DeepAR, values: Sequence[np.ndarray], calendars: Sequence[n
         max_steps = None if val is not None else cfg.default_steps
     if max_time is None and max_steps is None:
         max_steps = 100 * cfg.eval_every * cfg.patience  # early stopping ends it first
+    if cfg.skip == "least_squares":
+        init_skip(model, sampler)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start = time.monotonic()
     best_state, best, best_step, since_best = None, math.inf, 0, 0

@@ -79,7 +79,10 @@ class DeepAR(nn.Module):
         # LSTNet's highway (Lai et al. 2018): a linear autoregression on the lags added to the
         # location, starting as the naive forecast (weight 1 on lag 1), so the network only
         # has to learn what the lags do not say; small series then start from a sane model
+        # (fit.init_skip moves it to the least-squares AR fit before training)
         self.skip = None
+        if cfg.skip not in ("", "naive", "least_squares"):
+            raise ValueError(f"skip must be '', 'naive' or 'least_squares', got {cfg.skip!r}")
         if cfg.skip:
             self.skip = nn.Linear(len(cfg.lags), 1)
             with torch.no_grad():

@@ -35,7 +35,9 @@ class ForecastConfig:
     validation: int  # rows at the end of each training series held out for early stopping
     scaling: str = "standard"  # features.window_scale: "mean_abs" (DeepAR), "standard", "none"
     likelihood: str = "student_t"  # "gaussian" or "student_t"
-    skip: bool = True  # add a linear autoregression on the lags to the location (LSTNet)
+    # a linear autoregression on the lags added to the location (LSTNet's highway), starting
+    # as "naive" (weight 1 on lag 1) or at its "least_squares" fit; "" = none
+    skip: str = "least_squares"
     weight_decay: float = 0.0  # Adam's L2 penalty
     calibrate: bool = True  # choose the sampling temperature on the validation rows
     hidden_size: int = 40  # DeepAR's 40 cells
