@@ -67,14 +67,21 @@ def stats_forecasts(y: np.ndarray, h: int, m: int, key: str, args) -> dict:
     not depend on rnnkit's settings, and AutoARIMA takes minutes on the hourly series)."""
     cache_path = Path(args.stats_cache)
     cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
-    if key not in cache and not args.no_stats:
+
+    def known(name: str) -> bool:  # a forecast, or a time-out at a limit as long as this one
+        got = cache.get(key, {}).get(name, {})
+        return "mean" in got or got.get("timeout", 0) >= args.stats_timeout
+
+    names = ("AutoETS", "AutoARIMA", "AutoTheta")
+    if not all(known(n) for n in names) and not args.no_stats:
         try:
             from statsforecast.models import AutoARIMA, AutoETS, AutoTheta
         except ImportError:
             return {}
-        got = {}
-        for name, cls in (("AutoETS", AutoETS), ("AutoARIMA", AutoARIMA),
-                          ("AutoTheta", AutoTheta)):
+        got = dict(cache.get(key, {}))
+        for name, cls in zip(names, (AutoETS, AutoARIMA, AutoTheta)):
+            if known(name):
+                continue
             t0 = time.monotonic()
             # in a child process, so a model that runs past the limit can be stopped
             with multiprocessing.get_context("fork").Pool(1) as pool:
