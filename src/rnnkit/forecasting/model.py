@@ -129,7 +129,10 @@ class DeepAR(nn.Module):
         z = (w.values - loc) / scale
         params, _ = self.params(self.inputs(z, w.calendar, w.series))
         targets = z[:, self.config.max_lag:].unsqueeze(-1)
-        return self.head.loss(params, targets).mean()
+        nll = self.head.loss(params, targets)
+        if self.config.loss_on == "horizon":
+            return nll[:, self.config.context_length:].mean()
+        return nll.mean()
 
     @torch.no_grad()
     def sample_paths(self, values: Tensor, calendar: Tensor, series: Tensor | None,

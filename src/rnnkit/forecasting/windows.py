@@ -33,6 +33,9 @@ class ForecastConfig:
     lags: tuple[int, ...]  # lagged targets fed as inputs; always includes 1
     calendar: tuple[str, ...]  # calendar features (features.CALENDAR_PERIODS)
     validation: int  # rows at the end of each training series held out for early stopping
+    # steps of each window the NLL scores: "all" C + H (DeepAR) or only the "horizon" (the
+    # context's own steps leak: loc and scale come from them, so their mean is known)
+    loss_on: str = "all"
     scaling: str = "standard"  # features.window_scale: "mean_abs" (DeepAR), "standard", "none"
     likelihood: str = "student_t"  # "gaussian" or "student_t"
     # a linear autoregression on the lags added to the location (LSTNet's highway), starting
