@@ -188,7 +188,7 @@ def refresh_stats(rows: list[dict], args) -> None:
 
 
 def summarize(rows: list[dict]) -> dict:
-    names = list(rows[0]["methods"])
+    names = list(dict.fromkeys(n for r in rows for n in r["methods"]))
     out = {}
     for n in names:
         got = [r["methods"][n] for r in rows if n in r["methods"]]

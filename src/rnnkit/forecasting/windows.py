@@ -42,7 +42,8 @@ class ForecastConfig:
     # as "naive" (weight 1 on lag 1) or at its "least_squares" fit; "" = none
     skip: str = "least_squares"
     weight_decay: float = 0.0  # Adam's L2 penalty
-    calibrate: bool = True  # choose the sampling temperature on the validation rows
+    # choose the sampling temperature on the validation rows by "crps" or "coverage"; "" = off
+    calibrate: str = "coverage"
     hidden_size: int = 40  # DeepAR's 40 cells
     num_layers: int = 2
     dropout: float = 0.1  # between the recurrent layers
