@@ -130,7 +130,8 @@ def run_group(name: str, series: list[DatedSeries], args) -> list[dict]:
     print(f"{name}: {freq.name}, H={h}, m={m}, {len(trains[0].values)} training rows; "
           f"{report.steps} steps ({report.stop_reason}, best {report.best_step}) in "
           f"{fit_seconds:.0f} s; context {forecaster.config.context_length}, "
-          f"lags {forecaster.config.lags}", flush=True)
+          f"lags {forecaster.config.lags}, temperature "
+          f"{float(forecaster.model.temperature):g}", flush=True)
     rows = []
     for s, t, y in zip(series, trains, actuals):
         label = name if len(series) == 1 else f"{name}:{s.name}"
@@ -153,7 +154,8 @@ def run_group(name: str, series: list[DatedSeries], args) -> list[dict]:
                        "context_length", "lags", "validation", "scaling", "likelihood",
                        "hidden_size", "num_layers", "batch_size", "lr")},
                "fit": {"steps": report.steps, "best_step": report.best_step,
-                       "stop": report.stop_reason}, "methods": {}}
+                       "stop": report.stop_reason,
+                       "temperature": float(forecaster.model.temperature)}, "methods": {}}
         for mname, (point, samples, secs) in methods.items():
             e = evaluate(y, point, t.values, m, samples)
             row["methods"][mname] = {"mase": e["mase"], "crps": e["scaled_crps"],

@@ -108,7 +108,7 @@ def validation_score(model: DeepAR, w: Windows, num_samples: int = 50, seed: int
 
 
 def calibrate(model: DeepAR, val: Windows, seed: int = 0, by: str = "crps",
-              grid: Sequence[float] = (1.0, 1.25, 1.5, 2.0, 3.0, 4.0)) -> float:
+              grid: Sequence[float] = (1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)) -> float:
     """Set ``model.temperature`` (the factor on the predicted scale when sampling) to the
     value of ``grid`` with the best validation CRPS (``by="crps"``), or whose 80% intervals
     cover the validation rows closest to 80% (``by="coverage"``, CRPS breaking ties); return
@@ -204,7 +204,7 @@ def fit_model(model: DeepAR, values: Sequence[np.ndarray], calendars: Sequence[n
     if best_state is not None:
         model.load_state_dict(best_state)
     if val is not None and cfg.calibrate:
-        best = calibrate(model, val, seed, by=cfg.calibrate)
+        best = calibrate(model, val, seed, by=cfg.calibrate, grid=cfg.temperatures)
     model.eval()
     return FitReport(step, best_step if val is not None else step,
                      best if val is not None else None, stop, time.monotonic() - start, history)

@@ -252,7 +252,8 @@ class Forecaster:
     def load(cls, path: str | Path) -> Forecaster:
         saved = torch.load(path, map_location="cpu", weights_only=True)
         cfg = saved["config"]
-        cfg["lags"], cfg["calendar"] = tuple(cfg["lags"]), tuple(cfg["calendar"])
+        for key in ("lags", "calendar", "temperatures"):
+            cfg[key] = tuple(cfg[key])
         model = DeepAR(ForecastConfig(**cfg), saved["num_series"])
         model.load_state_dict(saved["model"])
         return cls(model, saved["series_names"])
