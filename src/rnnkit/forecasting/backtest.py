@@ -1,0 +1,83 @@
+"""Rolling-origin evaluation: forecast W windows of H steps at the end of the series.
+
+Origin k (k = 0 .. W-1) cuts every series ``(W - 1 - k) * step + H`` rows before its end:
+the model is trained on the rows before the cut (once on the first origin's rows when
+``refit`` is False), forecasts H steps from them, and is scored on the next H rows beside
+Naive and SeasonalNaive. Metrics are averaged over windows and series.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from rnnkit.data.errors import DataError
+from rnnkit.forecasting.baselines import naive, seasonal_naive
+from rnnkit.forecasting.data import DatedSeries
+from rnnkit.forecasting.fit import train_forecaster
+from rnnkit.forecasting.frequency import infer_frequency
+from rnnkit.forecasting.metrics import evaluate
+
+__all__ = ["backtest", "summarize"]
+
+SUMMARY = ("mae", "rmse", "mase", "smape", "crps", "scaled_crps", "coverage")
+
+
+def summarize(results: Sequence[dict]) -> dict:
+    """Means over ``evaluate`` results: overall metrics and ``by_step`` lists."""
+    out = {k: float(np.mean([r[k] for r in results])) for k in SUMMARY
+           if all(r[k] is not None for r in results)}
+    steps = results[0]["by_step"]
+    out["by_step"] = {k: np.mean([r["by_step"][k] for r in results], axis=0).tolist()
+                      for k in steps}
+    return out
+
+
+def backtest(series: DatedSeries | Sequence[DatedSeries], horizon: int, windows: int = 3,
+             step: int | None = None, refit: bool = True, max_time: float | None = 60,
+             num_samples: int = 200, seed: int = 0, **overrides) -> dict:
+    """Rolling-origin backtest of the DeepAR forecaster and the baselines.
+
+    Args:
+        series: one or several series of one frequency (trained together).
+        horizon: H; ``step`` rows between origins (default H).
+        windows: W origins; ``refit``: train again at every origin.
+        max_time: seconds of training per fit; ``overrides`` go to ``default_config``.
+
+    Returns:
+        ``{"methods": {name: summary}, "windows": [{"origin", "series", name: metrics}]}``
+        with ``summary`` as in :func:`summarize` (MASE uses the frequency's season).
+    """
+    series = [series] if isinstance(series, DatedSeries) else list(series)
+    if horizon < 1 or windows < 1:
+        raise ValueError(f"horizon and windows must be >= 1, got {horizon}, {windows}")
+    step = horizon if step is None else step
+    m = infer_frequency(series[0].dates).season
+    back = (windows - 1) * step + horizon
+    short = [s.name for s in series if len(s.values) - back < 2 * max(m, 1) + 1]
+    if short:
+        raise DataError(f"series {short} are too short for {windows} windows of {horizon} "
+                        f"steps {step} apart")
+    records, forecaster = [], None
+    for k in range(windows):
+        offset = (windows - 1 - k) * step + horizon
+        train = [s.head(len(s.values) - offset) for s in series]
+        if forecaster is None or refit:
+            forecaster, _ = train_forecaster(train, horizon, max_time=max_time, seed=seed,
+                                             **overrides)
+        for s, t in zip(series, train):
+            cut = len(t.values)
+            actual = s.values[cut: cut + horizon]
+            fc = forecaster.forecast(t.values, t.dates, horizon, num_samples, series=s.name,
+                                     seed=seed + k)
+            record = {"origin": str(s.dates[cut]), "series": s.name,
+                      "deepar": evaluate(actual, fc.quantile(0.5), t.values, m, fc.samples)}
+            for name, base in (("naive", naive(t.values, horizon, seed=seed + k)),
+                               ("seasonal_naive", seasonal_naive(t.values, horizon, m,
+                                                                 seed=seed + k))):
+                record[name] = evaluate(actual, base.mean, t.values, m, base.samples)
+            records.append(record)
+    methods = {name: summarize([r[name] for r in records])
+               for name in ("deepar", "naive", "seasonal_naive")}
+    return {"methods": methods, "windows": records}

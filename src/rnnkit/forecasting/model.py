@@ -1,0 +1,264 @@
+"""The DeepAR model (Salinas et al. 2020): an autoregressive LSTM with a likelihood head.
+
+At step t the input is ``[z_{t-l} for l in lags] ++ calendar(t) ++ embedding(series)``, with
+``z = (value - loc) / scale`` scaled per window (``features.window_scale``); the LSTM's
+output gives the parameters of p(z_t). Training maximizes the likelihood of every step of a
+context + horizon window with the true values fed back (teacher forcing, Sec. 3.1).
+Forecasting reads the context the same way, then draws z_t, feeds the draw back as the next
+step's lag, and repeats (ancestral sampling, Sec. 3.2): each path is one joint sample of the
+future, and quantiles over paths give the intervals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+import rnnkit
+from rnnkit.data.errors import DataError
+from rnnkit.forecasting.features import calendar_features, lagged, window_scale
+from rnnkit.forecasting.frequency import FREQUENCIES, check_dates, future_dates
+from rnnkit.forecasting.windows import ForecastConfig, Windows
+from rnnkit.heads import GaussianHead
+
+__all__ = ["StudentTHead", "DeepAR", "Forecast", "Forecaster"]
+
+
+class StudentTHead(nn.Module):
+    """Student-t over one value: ``params [..., 3] = (mu, raw_scale, raw_df)`` with
+    ``sigma = softplus(raw_scale) + 1e-4`` and ``df = 2 + softplus(raw_df)`` (df > 2 keeps
+    the variance finite). ``loss(params, y [..., 1]) -> [...]`` is the NLL in nats."""
+
+    def __init__(self, hidden_size: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(hidden_size, 3)
+
+    def forward(self, h: Tensor) -> Tensor:
+        return self.proj(h)
+
+    def dist(self, params: Tensor) -> torch.distributions.StudentT:
+        mu, raw_scale, raw_df = params.unbind(-1)
+        return torch.distributions.StudentT(2 + F.softplus(raw_df), mu,
+                                            F.softplus(raw_scale) + 1e-4)
+
+    def loss(self, params: Tensor, targets: Tensor) -> Tensor:
+        return -self.dist(params).log_prob(targets.squeeze(-1))
+
+    def sample(self, params: Tensor, generator: torch.Generator | None = None,
+               temperature: float = 1.0) -> Tensor:
+        """A draw ``[..., 1]`` with the scale times ``temperature`` (torch's global
+        generator: StudentT takes none)."""
+        del generator
+        d = self.dist(params)
+        draw = torch.distributions.StudentT(d.df, d.loc, d.scale * temperature).sample()
+        return draw.unsqueeze(-1)
+
+
+class DeepAR(nn.Module):
+    """Inputs -> ``rnnkit.LSTM`` -> Gaussian (``rnnkit.heads.GaussianHead``) or Student-t head,
+    plus (``config.skip``) a linear autoregression on the lags added to the location.
+
+    Shapes: ``values [B, max_lag + T]`` raw, ``calendar [B, T, K]``, ``series [B]`` int64.
+    """
+
+    def __init__(self, config: ForecastConfig, num_series: int = 1) -> None:
+        super().__init__()
+        self.config = config
+        cfg = config
+        self.embedding = (nn.Embedding(num_series, cfg.embedding_dim)
+                          if cfg.embedding_dim and num_series > 1 else None)
+        inputs = len(cfg.lags) + 2 * len(cfg.calendar)
+        inputs += cfg.embedding_dim if self.embedding is not None else 0
+        self.rnn = rnnkit.LSTM(inputs, cfg.hidden_size, cfg.num_layers, batch_first=True,
+                               dropout=cfg.dropout if cfg.num_layers > 1 else 0.0)
+        # LSTNet's highway (Lai et al. 2018): a linear autoregression on the lags added to the
+        # location, starting as the naive forecast (weight 1 on lag 1), so the network only
+        # has to learn what the lags do not say; small series then start from a sane model
+        # (fit.init_skip moves it to the least-squares AR fit before training)
+        self.skip = None
+        if cfg.skip not in ("", "naive", "least_squares"):
+            raise ValueError(f"skip must be '', 'naive' or 'least_squares', got {cfg.skip!r}")
+        if cfg.skip:
+            self.skip = nn.Linear(len(cfg.lags), 1)
+            with torch.no_grad():
+                self.skip.weight.zero_()
+                self.skip.bias.zero_()
+                self.skip.weight[0, list(cfg.lags).index(1)] = 1.0
+        # multiplies the head's scale when sampling; fit.calibrate sets it on validation rows
+        self.register_buffer("temperature", torch.tensor(1.0))
+        if cfg.likelihood == "gaussian":
+            self.head = GaussianHead(cfg.hidden_size, 1)
+        elif cfg.likelihood == "student_t":
+            self.head = StudentTHead(cfg.hidden_size)
+        else:
+            raise ValueError(f"likelihood must be 'gaussian' or 'student_t', "
+                             f"got {cfg.likelihood!r}")
+
+    def inputs(self, z: Tensor, calendar: Tensor, series: Tensor | None) -> Tensor:
+        """Scaled values ``z [B, max_lag + T]`` -> RNN inputs ``[B, T, I]`` for steps
+        ``max_lag .. max_lag + T - 1``."""
+        parts = [lagged(z, self.config.lags, self.config.max_lag), calendar]
+        if self.embedding is not None:
+            idx = series if series is not None else torch.zeros(len(z), dtype=torch.long)
+            parts.append(self.embedding(idx).unsqueeze(1).expand(-1, calendar.shape[1], -1))
+        return torch.cat(parts, dim=-1)
+
+    def params(self, x: Tensor, state=None) -> tuple[Tensor, object]:
+        """RNN inputs ``[B, T, I]`` -> distribution parameters ``[B, T, P]`` (location first)
+        and the RNN state."""
+        out, state = self.rnn(x, state)
+        params = self.head(out)
+        if self.skip is not None:
+            shift = self.skip(x[..., : len(self.config.lags)])
+            params = torch.cat([params[..., :1] + shift, params[..., 1:]], dim=-1)
+        return params, state
+
+    def scale(self, values: Tensor, context: int) -> tuple[Tensor, Tensor]:
+        """(loc, scale) ``[B, 1]`` from the ``context`` values after the lag prefix."""
+        lag = self.config.max_lag
+        return window_scale(values[:, lag: lag + context], self.config.scaling)
+
+    def nll(self, w: Windows) -> Tensor:
+        """Mean NLL (nats per step, scaled units) of the windows' C + H scored steps."""
+        loc, scale = self.scale(w.values, self.config.context_length)
+        z = (w.values - loc) / scale
+        params, _ = self.params(self.inputs(z, w.calendar, w.series))
+        targets = z[:, self.config.max_lag:].unsqueeze(-1)
+        nll = self.head.loss(params, targets)
+        if self.config.loss_on == "horizon":
+            return nll[:, self.config.context_length:].mean()
+        return nll.mean()
+
+    @torch.no_grad()
+    def sample_paths(self, values: Tensor, calendar: Tensor, series: Tensor | None,
+                     horizon: int, num_samples: int) -> Tensor:
+        """Ancestral sample paths ``[B, S, horizon]`` in data units.
+
+        ``values [B, max_lag + T]`` are the context (T >= 1 steps read teacher-forced, the
+        scale taken from them), ``calendar [B, T + horizon, K]`` covers the context steps and
+        the future ones.
+        """
+        cfg, lag = self.config, self.config.max_lag
+        b, t = values.shape[0], values.shape[1] - lag
+        loc, scale = self.scale(values, t)
+        z = (values - loc) / scale
+        _, state = self.params(self.inputs(z, calendar[:, :t], series))
+        # one row per (series, path): repeat along the batch axis of the [L, B, H] state
+        state = tuple(s.repeat_interleave(num_samples, dim=1) for s in state)
+        buf = torch.cat([z, z.new_zeros(b, horizon)], 1).repeat_interleave(num_samples, 0)
+        cal = calendar[:, t:].repeat_interleave(num_samples, 0)
+        emb = None
+        if self.embedding is not None:
+            idx = series if series is not None else torch.zeros(b, dtype=torch.long)
+            emb = self.embedding(idx).repeat_interleave(num_samples, 0)
+        lags = torch.tensor(cfg.lags)
+        for h in range(horizon):
+            pos = lag + t + h
+            parts = [buf[:, pos - lags], cal[:, h]] + ([emb] if emb is not None else [])
+            params, state = self.params(torch.cat(parts, -1).unsqueeze(1), state)
+            draw = self.head.sample(params[:, 0], temperature=float(self.temperature))
+            buf[:, pos] = draw.squeeze(-1)
+        paths = buf[:, lag + t:].view(b, num_samples, horizon)
+        return paths * scale.unsqueeze(-1) + loc.unsqueeze(-1)
+
+
+@dataclass
+class Forecast:
+    """Sample paths of one series and their summaries: ``dates [H]``, ``samples [S, H]``,
+    ``mean [H]``, ``quantiles [Q, H]`` at ``levels [Q]`` (e.g. 0.1, 0.5, 0.9)."""
+
+    dates: np.ndarray
+    samples: np.ndarray
+    mean: np.ndarray
+    quantiles: np.ndarray
+    levels: tuple[float, ...]
+
+    def quantile(self, q: float) -> np.ndarray:
+        """``[H]``: the q-quantile over paths."""
+        return np.quantile(self.samples, q, axis=0)
+
+    def interval(self, coverage: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
+        """The central interval ``(lower [H], upper [H])`` holding ``coverage`` of the paths."""
+        tail = (1 - coverage) / 2
+        return self.quantile(tail), self.quantile(1 - tail)
+
+
+class Forecaster:
+    """A trained DeepAR model with what it needs to forecast new data: its config, its
+    frequency and the names of the series it was trained on (their embedding rows)."""
+
+    def __init__(self, model: DeepAR, series_names: list[str]) -> None:
+        self.model = model
+        self.config = model.config
+        self.freq = FREQUENCIES[self.config.freq]
+        self.series_names = list(series_names)
+
+    def forecast(self, context_values: np.ndarray, context_dates: np.ndarray, horizon: int,
+                 num_samples: int = 200, series: str | None = None,
+                 levels: tuple[float, ...] = (0.1, 0.5, 0.9), seed: int = 0) -> Forecast:
+        """Forecast ``horizon`` steps after ``context_values [T]`` at ``context_dates [T]``.
+
+        Only the context is read, and of it only the last ``max_lag + context_length`` rows.
+        It must hold more rows than the largest lag. ``series`` names the training series
+        it continues (its embedding; default the first).
+        """
+        cfg = self.config
+        values = np.asarray(context_values, dtype=np.float64)
+        if not isinstance(horizon, int | np.integer) or horizon < 1:
+            raise ValueError(f"horizon must be an integer >= 1, got {horizon!r}")
+        if num_samples < 1:
+            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+        if values.ndim != 1 or len(values) != len(context_dates):
+            raise ValueError(f"context_values must be [T] with one date each, got "
+                             f"{values.shape} values and {len(context_dates)} dates")
+        if len(values) <= cfg.max_lag:
+            raise DataError(f"the context has {len(values)} rows; this model needs more than "
+                            f"its largest lag, {cfg.max_lag} (at least {cfg.max_lag + 1})")
+        if not np.isfinite(values).all():
+            raise DataError(f"the context has missing or infinite values at rows "
+                            f"{np.flatnonzero(~np.isfinite(values))[:5].tolist()}")
+        dates = np.asarray(context_dates).astype("datetime64[m]")
+        check_dates(dates)
+        keep = min(len(values), cfg.max_lag + cfg.context_length)
+        values, dates = values[-keep:], dates[-keep:]
+        future = future_dates(dates[-1], self.freq, horizon)
+        cal = calendar_features(np.concatenate([dates[cfg.max_lag:], future]), cfg.calendar)
+        idx = None
+        if self.model.embedding is not None:
+            if series is not None and series not in self.series_names:
+                raise DataError(f"unknown series {series!r}; trained on {self.series_names}")
+            idx = torch.tensor([self.series_names.index(series) if series else 0])
+        self.model.eval()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            paths = self.model.sample_paths(
+                torch.tensor(values, dtype=torch.float32).unsqueeze(0),
+                torch.from_numpy(cal).unsqueeze(0), idx, horizon, num_samples)[0]
+        samples = paths.double().numpy()
+        return Forecast(future, samples, samples.mean(0),
+                        np.quantile(samples, levels, axis=0), tuple(levels))
+
+    def save(self, path: str | Path) -> None:
+        torch.save({"config": asdict(self.config), "series_names": self.series_names,
+                    "num_series": len(self.series_names), "model": self.model.state_dict()},
+                   path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Forecaster:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        cfg = saved["config"]
+        for key in ("lags", "calendar", "temperatures"):
+            cfg[key] = tuple(cfg[key])
+        model = DeepAR(ForecastConfig(**cfg), saved["num_series"])
+        model.load_state_dict(saved["model"])
+        return cls(model, saved["series_names"])
+
+
+def num_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+

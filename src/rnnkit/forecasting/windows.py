@@ -1,0 +1,209 @@
+"""Training windows (DeepAR's context + horizon slices) and the defaults sized from the data.
+
+A window starting at row ``s`` of a series covers rows ``[s - max_lag, s + C + H)``: the
+first ``max_lag`` rows only feed the lags of the window's first steps, the next ``C`` are
+the context, the last ``H`` the horizon. The model is scored on all ``C + H`` steps
+(Salinas et al. 2020, Sec. 3.1: the likelihood over the conditioning and prediction range,
+teacher-forced), and windows never read a row at or after the series' training end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from rnnkit.data.errors import DataError
+from rnnkit.forecasting.frequency import Frequency
+
+__all__ = ["ForecastConfig", "default_config", "Windows", "WindowSampler", "last_windows"]
+
+
+@dataclass
+class ForecastConfig:
+    """Every setting of a DeepAR forecaster; ``default_config`` fills them from the data."""
+
+    freq: str  # Frequency.name
+    horizon: int  # H, steps scored at the end of each training window (the forecast's H,
+    # unless the series is too short for it; forecasts may run longer)
+    context_length: int  # C, steps the RNN reads before the horizon
+    lags: tuple[int, ...]  # lagged targets fed as inputs; always includes 1
+    calendar: tuple[str, ...]  # calendar features (features.CALENDAR_PERIODS)
+    validation: int  # rows at the end of each training series held out for early stopping
+    # steps of each window the NLL scores: "all" C + H (DeepAR) or only the "horizon" (the
+    # context's own steps leak: loc and scale come from them, so their mean is known)
+    loss_on: str = "all"
+    scaling: str = "standard"  # features.window_scale: "mean_abs" (DeepAR), "standard", "none"
+    likelihood: str = "student_t"  # "gaussian" or "student_t"
+    # a linear autoregression on the lags added to the location (LSTNet's highway), starting
+    # as "naive" (weight 1 on lag 1) or at its "least_squares" fit; "" = none
+    skip: str = "least_squares"
+    weight_decay: float = 0.0  # Adam's L2 penalty
+    # choose the sampling temperature on the validation rows by "crps" or "coverage"; "" = off
+    calibrate: str = "coverage"
+    temperatures: tuple[float, ...] = (1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)  # its grid
+    hidden_size: int = 40  # DeepAR's 40 cells
+    num_layers: int = 2
+    dropout: float = 0.1  # between the recurrent layers
+    embedding_dim: int = 0  # series embedding when there are several series; 0 = none
+    batch_size: int = 32
+    lr: float = 3e-3
+    clip: float = 10.0  # gradient-norm clipping threshold
+    eval_every: int = 25  # optimizer steps between validation checks
+    patience: int = 12  # validation checks without a new best before stopping
+    default_steps: int = 400  # steps when there is neither a time budget nor validation
+    extra: dict = field(default_factory=dict)  # free-form notes (e.g. why a lag was dropped)
+
+    @property
+    def max_lag(self) -> int:
+        return max(self.lags)
+
+    @property
+    def window_length(self) -> int:
+        """Rows a window reads: max_lag + C + H."""
+        return self.max_lag + self.context_length + self.horizon
+
+
+def _room(rows: int, lags: Sequence[int], horizon: int) -> int:
+    """Rows left for the context (and for sliding the window) once lags and horizon fit."""
+    return rows - max(lags) - horizon
+
+
+def default_config(lengths: Sequence[int], freq: Frequency, horizon: int,
+                   **overrides) -> ForecastConfig:
+    """Settings for series with ``lengths`` training rows at ``freq``, forecasting ``horizon``.
+
+    - lags: 1 and the frequency's seasonal lags, dropping the largest ones while the
+      longest series cannot fit a window with a context of ``min(H, 12)`` steps.
+    - horizon: H, or about half the rows when even lag 1 leaves no room for a context of
+      ``min(H, 12)`` next to H (forecasts still run for the full H).
+    - validation: the last k*H rows of each series (k windows of H steps, k about a tenth of
+      the rows over H, 1 to 20) when what is left still fits the lags, a context and H more
+      window positions; else none (a fixed number of steps).
+    - context: max(2H, 2m, 24) steps (m the season), shrunk so that a short series still
+      offers about half its room as distinct window positions.
+
+    A series of 4 seasons (60 rows without a season) always gets a config. ``overrides``
+    replace any field (e.g. ``context_length=48``); lags and context are checked against
+    the data.
+    """
+    if horizon < 1:
+        raise ValueError(f"horizon must be >= 1, got {horizon}")
+    # sized for the longest series: shorter ones give fewer windows (or none), and need only
+    # more rows than the largest lag to be forecast
+    n = max(lengths)
+    c_min = max(1, min(horizon, 12))
+    lags = [1, *freq.lags]
+    dropped = []
+    while len(lags) > 1 and _room(n, lags, horizon) < c_min:
+        dropped.append(lags.pop())
+    if "lags" in overrides:
+        lags = sorted(set(overrides.pop("lags")) | {1})
+    if _room(n, lags, horizon) < c_min:
+        # too short for a full horizon: train on shorter windows; forecasts still sample
+        # the whole horizon step by step
+        horizon = max(1, (n - max(lags)) // 2)
+        c_min = 1
+    room = _room(n, lags, horizon)
+    if room < 1:
+        raise DataError(
+            f"the series are too short: {n} training rows cannot hold lag {max(lags)}, a "
+            f"context and a horizon; need at least {max(lags) + 2} rows"
+        )
+    validation = 0
+    if _room(n - horizon, lags, horizon) >= c_min + horizon:
+        # several H-row validation windows on long series (about a tenth of the rows, at
+        # most 20 windows): one window of a few steps is too noisy to stop on
+        validation = horizon * min(20, max(1, round(0.1 * n / horizon)))
+        while validation > horizon and _room(n - validation, lags, horizon) < 2 * c_min:
+            validation -= horizon
+    room -= validation
+    target = max(2 * horizon, 2 * freq.season, 24)
+    context = max(min(c_min, room), min(target, room - room // 2))
+    cfg = ForecastConfig(freq=freq.name, horizon=horizon, context_length=context,
+                         lags=tuple(lags), calendar=freq.calendar, validation=validation,
+                         extra={"dropped_lags": dropped} if dropped else {})
+    cfg = replace(cfg, **overrides)
+    if _room(n - cfg.validation, cfg.lags, horizon) < cfg.context_length:
+        raise DataError(
+            f"context length {cfg.context_length} does not fit: the longest series has {n} "
+            f"training rows, {cfg.validation} for validation, lags up to {cfg.max_lag} and a "
+            f"horizon of {horizon} leave room for {_room(n - cfg.validation, cfg.lags, horizon)}"
+        )
+    return cfg
+
+
+@dataclass
+class Windows:
+    """A batch of B windows: raw ``values [B, max_lag + C + H]`` (float32), calendar
+    features of the scored steps ``calendar [B, C + H, K]``, series index ``series [B]``."""
+
+    values: Tensor
+    calendar: Tensor
+    series: Tensor
+
+
+class WindowSampler:
+    """Uniform random windows over every (series, start) that fits before the series' end.
+
+    Args:
+        values: one ``[T_i]`` array per series (only rows ``< ends[i]`` are ever read).
+        calendars: one ``[T_i, K]`` array per series (features of every row).
+        ends: training end of each series (exclusive); windows stay strictly before it.
+        config: supplies C, H and the lags.
+    """
+
+    def __init__(self, values: Sequence[np.ndarray], calendars: Sequence[np.ndarray],
+                 ends: Sequence[int], config: ForecastConfig, seed: int = 0) -> None:
+        self.cfg = config
+        self.values = [torch.as_tensor(np.asarray(v[:e], dtype=np.float32))
+                       for v, e in zip(values, ends)]
+        self.calendars = [torch.as_tensor(np.asarray(c[:e], dtype=np.float32))
+                          for c, e in zip(calendars, ends)]
+        span = config.context_length + config.horizon
+        # window start s (first scored row) ranges over [max_lag, end - C - H]
+        self.starts = [(i, s) for i, v in enumerate(self.values)
+                       for s in range(config.max_lag, len(v) - span + 1)]
+        if not self.starts:
+            raise DataError(
+                f"no training window fits: windows need {config.window_length} rows, the "
+                f"longest series offers {max(len(v) for v in self.values)}"
+            )
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        """Distinct windows."""
+        return len(self.starts)
+
+    def sample(self, batch_size: int) -> Windows:
+        picks = self.rng.integers(0, len(self.starts), size=batch_size)
+        return self.gather([self.starts[k] for k in picks])
+
+    def gather(self, starts: Sequence[tuple[int, int]]) -> Windows:
+        """The windows whose first scored row is ``s`` in series ``i`` for each ``(i, s)``."""
+        cfg = self.cfg
+        span = cfg.context_length + cfg.horizon
+        vals = torch.stack([self.values[i][s - cfg.max_lag: s + span] for i, s in starts])
+        cal = torch.stack([self.calendars[i][s: s + span] for i, s in starts])
+        return Windows(vals, cal, torch.tensor([i for i, _ in starts]))
+
+
+def last_windows(sampler: WindowSampler, values: Sequence[np.ndarray],
+                 calendars: Sequence[np.ndarray], ends: Sequence[int], count: int = 1
+                 ) -> Windows | None:
+    """``count`` windows per series whose horizons tile rows ``[ends[i] - count * H,
+    ends[i])`` (the validation rows), or None when no series is long enough."""
+    cfg = sampler.cfg
+    span = cfg.context_length + cfg.horizon
+    picks = [(i, e - span - j * cfg.horizon) for i, e in enumerate(ends) for j in range(count)
+             if e - span - j * cfg.horizon >= cfg.max_lag]
+    if not picks:
+        return None
+    vals = torch.stack([torch.as_tensor(np.asarray(values[i][s - cfg.max_lag: s + span],
+                                                   dtype=np.float32)) for i, s in picks])
+    cal = torch.stack([torch.as_tensor(np.asarray(calendars[i][s: s + span], dtype=np.float32))
+                       for i, s in picks])
+    return Windows(vals, cal, torch.tensor([i for i, _ in picks]))
