@@ -44,7 +44,8 @@ class ForecastConfig:
     weight_decay: float = 0.0  # Adam's L2 penalty
     # choose the sampling temperature on the validation rows by "crps" or "coverage"; "" = off
     calibrate: str = "coverage"
-    temperatures: tuple[float, ...] = (1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)  # its grid
+    # the temperatures calibrate tries (a small series' one-step scale can be 8x too small)
+    temperatures: tuple[float, ...] = (1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
     hidden_size: int = 40  # DeepAR's 40 cells
     num_layers: int = 2
     dropout: float = 0.1  # between the recurrent layers
