@@ -14,9 +14,11 @@ from collections.abc import Sequence
 
 from rnnkit.cli.settings import (
     AblateSettings,
+    BacktestSettings,
     ConfigError,
     EvalSettings,
     ExportSettings,
+    ForecastSettings,
     SampleSettings,
     TrainSettings,
     add_arguments,
@@ -68,6 +70,21 @@ def build_parser() -> argparse.ArgumentParser:
         "torch.nn.LSTM/GRU state_dict when no trick changes its step, and a one-step model "
         "(state in, state out) as TorchScript and ONNX.")
     add_arguments(export, ExportSettings)
+
+    forecast = commands.add_parser(
+        "forecast", help="train a forecaster on a dated CSV (or use a trained one) and "
+        "forecast with intervals",
+        description="A DeepAR-style forecaster (rnnkit.forecasting, docs/forecasting.md): "
+        "FILE.csv trains one on every row and forecasts after the last date; RUN forecasts "
+        "from --context FILE without retraining. Writes CSV (the mean and quantiles) and a "
+        "fan chart.")
+    add_arguments(forecast, ForecastSettings)
+    backtest = commands.add_parser(
+        "backtest", help="rolling-origin evaluation beside Naive and SeasonalNaive",
+        description="Train and forecast at W origins at the end of the file; print MAE, "
+        "RMSE, MASE, sMAPE, CRPS and 80%% interval coverage of rnnkit's forecaster, Naive and "
+        "SeasonalNaive.")
+    add_arguments(backtest, BacktestSettings)
     ablate = commands.add_parser(
         "ablate", help="measure what each trick buys the default model (test-split losses)",
         description="Train the default model of 'rnnkit train' and the same model with each "
@@ -104,6 +121,20 @@ def _eval(flags: dict) -> int:
     return 0
 
 
+def _forecast(flags: dict) -> int:
+    from rnnkit.cli.forecast import forecast
+
+    forecast(build_settings(ForecastSettings, {}, flags))
+    return 0
+
+
+def _backtest(flags: dict) -> int:
+    from rnnkit.cli.forecast import run_backtest
+
+    run_backtest(build_settings(BacktestSettings, {}, flags))
+    return 0
+
+
 def _export(flags: dict) -> int:
     from rnnkit.cli.export import export
 
@@ -133,6 +164,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _sample(flags)
         if args.command == "export":
             return _export(flags)
+        if args.command == "forecast":
+            return _forecast(flags)
+        if args.command == "backtest":
+            return _backtest(flags)
         if args.command == "ablate":
             return _ablate(flags)
         return _eval(flags)

@@ -355,7 +355,7 @@ class AblateSettings:
 
 
 # Fields whose None means "not set" (a file may say null).
-OPTIONAL = {"update_bias", "reset_bias", "zoneout_cell", "zoneout_hidden"}
+OPTIONAL = {"update_bias", "reset_bias", "zoneout_cell", "zoneout_hidden", "horizon"}
 # Options that do something for one cell only: given for the other, they are an error.
 CELL_ONLY = {"forget_bias": "lstm", "zoneout_cell": "lstm", "zoneout_hidden": "lstm",
              "update_bias": "gru", "reset_bias": "gru"}
@@ -376,6 +376,63 @@ class ExportSettings:
 
     def __post_init__(self) -> None:
         _require(self, {})
+
+
+@dataclass
+class _SeriesColumns:
+    """Which columns of a CSV hold the series (shared by forecast and backtest)."""
+
+    target: str = _opt("", "the column to forecast", shown="the first numeric column")
+    date_column: str = _opt("", "the date column", shown="the first named like a date")
+    id_column: str = _opt("", "long format: the column naming each series (one model for all)",
+                          shown="none: one series")
+    fill: str = _opt("none", "missing values: none (an error naming the rows) or interpolate",
+                     choices=("none", "interpolate"))
+    horizon: int | None = _opt(None, "steps to forecast", shown="two seasons of (half-)hourly "
+                               "data, one season otherwise, 10 for yearly")
+    samples: int = _opt(200, "sample paths per series (quantiles and CRPS come from them)")
+    max_time: float = _opt(60.0, "training budget in seconds (per fit)")
+    seed: int = _opt(0, "random seed")
+    threads: int = _opt(0, "CPU threads; 0: the cores this process may use")
+
+    def _check(self, extra: dict[str, tuple[float, float, str]]) -> None:
+        if self.horizon is not None and not 1 <= self.horizon <= 100_000:
+            raise ConfigError(f"horizon (--horizon) must be in [1, 100000], got {self.horizon}")
+        _require(self, {"samples": (1, 100_000, "in [1, 100000]"), "max_time": NON_NEGATIVE,
+                        "threads": THREADS, **extra})
+
+
+@dataclass
+class ForecastSettings(_SeriesColumns):
+    """``rnnkit forecast FILE|RUN``: train a forecaster on a CSV file and forecast after its
+    end, or forecast with a trained one from new data."""
+
+    source: str = _opt("", "a CSV file to train on, or a run a forecaster was trained in",
+                       positional=True)
+    context: str = _opt("", "a trained run: the CSV to forecast after (the same columns)",
+                        shown="the file it trained on")
+    quantiles: list[str] = _opt(["0.1", "0.5", "0.9"], "quantile levels written as "
+                                "<target>_q<level> columns")
+    output: str = _opt("", "CSV path; the fan chart goes beside it as .png",
+                       shown="RUN/forecast.csv")
+    name: str = _opt("", "run name of a new forecaster", shown="forecast-<file stem>")
+    runs_dir: str = _opt("runs", "where run directories are made")
+
+    def __post_init__(self) -> None:
+        self._check({})
+
+
+@dataclass
+class BacktestSettings(_SeriesColumns):
+    """``rnnkit backtest FILE``: rolling-origin evaluation beside Naive and SeasonalNaive."""
+
+    file: str = _opt("", "CSV file", positional=True)
+    windows: int = _opt(3, "origins, each H steps after the previous")
+    output: str = _opt("", "JSON of every metric by method, horizon step and window",
+                       shown="backtest-<file stem>.json")
+
+    def __post_init__(self) -> None:
+        self._check({"windows": (1, 1000, "in [1, 1000]")})
 
 
 def _field_type(cls: type, f: dataclasses.Field) -> Any:

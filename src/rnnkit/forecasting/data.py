@@ -25,6 +25,8 @@ class DatedSeries:
     name: str
     dates: np.ndarray
     values: np.ndarray
+    value_column: str = ""  # where load_series read it (for writing forecasts back)
+    date_column: str = ""
 
     def __post_init__(self) -> None:
         if len(self.dates) != len(self.values):
@@ -33,7 +35,8 @@ class DatedSeries:
 
     def head(self, n: int) -> DatedSeries:
         """The first ``n`` rows (e.g. the training rows before a held-out tail)."""
-        return DatedSeries(self.name, self.dates[:n], self.values[:n])
+        return DatedSeries(self.name, self.dates[:n], self.values[:n], self.value_column,
+                           self.date_column)
 
 
 def interpolate_gaps(values: np.ndarray) -> np.ndarray:
@@ -99,7 +102,8 @@ def load_series(path: str | Path, value: str | None = None, date: str | None = N
             check_dates(dates)
         except DataError as e:
             raise DataError(f"{path}: series {name!r}: {e}") from None
-        out.append(DatedSeries(name, dates, interpolate_gaps(vals) if bad else vals))
+        out.append(DatedSeries(name, dates, interpolate_gaps(vals) if bad else vals,
+                               header[v], header[d]))
     return out
 
 

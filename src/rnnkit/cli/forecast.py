@@ -1,0 +1,165 @@
+"""``rnnkit forecast`` and ``rnnkit backtest``: the DeepAR-style forecaster of
+:mod:`rnnkit.forecasting` from the command line.
+
+``rnnkit forecast FILE.csv`` trains a forecaster on every row of the file (one series, or one
+per ``--id-column`` value) and writes the forecast after its last date; ``rnnkit forecast RUN``
+forecasts with a trained one from ``--context FILE`` (default: the file it trained on),
+without retraining. ``rnnkit backtest FILE.csv`` scores it by rolling origin beside Naive and
+SeasonalNaive.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rnnkit.cli import rundir
+from rnnkit.cli.settings import BacktestSettings, ConfigError, ForecastSettings, set_threads
+from rnnkit.data.errors import DataError
+from rnnkit.forecasting import (
+    DatedSeries,
+    Forecaster,
+    backtest,
+    infer_frequency,
+    load_series,
+    train_forecaster,
+)
+
+MODEL, META = "forecaster.pt", "forecaster.json"
+
+
+def default_horizon(series: list[DatedSeries]) -> int:
+    """Two seasons for (half-)hourly data, one season otherwise, 10 steps for yearly data."""
+    freq = infer_frequency(series[0].dates)
+    if freq.name in ("hourly", "half-hourly"):
+        return 2 * freq.season
+    return freq.season if freq.season > 1 else 10
+
+
+def _load(path: str, meta: dict[str, Any]) -> list[DatedSeries]:
+    return load_series(path, value=meta["target"] or None, date=meta["date_column"] or None,
+                       by=meta["id_column"] or None, fill_gaps=meta["fill"] == "interpolate")
+
+
+def _levels(texts: list[str]) -> tuple[float, ...]:
+    try:
+        levels = tuple(sorted(float(t) for t in texts))
+    except ValueError:
+        raise ConfigError(f"--quantiles must be numbers in (0, 1), got {texts}") from None
+    if not levels or not all(0 < q < 1 for q in levels):
+        raise ConfigError(f"--quantiles must be numbers in (0, 1), got {texts}")
+    return levels
+
+
+def forecast(s: ForecastSettings) -> Path:
+    """Train (a CSV file) or load (a run) a forecaster and write its forecast; returns the
+    CSV written."""
+    set_threads(s.threads)
+    levels = _levels(s.quantiles)
+    source = Path(s.source)
+    run = source if (source / MODEL).is_file() else Path(s.runs_dir) / s.source
+    if (run / MODEL).is_file():
+        meta = json.loads((run / META).read_text())
+        forecaster = Forecaster.load(run / MODEL)
+        series = _load(s.context or meta["file"], meta)
+    else:
+        if s.context:
+            raise ConfigError("--context is for a trained run; a CSV file is trained on itself")
+        meta = {"target": s.target, "date_column": s.date_column, "id_column": s.id_column,
+                "fill": s.fill, "file": str(source.resolve())}
+        series = _load(s.source, meta)
+        horizon = s.horizon or default_horizon(series)
+        run = rundir.pick_name(s.runs_dir, s.name, f"forecast-{source.stem}")
+        print(f"training a forecaster of {horizon} steps on {len(series)} series of "
+              f"{source} for at most {s.max_time:g} s", file=sys.stderr)
+        forecaster, report = train_forecaster(series, horizon, max_time=s.max_time or None,
+                                              seed=s.seed)
+        run.mkdir(parents=True)
+        forecaster.save(run / MODEL)
+        (run / META).write_text(json.dumps({**meta, "horizon": horizon}) + "\n")
+        print(f"trained: {report.steps} steps ({report.stop_reason}) in {report.seconds:.0f} s;"
+              f" run directory {run}", file=sys.stderr)
+    meta = json.loads((run / META).read_text())
+    horizon = s.horizon or meta["horizon"]
+    out = Path(s.output) if s.output else run / "forecast.csv"
+    if not out.parent.is_dir():
+        raise DataError(f"--output {out}: the directory {out.parent} does not exist")
+    known = set(forecaster.series_names)
+    rows, panels = [], []
+    for one in series:
+        name = one.name if one.name in known else None
+        fc = forecaster.forecast(one.values, one.dates, horizon, s.samples, series=name,
+                                 levels=levels, seed=s.seed)
+        rows += [[one.name, _date_text(d), m, *q]
+                 for d, m, *q in zip(fc.dates, fc.mean, *fc.quantiles)]
+        panels.append((one, fc))
+    target = series[0].value_column
+    with open(out, "w", newline="") as f:
+        writer = csv.writer(f)
+        id_header = [meta["id_column"]] if meta["id_column"] else []
+        writer.writerow([*id_header, series[0].date_column, target,
+                         *(f"{target}_q{q:g}" for q in levels)])
+        for name, date, mean, *qs in rows:
+            writer.writerow([*([name] if id_header else []), date, f"{mean:.6g}",
+                             *(f"{q:.6g}" for q in qs)])
+    _fan_chart(panels, out.with_suffix(".png"), target)
+    print(f"wrote {out} and {out.with_suffix('.png')}", file=sys.stderr)
+    return out
+
+
+def _date_text(date: np.datetime64) -> str:
+    """``2024-01-31`` for a date at midnight, else ``2024-01-31 13:30``."""
+    text = str(date.astype("datetime64[m]")).replace("T", " ")
+    return text[:10] if text.endswith("00:00") else text
+
+
+def _fan_chart(panels: list[tuple[DatedSeries, Any]], path: Path, target: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = panels[:6]
+    fig, axes = plt.subplots(len(shown), 1, figsize=(9, 2.6 * len(shown)), squeeze=False)
+    for ax, (one, fc) in zip(axes[:, 0], shown):
+        tail = max(3 * len(fc.dates), 24)
+        ax.plot(one.dates[-tail:], one.values[-tail:], color="black", lw=0.8, label="history")
+        lo, hi = fc.interval(0.8)
+        ax.fill_between(fc.dates, lo, hi, color="C1", alpha=0.25, label="80% interval")
+        ax.plot(fc.dates, fc.mean, color="C1", lw=1.2, label="mean")
+        ax.set_title(one.name, fontsize="small")
+        ax.set_ylabel(target)
+    axes[0, 0].legend(loc="upper left", fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def run_backtest(s: BacktestSettings) -> dict:
+    """Rolling-origin backtest; prints a table, writes JSON beside ``--output``."""
+    set_threads(s.threads)
+    meta = {"target": s.target, "date_column": s.date_column, "id_column": s.id_column,
+            "fill": s.fill}
+    series = _load(s.file, meta)
+    horizon = s.horizon or default_horizon(series)
+    result = backtest(series, horizon, windows=s.windows, max_time=s.max_time or None,
+                      num_samples=s.samples, seed=s.seed)
+    names = {"deepar": "rnnkit", "naive": "Naive", "seasonal_naive": "SeasonalNaive"}
+    metrics = ("mae", "rmse", "mase", "smape", "crps", "coverage")
+    print(f"{s.file}: {s.windows} windows of {horizon} steps, {len(series)} series")
+    print(f"{'method':<14}" + "".join(f"{m:>10}" for m in metrics))
+    for key, summary in result["methods"].items():
+        print(f"{names[key]:<14}" + "".join(
+            f"{summary[m]:>10.4g}" if m in summary else f"{'-':>10}" for m in metrics))
+    out = Path(s.output) if s.output else Path(f"backtest-{Path(s.file).stem}.json")
+    if not out.parent.is_dir():
+        raise DataError(f"--output {out}: the directory {out.parent} does not exist")
+    out.write_text(json.dumps({"file": s.file, "horizon": horizon, "windows": s.windows,
+                               **result}, default=float, indent=1) + "\n")
+    print(f"wrote {out} (metrics by horizon step and by window)", file=sys.stderr)
+    return result

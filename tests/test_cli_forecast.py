@@ -1,0 +1,100 @@
+"""`rnnkit forecast` and `rnnkit backtest` (issue 16's command line): dated CSV in, forecasts
+with quantiles and backtest metrics beside the naive forecasts out; bad input is one line."""
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from rnnkit.cli import main
+
+FAST = ["--max-time", "2", "--samples", "20", "--threads", "1"]
+
+
+@pytest.fixture(autouse=True)
+def in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    torch.set_num_threads(1)
+
+
+def monthly(name="m.csv", rows=72, start_year=2000, phase=0.0):
+    with open(name, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["month", "sales"])
+        for t in range(rows):
+            year, month = start_year + t // 12, t % 12 + 1
+            writer.writerow([f"{year}-{month:02d}-01",
+                             f"{100 + 10 * math.sin(2 * math.pi * t / 12 + phase) + t:.3f}"])
+    return name
+
+
+def read(path):
+    return list(csv.reader(open(path)))
+
+
+def test_forecast_a_file_then_new_data_without_retraining(capsys):
+    assert main(["forecast", monthly(), *FAST]) == 0
+    run = Path("runs/forecast-m")
+    rows = read(run / "forecast.csv")
+    assert rows[0] == ["month", "sales", "sales_q0.1", "sales_q0.5", "sales_q0.9"]
+    assert [r[0] for r in rows[1:3]] == ["2006-01-01", "2006-02-01"]  # dates continue
+    assert len(rows) == 1 + 12  # one season of monthly data
+    for r in rows[1:]:
+        assert float(r[2]) <= float(r[3]) <= float(r[4])  # quantiles ordered
+    assert (run / "forecast.png").is_file()
+
+    monthly("new.csv", rows=48, start_year=2010, phase=1.0)
+    assert main(["forecast", str(run), "--context", "new.csv", "--horizon", "3",
+                 "--output", "new-fc.csv", *FAST]) == 0
+    rows = read("new-fc.csv")
+    assert [r[0] for r in rows[1:]] == ["2014-01-01", "2014-02-01", "2014-03-01"]
+
+
+def test_long_format_gives_one_forecast_per_id(capsys):
+    with open("panel.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["date", "symbol", "price"])
+        for symbol, base in (("A", 10.0), ("B", 50.0)):
+            for t in range(60):
+                writer.writerow([f"{2000 + t // 12}-{t % 12 + 1:02d}-01", symbol, base + t])
+    assert main(["forecast", "panel.csv", "--id-column", "symbol", "--target", "price",
+                 "--horizon", "4", *FAST]) == 0
+    rows = read("runs/forecast-panel/forecast.csv")
+    assert rows[0][:3] == ["symbol", "date", "price"]
+    assert [r[0] for r in rows[1:]] == ["A"] * 4 + ["B"] * 4
+
+
+def test_backtest_prints_the_naive_forecasts_beside_rnnkit(capsys):
+    assert main(["backtest", monthly(), "--windows", "2", "--horizon", "6", *FAST]) == 0
+    out = capsys.readouterr().out
+    for method in ("rnnkit", "Naive", "SeasonalNaive"):
+        assert method in out
+    result = json.loads(Path("backtest-m.json").read_text())
+    assert set(result["methods"]) == {"deepar", "naive", "seasonal_naive"}
+    assert len(result["methods"]["deepar"]["by_step"]["mae"]) == 6
+    assert len(result["windows"]) == 2
+
+
+def test_bad_input_is_one_line(capsys):
+    path = monthly()
+    lines = open(path).read().splitlines()
+    Path("unsorted.csv").write_text("\n".join([lines[0], lines[2], lines[1], *lines[3:]]) + "\n")
+    cases = [
+        (["forecast", path, "--id-column", "nope"], "nope"),
+        (["forecast", "unsorted.csv"], "row"),
+        (["forecast", path, "--horizon", "0"], "horizon (--horizon) must be in [1, 100000], got 0"),
+        (["backtest", path, "--windows", "0"], "windows (--windows) must be in [1, 1000]"),
+    ]
+    for argv, expected in cases:
+        code = main([*argv, *FAST])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 1 and len(err) == 1 and expected in err[0], (argv, err)
+    assert main(["forecast", path, *FAST, "--name", "r"]) == 0
+    Path("short.csv").write_text("month,sales\n2001-01-01,1\n2001-02-01,2\n")
+    capsys.readouterr()
+    code = main(["forecast", "runs/r", "--context", "short.csv", *FAST])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and "context" in err[0], err
