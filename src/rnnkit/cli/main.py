@@ -8,6 +8,7 @@ stderr and exit status 1 (2 for a malformed command line, as argparse does).
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Sequence
@@ -107,45 +108,26 @@ def _train(args: argparse.Namespace, flags: dict) -> int:
     return 130 if summary["stop_reason"] == "interrupted" else 0  # Ctrl-C, checkpoint saved
 
 
-def _sample(flags: dict) -> int:
-    from rnnkit.cli.infer import sample
-
-    sample(build_settings(SampleSettings, {}, flags))
-    return 0
-
-
-def _eval(flags: dict) -> int:
-    from rnnkit.cli.infer import evaluate
-
-    evaluate(build_settings(EvalSettings, {}, flags))
-    return 0
+# command -> (module, function, settings): imported when the command runs, so that
+# `rnnkit --help` and the other commands stay quick.
+COMMANDS = {
+    "sample": ("rnnkit.cli.infer", "sample", SampleSettings),
+    "eval": ("rnnkit.cli.infer", "evaluate", EvalSettings),
+    "export": ("rnnkit.cli.export", "export", ExportSettings),
+    "forecast": ("rnnkit.cli.forecast", "forecast", ForecastSettings),
+    "backtest": ("rnnkit.cli.forecast", "run_backtest", BacktestSettings),
+    "ablate": ("rnnkit.cli.ablate", "run_study", AblateSettings),
+}
 
 
-def _forecast(flags: dict) -> int:
-    from rnnkit.cli.forecast import forecast
-
-    forecast(build_settings(ForecastSettings, {}, flags))
-    return 0
-
-
-def _backtest(flags: dict) -> int:
-    from rnnkit.cli.forecast import run_backtest
-
-    run_backtest(build_settings(BacktestSettings, {}, flags))
-    return 0
-
-
-def _export(flags: dict) -> int:
-    from rnnkit.cli.export import export
-
-    export(build_settings(ExportSettings, {}, flags))
-    return 0
-
-
-def _ablate(flags: dict) -> int:
-    from rnnkit.cli.ablate import run_study
-
-    run_study(build_settings(AblateSettings, {}, flags), set(flags))
+def _run(command: str, flags: dict) -> int:
+    module, name, cls = COMMANDS[command]
+    run = getattr(importlib.import_module(module), name)
+    settings = build_settings(cls, {}, flags)
+    if command == "ablate":  # --quick's presets yield to the flags given
+        run(settings, set(flags))
+    else:
+        run(settings)
     return 0
 
 
@@ -160,17 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "train":
             return _train(args, flags)
-        if args.command == "sample":
-            return _sample(flags)
-        if args.command == "export":
-            return _export(flags)
-        if args.command == "forecast":
-            return _forecast(flags)
-        if args.command == "backtest":
-            return _backtest(flags)
-        if args.command == "ablate":
-            return _ablate(flags)
-        return _eval(flags)
+        return _run(args.command, flags)
     except USER_ERRORS as err:
         print(f"rnnkit {args.command}: error: {err}", file=sys.stderr)
         return 1
