@@ -586,7 +586,7 @@ class _ProgressBar:
         by_time = bool(config.max_time)
         self.bar = tqdm(total=100 if by_time else config.max_steps, unit="%" if by_time else "step",
                         disable=not (config.progress and show), dynamic_ncols=True,
-                        bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}" if by_time
+                        bar_format="{l_bar}{bar}| {elapsed}<{remaining}{postfix}" if by_time
                         else None)
 
     def update(self, step: int, seconds: float, record: dict[str, Any]) -> None:
