@@ -59,7 +59,7 @@ def test_quick_study_reports_every_trick_and_a_rerun_skips_finished_runs(monkeyp
 
     out = Path("study")
     report = (out / "report.md").read_text()
-    assert "| trick | setting | test loss, mean ± sd (nats/char) |" in report
+    assert "| trick | setting | test loss (nats/char), mean ± sd |" in report
     for trick in ["default", "layer_norm", "forget_bias", "zoneout"]:
         row = re.search(rf"^\| {trick} \|.*\|$", report, re.M)
         assert row, trick
@@ -120,10 +120,67 @@ def test_user_errors_are_one_line(argv, pattern, capsys):
     assert len(err) == 1 and re.search(pattern, err[0]), err
 
 
-def test_a_csv_file_is_refused(capsys):
-    Path("s.csv").write_text("a\n1\n2\n")
-    assert main(["ablate", "s.csv", "--steps", "3"]) == 1
-    assert "studies text files" in capsys.readouterr().err
+def monthly_csv(name="s.csv", rows=120):
+    lines = ["month,sales"] + [f"{2000 + i // 12}-{i % 12 + 1:02d}-01,"
+                               f"{100 + 10 * ((i % 12) - 6) ** 2 / 36 + i / 6:.3f}"
+                               for i in range(rows)]
+    Path(name).write_text("\n".join(lines) + "\n")
+    return name
+
+
+def test_a_series_study_scores_the_forecaster_on_the_last_origins(capsys):
+    """A CSV studies rnnkit forecast's forecaster: one row per toggle, test MASE at the
+    last W origins (the test split), the baselines on the same origins, resumable."""
+    argv = ["ablate", monthly_csv(), "--steps", "6", "--seeds", "2", "--horizon", "6",
+            "--windows", "2", "--tricks", "lags,open_loop,calendar", "--jobs", "1",
+            "--threads", "1", "--out", "series", "--no-progress"]
+    assert main(argv) == 0
+    report = Path("series/report.md").read_text()
+    assert "| trick | setting | test MASE, mean ± sd |" in report
+    assert "the last 2 x 6 rows of each series" in report
+    for trick in ["default", "lags", "open_loop", "calendar"]:
+        assert re.search(rf"^\| {trick} \|.*\|$", report, re.M), trick
+    assert "objective teacher_forcing -> open_loop" in report
+    raw = json.loads(Path("series/ablation.json").read_text())
+    assert len(raw["runs"]) == 8 and all(r["test_loss"] > 0 for r in raw["runs"])
+    assert all(r["steps"] == 6 for r in raw["runs"])
+    baselines = {json.dumps(r["baselines_mase"], sort_keys=True) for r in raw["runs"]}
+    assert len(baselines) == 1  # every run is scored on the same origins
+    assert raw["study"]["kind"] == "series" and raw["study"]["horizon"] == 6
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "(8 already done)" in capsys.readouterr().err
+
+
+def test_series_toggles_change_the_default_or_say_why():
+    from rnnkit.forecasting import default_config
+    from rnnkit.forecasting.frequency import FREQUENCIES
+
+    base = default_config([300], FREQUENCIES["monthly"], 12)
+    rows, skipped = ablate.plan_rows(ablate.SERIES_TOGGLES, base, "d", lambda o: "")
+    assert {r.trick for r in rows[1:]} | {t for t, _ in skipped} == {
+        t.name for t in ablate.SERIES_TOGGLES}
+    for row in rows[1:]:
+        assert row.overrides and all(getattr(base, k) != v for k, v in row.overrides.items())
+        default_config([300], FREQUENCIES["monthly"], 12, **row.overrides)  # a valid config
+
+
+def test_a_series_too_short_for_the_test_split_is_one_line(capsys):
+    assert main(["ablate", monthly_csv(rows=40), "--steps", "3", "--windows", "3"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "give fewer --windows or a shorter --horizon" in err[0]
+
+
+def test_the_test_split_can_be_the_start_of_the_file():
+    path = text_file()
+    with open(path, "a", encoding="utf-8") as f:
+        f.write("the end.\n")
+    assert main(["ablate", path, *TINY, "--tricks", "clip_norm", "--seeds", "1",
+                 "--test-at", "start"]) == 0
+    text = Path(path).read_text()
+    test = Path("study/data/test.txt").read_text()
+    assert text.startswith(test) and test + Path("study/data/train.txt").read_text() == text
+    assert "the first 10% is the test split" in Path("study/report.md").read_text()
 
 
 def base(size: str) -> TrainSettings:

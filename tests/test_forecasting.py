@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -27,6 +29,7 @@ from rnnkit.forecasting.metrics import (
     evaluate,
     seasonal_naive_scale,
 )
+from rnnkit.forecasting.model import DeepAR
 from rnnkit.forecasting.windows import WindowSampler
 
 
@@ -300,3 +303,34 @@ def test_backtest_reports_every_method():
     assert set(out["methods"]) == {"deepar", "naive", "seasonal_naive"}
     assert len(out["windows"]) == 2 and out["windows"][0]["origin"] < out["windows"][1]["origin"]
     assert len(out["methods"]["deepar"]["by_step"]["mase"]) == 7
+
+
+def test_open_loop_feeds_predictions_not_the_true_horizon():
+    """objective="open_loop": the context and the first horizon step equal teacher forcing
+    (every lag of step C is a known value); later steps read the model's own locations, so
+    no true horizon value reaches an input, while the loss still scores them."""
+    freq = FREQUENCIES["daily"]
+    cfg = default_config([200], freq, 5, lags=(1, 2), calendar=("weekday",),
+                         context_length=8, hidden_size=6, num_layers=1, skip="naive")
+    sampler = WindowSampler([np.sin(np.arange(200.0))], [np.random.rand(200, 2)], [200], cfg)
+    w = sampler.sample(4)
+    torch.manual_seed(0)
+    tf = DeepAR(cfg)
+    ol = DeepAR(dataclasses.replace(cfg, objective="open_loop"))
+    ol.load_state_dict(tf.state_dict())
+    loc, scale = tf.scale(w.values, cfg.context_length)
+    z = (w.values - loc) / scale
+    forced, _ = tf.params(tf.inputs(z, w.calendar, w.series))
+    opened = ol.open_loop_params(z, w)
+    c = cfg.context_length
+    assert opened.shape == forced.shape
+    torch.testing.assert_close(opened[:, : c + 1], forced[:, : c + 1])
+    assert not torch.allclose(opened[:, c + 1:], forced[:, c + 1:])
+    changed = z.clone()
+    changed[:, cfg.max_lag + c:] += 5.0  # the true horizon only
+    torch.testing.assert_close(ol.open_loop_params(changed, w), opened)
+    # the locations fed back carry gradient (BPTT through the fed predictions)
+    ol.nll(w).backward()
+    assert all(p.grad is not None for p in ol.parameters() if p.requires_grad)
+    with pytest.raises(ValueError, match="objective must be one of"):
+        DeepAR(dataclasses.replace(cfg, objective="teacher"))

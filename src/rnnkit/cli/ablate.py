@@ -135,6 +135,30 @@ TOGGLES: list[Toggle] = [
     Toggle("ar_tar", fixed(ar=2.0, tar=1.0)),
     Toggle("init_orthogonal", fixed(init="orthogonal")),
     Toggle("chrono_init", fixed(chrono_init=200.0)),
+    # the AWD-LSTM recipe as one row (Merity et al. 2018): issue 19's comparison
+    Toggle("awd", fixed(weight_drop=0.2, dropout_mode="locked", input_dropout=0.1,
+                        output_dropout=0.1, embed_dropout=0.1, embed_dropout_mode="words",
+                        ar=2.0, tar=1.0)),
+]
+
+# A series study toggles the forecaster's settings (rnnkit.forecasting.ForecastConfig,
+# docs/forecasting.md) against the default config for the data.
+SERIES_TOGGLES: list[Toggle] = [
+    Toggle("lags", fixed(lags=(1,))),                                   # seasonal lags off
+    Toggle("calendar", fixed(calendar=())),                             # calendar features off
+    Toggle("scaling_mean_abs", fixed(scaling="mean_abs")),              # DeepAR's scaling
+    Toggle("scaling_none", fixed(scaling="none")),
+    Toggle("likelihood", either("likelihood", "student_t", "gaussian")),
+    Toggle("skip", either("skip", "least_squares", "")),                # the linear AR highway
+    Toggle("loss_on", either("loss_on", "all", "horizon")),
+    Toggle("open_loop", either("objective", "teacher_forcing", "open_loop")),  # multi-step
+    Toggle("calibrate_crps", either("calibrate", "coverage", "crps")),
+    Toggle("calibrate_off", fixed(calibrate="")),
+    Toggle("num_layers", either("num_layers", 2, 1)),
+    Toggle("hidden_half", scaled("hidden_size", 0.5)),
+    Toggle("hidden_double", scaled("hidden_size", 2)),
+    Toggle("dropout", amount("dropout", 0.1)),
+    Toggle("context_double", scaled("context_length", 2)),
 ]
 
 # --quick: a few tricks, a tiny model, a slice of the data (flags given win).
@@ -168,9 +192,10 @@ class Plan:
     jobs: list[dict[str, Any]]      # what run_one takes, one per run
 
 
-def choose_toggles(names: Iterable[str]) -> list[Toggle]:
+def choose_toggles(names: Iterable[str], toggles: list[Toggle] | None = None) -> list[Toggle]:
     """The rows named (all when none), in the table's order; an unknown name is an error."""
-    table = {t.name: t for t in TOGGLES}
+    toggles = TOGGLES if toggles is None else toggles
+    table = {t.name: t for t in toggles}
     names = list(names)
     for name in names:
         if name not in table:
@@ -178,7 +203,7 @@ def choose_toggles(names: Iterable[str]) -> list[Toggle]:
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise ConfigError(f"--tricks: unknown trick {name!r}{hint} (tricks: "
                               f"{', '.join(table)})")
-    return [t for t in TOGGLES if not names or t.name in names]
+    return [t for t in toggles if not names or t.name in names]
 
 
 def describe(overrides: dict[str, Any], base: TrainSettings) -> str:
@@ -190,22 +215,32 @@ def _show(value: Any) -> str:
     return repr(value) if isinstance(value, str) and not value else str(value)
 
 
-def make_plan(s: AblateSettings, base: TrainSettings, out: Path, test_file: Path,
-              train_steps: int, threads: int) -> Plan:
-    """The default row and one row per applicable toggle, each with a job per seed."""
-    rows = [Row(DEFAULT, "the default of rnnkit train", {}, [])]
+def plan_rows(toggles: Iterable[Toggle], base: Any, default: str,
+              unfit: Callable[[dict[str, Any]], str]) -> tuple[list[Row], list[tuple[str, str]]]:
+    """The default row and one row per toggle that changes ``base`` and that ``unfit`` (the
+    reason the overridden settings cannot run on this data, '' when they can) accepts."""
+    rows = [Row(DEFAULT, default, {}, [])]
     skipped: list[tuple[str, str]] = []
-    for toggle in choose_toggles(s.tricks):
+    for toggle in toggles:
         why = toggle.skip(base)
         overrides = {k: v for k, v in toggle.overrides(base).items() if getattr(base, k) != v}
         if not why and not overrides:
             why = "the same as the default"
         if not why:
-            why = _too_long(dataclasses.replace(base, **overrides), train_steps)
+            why = unfit(overrides)
         if why:
             skipped.append((toggle.name, why))
         else:
             rows.append(Row(toggle.name, describe(overrides, base), overrides, []))
+    return rows, skipped
+
+
+def make_plan(s: AblateSettings, base: TrainSettings, out: Path, test_file: Path,
+              train_steps: int, threads: int) -> Plan:
+    """The default row and one row per applicable toggle, each with a job per seed."""
+    rows, skipped = plan_rows(
+        choose_toggles(s.tricks), base, "the default of rnnkit train",
+        lambda overrides: _too_long(dataclasses.replace(base, **overrides), train_steps))
     jobs = []
     for row in rows:
         for seed in range(s.seeds):
@@ -214,7 +249,7 @@ def make_plan(s: AblateSettings, base: TrainSettings, out: Path, test_file: Path
             settings = dataclasses.replace(base, seed=seed, name=run_id, **row.overrides)
             jobs.append({"id": run_id, "trick": row.trick, "setting": row.setting,
                          "seed": seed, "settings": dataclasses.asdict(settings),
-                         "threads": threads, "test_file": str(test_file),
+                         "kind": "text", "threads": threads, "test_file": str(test_file),
                          "result": str(out / "results" / f"{run_id}.json"),
                          "log": str(out / "runs" / f"{run_id}.log")})
     return Plan(rows, skipped, jobs)
@@ -246,10 +281,12 @@ def resolve_study(s: AblateSettings, given: set[str]) -> AblateSettings:
     if len(s.files) > 1:
         raise ConfigError(f"rnnkit ablate studies one file, got {len(s.files)}: "
                           f"{', '.join(s.files)}")
-    if s.files and task_kind(TrainSettings(files=s.files)) != "text":
-        raise ConfigError(f"{s.files[0]}: rnnkit ablate studies text files (char language "
-                          "models); CSV forecasting is not covered yet")
     return s
+
+
+def is_series(s: AblateSettings) -> bool:
+    """A CSV file: a study of the forecaster (rnnkit forecast's), not of the char LM."""
+    return bool(s.files) and task_kind(TrainSettings(files=s.files)) == "forecast"
 
 
 def out_dir(s: AblateSettings) -> Path:
@@ -258,13 +295,18 @@ def out_dir(s: AblateSettings) -> Path:
 
 
 def write_splits(s: AblateSettings, out: Path) -> tuple[Path, Path, str]:
-    """Cut the text into train (first part) and test (last ``test_fraction``) files under
-    ``out/data``; the sha256 of the whole text names the data in study.json."""
+    """Cut the text into train and test (``test_fraction`` of it, at its end or, with
+    ``test_at="start"``, at its start) files under ``out/data``; the sha256 of the whole
+    text names the data in study.json."""
     text = load_texts(s.files)[0]
     if s.quick:
         text = text[:QUICK_CHARS]
     cut = split_tail(len(text), s.test_fraction)
-    train, test = text[:cut], text[cut:]
+    if s.test_at == "start":
+        cut = len(text) - cut
+        test, train = text[:cut], text[cut:]
+    else:
+        train, test = text[:cut], text[cut:]
     data = out / "data"
     data.mkdir(parents=True, exist_ok=True)
     paths = (data / "train.txt", data / "test.txt")
@@ -292,7 +334,7 @@ def check_study(out: Path, study: dict[str, Any]) -> None:
     path = out / "study.json"
     if path.exists():
         old = json.loads(path.read_text())
-        for key in ("data_sha256", "test_fraction", "budget", "steps", "base"):
+        for key in ("data_sha256", "test_fraction", "test_at", "budget", "steps", "base"):
             if old.get(key) != study[key]:
                 raise ConfigError(f"{out} holds a study with another {key} ({old.get(key)!r}, "
                                   f"now {study[key]!r}); choose another --out")
@@ -331,8 +373,16 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def run_one(job: dict[str, Any]) -> dict[str, Any]:
-    """Train one run as ``rnnkit train`` does, score its best checkpoint on the test split,
-    store the result JSON; returns the result. Runs in a worker process or a Ray task."""
+    """Run one job of either kind and store its result JSON; returns the result. Runs in a
+    worker process or a Ray task."""
+    result = (run_series if job.get("kind") == "series" else run_text)(job)
+    write_json(Path(job["result"]), result)
+    return result
+
+
+def run_text(job: dict[str, Any]) -> dict[str, Any]:
+    """Train one run as ``rnnkit train`` does and score its best checkpoint on the test
+    split."""
     settings = TrainSettings(**{**job["settings"], "threads": job["threads"]})
     run_dir = Path(settings.runs_dir) / settings.name
     if run_dir.exists():  # an interrupted try of this run: start it again
@@ -351,7 +401,6 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
         "stop_reason": summary["stop_reason"], "best_val_loss": summary["best_eval_loss"],
         "best_step": summary["best_step"], **test, "run_dir": str(run_dir),
     })
-    write_json(Path(job["result"]), result)
     return result
 
 
@@ -367,6 +416,102 @@ def test_score(run_dir: Path, test_file: str, device: str) -> dict[str, Any]:
         return {"test_loss": None, "test_error": str(err)}
     ids, skipped = task.read_file(test_file, unknown="skip")
     return {"test_loss": score(model, ids), "test_chars": len(ids), "test_skipped": skipped}
+
+
+# ------------------------------------------------------------------ series studies
+
+
+def series_meta(s: AblateSettings) -> dict[str, Any]:
+    return {"target": s.target, "date_column": s.date_column, "id_column": s.id_column,
+            "fill": s.fill}
+
+
+def plan_series(s: AblateSettings, out: Path, threads: int) -> tuple[Plan, Any, dict[str, Any]]:
+    """A study of ``rnnkit forecast``'s forecaster on a dated CSV: the plan, the default
+    ForecastConfig and what study.json records. The test split is the last ``windows * H``
+    rows of each series (``windows`` origins H apart); no run trains on them."""
+    from rnnkit.cli.forecast import default_horizon, load_csv_series
+    from rnnkit.forecasting import default_config, infer_frequency
+
+    path = Path(s.files[0])
+    meta = series_meta(s)
+    series = load_csv_series(str(path), meta)
+    horizon = s.horizon or default_horizon(series)
+    freq = infer_frequency(series[0].dates)
+    lengths = [len(x.values) - s.windows * horizon for x in series]
+    short = min(lengths) < 2 * max(freq.season, 1) + 1
+    extra = {"embedding_dim": 4 if len(series) > 1 else 0}  # as train_forecaster's default
+
+    def unfit(overrides: dict[str, Any]) -> str:
+        try:
+            default_config(lengths, freq, horizon, **extra, **overrides)
+        except (DataError, ValueError) as err:
+            return str(err).split(";")[0]
+        return ""
+
+    why = ("too short" if short else unfit({}))
+    if why:
+        raise DataError(f"{path}: {why}: the series leave {min(lengths)} rows before a test "
+                        f"split of --windows {s.windows} x --horizon {horizon}; give fewer "
+                        "--windows or a shorter --horizon")
+    base = default_config(lengths, freq, horizon, **extra)
+    rows, skipped = plan_rows(choose_toggles(s.tricks, SERIES_TOGGLES), base,
+                              "the default of rnnkit forecast", unfit)
+    jobs = []
+    for row in rows:
+        for seed in range(s.seeds):
+            run_id = f"{row.trick}-seed{seed}"
+            row.run_ids.append(run_id)
+            settings = {"file": str(path.resolve()), **meta, "horizon": horizon,
+                        "windows": s.windows, "max_time": s.budget or None,
+                        "max_steps": s.steps or None, "seed": seed,
+                        "overrides": row.overrides}
+            jobs.append({"id": run_id, "trick": row.trick, "setting": row.setting,
+                         "seed": seed, "kind": "series", "threads": threads,
+                         "settings": json.loads(json.dumps(settings)),
+                         "result": str(out / "results" / f"{run_id}.json"),
+                         "log": str(out / "runs" / f"{run_id}.log")})
+    study = {"kind": "series", "metric": "MASE", "series": len(series),
+             "frequency": freq.name, "horizon": horizon, "windows": s.windows,
+             "base": json.loads(json.dumps(dataclasses.asdict(base)))}
+    return Plan(rows, skipped, jobs), base, study
+
+
+def run_series(job: dict[str, Any]) -> dict[str, Any]:
+    """Train the forecaster once on the rows before the first test origin and score its
+    forecasts at every origin (rnnkit.forecasting.backtest, no refit): MASE of the median,
+    mean over origins and series, beside SeasonalNaive's on the same origins."""
+    from rnnkit.cli.forecast import load_csv_series
+    from rnnkit.cli.settings import set_threads
+    from rnnkit.forecasting import backtest
+
+    st = job["settings"]
+    set_threads(job["threads"])
+    run_dir = Path(job["log"]).with_suffix("")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in st["overrides"].items()}
+    with open(job["log"], "w", encoding="utf-8") as log, \
+            contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        out = backtest(load_csv_series(st["file"], st), st["horizon"], windows=st["windows"],
+                       refit=False, max_time=st["max_time"], max_steps=st["max_steps"],
+                       seed=st["seed"], **overrides)
+    fit, methods = out["fits"][0], out["methods"]
+    with open(run_dir / "metrics.jsonl", "w") as f:  # the curves plot reads these
+        for check in fit["history"]:
+            f.write(json.dumps({"split": "eval", "step": check["step"],
+                                "loss": check["val_crps"]}) + "\n")
+    result = {key: job[key] for key in ("id", "trick", "setting", "seed")}
+    result.update({
+        "settings": st, "steps": fit["steps"], "elapsed": fit["seconds"],
+        "steps_per_second": fit["steps"] / fit["seconds"] if fit["seconds"] > 0 else None,
+        "stop_reason": fit["stop_reason"], "best_val_loss": fit["best_score"],
+        "best_step": fit["best_step"], "test_loss": methods["deepar"]["mase"],
+        "test_scaled_crps": methods["deepar"].get("scaled_crps"),
+        "test_coverage": methods["deepar"].get("coverage"),
+        "baselines_mase": {name: methods[name]["mase"] for name in ("naive", "seasonal_naive")},
+        "run_dir": str(run_dir),
+    })
+    return result
 
 
 # ------------------------------------------------------------------ backends
@@ -454,22 +599,32 @@ def run_study(s: AblateSettings, given: set[str]) -> Path:
         (out / "runs").mkdir(exist_ok=True)
     except OSError as err:
         raise DataError(f"cannot make the output directory {out}: {err.strerror or err}") from None
-    train_file, test_file, sha = write_splits(s, out)
-    base = base_settings(s, train_file, out)
     workers = s.jobs or cores()
     threads = s.threads or max(1, cores() // workers)
-    train_steps = split_tail(len(train_file.read_text(encoding="utf-8")), base.val_fraction) - 1
-    plan = make_plan(s, base, out, test_file, train_steps, threads)
-    study = {"file": s.files[0] if s.files else DEFAULT_CORPUS_NAME, "data_sha256": sha,
-             "quick": s.quick, "test_fraction": s.test_fraction, "budget": s.budget,
-             "steps": s.steps, "seeds": s.seeds, "base": comparable(dataclasses.asdict(base)),
-             "machine": f"{platform.machine()}, {cores()} cores; {workers} runs at once with "
-                        f"{threads} threads each ({s.backend}); torch {torch.__version__}"}
+    base: Any
+    if is_series(s):
+        plan, base, study = plan_series(s, out, threads)
+        sha = hashlib.sha256(Path(s.files[0]).read_bytes()).hexdigest()
+    else:
+        train_file, test_file, sha = write_splits(s, out)
+        base = base_settings(s, train_file, out)
+        train_steps = split_tail(len(train_file.read_text(encoding="utf-8")),
+                                 base.val_fraction) - 1
+        plan = make_plan(s, base, out, test_file, train_steps, threads)
+        study = {"kind": "text", "metric": "loss (nats/char)",
+                 "base": comparable(dataclasses.asdict(base))}
+    study.update({"file": s.files[0] if s.files else DEFAULT_CORPUS_NAME, "data_sha256": sha,
+                  "quick": s.quick, "test_fraction": s.test_fraction, "test_at": s.test_at,
+                  "budget": s.budget,
+                  "steps": s.steps, "seeds": s.seeds,
+                  "machine": f"{platform.machine()}, {cores()} cores; {workers} runs at once "
+                             f"with {threads} threads each ({s.backend}); torch "
+                             f"{torch.__version__}"})
     check_study(out, study)
     todo = [job for job in plan.jobs if not finished(job)]
     _announce(s, base, plan, todo, workers, threads, out)
     if todo:
-        if base.device == "cpu":
+        if getattr(base, "device", "cpu") == "cpu":
             from rnnkit import kernels
 
             kernels.available()  # compile the step kernels once, before the workers start
@@ -480,18 +635,31 @@ def run_study(s: AblateSettings, given: set[str]) -> Path:
             else:
                 run_local(todo, min(workers, len(todo)), bar)
     results = [json.loads(Path(job["result"]).read_text()) for job in plan.jobs]
-    ablate_report.write(out, study, base, plan.rows, plan.skipped, results)
+    ablate_report.write(out, study, base, plan.rows, plan.skipped, results,
+                        describe_default(base))
     print(f"report: {out / 'report.md'} (effects.png, curves.png, ablation.json)",
           file=sys.stderr)
     return out
 
 
-def _announce(s: AblateSettings, base: TrainSettings, plan: Plan, todo: list, workers: int,
+def describe_default(base: Any) -> str:
+    """The default model in a few words (the report and the announcement say it)."""
+    if isinstance(base, TrainSettings):
+        return (f"{base.model_size} preset, {base.cell.upper()} {base.num_layers}x"
+                f"{base.hidden_size}, embeddings {base.embed_dim}, chunks of "
+                f"{base.chunk_length}, batch {base.batch_size}")
+    return (f"LSTM {base.num_layers}x{base.hidden_size}, lags {list(base.lags)}, calendar "
+            f"{list(base.calendar) or 'none'}, context {base.context_length}, horizon "
+            f"{base.horizon}, {base.scaling} scaling, {base.likelihood} likelihood, "
+            f"{base.objective.replace('_', ' ')}, batch {base.batch_size}")
+
+
+def _announce(s: AblateSettings, base: Any, plan: Plan, todo: list, workers: int,
               threads: int, out: Path) -> None:
     budget = f"{s.budget:g} s" if s.budget else f"{s.steps} steps"
     print(f"ablate: {len(plan.rows)} settings x {s.seeds} seeds = {len(plan.jobs)} runs of "
-          f"{budget} ({len(plan.jobs) - len(todo)} already done); default: {base.model_size} "
-          f"{base.cell.upper()} {base.num_layers}x{base.hidden_size}; {workers} at once with "
-          f"{threads} threads each ({s.backend}); output {out}", file=sys.stderr)
+          f"{budget} ({len(plan.jobs) - len(todo)} already done); default: "
+          f"{describe_default(base)}; {workers} at once with {threads} threads each "
+          f"({s.backend}); output {out}", file=sys.stderr)
     for trick, why in plan.skipped:
         print(f"skipped {trick}: {why}", file=sys.stderr)

@@ -89,10 +89,13 @@ def _num(value: float | None, digits: int = 4, sign: bool = False) -> str:
     return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
 
 
-def table_markdown(table: Sequence[dict[str, Any]]) -> list[str]:
-    lines = ["| trick | setting | test loss, mean ± sd (nats/char) | seeds | difference to the "
-             "default [95% CI] | steps/s | verdict |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+def table_markdown(table: Sequence[dict[str, Any]], metric: str = "loss (nats/char)"
+                   ) -> list[str]:
+    intervals = any("test_coverage_mean" in e for e in table)  # a series study
+    extra = " scaled CRPS | 80% coverage |" if intervals else ""
+    lines = [f"| trick | setting | test {metric}, mean ± sd | seeds | difference to the "
+             f"default [95% CI] | steps/s | verdict |{extra}",
+             "| --- | --- | --- | --- | --- | --- | --- |" + " --- | --- |" * intervals]
     for e in table:
         loss = f"{_num(e['test_loss_mean'])} ± {_num(e['test_loss_sd'])}"
         if "effect" in e:
@@ -103,34 +106,62 @@ def table_markdown(table: Sequence[dict[str, Any]]) -> list[str]:
             effect, judged = "(reference)", ""
         seeds = f"{e['seeds']}" + (f" ({e['failed']} failed)" if e["failed"] else "")
         lines.append(f"| {e['trick']} | {e['setting']} | {loss} | {seeds} | {effect} | "
-                     f"{_num(e['steps_per_second'], 1)} | {judged} |")
+                     f"{_num(e['steps_per_second'], 1)} | {judged} |" + (
+                         f" {_num(e['test_scaled_crps_mean'])} | "
+                         f"{_num(e['test_coverage_mean'], 2)} |" if intervals else ""))
     return lines
 
 
 def report_markdown(study: dict[str, Any], base: Any, table: Sequence[dict[str, Any]],
-                    skipped: Sequence[tuple[str, str]], unseen: int = 0) -> str:
-    """The report: what ran, the table, what was skipped, the plots."""
+                    skipped: Sequence[tuple[str, str]], unseen: int = 0,
+                    default: str = "", baselines: dict[str, float] | None = None) -> str:
+    """The report: what ran, the table, what was skipped, the plots. ``default`` describes
+    the default model; ``baselines`` (a series study) the baselines' mean test MASE."""
     budget = f"{study['budget']:g} s" if study["budget"] else f"{study['steps']} steps"
     lines = ["# rnnkit ablate: what each trick buys the default model", ""]
     if study["quick"]:
         lines += ["**--quick: a smoke check of the machinery (a tiny model on a slice of the "
                   "data, a few dozen steps). Its numbers say nothing about the tricks.**", ""]
+    series = study.get("kind") == "series"
+    if series:
+        h, w = study["horizon"], study["windows"]
+        lines += [
+            f"- data: {study['file']} (sha256 {study['data_sha256'][:12]}), {study['series']} "
+            f"{study['frequency']} series; the test split is the last {w} x {h} rows of each "
+            f"series ({w} forecast origins {h} steps apart), never given to a run; each run "
+            "trains once on the rows before the first origin (keeping its best weights on "
+            "the forecaster's own validation rows, the last of those) and forecasts every "
+            "origin from the true history before it",
+            f"- default: the forecaster of `rnnkit forecast` for this data: {default}"]
+    else:
+        lines += [
+            f"- data: {study['file']} (sha256 {study['data_sha256'][:12]}); the "
+            f"{'first' if study.get('test_at') == 'start' else 'last'} "
+            f"{study['test_fraction']:.0%} is the test split, never given to a run; each run "
+            f"trains on the rest and keeps its best checkpoint on its own validation split "
+            f"(the last {base.val_fraction:.0%} of the rest)",
+            f"- default: the model of `rnnkit train` with this budget: {default}"]
     lines += [
-        f"- data: {study['file']} (sha256 {study['data_sha256'][:12]}); the last "
-        f"{study['test_fraction']:.0%} is the test split, never given to a run; each run "
-        f"trains on the rest and keeps its best checkpoint on its own validation split (the "
-        f"last {base.val_fraction:.0%} of the rest)",
-        f"- default: the model of `rnnkit train` with this budget: {base.model_size} preset, "
-        f"{base.cell.upper()} {base.num_layers}x{base.hidden_size}, embeddings "
-        f"{base.embed_dim}, chunks of {base.chunk_length}, batch {base.batch_size}",
         f"- every run: a budget of {budget}, seeds 0 to {study['seeds'] - 1}; each trick is "
         "toggled alone (off where the default has it on, on where it has it off); "
-        f"{study['machine']}",
-        "- test loss: the best checkpoint's mean nats/char on the test split; the difference "
-        "to the default is paired by seed, with a 95% t-interval over the per-seed "
-        "differences. Negative is better: *helps* or *hurts* when the interval excludes 0.",
-        "",
-        *table_markdown(table), ""]
+        f"{study['machine']}"]
+    if series:
+        shown = ", ".join(f"{name} {value:.4f}" for name, value in (baselines or {}).items())
+        lines.append(
+            "- test MASE: the median forecast's mean absolute error over the horizon divided "
+            "by the in-sample seasonal-naive MAE, averaged over origins and series (lower is "
+            f"better); the baselines on the same origins: {shown}. Scaled CRPS: the sample "
+            "paths' CRPS over MASE's scale; coverage: the share of test values inside the "
+            "80% interval (80% is right). The difference to the "
+            "default is paired by seed, with a 95% t-interval over the per-seed differences. "
+            "Negative is better: *helps* or *hurts* when the interval excludes 0.")
+    else:
+        lines.append(
+            "- test loss: the best checkpoint's mean nats/char on the test split; the "
+            "difference to the default is paired by seed, with a 95% t-interval over the "
+            "per-seed differences. Negative is better: *helps* or *hurts* when the interval "
+            "excludes 0.")
+    lines += ["", *table_markdown(table, study.get("metric", "loss (nats/char)")), ""]
     if unseen:
         lines += [f"Characters of the test split that training never saw: {unseen}; every "
                   "run's test loss skips them.", ""]
@@ -142,20 +173,37 @@ def report_markdown(study: dict[str, Any], base: Any, table: Sequence[dict[str, 
 
 
 def write(out: Path, study: dict[str, Any], base: Any, rows: Sequence[Any],
-          skipped: Sequence[tuple[str, str]], results: Sequence[dict[str, Any]]) -> None:
-    """report.md, ablation.json, effects.png and curves.png in ``out``."""
+          skipped: Sequence[tuple[str, str]], results: Sequence[dict[str, Any]],
+          default: str = "") -> None:
+    """report.md, ablation.json, effects.png and curves.png in ``out``; ``default`` says
+    what the default model is."""
     table = summarize(rows, results)
     unseen = max((r.get("test_skipped", 0) for r in results), default=0)
-    (out / "report.md").write_text(report_markdown(study, base, table, skipped, unseen),
-                                   encoding="utf-8")
+    baselines = None
+    if study.get("kind") == "series":  # the same for every run: take the default's first
+        default_runs = [r for r in results if r["trick"] == rows[0].trick]
+        baselines = default_runs[0]["baselines_mase"] if default_runs else None
+        for e in table:  # interval quality beside the point forecast's
+            runs = [r for r in results if r["trick"] == e["trick"]
+                    and r.get("test_coverage") is not None]
+            e["test_coverage_mean"] = (statistics.fmean(r["test_coverage"] for r in runs)
+                                       if runs else None)
+            e["test_scaled_crps_mean"] = (statistics.fmean(r["test_scaled_crps"] for r in runs)
+                                          if runs else None)
+    text = report_markdown(study, base, table, skipped, unseen, default, baselines)
+    (out / "report.md").write_text(text, encoding="utf-8")
     raw = {"study": study, "table": table, "skipped": [list(s) for s in skipped],
            "runs": list(results)}
     (out / "ablation.json").write_text(json.dumps(raw, indent=2) + "\n")
-    plot_effects(table, out / "effects.png")
-    plot_curves(rows, results, out / "curves.png")
+    metric = study.get("metric", "loss (nats/char)")
+    plot_effects(table, out / "effects.png", metric)
+    plot_curves(rows, results, out / "curves.png",
+                "validation CRPS / mean |y|" if study.get("kind") == "series"
+                else "validation loss (nats/char)")
 
 
-def plot_effects(table: Sequence[dict[str, Any]], path: Path) -> None:
+def plot_effects(table: Sequence[dict[str, Any]], path: Path,
+                 metric: str = "loss (nats/char)") -> None:
     """A bar per trick: the mean difference to the default, with its 95% interval."""
     import matplotlib
 
@@ -174,7 +222,7 @@ def plot_effects(table: Sequence[dict[str, Any]], path: Path) -> None:
     ax.set_yticks(range(len(rows)), [e["trick"] for e in rows])
     ax.invert_yaxis()
     ax.axvline(0.0, color="black", linewidth=0.8)
-    ax.set_xlabel("test loss minus the default's (nats/char); 95% interval over seeds")
+    ax.set_xlabel(f"test {metric} minus the default's; 95% interval over seeds")
     ax.set_title("effect of toggling each trick (negative: better)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -193,7 +241,8 @@ def eval_curve(metrics: Path) -> tuple[list[int], list[float]]:
     return steps, losses
 
 
-def plot_curves(rows: Sequence[Any], results: Sequence[dict[str, Any]], path: Path) -> None:
+def plot_curves(rows: Sequence[Any], results: Sequence[dict[str, Any]], path: Path,
+                ylabel: str = "validation loss (nats/char)") -> None:
     """A panel per trick: its validation curves (one per seed) over the default's."""
     import matplotlib
 
@@ -217,7 +266,7 @@ def plot_curves(rows: Sequence[Any], results: Sequence[dict[str, Any]], path: Pa
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(tricks):]:
         ax.axis("off")
-    axes[0][0].set_ylabel("validation loss (nats/char)")
+    axes[0][0].set_ylabel(ylabel)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)

@@ -41,7 +41,8 @@ def default_horizon(series: list[DatedSeries]) -> int:
     return freq.season if freq.season > 1 else 10
 
 
-def _load(path: str, meta: dict[str, Any]) -> list[DatedSeries]:
+def load_csv_series(path: str, meta: dict[str, Any]) -> list[DatedSeries]:
+    """The series of a CSV as ``meta`` (target, date_column, id_column, fill) says."""
     return load_series(path, value=meta["target"] or None, date=meta["date_column"] or None,
                        by=meta["id_column"] or None, fill_gaps=meta["fill"] == "interpolate")
 
@@ -66,13 +67,13 @@ def forecast(s: ForecastSettings) -> Path:
     if (run / MODEL).is_file():
         meta = json.loads((run / META).read_text())
         forecaster = Forecaster.load(run / MODEL)
-        series = _load(s.context or meta["file"], meta)
+        series = load_csv_series(s.context or meta["file"], meta)
     else:
         if s.context:
             raise ConfigError("--context is for a trained run; a CSV file is trained on itself")
         meta = {"target": s.target, "date_column": s.date_column, "id_column": s.id_column,
                 "fill": s.fill, "file": str(source.resolve())}
-        series = _load(s.source, meta)
+        series = load_csv_series(s.source, meta)
         horizon = s.horizon or default_horizon(series)
         run = rundir.pick_name(s.runs_dir, s.name, f"forecast-{source.stem}")
         print(f"training a forecaster of {horizon} steps on {len(series)} series of "
@@ -145,7 +146,7 @@ def run_backtest(s: BacktestSettings) -> dict:
     set_threads(s.threads)
     meta = {"target": s.target, "date_column": s.date_column, "id_column": s.id_column,
             "fill": s.fill}
-    series = _load(s.file, meta)
+    series = load_csv_series(s.file, meta)
     horizon = s.horizon or default_horizon(series)
     result = backtest(series, horizon, windows=s.windows, max_time=s.max_time or None,
                       num_samples=s.samples, seed=s.seed)

@@ -326,7 +326,8 @@ class AblateSettings:
     with each trick toggled, under one budget and the same seeds, scored on a held-out test
     split (see rnnkit.cli.ablate)."""
 
-    files: list[str] = _opt([], "one text file", positional=True,
+    files: list[str] = _opt([], "one text file, or a dated CSV (a series study: rnnkit's "
+                            "forecaster, scored by rolling-origin MASE)", positional=True,
                             shown="Python's own help text (pydoc_data.topics)")
     budget: float = _opt(0.0, "training budget of every run in seconds (give this or --steps)")
     steps: int = _opt(0, "training budget of every run in optimizer steps (give this or "
@@ -334,8 +335,11 @@ class AblateSettings:
     seeds: int = _opt(3, "seeds per setting; the differences to the default are paired by seed")
     tricks: list[str] = _opt([], "tricks to toggle (names from the table in docs/ablate.md)",
                              shown="every trick (with --quick: a few)")
-    test_fraction: float = _opt(0.1, "last fraction of the file held out as the test split "
+    test_fraction: float = _opt(0.1, "fraction of the file held out as the test split "
                                 "(no run sees it; the report's losses are on it)")
+    test_at: str = _opt("end", "text: where the test split is cut: the file's end, or its "
+                        "start (when its end was already used to choose settings)",
+                        choices=("end", "start"))
     out: str = _opt("", "output directory: one JSON per finished run (a rerun skips those), "
                     "report.md, plots", shown="runs/ablate-STEM")
     jobs: int = _opt(0, "runs at once; 0: the cores this process may use")
@@ -346,9 +350,24 @@ class AblateSettings:
     quick: bool = _opt(False, "smoke check: a tiny model, a slice of the data, 2 seeds, a few "
                        "tricks, 40 steps (flags given win)")
     progress: bool = _opt(True, "show a progress bar over the study")
+    # --- a series study (a CSV file) ---
+    target: str = _opt("", "CSV: the column to forecast", shown="the first numeric column")
+    date_column: str = _opt("", "CSV: the date column", shown="the first named like a date")
+    id_column: str = _opt("", "CSV, long format: the column naming each series",
+                          shown="none: one series")
+    fill: str = _opt("none", "CSV: missing values: none (an error naming the rows) or "
+                     "interpolate", choices=("none", "interpolate"))
+    horizon: int | None = _opt(None, "CSV: steps forecast at each origin", shown="as rnnkit "
+                               "forecast: two seasons of (half-)hourly data, one season "
+                               "otherwise, 10 for yearly")
+    windows: int = _opt(3, "CSV: test origins, H rows apart at the end of each series (the "
+                        "test split: W * H rows no run trains on)")
 
     def __post_init__(self) -> None:
-        _require(self, {"budget": NON_NEGATIVE, "steps": NON_NEGATIVE,
+        if self.horizon is not None and not 1 <= self.horizon <= 100_000:
+            raise ConfigError(f"horizon (--horizon) must be in [1, 100000], got {self.horizon}")
+        _require(self, {"budget": NON_NEGATIVE, "steps": NON_NEGATIVE, "windows": (1, 1000,
+                                                                               "in [1, 1000]"),
                         "seeds": (1, 1000, "in [1, 1000]"), "jobs": (0, 4096, "in [0, 4096]"),
                         "threads": THREADS,
                         "test_fraction": (0.01, 0.5, "in [0.01, 0.5]")})

@@ -8,6 +8,7 @@ Naive and SeasonalNaive. Metrics are averaged over windows and series.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
@@ -36,18 +37,20 @@ def summarize(results: Sequence[dict]) -> dict:
 
 def backtest(series: DatedSeries | Sequence[DatedSeries], horizon: int, windows: int = 3,
              step: int | None = None, refit: bool = True, max_time: float | None = 60,
-             num_samples: int = 200, seed: int = 0, **overrides) -> dict:
+             num_samples: int = 200, seed: int = 0, max_steps: int | None = None,
+             **overrides) -> dict:
     """Rolling-origin backtest of the DeepAR forecaster and the baselines.
 
     Args:
         series: one or several series of one frequency (trained together).
         horizon: H; ``step`` rows between origins (default H).
         windows: W origins; ``refit``: train again at every origin.
-        max_time: seconds of training per fit; ``overrides`` go to ``default_config``.
+        max_time, max_steps: training budget per fit; ``overrides`` go to ``default_config``.
 
     Returns:
-        ``{"methods": {name: summary}, "windows": [{"origin", "series", name: metrics}]}``
-        with ``summary`` as in :func:`summarize` (MASE uses the frequency's season).
+        ``{"methods": {name: summary}, "windows": [{"origin", "series", name: metrics}],
+        "fits": [FitReport as a dict]}`` with ``summary`` as in :func:`summarize` (MASE uses
+        the frequency's season).
     """
     series = [series] if isinstance(series, DatedSeries) else list(series)
     if horizon < 1 or windows < 1:
@@ -59,13 +62,14 @@ def backtest(series: DatedSeries | Sequence[DatedSeries], horizon: int, windows:
     if short:
         raise DataError(f"series {short} are too short for {windows} windows of {horizon} "
                         f"steps {step} apart")
-    records, forecaster = [], None
+    records, fits, forecaster = [], [], None
     for k in range(windows):
         offset = (windows - 1 - k) * step + horizon
         train = [s.head(len(s.values) - offset) for s in series]
         if forecaster is None or refit:
-            forecaster, _ = train_forecaster(train, horizon, max_time=max_time, seed=seed,
-                                             **overrides)
+            forecaster, report = train_forecaster(train, horizon, max_time=max_time,
+                                                  max_steps=max_steps, seed=seed, **overrides)
+            fits.append(dataclasses.asdict(report))
         for s, t in zip(series, train):
             cut = len(t.values)
             actual = s.values[cut: cut + horizon]
@@ -80,4 +84,4 @@ def backtest(series: DatedSeries | Sequence[DatedSeries], horizon: int, windows:
             records.append(record)
     methods = {name: summarize([r[name] for r in records])
                for name in ("deepar", "naive", "seasonal_naive")}
-    return {"methods": methods, "windows": records}
+    return {"methods": methods, "windows": records, "fits": fits}

@@ -28,6 +28,8 @@ from rnnkit.heads import GaussianHead
 
 __all__ = ["StudentTHead", "DeepAR", "Forecast", "Forecaster"]
 
+OBJECTIVES = ("teacher_forcing", "open_loop")
+
 
 class StudentTHead(nn.Module):
     """Student-t over one value: ``params [..., 3] = (mu, raw_scale, raw_df)`` with
@@ -89,6 +91,8 @@ class DeepAR(nn.Module):
                 self.skip.weight.zero_()
                 self.skip.bias.zero_()
                 self.skip.weight[0, list(cfg.lags).index(1)] = 1.0
+        if cfg.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {cfg.objective!r}")
         # multiplies the head's scale when sampling; fit.calibrate sets it on validation rows
         self.register_buffer("temperature", torch.tensor(1.0))
         if cfg.likelihood == "gaussian":
@@ -127,12 +131,38 @@ class DeepAR(nn.Module):
         """Mean NLL (nats per step, scaled units) of the windows' C + H scored steps."""
         loc, scale = self.scale(w.values, self.config.context_length)
         z = (w.values - loc) / scale
-        params, _ = self.params(self.inputs(z, w.calendar, w.series))
+        if self.config.objective == "open_loop":
+            params = self.open_loop_params(z, w)
+        else:
+            params, _ = self.params(self.inputs(z, w.calendar, w.series))
         targets = z[:, self.config.max_lag:].unsqueeze(-1)
         nll = self.head.loss(params, targets)
         if self.config.loss_on == "horizon":
             return nll[:, self.config.context_length:].mean()
         return nll.mean()
+
+    def open_loop_params(self, z: Tensor, w: Windows) -> Tensor:
+        """Parameters ``[B, C + H, P]`` of the window's steps read open loop: the context
+        teacher-forced, then each horizon step fed its own predicted locations as lags (the
+        forecast's mean path, differentiable), so no true horizon value reaches an input.
+        The multi-step objective of issue 16: training sees the errors that compound in a
+        forecast (Bengio et al. 2015 on the train/test mismatch of teacher forcing)."""
+        cfg, lag = self.config, self.config.max_lag
+        c = cfg.context_length
+        head, state = self.params(self.inputs(z[:, : lag + c], w.calendar[:, :c], w.series))
+        fed = [z[:, : lag + c]]  # the known values, then one predicted column per step
+        emb = None
+        if self.embedding is not None:
+            emb = self.embedding(w.series)
+        steps = [head]
+        for h in range(cfg.horizon):
+            known = torch.cat(fed, 1)
+            parts = [known[:, [known.shape[1] - lg for lg in cfg.lags]], w.calendar[:, c + h]]
+            params, state = self.params(torch.cat(parts + ([emb] if emb is not None else []),
+                                                  -1).unsqueeze(1), state)
+            steps.append(params)
+            fed.append(params[:, :, 0])
+        return torch.cat(steps, 1)
 
     @torch.no_grad()
     def sample_paths(self, values: Tensor, calendar: Tensor, series: Tensor | None,

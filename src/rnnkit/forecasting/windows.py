@@ -36,6 +36,9 @@ class ForecastConfig:
     # steps of each window the NLL scores: "all" C + H (DeepAR) or only the "horizon" (the
     # context's own steps leak: loc and scale come from them, so their mean is known)
     loss_on: str = "all"
+    # how the horizon's lag inputs are fed in training: "teacher_forcing" (the true values,
+    # DeepAR) or "open_loop" (the model's own predicted locations, as when forecasting)
+    objective: str = "teacher_forcing"
     scaling: str = "standard"  # features.window_scale: "mean_abs" (DeepAR), "standard", "none"
     likelihood: str = "student_t"  # "gaussian" or "student_t"
     # a linear autoregression on the lags added to the location (LSTNet's highway), starting
