@@ -76,6 +76,16 @@ def test_backtest_prints_the_naive_forecasts_beside_rnnkit(capsys):
     assert set(result["methods"]) == {"deepar", "naive", "seasonal_naive"}
     assert len(result["methods"]["deepar"]["by_step"]["mae"]) == 6
     assert len(result["windows"]) == 2
+    assert Path("backtest-m.png").stat().st_size > 0
+
+
+def test_backtest_of_a_run_uses_its_file_columns_and_horizon(capsys):
+    assert main(["forecast", monthly(), "--horizon", "4", *FAST]) == 0
+    assert main(["backtest", "forecast-m", "--windows", "1", *FAST]) == 0
+    assert "1 windows of 4 steps" in capsys.readouterr().out
+    result = json.loads(Path("runs/forecast-m/backtest.json").read_text())
+    assert len(result["methods"]["deepar"]["by_step"]["mae"]) == 4
+    assert Path("runs/forecast-m/backtest.png").is_file()
 
 
 def test_bad_input_is_one_line(capsys):

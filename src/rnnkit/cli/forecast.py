@@ -62,15 +62,16 @@ def forecast(s: ForecastSettings) -> Path:
     CSV written."""
     set_threads(s.threads)
     levels = _levels(s.quantiles)
-    source = Path(s.source)
-    run = source if (source / MODEL).is_file() else Path(s.runs_dir) / s.source
-    if (run / MODEL).is_file():
+    found = find_run(s.source, s.runs_dir)
+    if found is not None:
+        run = found
         meta = json.loads((run / META).read_text())
         forecaster = Forecaster.load(run / MODEL)
         series = load_csv_series(s.context or meta["file"], meta)
     else:
         if s.context:
             raise ConfigError("--context is for a trained run; a CSV file is trained on itself")
+        source = Path(s.source)
         meta = {"target": s.target, "date_column": s.date_column, "id_column": s.id_column,
                 "fill": s.fill, "file": str(source.resolve())}
         series = load_csv_series(s.source, meta)
@@ -141,26 +142,69 @@ def _fan_chart(panels: list[tuple[DatedSeries, Any]], path: Path, target: str) -
     plt.close(fig)
 
 
+def find_run(source: str, runs_dir: str) -> Path | None:
+    """The run directory ``source`` names (a path, or a name under ``runs_dir``) when it
+    holds a trained forecaster, else None."""
+    for run in (Path(source), Path(runs_dir) / source):
+        if (run / MODEL).is_file() and (run / META).is_file():
+            return run
+    return None
+
+
 def run_backtest(s: BacktestSettings) -> dict:
-    """Rolling-origin backtest; prints a table, writes JSON beside ``--output``."""
+    """Rolling-origin backtest of a CSV file, or of a run's file with its columns and
+    horizon (the forecaster is trained again at every origin: the run's own weights have
+    seen the test rows); prints a table, writes JSON and a PNG by horizon step."""
     set_threads(s.threads)
-    meta = {"target": s.target, "date_column": s.date_column, "id_column": s.id_column,
-            "fill": s.fill}
-    series = load_csv_series(s.file, meta)
-    horizon = s.horizon or default_horizon(series)
+    run = find_run(s.file, s.runs_dir)
+    if run is not None:
+        meta = json.loads((run / META).read_text())
+        file, default_out = meta["file"], run / "backtest.json"
+    else:
+        meta = {"target": s.target, "date_column": s.date_column, "id_column": s.id_column,
+                "fill": s.fill}
+        file, default_out = s.file, Path(f"backtest-{Path(s.file).stem}.json")
+    series = load_csv_series(file, meta)
+    horizon = s.horizon or meta.get("horizon") or default_horizon(series)
+    out = Path(s.output) if s.output else default_out
+    if not out.parent.is_dir():
+        raise DataError(f"--output {out}: the directory {out.parent} does not exist")
     result = backtest(series, horizon, windows=s.windows, max_time=s.max_time or None,
                       num_samples=s.samples, seed=s.seed)
     names = {"deepar": "rnnkit", "naive": "Naive", "seasonal_naive": "SeasonalNaive"}
     metrics = ("mae", "rmse", "mase", "smape", "crps", "coverage")
-    print(f"{s.file}: {s.windows} windows of {horizon} steps, {len(series)} series")
+    print(f"{file}: {s.windows} windows of {horizon} steps, {len(series)} series")
     print(f"{'method':<14}" + "".join(f"{m:>10}" for m in metrics))
     for key, summary in result["methods"].items():
         print(f"{names[key]:<14}" + "".join(
             f"{summary[m]:>10.4g}" if m in summary else f"{'-':>10}" for m in metrics))
-    out = Path(s.output) if s.output else Path(f"backtest-{Path(s.file).stem}.json")
-    if not out.parent.is_dir():
-        raise DataError(f"--output {out}: the directory {out.parent} does not exist")
-    out.write_text(json.dumps({"file": s.file, "horizon": horizon, "windows": s.windows,
+    out.write_text(json.dumps({"file": file, "horizon": horizon, "windows": s.windows,
                                **result}, default=float, indent=1) + "\n")
-    print(f"wrote {out} (metrics by horizon step and by window)", file=sys.stderr)
+    _by_step_chart(result["methods"], out.with_suffix(".png"), names)
+    print(f"wrote {out} (metrics by horizon step and by window) and "
+          f"{out.with_suffix('.png')}", file=sys.stderr)
     return result
+
+
+def _by_step_chart(methods: dict[str, Any], path: Path, names: dict[str, str]) -> None:
+    """MAE and CRPS of each method by horizon step, and rnnkit's 80% coverage."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
+    for key, summary in methods.items():
+        steps = summary["by_step"]
+        for ax, metric in zip(axes, ("mae", "crps", "coverage")):
+            if metric in steps and (metric != "coverage" or key == "deepar"):
+                ax.plot(range(1, len(steps[metric]) + 1), steps[metric], marker=".",
+                        label=names[key])
+    for ax, title in zip(axes, ("MAE", "CRPS", "80% interval coverage (rnnkit)")):
+        ax.set_title(title, fontsize="small")
+        ax.set_xlabel("horizon step")
+    axes[2].axhline(0.8, color="gray", linewidth=0.8)
+    axes[0].legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

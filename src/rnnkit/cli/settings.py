@@ -445,10 +445,13 @@ class ForecastSettings(_SeriesColumns):
 class BacktestSettings(_SeriesColumns):
     """``rnnkit backtest FILE``: rolling-origin evaluation beside Naive and SeasonalNaive."""
 
-    file: str = _opt("", "CSV file", positional=True)
+    file: str = _opt("", "CSV file, or a forecast run (its file, columns and horizon)",
+                     positional=True)
     windows: int = _opt(3, "origins, each H steps after the previous")
-    output: str = _opt("", "JSON of every metric by method, horizon step and window",
-                       shown="backtest-<file stem>.json")
+    output: str = _opt("", "JSON of every metric by method, horizon step and window; a PNG "
+                       "of the metrics by step goes beside it",
+                       shown="RUN/backtest.json for a run, else backtest-<file stem>.json")
+    runs_dir: str = _opt("runs", "where a run named by its name is looked for")
 
     def __post_init__(self) -> None:
         self._check({"windows": (1, 1000, "in [1, 1000]")})
