@@ -108,3 +108,10 @@ def test_bad_input_is_one_line(capsys):
     code = main(["forecast", "runs/r", "--context", "short.csv", *FAST])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1 and "context" in err[0], err
+
+
+def test_train_on_a_short_dated_csv_points_to_rnnkit_forecast(capsys):
+    assert main(["train", monthly(rows=100), "--max-steps", "1"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "longer than the data allows" in err[0]
+    assert "`rnnkit forecast m.csv` trains on windows and takes short series" in err[0]

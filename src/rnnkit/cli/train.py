@@ -151,7 +151,13 @@ def run_training(s: TrainSettings, resume_run: Path | None = None) -> dict[str, 
         raise DataError(f"the validation split (last {s.val_fraction:.0%}) is too short to "
                         "score; use more data or a larger --val-fraction")
     train_steps = sum(len(t) - 1 for t in train)
-    check_chunk(train_steps, s)
+    try:
+        check_chunk(train_steps, s)
+    except DataError as err:
+        if task.kind != "forecast":
+            raise
+        raise DataError(f"{err}; for a dated series, `rnnkit forecast {s.files[0]}` trains "
+                        "on windows and takes short series") from None
     max_steps = step_budget(s, train_steps)
     cfg = trainer_config(s, device, max_steps)
     try:

@@ -62,11 +62,15 @@ class ForecastTask:
         return f"{nats:.4f} nats/{self.unit}"
 
     def notes(self, s: Any) -> list[str]:
+        notes = [f"note: this trains a next-step model of the columns; for a dated series, "
+                 f"`rnnkit forecast {s.files[0] if s.files else 'FILE'}` trains rnnkit's "
+                 "forecaster (seasonal lags, calendar features, intervals, short series) and "
+                 "`rnnkit backtest` compares it with the naive forecasts (docs/forecasting.md)"]
         if s.dropout > 0 and s.num_layers == 1:
-            return [f"note: --dropout {s.dropout:g} does nothing here: a forecast model drops out "
-                    "only between layers, and it has 1 (see --num-layers, --recurrent-dropout, "
-                    "--zoneout)"]
-        return []
+            notes.append(f"note: --dropout {s.dropout:g} does nothing here: a forecast model "
+                         "drops out only between layers, and it has 1 (see --num-layers, "
+                         "--recurrent-dropout, --zoneout)")
+        return notes
 
     @torch.no_grad()
     def forecast(self, model: SequenceModel, context: Tensor, horizon: int) -> np.ndarray:
