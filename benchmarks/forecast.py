@@ -1,12 +1,15 @@
-"""rnnkit's DeepAR forecaster beside Naive, SeasonalNaive and statsforecast's AutoETS,
-AutoARIMA and AutoTheta on the series of ../shared/data/ (last H rows held out).
+"""rnnkit's DeepAR forecaster beside Naive, SeasonalNaive, statsforecast's AutoETS,
+AutoARIMA and AutoTheta, and neuralforecast's LSTM and DeepAR on the series of
+../shared/data/ (last H rows held out).
 
-statsforecast==2.1.1 (benchmark only, never a library dependency; see
-benchmarks/requirements-forecast.txt). Without it the script compares against ours only.
+statsforecast and neuralforecast are benchmark only, never library dependencies; their pins
+and the install command are in benchmarks/requirements-forecast.txt. Without them the script
+compares against ours only.
 
     python benchmarks/forecast.py --budget 120        # writes benchmarks/results/forecast.json
     python benchmarks/forecast.py --budget 20 --only airpassengers,lynx --out /tmp/x.json
     python benchmarks/forecast.py --split validation  # score on the last H *training* rows
+    python benchmarks/forecast.py --add-nf benchmarks/results/forecast.json  # add LSTM, DeepAR
 
 H = 2 seasons for hourly data, 10 for yearly, one season otherwise. ``--split validation``
 drops the test rows first and scores on the H rows before them, so settings can be chosen
@@ -14,16 +17,37 @@ without looking at the test rows. Every method gets its 80% interval as sample p
 ours draws them, the baselines' and statsforecast's are Gaussians with the sigma of their
 80% interval, ``(hi - lo) / (2 * 1.2816)``. MASE and CRPS are scaled by the in-sample MAE
 of the seasonal-naive forecast; the panel summary is their geometric mean over series.
+
+neuralforecast's models (``--nf-models``, default LSTM and DeepAR) are trained like ours:
+once per file on all its series, at most ``--nf-steps`` steps and ``--nf-max-time`` seconds
+(default ``--budget``) each, one thread, seed ``--seed``, early stopping after 12 validation
+checks (every 25 steps) without a better 80% quantile loss on the last H training rows;
+neuralforecast keeps the last weights, not the best. Input window: 3 seasons or 3 horizons,
+whichever is longer (neuralforecast's default is 3 horizons), cut so the longest series
+keeps one training and one validation window, and at least a season; a series shorter than
+input window + H is not scored (``not_scored`` in its row). Both are probabilistic: LSTM
+with a Normal and DeepAR with a Student-t DistributionLoss, scaler ``standard`` (DeepAR's
+default, identity, leaves the Student-t at the data's scale); other settings are
+neuralforecast's defaults (``--nf-overrides`` changes them). Their point forecast is the
+mean neuralforecast reports; their "sample paths" are 100 quantiles at (i + 0.5) / 100,
+which neuralforecast takes from ``--samples`` samples per step. DeepAR's are per-step
+quantiles along the path fed its own means (neuralforecast's recursion), not joint paths.
+``--add-nf FILE`` fits them on the series of an earlier results file and adds their cells
+without rerunning anything else.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
+import logging
 import multiprocessing
 import platform
 import sys
 import time
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +63,8 @@ from rnnkit.forecasting.metrics import evaluate  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 Z80 = 1.2815515655446004  # the 0.9 quantile of N(0, 1)
+NF_MODELS = ("LSTM", "DeepAR")
+NF_QUANTILES = [(i + 0.5) / 100 for i in range(100)]  # equal weights: stand-ins for samples
 
 # name -> (file, value column, id column for long format)
 PANEL = {
@@ -109,17 +135,159 @@ def _stats_model(cls, y: np.ndarray, h: int, m: int) -> tuple[list, list]:
     return res["mean"].tolist(), sigma.tolist()
 
 
-def run_group(name: str, series: list[DatedSeries], args) -> list[dict]:
-    """Every method on every series of one file; DeepAR trained once on all of them."""
+@dataclass
+class Peers:
+    """neuralforecast's results on the series of one file."""
+
+    forecasts: list[dict]  # per series: {model: (point [H], samples [Q, H], seconds)}
+    not_scored: list[dict]  # per series: {model: why}
+    fits: dict = field(default_factory=dict)  # per model: input size, steps, stop, seconds
+
+
+def nf_input_size(trains: list[DatedSeries], h: int, m: int) -> int:
+    """3 seasons or 3 horizons, whichever is longer, at most what leaves the longest series
+    one training window and one validation window (H rows each)."""
+    return min(3 * max(m, h), max(len(t.values) for t in trains) - 2 * h)
+
+
+def nf_forecasts(trains: list[DatedSeries], h: int, m: int, args) -> Peers:
+    """Each model of ``args.nf_models`` trained once on ``trains`` (those long enough for it)
+    and its forecast of the next ``h`` rows of each."""
+    peers = Peers([{} for _ in trains], [{} for _ in trains])
+    size, least = nf_input_size(trains, h, m), max(m, 2)  # a window sees a season at least
+    fit_on = [i for i, t in enumerate(trains) if size >= least and len(t.values) >= size + h]
+    for i, t in enumerate(trains):
+        if i not in fit_on and args.nf_models:
+            print(f"  neuralforecast: {t.name} not scored, {len(t.values)} training rows",
+                  flush=True)
+            for name in args.nf_models:
+                peers.not_scored[i][name] = (
+                    f"too short: {len(t.values)} training rows for an input window of "
+                    f"{max(size, least)} and {h} validation rows")
+    if not fit_on:
+        return peers
+    for name in args.nf_models:
+        try:
+            fit, got = _nf_fit_predict(name, [trains[i] for i in fit_on], h, size, args)
+        except Exception as e:  # a model that fails on a file is reported, like statsforecast
+            print(f"  {name} failed: {type(e).__name__}: {e}", flush=True)
+            for i in fit_on:
+                peers.not_scored[i][name] = f"failed: {type(e).__name__}: {e}"
+            continue
+        peers.fits[name] = fit
+        for i, (point, samples) in zip(fit_on, got):
+            peers.forecasts[i][name] = (point, samples, fit["seconds"] / len(fit_on))
+        print(f"  {name}: input {size}, {fit['steps']} steps ({fit['stop']}, best "
+              f"{fit['best_step']}) in {fit['seconds']:.1f} s with the forecast", flush=True)
+    return peers
+
+
+def _nf_fit_predict(name: str, trains: list[DatedSeries], h: int, size: int,
+                    args) -> tuple[dict, list[tuple[np.ndarray, np.ndarray]]]:
+    """One neuralforecast model on ``trains``: its fit and, per series, (point [H], the
+    NF_QUANTILES [Q, H])."""
+    import pandas as pd
+    from neuralforecast import NeuralForecast
+
+    _quiet_lightning()
+    # integer time steps: no model here uses the calendar, and pandas' frequencies would
+    # have to match every file's dates
+    df = pd.concat([pd.DataFrame({"unique_id": i, "ds": np.arange(len(t.values)),
+                                  "y": t.values}) for i, t in enumerate(trains)])
+    nf = NeuralForecast(models=[_nf_model(name, h, size, args)], freq=1)
+    t0 = time.monotonic()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        nf.fit(df, val_size=h)
+        fc = nf.predict(quantiles=NF_QUANTILES)
+    seconds = time.monotonic() - t0
+    model = nf.models[0]
+    steps = len(model.train_trajectories)
+    valid = model.valid_trajectories
+    fit = {"input_size": size, "steps": steps, "stop": _nf_stop_reason(model, steps, args),
+           "best_step": int(min(valid, key=lambda v: v[1])[0]) if valid else None,
+           "seconds": seconds}
+    qcols = [c for c in fc.columns if c.startswith(f"{name}_ql")]
+    got = []
+    for i in range(len(trains)):
+        one = fc[fc["unique_id"] == i].sort_values("ds")
+        got.append((one[name].to_numpy(np.float64), one[qcols].to_numpy(np.float64).T))
+    return fit, got
+
+
+def _nf_model(name: str, h: int, size: int, args):
+    """An untrained neuralforecast LSTM or DeepAR with this benchmark's settings."""
+    from neuralforecast.losses.pytorch import DistributionLoss, MQLoss
+    from neuralforecast.models import LSTM, DeepAR
+
+    cls, distribution = {"LSTM": (LSTM, "Normal"), "DeepAR": (DeepAR, "StudentT")}[name]
+    extra = {"trajectory_samples": args.samples} if cls is DeepAR else {}
+    extra.update(json.loads(args.nf_overrides) if args.nf_overrides else {})
+    return cls(h=h, input_size=size, alias=name,
+               loss=DistributionLoss(distribution, level=[80], num_samples=args.samples),
+               valid_loss=MQLoss(level=[80]), max_steps=args.nf_steps,
+               val_check_steps=25, early_stop_patience_steps=12, scaler_type="standard",
+               random_seed=args.seed, accelerator="cpu", devices=1,
+               max_time={"seconds": args.nf_max_time}, enable_progress_bar=False,
+               enable_model_summary=False, enable_checkpointing=False, logger=False,
+               **extra)
+
+
+def _nf_stop_reason(model, steps: int, args) -> str:
+    if steps >= args.nf_steps:
+        return "max_steps"
+    early = getattr(model, "_early_stop_cb", None)
+    return "early_stopping" if early is not None and early.wait_count >= early.patience \
+        else "max_time"
+
+
+def _quiet_lightning() -> None:
+    # after the import: lightning sets its loggers to INFO when it is first imported
+    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def split_group(series: list[DatedSeries], args) -> tuple:
+    """(frequency, H, season, training series, held-out actuals [H] per series)."""
     freq = infer_frequency(series[0].dates)
     h, m = horizon_of(freq), freq.season
     cut = h * (2 if args.split == "validation" else 1)
     trains = [s.head(len(s.values) - cut) for s in series]
     actuals = [s.values[len(s.values) - cut: len(s.values) - cut + h] for s in series]
+    return freq, h, m, trains, actuals
+
+
+def scores(y: np.ndarray, point: np.ndarray, samples: np.ndarray | None,
+           train: np.ndarray, m: int, seconds: float) -> dict:
+    """One method's cell of a row: MASE, scaled CRPS, coverage, seconds, MASE by step."""
+    e = evaluate(y, point, train, m, samples)
+    return {"mase": e["mase"], "crps": e["scaled_crps"], "coverage": e["coverage"],
+            "seconds": seconds, "mase_by_step": e["by_step"]["mase"]}
+
+
+def label_of(name: str, series: list[DatedSeries], s: DatedSeries) -> str:
+    return name if len(series) == 1 else f"{name}:{s.name}"
+
+
+def put_peers(row: dict, peers: Peers, i: int, y: np.ndarray, train: np.ndarray,
+              m: int) -> None:
+    """Series ``i``'s neuralforecast cells (and its models not scored) into ``row``."""
+    for mname, (point, samples, secs) in peers.forecasts[i].items():
+        row["methods"][mname] = scores(y, point, samples, train, m, secs)
+    if peers.not_scored[i]:
+        row["not_scored"] = {**row.get("not_scored", {}), **peers.not_scored[i]}
+    if peers.fits:
+        row["nf_fit"] = {**row.get("nf_fit", {}), **peers.fits}
+
+
+def run_group(name: str, series: list[DatedSeries], args) -> list[dict]:
+    """Every method on every series of one file; ours and neuralforecast's models trained
+    once on all of them."""
+    freq, h, m, trains, actuals = split_group(series, args)
     overrides = json.loads(args.overrides) if args.overrides else {}
     if args.stats_only:
         for s, t in zip(series, trains):
-            label = name if len(series) == 1 else f"{name}:{s.name}"
+            label = label_of(name, series, s)
             stats_forecasts(t.values, h, m, f"{args.split}:{label}", args)
             print(f"{label}: statsforecast done", flush=True)
         return []
@@ -132,9 +300,10 @@ def run_group(name: str, series: list[DatedSeries], args) -> list[dict]:
           f"{fit_seconds:.0f} s; context {forecaster.config.context_length}, "
           f"lags {forecaster.config.lags}, temperature "
           f"{float(forecaster.model.temperature):g}", flush=True)
+    peers = nf_forecasts(trains, h, m, args)
     rows = []
-    for s, t, y in zip(series, trains, actuals):
-        label = name if len(series) == 1 else f"{name}:{s.name}"
+    for i, (s, t, y) in enumerate(zip(series, trains, actuals)):
+        label = label_of(name, series, s)
         t1 = time.monotonic()
         fc = forecaster.forecast(t.values, t.dates, h, num_samples=args.samples,
                                  series=s.name, seed=args.seed)
@@ -157,15 +326,17 @@ def run_group(name: str, series: list[DatedSeries], args) -> list[dict]:
                        "stop": report.stop_reason,
                        "temperature": float(forecaster.model.temperature)}, "methods": {}}
         for mname, (point, samples, secs) in methods.items():
-            e = evaluate(y, point, t.values, m, samples)
-            row["methods"][mname] = {"mase": e["mase"], "crps": e["scaled_crps"],
-                                     "coverage": e["coverage"], "seconds": secs,
-                                     "mase_by_step": e["by_step"]["mase"]}
+            row["methods"][mname] = scores(y, point, samples, t.values, m, secs)
+        put_peers(row, peers, i, y, t.values, m)
         rows.append(row)
-        print("  " + label + "  " + "  ".join(
-            f"{k} {v['mase']:.3f}/{v['crps']:.3f}/{v['coverage']:.2f}"
-            for k, v in row["methods"].items()), flush=True)
+        print_row(row)
     return rows
+
+
+def print_row(row: dict) -> None:
+    print("  " + row["series"] + "  " + "  ".join(
+        f"{k} {v['mase']:.3f}/{v['crps']:.3f}/{v['coverage']:.2f}"
+        for k, v in row["methods"].items()), flush=True)
 
 
 def refresh_stats(rows: list[dict], args) -> None:
@@ -174,7 +345,7 @@ def refresh_stats(rows: list[dict], args) -> None:
     for name, (file, value, by) in PANEL.items():
         series = load_series(DATA / file, value=value, by=by, fill_gaps=name == "co2")
         for s in series:
-            label = name if len(series) == 1 else f"{name}:{s.name}"
+            label = label_of(name, series, s)
             row = by_label.get(label)
             if row is None:
                 continue
@@ -183,10 +354,34 @@ def refresh_stats(rows: list[dict], args) -> None:
             t, y = s.values[: len(s.values) - cut], s.values[len(s.values) - cut:][:h]
             for sname, (f, secs) in stats_forecasts(t, h, m, f"{args.split}:{label}",
                                                      args).items():
-                e = evaluate(y, f.mean, t, m, f.samples)
-                row["methods"][sname] = {"mase": e["mase"], "crps": e["scaled_crps"],
-                                         "coverage": e["coverage"], "seconds": secs,
-                                         "mase_by_step": e["by_step"]["mase"]}
+                row["methods"][sname] = scores(y, f.mean, f.samples, t, m, secs)
+
+
+def add_peers(rows: list[dict], names: list[str], args) -> None:
+    """Fit neuralforecast's models on the files ``names`` and put (or replace) their cells in
+    ``rows`` (of an earlier run, same split); the other methods' cells stay as they were."""
+    by_label = {r["series"]: r for r in rows}
+    for name in names:
+        file, value, by = PANEL[name]
+        series = load_series(DATA / file, value=value, by=by, fill_gaps=name == "co2")
+        labels = [label_of(name, series, s) for s in series]
+        if not any(label in by_label for label in labels):
+            continue
+        freq, h, m, trains, actuals = split_group(series, args)
+        print(f"{name}: {freq.name}, H={h}, m={m}, {len(trains[0].values)} training rows",
+              flush=True)
+        peers = nf_forecasts(trains, h, m, args)
+        for i, (label, t, y) in enumerate(zip(labels, trains, actuals)):
+            row = by_label.get(label)
+            if row is None:
+                continue
+            for mname in args.nf_models:  # earlier cells of a model not scored now go
+                if mname not in peers.forecasts[i]:
+                    row["methods"].pop(mname, None)
+                if mname not in peers.not_scored[i]:
+                    row.get("not_scored", {}).pop(mname, None)
+            put_peers(row, peers, i, y, t.values, m)
+            print_row(row)
 
 
 def summarize(rows: list[dict]) -> dict:
@@ -223,6 +418,35 @@ def print_table(rows: list[dict], summary: dict) -> None:
     print(f"rnnkit beats SeasonalNaive (MASE) on {summary['rnnkit']['beats_seasonal_naive']}")
 
 
+def nf_models(spec: str, needed: bool) -> list[str]:
+    """The neuralforecast models named in ``spec``; none where neuralforecast is not
+    installed, unless they are ``needed``."""
+    names = [n for n in spec.split(",") if n]
+    unknown = [n for n in names if n not in NF_MODELS]
+    if unknown:
+        raise SystemExit(f"--nf-models: unknown {', '.join(unknown)}; known: "
+                         f"{', '.join(NF_MODELS)}")
+    try:
+        import neuralforecast  # noqa: F401
+    except ImportError:
+        if needed:
+            raise SystemExit("--add-nf needs neuralforecast: "
+                             "see benchmarks/requirements-forecast.txt") from None
+        return []
+    return names
+
+
+def versions() -> dict:
+    """The installed versions of the peers' packages (None where absent)."""
+    out = {}
+    for package in ("statsforecast", "neuralforecast", "pytorch-lightning"):
+        try:
+            out[package.replace("-", "_")] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            out[package.replace("-", "_")] = None
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--budget", type=float, default=120, help="training seconds per file")
@@ -237,19 +461,43 @@ def main() -> None:
     p.add_argument("--stats-timeout", type=float, default=600,
                    help="seconds a statsforecast model may take on one series")
     p.add_argument("--restats", default="",
-                   help="a results JSON: redo its summary with the statsforecast cache")
+                   help="a results JSON: redo its summary with the statsforecast cache "
+                        "(its budget and split)")
     p.add_argument("--stats-only", action="store_true",
                    help="only fill the statsforecast cache")
     p.add_argument("--stats-cache",
                    default=str(ROOT / "benchmarks" / "results" / "forecast-stats.json"))
+    p.add_argument("--nf-models", default=",".join(NF_MODELS),
+                   help="neuralforecast models to run ('' for none)")
+    p.add_argument("--nf-steps", type=int, default=1000,
+                   help="training steps of each neuralforecast model per file at most")
+    p.add_argument("--nf-max-time", type=float, default=None,
+                   help="training seconds of each neuralforecast model per file (--budget)")
+    p.add_argument("--nf-overrides", default="",
+                   help='JSON of neuralforecast model arguments, e.g. {"learning_rate": 1e-3}')
+    p.add_argument("--add-nf", default="",
+                   help="a results JSON: fit the --nf-models on its series (--only: those "
+                        "files) and add their cells, nothing else rerun")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "forecast.json"))
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     names = [n for n in PANEL if not args.only or n in args.only.split(",")]
+    earlier = args.restats or args.add_nf
+    if args.restats and args.add_nf and Path(args.restats) != Path(args.add_nf):
+        p.error("--restats and --add-nf must name the same file")
+    if earlier:  # its rows were made with its budget and split
+        old = json.loads(Path(earlier).read_text())
+        args.budget, args.split = old["args"]["budget"], old["args"]["split"]
+    args.nf_models = nf_models(args.nf_models, needed=bool(args.add_nf))
+    if args.nf_max_time is None:
+        args.nf_max_time = args.budget
     rows = []
-    if args.restats:  # an earlier run's rnnkit rows, with the statsforecast cache as it is now
-        rows = json.loads(Path(args.restats).read_text())["series"]
-        refresh_stats(rows, args)
+    if earlier:  # an earlier run's rows; statsforecast from its cache, neuralforecast refit
+        rows = old["series"]
+        if args.restats:
+            refresh_stats(rows, args)
+        if args.add_nf:
+            add_peers(rows, names, args)
         names = []
     for name in names:
         file, value, by = PANEL[name]
@@ -259,16 +507,9 @@ def main() -> None:
         return
     summary = summarize(rows)
     print_table(rows, summary)
-    try:
-        import statsforecast
-        stats_version = statsforecast.__version__
-    except ImportError:
-        stats_version = None
-    if args.restats:
-        args.budget = json.loads(Path(args.restats).read_text())["args"]["budget"]
     result = {"args": vars(args), "summary": summary, "series": rows,
               "machine": {"python": platform.python_version(), "torch": torch.__version__,
-                          "statsforecast": stats_version, "threads": args.threads}}
+                          **versions(), "threads": args.threads}}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1))
     print(f"wrote {args.out}")
