@@ -96,6 +96,22 @@ def test_gru_layer_gradcheck(ln, mask, keep, reset, steps):
     assert torch.autograd.gradcheck(f, grads)
 
 
+@pytest.mark.parametrize("gates", [4, 3])
+def test_short_and_long_sequence_weight_layouts_agree(gates, steps, monkeypatch):
+    """W_hh^T as a transposed view (short sequences, step()) and as a contiguous copy (long
+    ones) give the same outputs and gradients."""
+    h0, kw = _inputs(gates, ln_hh=True, ln_cell=gates == 4, mask=True, keep=True, reset=True)
+    layer = fast_loop.lstm_layer if gates == 4 else fast_loop.gru_layer
+    inputs = [h0] + [v for v in kw.values() if isinstance(v, torch.Tensor) and v.requires_grad]
+    results = []
+    for min_steps in (T + 1, 1):  # view, then copy
+        monkeypatch.setattr(fast_loop, "TRANSPOSE_MIN_STEPS", min_steps)
+        out = layer(h0=h0, **kw)
+        results.append([*out, *torch.autograd.grad(sum(o.sum() for o in out), inputs)])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b)
+
+
 @pytest.mark.skipif(not kernels.available(), reason="the C++ step kernels did not build")
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

@@ -305,6 +305,20 @@ def _first_order_only() -> None:
         )
 
 
+# Copying W_hh^T costs about ten one-row matmuls, and makes each step's matmul only a few
+# percent faster: a one-step call (step(), streaming) spent most of its time in the copy. On one
+# thread the copy paid for itself from about 32 steps on (batch 1 and 32, H 256 and 512).
+TRANSPOSE_MIN_STEPS = 32
+
+
+def _transposed(weight_hh: Tensor, T: int) -> Tensor:
+    """W_hh^T [H, G] for the step matmuls ``h @ W_hh^T``: a contiguous copy for a sequence of
+    at least :data:`TRANSPOSE_MIN_STEPS` steps (its matmuls run a few percent faster), else
+    the transposed view."""
+    w_t = weight_hh.t()
+    return w_t.contiguous() if T >= TRANSPOSE_MIN_STEPS else w_t
+
+
 def _contiguous_copy(t: Tensor) -> Tensor:
     """A copy the steps can write into: ``clone()`` would keep a transposed gradient's strides."""
     return t.clone(memory_format=torch.contiguous_format)
@@ -372,7 +386,7 @@ class _LSTMLayer(torch.autograd.Function):
         ih_stats = new(2, T, B) if ih_gain is not None else None  # mean, rstd
         hh_stats = new(2, T, B) if hh_gain is not None else None
         cell_stats = new(2, T, B) if cell_gain is not None else None
-        w_t = weight_hh.t().contiguous()  # [H, G]; ~4% faster than the transposed view
+        w_t = _transposed(weight_hh, T)
         hs[0], cs[0] = h0, c0
         seq = _sequence_ops(input_gates, "lstm")
         bufs = (hs, cs, act, raw_hh, c_new, tanh_c, ih_stats, hh_stats, cell_stats)
@@ -574,7 +588,7 @@ class _GRULayer(torch.autograd.Function):
         act = new(T, B, G)  # r, z, n after their nonlinearities
         a_n = new(T, B, H)  # the recurrent part of the candidate, b_hn included
         raw_hh = new(T, B, G) if hh_gain is not None else None
-        w_t = weight_hh.t().contiguous()  # [H, G]; ~4% faster than the transposed view
+        w_t = _transposed(weight_hh, T)
         masks, bufs = (candidate_mask, keep_h), (hs, act, a_n, raw_hh)
         seq = _sequence_ops(input_gates, "gru")
         if seq is not None:

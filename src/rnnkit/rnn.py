@@ -480,11 +480,14 @@ class _RecurrentBase(nn.Module):
     def _loop_forward(self, x, states, valid, reset, w_hh, mask_resets):
         T, B, _ = x.shape
         H = self.hidden_size
-        init = self._unpack_state(self.initial_state(B, x.device, self._state_dtype(x)))
         rates = self._zoneout_rates()
         resets = {}  # step -> rows [B, 1] that restart before it
         if reset is not None:
             resets = {int(t): reset[t].unsqueeze(1) for t in reset.any(1).nonzero()[:, 0]}
+        # Only reset rows read the initial state: a call without resets (every step() call)
+        # skips building it.
+        init = (self._unpack_state(self.initial_state(B, x.device, self._state_dtype(x)))
+                if resets else None)
         output, per_layer = None, []
         for layer in range(self.num_layers):
             if layer > 0:
@@ -498,7 +501,7 @@ class _RecurrentBase(nn.Module):
                     k = 1 - valid if k is None else torch.lerp(torch.ones_like(k), k, valid)
                 keep.append(k)
             candidate_mask = self._recurrent_mask(layer, T, B, x, mask_resets)
-            layer_init = [s[layer] for s in init]
+            layer_init = [s[layer] for s in init] if init is not None else [None] * len(states)
             per_step = candidate_mask is not None and self.recurrent_dropout_mode == "per_step"
             fast = self._fast_loop_applies() and not per_step  # it takes one mask per run
             run = self._fast_layer if fast else self._reference_layer
