@@ -100,6 +100,10 @@ def test_a_study_directory_refuses_other_settings(capsys):
     assert main(["ablate", path, *TINY, "--tricks", "clip_norm", "--seeds", "1"]) == 0
     report = Path("study/report.md").read_text()
     assert "Characters of the test split that training never saw: 2;" in report
+    study = json.loads(Path("study/study.json").read_text())
+    del study["test_at"]  # a study made before --test-at: it cut the end, and resumes
+    Path("study/study.json").write_text(json.dumps(study))
+    assert main(["ablate", path, *TINY, "--tricks", "clip_norm", "--seeds", "1"]) == 0
     capsys.readouterr()
     assert main(["ablate", path, *TINY, "--tricks", "clip_norm", "--seeds", "1",
                  "--steps", "5"]) == 1

@@ -6,6 +6,7 @@ import pytest
 
 from rnnkit.cli.settings import (
     MODEL_SIZES,
+    ONE_LAYER,
     ConfigError,
     TrainSettings,
     add_arguments,
@@ -53,7 +54,11 @@ def test_model_size_picks_a_preset_by_budget_and_task(flags, size):
     for name, value in MODEL_SIZES[size].items():
         if name == "max_epochs" and flags.get("max_steps"):
             value = 0.0  # a given step budget is not cut by the preset's epochs
+        if "files" in flags:  # the CSV next-step model keeps one layer
+            value = ONE_LAYER.get(name, value)
         assert getattr(s, name) == value
+    if "files" in flags:
+        assert (s.num_layers, s.sum_outputs) == (1, False)
 
 
 def test_model_size_leaves_given_fields_alone():

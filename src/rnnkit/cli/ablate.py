@@ -334,6 +334,7 @@ def check_study(out: Path, study: dict[str, Any]) -> None:
     path = out / "study.json"
     if path.exists():
         old = json.loads(path.read_text())
+        old.setdefault("test_at", "end")  # a study from before --test-at cut the end
         for key in ("data_sha256", "test_fraction", "test_at", "budget", "steps", "base"):
             if old.get(key) != study[key]:
                 raise ConfigError(f"{out} holds a study with another {key} ({old.get(key)!r}, "

@@ -77,14 +77,19 @@ DECAY = (0.0, math.nextafter(1.0, 0.0), "in [0, 1)")
 # The two model presets of --model-size, chosen by benchmarks/charlm.py and ablation.py on
 # tinyshakespeare with 2 CPU threads; the measurements behind each value are in docs/cli.md.
 MODEL_SIZES: dict[str, dict[str, Any]] = {
-    "small": {"cell": "gru", "embed_dim": 64, "hidden_size": 384, "layer_norm": False,
+    "small": {"cell": "gru", "embed_dim": 64, "hidden_size": 192, "num_layers": 2,
+              "sum_outputs": True, "layer_norm": False,
               "forget_bias": 1.0, "dropout": 0.0, "embed_dropout": 0.0, "weight_decay": 0.0,
               "ema_decay": 0.0, "chunk_length": 64, "max_epochs": 0.0},
-    "large": {"cell": "lstm", "embed_dim": 128, "hidden_size": 512, "layer_norm": True,
+    "large": {"cell": "lstm", "embed_dim": 128, "hidden_size": 512, "num_layers": 1,
+              "sum_outputs": False, "layer_norm": True,
               "forget_bias": 0.0, "dropout": 0.2, "embed_dropout": 0.1, "weight_decay": 0.1,
               "ema_decay": 0.995, "chunk_length": 128, "max_epochs": 6.0},
 }
 LARGE_FROM_SECONDS = 300.0
+# The CSV next-step model keeps its one layer of 384: the summed layers of "small" were
+# measured on text (docs/evidence/).
+ONE_LAYER = {"num_layers": 1, "sum_outputs": False, "hidden_size": 384}
 _BY_SIZE = "set by --model-size"
 _SMALL = MODEL_SIZES["small"]  # the fields' defaults
 
@@ -96,7 +101,10 @@ def _describe(size: dict[str, Any]) -> str:
     decay = f", weight decay {size['weight_decay']:g}" if size["weight_decay"] else ""
     decay += f", weight average {size['ema_decay']:g}" if size["ema_decay"] else ""
     epochs = f", at most {size['max_epochs']:g} epochs" if size["max_epochs"] else ""
-    return (f"{norm}{size['cell'].upper()} {size['hidden_size']} on {size['embed_dim']}-dim "
+    layers = (f"{size['num_layers']} layers of " if size["num_layers"] > 1 else "")
+    summed = " with summed outputs" if size["sum_outputs"] else ""
+    return (f"{norm}{size['cell'].upper()} {layers}{size['hidden_size']}{summed} on "
+            f"{size['embed_dim']}-dim "
             f"embeddings, dropout {size['dropout']:g}{embed}{decay}, chunks of "
             f"{size['chunk_length']}{epochs}")
 
@@ -124,7 +132,8 @@ class TrainSettings:
     threads: int = _opt(0, "CPU threads of this process; 0: the cores it may use, divided among "
                         "the processes of this machine (torchrun)")
     # --- model (the field defaults are the "small" model; see MODEL_SIZES) ---
-    model_size: str = _opt("auto", "model preset for cell, embed_dim, hidden_size, layer_norm, "
+    model_size: str = _opt("auto", "model preset for cell, embed_dim, hidden_size, num_layers, "
+                           "sum_outputs, layer_norm, "
                            "forget_bias, dropout, embed_dropout, weight_decay, ema_decay, "
                            "chunk_length and max_epochs (flags for those win): "
                            + "; ".join(f"{k} = {_describe(v)}" for k, v in MODEL_SIZES.items())
@@ -136,7 +145,7 @@ class TrainSettings:
     embed_dim: int = _opt(_SMALL["embed_dim"], "character embedding size (text)",
                           shown=_BY_SIZE)
     hidden_size: int = _opt(_SMALL["hidden_size"], "units per recurrent layer", shown=_BY_SIZE)
-    num_layers: int = _opt(1, "stacked recurrent layers")
+    num_layers: int = _opt(_SMALL["num_layers"], "stacked recurrent layers", shown=_BY_SIZE)
     dropout: float = _opt(_SMALL["dropout"], "dropout between layers, and before the output "
                           "head (text)", shown=_BY_SIZE)
     embed_dropout: float = _opt(_SMALL["embed_dropout"], "dropout on the character embeddings "
@@ -144,7 +153,8 @@ class TrainSettings:
     layer_norm: bool = _opt(_SMALL["layer_norm"],
                             "layer normalization on every recurrent linear map", shown=_BY_SIZE)
     input_layers: int = _opt(0, "feed-forward layers before the recurrence")
-    sum_outputs: bool = _opt(False, "output the sum of all layers' outputs")
+    sum_outputs: bool = _opt(_SMALL["sum_outputs"], "output the sum of all layers' outputs",
+                             shown=_BY_SIZE)
     learned_initial_state: bool = _opt(True, "train the initial state h0 (and c0)")
     forget_bias: float = _opt(_SMALL["forget_bias"], "initial LSTM forget-gate bias",
                               shown=_BY_SIZE)
@@ -264,7 +274,10 @@ def resolve_model_size(settings: TrainSettings, given: set[str] | None = None) -
     if size == "auto":  # the presets were measured on text; forecasting keeps the small one
         long_budget = not settings.max_time or settings.max_time >= LARGE_FROM_SECONDS
         size = "large" if long_budget and task_kind(settings) == "text" else "small"
+    text = task_kind(settings) == "text"
     for name, value in MODEL_SIZES[size].items():
+        if not text:
+            value = ONE_LAYER.get(name, value)
         # a step budget the user gives is a training length: the preset's epochs do not cut it
         if name not in given and not (name == "max_epochs" and settings.max_steps):
             setattr(settings, name, value)
