@@ -139,23 +139,38 @@ def rnnkit_generate(task: TextTask, model: SequenceModel, length: int) -> Callab
 
 
 def hand_generate(model: SequenceModel, vocab: CharVocab, length: int) -> Callable[[], None]:
-    """The same loop written by hand, with ``model``'s sizes: nn.Embedding, a torch.nn cell
-    and nn.Linear, then softmax and multinomial; like ``generate`` it first reads a newline
+    """The same loop written by hand, with ``model``'s sizes: nn.Embedding, a stack of
+    torch.nn cells (outputs summed when the model sums them) and nn.Linear, then softmax
+    and multinomial; like ``generate`` it first reads a newline
     and looks each character up."""
     E, H, V = model.encoder.embedding_dim, model.rnn.hidden_size, len(vocab)
+    layers, summed = model.rnn.num_layers, model.rnn.sum_outputs
     mode = "LSTM" if isinstance(model.rnn, rnnkit.LSTM) else "GRU"
-    embed, cell, head = nn.Embedding(V, E), getattr(nn, f"{mode}Cell")(E, H), nn.Linear(H, V)
+    cell = getattr(nn, f"{mode}Cell")
+    embed, head = nn.Embedding(V, E), nn.Linear(H, V)
+    cells = [cell(E, H)] + [cell(H, H) for _ in range(layers - 1)]
+
+    def step(x: torch.Tensor, states: list) -> tuple[torch.Tensor, list]:
+        """One step through the stack; the output is the last layer's, or every layer's
+        summed (the default char model sums its two layers)."""
+        outs, new = [], []
+        for c, s in zip(cells, states):
+            s = c(x, s)
+            x = s[0] if mode == "LSTM" else s
+            outs.append(x)
+            new.append(s)
+        return (sum(outs) if summed else x), new
 
     def run() -> None:
         gen = torch.Generator().manual_seed(0)
         token = torch.tensor([vocab.index["\n"]])
-        state = cell(embed(token), zeros_state(mode, (1, H)))
+        out, states = step(embed(token), [zeros_state(mode, (1, H)) for _ in cells])
         chars = []
         for _ in range(length):
-            logits = head(state[0] if mode == "LSTM" else state)
+            logits = head(out)
             token = torch.multinomial(logits.softmax(-1), 1, generator=gen).view(1)
             chars.append(vocab.chars[int(token)])
-            state = cell(embed(token), state)
+            out, states = step(embed(token), states)
         "".join(chars)
 
     return run
