@@ -381,3 +381,24 @@ def test_torch_func_transforms_run_the_differentiable_paths(mode, trick):
                                atol=1e-7, rtol=1e-6)
     per_row = torch.func.vmap(lambda row: f(row[None])[0])(x)
     torch.testing.assert_close(per_row, f(x))
+
+
+def test_a_gru_step_without_grad_runs_torchs_kernel(monkeypatch):
+    """One step with no backward to pay for goes to torch's kernel (faster for streaming);
+    with gradients, or over many steps, the compiled loop runs. Both give the same numbers."""
+    if not kernels.available():
+        pytest.skip("the compiled steps are not built here")
+    torch.manual_seed(0)
+    gru = rnnkit.GRU(5, 7, num_layers=2)
+    x, h0 = torch.randn(1, 3, 5), torch.randn(2, 3, 7)
+    expected, h_expected = gru(x, h0)  # with grad: the compiled loop
+    calls = []
+    real = fast_loop.gru_layer
+    monkeypatch.setattr(fast_loop, "gru_layer", lambda *a: calls.append(1) or real(*a))
+    with torch.no_grad():
+        out, h = gru(x, h0)
+        assert calls == []
+        gru(torch.randn(40, 3, 5), h0)  # a sequence keeps the loop
+        assert calls
+    torch.testing.assert_close(out, expected.detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(h, h_expected.detach(), rtol=1e-5, atol=1e-6)
