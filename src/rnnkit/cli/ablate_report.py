@@ -75,6 +75,11 @@ def summarize(rows: Sequence[Any], results: Sequence[dict[str, Any]]) -> list[di
                  "test_loss_mean": statistics.fmean(values) if values else None,
                  "test_loss_sd": statistics.stdev(values) if len(values) > 1 else None,
                  "steps_per_second": statistics.fmean(speeds) if speeds else None}
+        scored = [r for r in runs if r.get("test_coverage") is not None]
+        if scored:  # a series study: interval quality beside the point forecast's
+            entry["test_coverage_mean"] = statistics.fmean(r["test_coverage"] for r in scored)
+            entry["test_scaled_crps_mean"] = statistics.fmean(r["test_scaled_crps"]
+                                                              for r in scored)
         if row is not rows[0]:
             mean, low, high, pairs = paired_effect(losses, default)
             entry.update(effect=mean, ci_low=low, ci_high=high, pairs=pairs,
@@ -107,8 +112,8 @@ def table_markdown(table: Sequence[dict[str, Any]], metric: str = "loss (nats/ch
         seeds = f"{e['seeds']}" + (f" ({e['failed']} failed)" if e["failed"] else "")
         lines.append(f"| {e['trick']} | {e['setting']} | {loss} | {seeds} | {effect} | "
                      f"{_num(e['steps_per_second'], 1)} | {judged} |" + (
-                         f" {_num(e['test_scaled_crps_mean'])} | "
-                         f"{_num(e['test_coverage_mean'], 2)} |" if intervals else ""))
+                         f" {_num(e.get('test_scaled_crps_mean'))} | "
+                         f"{_num(e.get('test_coverage_mean'), 2)} |" if intervals else ""))
     return lines
 
 
@@ -183,13 +188,6 @@ def write(out: Path, study: dict[str, Any], base: Any, rows: Sequence[Any],
     if study.get("kind") == "series":  # the same for every run: take the default's first
         default_runs = [r for r in results if r["trick"] == rows[0].trick]
         baselines = default_runs[0]["baselines_mase"] if default_runs else None
-        for e in table:  # interval quality beside the point forecast's
-            runs = [r for r in results if r["trick"] == e["trick"]
-                    and r.get("test_coverage") is not None]
-            e["test_coverage_mean"] = (statistics.fmean(r["test_coverage"] for r in runs)
-                                       if runs else None)
-            e["test_scaled_crps_mean"] = (statistics.fmean(r["test_scaled_crps"] for r in runs)
-                                          if runs else None)
     text = report_markdown(study, base, table, skipped, unseen, default, baselines)
     (out / "report.md").write_text(text, encoding="utf-8")
     raw = {"study": study, "table": table, "skipped": [list(s) for s in skipped],

@@ -151,18 +151,22 @@ class DeepAR(nn.Module):
         c = cfg.context_length
         head, state = self.params(self.inputs(z[:, : lag + c], w.calendar[:, :c], w.series))
         fed = [z[:, : lag + c]]  # the known values, then one predicted column per step
-        emb = None
-        if self.embedding is not None:
-            emb = self.embedding(w.series)
+        emb = self.embedding(w.series) if self.embedding is not None else None
         steps = [head]
         for h in range(cfg.horizon):
             known = torch.cat(fed, 1)
-            parts = [known[:, [known.shape[1] - lg for lg in cfg.lags]], w.calendar[:, c + h]]
-            params, state = self.params(torch.cat(parts + ([emb] if emb is not None else []),
-                                                  -1).unsqueeze(1), state)
+            x = self._step_input(known, known.shape[1], w.calendar[:, c + h], emb)
+            params, state = self.params(x, state)
             steps.append(params)
             fed.append(params[:, :, 0])
         return torch.cat(steps, 1)
+
+    def _step_input(self, values: Tensor, pos: int, calendar: Tensor, emb: Tensor | None
+                    ) -> Tensor:
+        """The RNN input ``[B, 1, I]`` of the step at column ``pos`` of ``values`` (its lags
+        read the columns before it), with that step's ``calendar [B, K]`` and ``emb``."""
+        parts = [values[:, [pos - lag for lag in self.config.lags]], calendar]
+        return torch.cat(parts + ([emb] if emb is not None else []), -1).unsqueeze(1)
 
     @torch.no_grad()
     def sample_paths(self, values: Tensor, calendar: Tensor, series: Tensor | None,
@@ -173,7 +177,7 @@ class DeepAR(nn.Module):
         scale taken from them), ``calendar [B, T + horizon, K]`` covers the context steps and
         the future ones.
         """
-        cfg, lag = self.config, self.config.max_lag
+        lag = self.config.max_lag
         b, t = values.shape[0], values.shape[1] - lag
         loc, scale = self.scale(values, t)
         z = (values - loc) / scale
@@ -186,11 +190,9 @@ class DeepAR(nn.Module):
         if self.embedding is not None:
             idx = series if series is not None else torch.zeros(b, dtype=torch.long)
             emb = self.embedding(idx).repeat_interleave(num_samples, 0)
-        lags = torch.tensor(cfg.lags)
         for h in range(horizon):
             pos = lag + t + h
-            parts = [buf[:, pos - lags], cal[:, h]] + ([emb] if emb is not None else [])
-            params, state = self.params(torch.cat(parts, -1).unsqueeze(1), state)
+            params, state = self.params(self._step_input(buf, pos, cal[:, h], emb), state)
             draw = self.head.sample(params[:, 0], temperature=float(self.temperature))
             buf[:, pos] = draw.squeeze(-1)
         paths = buf[:, lag + t:].view(b, num_samples, horizon)
