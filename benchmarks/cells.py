@@ -14,6 +14,7 @@ length.
     python benchmarks/cells.py --step-loop        # + each trick on the Python loop over the
                                                   #   step ops (the path before issue 18)
     python benchmarks/cells.py --threads 1 --clock cpu --stat min   # on a crowded machine
+    python benchmarks/cells.py --device cuda --out benchmarks/results/cells-cuda.json
 """
 
 from __future__ import annotations
@@ -91,19 +92,22 @@ def run(args) -> list[dict]:
     for mode in args.modes:
         for H in args.hidden:
             torch.manual_seed(0)
-            x = torch.randn(args.batch, args.steps, args.input)
-            peer = getattr(torch.nn, mode)(args.input, H, args.layers, batch_first=True)
+            x = torch.randn(args.batch, args.steps, args.input, device=args.device)
+            peer = getattr(torch.nn, mode)(args.input, H, args.layers, batch_first=True,
+                                           device=args.device)
             modules = {f"torch.nn.{mode}": peer}
             for name, kw in configs(mode, args.step_loop).items():
                 if kw.get("fast") is False and H > 256 and not args.slow:
                     continue
                 modules[name] = getattr(rnnkit, mode)(args.input, H, args.layers,
-                                                      batch_first=True, **kw)
+                                                      batch_first=True, device=args.device, **kw)
 
             def step(m, name, x=x):
                 with python_step_loop(name.endswith(STEP_LOOP)):
                     out, _ = m(x)
                     out.sum().backward()
+                if x.is_cuda:  # the clock stops when the GPU is done, not when it is queued
+                    torch.cuda.synchronize()
 
             times: dict[str, list[float]] = {name: [] for name in modules}
             for name, m in modules.items():
@@ -112,6 +116,8 @@ def run(args) -> list[dict]:
             for _ in range(args.repeats):
                 for name, m in modules.items():
                     m.zero_grad(set_to_none=True)
+                    if x.is_cuda:
+                        torch.cuda.synchronize()
                     start = clock()
                     step(m, name)
                     times[name].append(clock() - start)
@@ -150,6 +156,7 @@ def main() -> None:
                    "disturb less (use with --threads 1: idle OpenMP threads spin on CPU time)")
     p.add_argument("--stat", choices=["median", "min"], default="median",
                    help="of the repeats (min resists other processes on a shared machine)")
+    p.add_argument("--device", default="cpu", help="cpu, or cuda (timed to synchronization)")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "cells.json")
     args = p.parse_args()
     rows = run(args)

@@ -90,3 +90,15 @@ def test_bad_arguments_name_the_value():
         head.sample(torch.zeros(1, 4), temperature=-1)
     with pytest.raises(ValueError, match="tau must be > 0, got 0"):
         CategoricalHead(4, 3).feedback(torch.zeros(1, 3), mode="gumbel", tau=0)
+
+
+def test_a_tiny_temperature_picks_the_argmax_where_denormals_flush_to_zero():
+    """GPUs flush float32 denormals to zero, so 1e-45 (a float32 denormal) became 0 and the most
+    likely class 0 / 0 = NaN; CPU's flush-denormal mode shows the same."""
+    head = CategoricalHead(1, 4)
+    logits = torch.tensor([[0.1, 2.0, -1.0, 1.9], [3.0, 0.0, 2.99, -5.0]])
+    assert torch.set_flush_denormal(True)  # False: this CPU has no such mode
+    try:
+        assert head.sample(logits, temperature=1e-45).tolist() == [1, 0]
+    finally:
+        torch.set_flush_denormal(False)

@@ -341,3 +341,36 @@ def test_progress_bar_shows_the_first_loss_and_the_budget_spent():
     bar.update(2, 6.0, {**record, "nats_per_step": math.nan, "skipped": True})
     assert bar.loss == 2.5  # a skipped step does not poison the average
     bar.close()
+
+
+@pytest.mark.parametrize("gpus,env,name,expected", [
+    (0, {}, "auto", "cpu"),
+    (0, {}, "cuda", "no CUDA GPU"),
+    (1, {}, "auto", "cuda:0"),
+    (1, {}, "cuda", "cuda:0"),
+    (1, {}, "cuda:1", "not here"),
+    (1, {}, "cpu", "cpu"),
+    # torchrun, 2 processes on a 1-GPU node: both on the CPU (NCCL can't share a GPU) or refused
+    (1, dict(LOCAL_RANK="1", LOCAL_WORLD_SIZE="2", WORLD_SIZE="2"), "auto", "cpu"),
+    (1, dict(LOCAL_RANK="0", LOCAL_WORLD_SIZE="2", WORLD_SIZE="2"), "auto", "cpu"),
+    (1, dict(LOCAL_RANK="0", LOCAL_WORLD_SIZE="2", WORLD_SIZE="2"), "cuda", "2 processes"),
+    (1, dict(LOCAL_RANK="1", WORLD_SIZE="2"), "auto", "cpu"),  # no LOCAL_WORLD_SIZE: one node
+    (2, dict(LOCAL_RANK="1", LOCAL_WORLD_SIZE="2", WORLD_SIZE="4"), "auto", "cuda:1"),
+    (2, dict(LOCAL_RANK="1", LOCAL_WORLD_SIZE="2", WORLD_SIZE="4"), "cuda", "cuda:1"),
+])
+def test_resolve_device_gives_every_process_its_own_gpu_or_none(gpus, env, name, expected,
+                                                                 monkeypatch):
+    from rnnkit.train.trainer import resolve_device
+
+    for var in ("LOCAL_RANK", "LOCAL_WORLD_SIZE", "WORLD_SIZE"):
+        monkeypatch.delenv(var, raising=False)
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpus > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    if ":" in expected or expected == "cpu":
+        assert resolve_device(name) == torch.device(expected)
+    else:
+        with pytest.raises(ValueError, match=expected):
+            resolve_device(name)

@@ -88,8 +88,10 @@ class CategoricalHead(nn.Module):
         _check_temperature("CategoricalHead.sample", temperature)
         if temperature == 0:
             return params.argmax(-1)
-        # shift by the max first: a tiny temperature then sends the rest to -inf, not inf - inf
-        logits = params.detach()
+        # shift by the max first: a tiny temperature then sends the rest to -inf, not inf - inf;
+        # in float64, where a temperature such as 1e-45 is not a denormal that a GPU flushes to
+        # zero (0 / 0 for the most likely class)
+        logits = params.detach().double()
         scaled = (logits - logits.amax(-1, keepdim=True)) / temperature
         probs = scaled.softmax(-1).reshape(-1, self.num_classes)
         if not bool(torch.isfinite(probs).all()):

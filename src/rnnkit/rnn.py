@@ -291,6 +291,9 @@ class _RecurrentBase(nn.Module):
             self.layer_norm or self._zoneout_rates_nonzero() or reset_tb is not None
             or (self.recurrent_dropout > 0 and self.training) or self._loop_is_faster(x)
             or _func_transform_active()  # torch's kernel has no vmap rule; the loop has
+            # Under autocast torch's kernel runs the recurrence, state included, in bfloat16 or
+            # float16; the loop keeps the state float32 and only the projections reduced.
+            or torch.is_autocast_enabled(x.device.type)
         )
         if needs_loop:
             output, states_out = self._loop_forward(x, states, valid, reset_tb, w_hh, mask_resets)
@@ -392,6 +395,7 @@ class _RecurrentBase(nn.Module):
     @torch.compiler.disable
     def _fused(self, x, data_sizes, states, weights, num_layers, dropout=0.0):
         kernel = _VF.lstm if self.num_gates == 4 else _VF.gru
+        states = [s.contiguous() for s in states]  # cuDNN refuses a strided state
         hx = tuple(states) if len(states) == 2 else states[0]
         if data_sizes is None:
             result = kernel(x, hx, weights, self.bias, num_layers, dropout, self.training,

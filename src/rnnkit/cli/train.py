@@ -175,7 +175,7 @@ def run_training(s: TrainSettings, resume_run: Path | None = None) -> dict[str, 
     if device == "cpu":
         kernels.available()  # compile the step kernels (first use) before the clock starts
 
-    ddp.init_from_env()
+    ddp.init_from_env(torch.device(device))
     rank, _ = ddp.rank_and_world()
     run = resume_run or _make_run(s, task, rank)
     with rundir.lock(run) if rank == 0 else contextlib.nullcontext():

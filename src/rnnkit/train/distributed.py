@@ -33,12 +33,13 @@ __all__ = [
 ]
 
 
-def init_from_env() -> None:
-    """Join the process group torchrun describes (WORLD_SIZE > 1), if not done already."""
+def init_from_env(device: torch.device) -> None:
+    """Join the process group torchrun describes (WORLD_SIZE > 1), if not done already: NCCL
+    for a process on a GPU, gloo on the CPU (whether or not the machine has GPUs)."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        if torch.cuda.is_available():
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
 
 
 def rank_and_world() -> tuple[int, int]:

@@ -65,16 +65,30 @@ def build_optimizer(params: Any, config: TrainConfig) -> torch.optim.Optimizer:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto``: this process's GPU (``LOCAL_RANK``) when there is one, else the CPU; a CUDA
-    device without a GPU is refused (ValueError)."""
+    """This process's device. ``auto``: its own GPU (``cuda:LOCAL_RANK``) when every process
+    of the node has one, else the CPU for all of them (they decide alike). A CUDA device that
+    is not there, or a process without a GPU of its own, is refused (ValueError)."""
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    # torchrun sets LOCAL_WORLD_SIZE; a launcher that does not is taken as one node
+    per_node = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))
     if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        return torch.device("cpu")
+        return torch.device("cuda", local_rank) if per_node <= gpus else torch.device("cpu")
     device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
+    if device.type != "cuda":
+        return device
+    if gpus == 0:
         raise ValueError(f"no CUDA GPU is available here for device {name!r}; use 'cpu' or "
                          "'auto'")
+    if device.index is None:
+        if per_node > 1 and per_node > gpus:
+            # NCCL cannot run two processes on one GPU
+            raise ValueError(f"{per_node} processes on this node need a GPU each, but there "
+                             f"{'is' if gpus == 1 else 'are'} {gpus}; run at most {gpus} or "
+                             "use 'cpu'")
+        device = torch.device("cuda", local_rank if per_node > 1 else torch.cuda.current_device())
+    if device.index >= gpus:
+        raise ValueError(f"device {name!r} is not here: this machine has {gpus} CUDA GPU(s)")
     return device
 
 
@@ -147,9 +161,9 @@ class Trainer:
         on_eval: Callable[[Trainer, dict[str, float]], None] | None = None,
     ) -> None:
         self.config = config
-        ddp.init_from_env()
-        self.rank, self.world_size = ddp.rank_and_world()
         self.device = self._device(config.device)
+        ddp.init_from_env(self.device)
+        self.rank, self.world_size = ddp.rank_and_world()
         self.model = model.to(self.device)
         if self.world_size > 1:
             ddp.broadcast_module(self.model)
