@@ -154,7 +154,9 @@ def test_kernel_equals_eager_step(cell, dtype, monkeypatch):
     stepped = [run(**v) for v in variants]
     _use_eager_steps(monkeypatch)
     eager = [run(**v) for v in variants]
-    tol = 1e-12 if dtype == torch.float64 else 1e-5
+    # float32: the kernel's vector tanh and sigmoid and torch's differ by a few ulp, which
+    # sums over steps (1.6e-5 at worst on an AVX-512 machine, where torch's run wider vectors)
+    tol = 1e-12 if dtype == torch.float64 else 5e-5
     for a, b, c in zip(sum(sequence, []), sum(stepped, []), sum(eager, [])):
         torch.testing.assert_close(a, b, atol=tol, rtol=tol)
         torch.testing.assert_close(a, c, atol=tol, rtol=tol)

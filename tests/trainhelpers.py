@@ -56,9 +56,11 @@ def text_ids(n: int = 2000, vocab: int = 7, seed: int = 0) -> Tensor:
 
 
 def small_config(**overrides) -> TrainConfig:
-    """A config for fast tests: 4 streams, chunks of 10, no progress bar."""
+    """A config for fast tests: 4 streams, chunks of 10, no progress bar, on the CPU (where a GPU
+    is present, "auto" would train there and the tests compare with CPU tensors)."""
     base = dict(
-        batch_size=4, chunk_length=10, max_steps=12, eval_every=4, progress=False, plot=False
+        batch_size=4, chunk_length=10, max_steps=12, eval_every=4, progress=False, plot=False,
+        device="cpu",
     )
     return TrainConfig(**{**base, **overrides})
 
