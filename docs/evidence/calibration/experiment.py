@@ -12,6 +12,9 @@ validation split's held-out rows, never the test rows).
 - conformal: the smallest of (1, 1.1, 1.25, 1.4, 1.6, 1.8, 2, 2.5, 3, 4, 6, 8) whose
   validation coverage reaches ceil((n + 1) * 0.8) / n, n the validation values; else the one
   that covers most.
+
+The logs and JSON beside this file came from its first, untidied version (the same
+computation; "old" is today's rule, "new" the conformal level).
 """
 
 from __future__ import annotations
@@ -89,8 +92,9 @@ def main() -> None:
                   f"CRPS {row['new']['crps']:.3f}", flush=True)
         Path(out).write_text(json.dumps(rows, indent=1))
     for rule in ("old", "new"):
-        print(rule, "mean coverage %.3f" % np.mean([r[rule]["coverage"] for r in rows]),
-              "gmean CRPS %.3f" % np.exp(np.mean([np.log(r[rule]["crps"]) for r in rows])))
+        cover = np.mean([r[rule]["coverage"] for r in rows])
+        crps = np.exp(np.mean([np.log(r[rule]["crps"]) for r in rows]))
+        print(f"{rule}: mean coverage {cover:.3f}, geometric-mean CRPS {crps:.3f}")
 
 
 if __name__ == "__main__":
