@@ -304,3 +304,34 @@ def test_a_cpu_gru_takes_the_fast_loop_where_the_compiled_steps_run():
     ref, ours = _pair("GRU", 3, 5)
     ref, ours = ref.bfloat16(), ours.bfloat16()
     torch.testing.assert_close(ours(x.bfloat16())[0], ref(x.bfloat16())[0])
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_one_step_without_grad_runs_the_cell_kernel_with_the_same_numbers(mode, bias,
+                                                                         monkeypatch):
+    """Streaming generation (one step, no backward) goes layer by layer through torch's
+    LSTMCell/GRUCell kernel; with gradients, or over many steps, the sequence kernels run.
+    Both give the same outputs and states, and the cell path matches torch.nn.*Cell."""
+    torch.manual_seed(0)
+    m = getattr(rnnkit, mode)(5, 7, num_layers=2, bias=bias).eval()
+    x = torch.randn(1, 3, 5)
+    state = tuple(torch.randn(2, 3, 7) for _ in range(2 if mode == "LSTM" else 1))
+    state = state if mode == "LSTM" else state[0]
+    expected, s_expected = m(x, state)  # with grad: the sequence kernel or the compiled loop
+    calls = []
+    real = type(m)._cell_steps
+    monkeypatch.setattr(type(m), "_cell_steps", lambda *a: calls.append(1) or real(*a))
+    with torch.no_grad():
+        out, s = m(x, state)
+        assert calls == [1]
+        m(torch.randn(4, 3, 5), state)  # a sequence keeps the sequence kernel
+        assert calls == [1]
+    torch.testing.assert_close(out, expected.detach(), rtol=1e-5, atol=1e-6)
+    for a, b in zip(s if mode == "LSTM" else (s,), s_expected if mode == "LSTM" else (s_expected,)):
+        torch.testing.assert_close(a, b.detach(), rtol=1e-5, atol=1e-6)
+    cell = getattr(torch.nn, mode + "Cell")(5, 7, bias=bias)
+    cell.load_state_dict({k[:-3]: v for k, v in m.state_dict().items() if k.endswith("_l0")})
+    first = cell(x[0], (state[0][0], state[1][0]) if mode == "LSTM" else state[0])
+    h0 = first[0] if mode == "LSTM" else first
+    torch.testing.assert_close((s[0] if mode == "LSTM" else s)[0], h0.detach())

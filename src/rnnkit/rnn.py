@@ -394,6 +394,9 @@ class _RecurrentBase(nn.Module):
     # same graph break here lets torch.compile(rnnkit.LSTM(...)) work as it does for torch's.
     @torch.compiler.disable
     def _fused(self, x, data_sizes, states, weights, num_layers, dropout=0.0):
+        if (x.shape[0] == 1 and data_sizes is None and not torch.is_grad_enabled()
+                and not (self.training and dropout > 0)):
+            return self._cell_steps(x, states, weights, num_layers)
         kernel = _VF.lstm if self.num_gates == 4 else _VF.gru
         states = [s.contiguous() for s in states]  # cuDNN refuses a strided state
         hx = tuple(states) if len(states) == 2 else states[0]
@@ -404,6 +407,25 @@ class _RecurrentBase(nn.Module):
             result = kernel(x, data_sizes, hx, weights, self.bias, num_layers, dropout,
                             self.training, False)
         return result[0], list(result[1:])
+
+    def _cell_steps(self, x, states, weights, num_layers):
+        """One time step, x [1, B, I], through torch.nn.LSTMCell's or GRUCell's kernel, layer
+        by layer: streaming generation with no backward to pay for, where the sequence kernel
+        costs 3x the cell's time at batch 1 (benchmarks/step.py)."""
+        per_layer = len(weights) // num_layers
+        out, new = x[0], []
+        for layer in range(num_layers):
+            w_ih, w_hh, *biases = weights[layer * per_layer : (layer + 1) * per_layer]
+            b_ih, b_hh = biases or (None, None)
+            if self.num_gates == 4:
+                h, c = _VF.lstm_cell(out, (states[0][layer], states[1][layer]), w_ih, w_hh,
+                                     b_ih, b_hh)
+                new.append((h, c))
+            else:
+                h = _VF.gru_cell(out, states[0][layer], w_ih, w_hh, b_ih, b_hh)
+                new.append((h,))
+            out = h
+        return out.unsqueeze(0), [torch.stack(s) for s in zip(*new)]
 
     def _fused_forward(self, x, states, lengths, w_hh, mask_resets):
         """torch.nn's kernel, one call for the stack, or one per layer for summed outputs
