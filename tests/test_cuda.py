@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_cli import TINY  # the CLI tests' tiny model and budget
 
 import rnnkit
 from rnnkit import fast_loop
@@ -132,10 +133,8 @@ def test_compiled_kernels_are_not_used_off_the_cpu():
 def test_cli_trains_on_the_gpu_and_the_checkpoint_loads_on_cpu(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     Path("t.txt").write_text("the cat sat on the mat. a dog ate the hat!\n" * 40)
-    tiny = ["--hidden-size", "16", "--embed-dim", "8", "--batch-size", "2", "--chunk-len", "16",
-            "--eval-every", "4", "--sample-length", "20", "--no-progress", "--max-time", "0",
-            "--lr", "0.03", "--max-steps", "8"]
-    assert main(["train", "t.txt", *tiny, "--device", DEVICE, "--name", "gpu"]) == 0
+    assert main(["train", "t.txt", *TINY, "--max-steps", "8", "--device", DEVICE,
+                 "--name", "gpu"]) == 0
     ckpt = torch.load("runs/gpu/last.pt", map_location="cpu", weights_only=False)
     assert ckpt["step"] == 8
     # resume on the same device, then sample and evaluate on CPU from the GPU's checkpoint

@@ -45,6 +45,12 @@ def _func_transform_active() -> bool:
     return bool(torch._C._are_functorch_transforms_active()) or forward_ad._current_level >= 0
 
 
+def _streaming_step(x: Tensor) -> bool:
+    """One time step of ``x [T, B, F]`` with no backward to pay for (``step()`` in
+    generation): torch's cell kernels are the fastest path there."""
+    return x.shape[0] == 1 and not torch.is_grad_enabled()
+
+
 class _RecurrentBase(nn.Module):
     """Parameters, checks and the sequence loop shared by LSTM and GRU."""
 
@@ -394,8 +400,7 @@ class _RecurrentBase(nn.Module):
     # same graph break here lets torch.compile(rnnkit.LSTM(...)) work as it does for torch's.
     @torch.compiler.disable
     def _fused(self, x, data_sizes, states, weights, num_layers, dropout=0.0):
-        if (x.shape[0] == 1 and data_sizes is None and not torch.is_grad_enabled()
-                and not (self.training and dropout > 0)):
+        if _streaming_step(x) and data_sizes is None and not (self.training and dropout > 0):
             return self._cell_steps(x, states, weights, num_layers)
         kernel = _VF.lstm if self.num_gates == 4 else _VF.gru
         states = [s.contiguous() for s in states]  # cuDNN refuses a strided state
@@ -758,8 +763,9 @@ class GRU(_RecurrentBase):
     def _loop_is_faster(self, x: Tensor) -> bool:
         # torch's CPU GRU backward runs ~10 autograd ops per step; the compiled step does one.
         # With no backward to pay for, one step (streaming generation) is faster in torch's
-        # kernel: 1.8x the GRUCell's time against 2.8x at batch 1 (benchmarks/step.py).
-        if x.shape[0] == 1 and not torch.is_grad_enabled():
+        # cell kernel (_cell_steps): 1.9x the bare GRUCell's time against 2.8x through the
+        # compiled loop at batch 1 (benchmarks/step.py).
+        if _streaming_step(x):
             return False
         return self._fast_loop_applies() and fast_loop.compiled_steps(x)
 

@@ -81,8 +81,7 @@ def resolve_device(name: str) -> torch.device:
         raise ValueError(f"no CUDA GPU is available here for device {name!r}; use 'cpu' or "
                          "'auto'")
     if device.index is None:
-        if per_node > 1 and per_node > gpus:
-            # NCCL cannot run two processes on one GPU
+        if per_node > gpus:  # NCCL cannot run two processes on one GPU
             raise ValueError(f"{per_node} processes on this node need a GPU each, but there "
                              f"{'is' if gpus == 1 else 'are'} {gpus}; run at most {gpus} or "
                              "use 'cpu'")
