@@ -7,6 +7,7 @@ import torch
 
 import rnnkit
 from rnnkit import functional
+from rnnkit.regularizers import dropout_mask
 
 MODES = ["LSTM", "GRU"]
 LOCKED = dict(dropout=0.5, dropout_mode="locked", input_dropout=0.5, output_dropout=0.5)
@@ -148,7 +149,7 @@ def test_recurrent_dropout_modes(mode):
         assert not torch.allclose(b, full[4:])  # chunk 2 drew its own mask
         assert not m.sequence_masks.masks
         torch.manual_seed(1)
-        mask = torch.empty(2, 32).uniform_().ge_(0.5).div_(0.5)  # dropout_mask's draw
+        mask = dropout_mask((2, 32), 0.5, True, x).clone()
         ref, _ = _reference_lstm(m, x[:4], mask)
         torch.testing.assert_close(a, ref, atol=1e-5, rtol=1e-4)
 
@@ -191,7 +192,7 @@ def test_per_step_recurrent_dropout_draws_a_mask_at_every_step(fast):
     torch.manual_seed(1)
     out, _ = m(x)
     torch.manual_seed(1)
-    masks = torch.empty(6, 2, 32).uniform_().ge_(0.5).div_(0.5)  # dropout_mask's draw
+    masks = dropout_mask((6, 2, 32), 0.5, True, x).clone()
     assert not torch.equal(masks[0], masks[1])
     ref, _ = _reference_lstm(m, x, masks)
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-4)

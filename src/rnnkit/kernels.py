@@ -1,5 +1,6 @@
 """Compiled CPU kernels for :mod:`rnnkit.fast_loop`, built once per machine at first use: the
-fused LSTM and GRU steps, and the sequence ops that run a layer's whole time loop around them.
+fused LSTM and GRU steps, the sequence ops that run a layer's whole time loop around them, and
+the Bernoulli masks of the dropout-like tricks (:func:`rnnkit.regularizers.bernoulli_`).
 
 The C++ sources in ``rnnkit/csrc`` (and their headers, which ninja tracks) are compiled with
 ``torch.utils.cpp_extension`` (g++ and ninja) into torch's extension cache
@@ -21,7 +22,8 @@ from pathlib import Path
 import torch
 
 NAME = "rnnkit_step_kernels"
-SOURCES = [Path(__file__).parent / "csrc" / name for name in ("lstm_step.cpp", "gru_step.cpp")]
+SOURCES = [Path(__file__).parent / "csrc" / name
+           for name in ("lstm_step.cpp", "gru_step.cpp", "masks.cpp")]
 
 
 def _openmp() -> list[str]:

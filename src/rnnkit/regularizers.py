@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rnnkit import workspace
+from rnnkit import kernels, workspace
 
 
 def check_rate(name: str, p: float) -> float:
@@ -31,14 +31,30 @@ def check_rate(name: str, p: float) -> float:
     return float(p)
 
 
+def bernoulli_(out: Tensor, p: float) -> Tensor:
+    """Fill ``out`` with Bernoulli(p) draws (1 with probability p, else 0) and return it.
+
+    On CPU with the compiled kernels, a counter-based generator (SplitMix64, in
+    ``csrc/masks.cpp``) seeded by one draw from torch's default generator fills it on every
+    thread, about 10x faster than ``uniform_()`` (one serial mt19937 stream), with p rounded
+    to a multiple of 2^-32. Elsewhere ``uniform_() < p``. Either way ``torch.manual_seed``
+    makes it repeatable.
+    """
+    if (out.device.type == "cpu" and out.is_contiguous() and out.is_floating_point()
+            and kernels.available()):
+        seed = int(torch.empty((), dtype=torch.int64).random_())
+        torch.ops.rnnkit.bernoulli_fill(out, float(p), seed)
+        return out
+    return out.uniform_().lt_(p)
+
+
 def dropout_mask(
     shape: tuple[int, ...], p: float, training: bool, like: Tensor
 ) -> Tensor | None:
     """An inverted-dropout mask (entries 0 or 1/(1-p)), or None when it would be all ones."""
     if p == 0.0 or not training:
         return None
-    # rand >= p is a Bernoulli(1-p) draw; on CPU it is ~2x faster than bernoulli_.
-    keep = workspace.empty(shape, like).uniform_().ge_(p)
+    keep = bernoulli_(workspace.empty(shape, like), 1.0 - p)
     return keep.div_(1.0 - p)
 
 
@@ -51,7 +67,7 @@ def zoneout_keep(
         return None
     if not training:
         return torch.full((1,) * len(shape), p, device=like.device, dtype=like.dtype)
-    return workspace.empty(shape, like).uniform_().lt_(p)  # Bernoulli(p)
+    return bernoulli_(workspace.empty(shape, like), p)
 
 
 def zoneout(previous: Tensor, new: Tensor, keep: Tensor | None) -> Tensor:
