@@ -384,6 +384,20 @@ def add_peers(rows: list[dict], names: list[str], args) -> None:
             print_row(row)
 
 
+def copy_peers(rows: list[dict], earlier: dict, args) -> None:
+    """Add to ``rows`` the cells of the methods they lack from ``earlier`` (a results file of
+    the same split and seed; neither its rnnkit nor anything fitted now is copied)."""
+    if earlier["args"]["split"] != args.split or earlier["args"]["seed"] != args.seed:
+        raise SystemExit(f"--peers-from: {earlier['args']['split']} split, seed "
+                         f"{earlier['args']['seed']}; this run is {args.split}, {args.seed}")
+    by_label = {r["series"]: r for r in earlier["series"]}
+    for row in rows:
+        old = by_label.get(row["series"], {"methods": {}})
+        for name, cell in old["methods"].items():
+            if name != "rnnkit" and name not in row["methods"]:
+                row["methods"][name] = {**cell, "copied_from": args.peers_from}
+
+
 def summarize(rows: list[dict]) -> dict:
     names = list(dict.fromkeys(n for r in rows for n in r["methods"]))
     out = {}
@@ -478,6 +492,9 @@ def main() -> None:
     p.add_argument("--add-nf", default="",
                    help="a results JSON: fit the --nf-models on its series (--only: those "
                         "files) and add their cells, nothing else rerun")
+    p.add_argument("--peers-from", default="",
+                   help="copy the cells of methods this run did not fit (e.g. neuralforecast's "
+                        "without it installed) from an earlier results file of the same split")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "forecast.json"))
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -505,6 +522,8 @@ def main() -> None:
         rows += run_group(name, series, args)
     if args.stats_only:
         return
+    if args.peers_from:
+        copy_peers(rows, json.loads(Path(args.peers_from).read_text()), args)
     summary = summarize(rows)
     print_table(rows, summary)
     result = {"args": vars(args), "summary": summary, "series": rows,

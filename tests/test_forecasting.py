@@ -29,7 +29,7 @@ from rnnkit.forecasting.metrics import (
     evaluate,
     seasonal_naive_scale,
 )
-from rnnkit.forecasting.model import DeepAR
+from rnnkit.forecasting.model import DeepAR, DeepAREnsemble
 from rnnkit.forecasting.windows import WindowSampler
 
 
@@ -334,3 +334,47 @@ def test_open_loop_feeds_predictions_not_the_true_horizon():
     assert all(p.grad is not None for p in ol.parameters() if p.requires_grad)
     with pytest.raises(ValueError, match="objective must be one of"):
         DeepAR(dataclasses.replace(cfg, objective="teacher"))
+
+
+def test_ensemble_pools_its_members_paths(tmp_path):
+    """ensemble=K trains K members from seeds seed..seed+K-1; a forecast's S paths are the
+    members' own paths (member k draws its share of S, in order), at the ensemble's one
+    temperature, and a saved ensemble forecasts the same after loading."""
+    rng = np.random.default_rng(4)
+    s = dated(10 + np.sin(np.arange(150) * 2 * np.pi / 7) + 0.2 * rng.standard_normal(150))
+    fc, report = train_forecaster([s], 7, max_time=None, max_steps=4, ensemble=3,
+                                  hidden_size=8, num_layers=1)
+    ens = fc.model
+    assert isinstance(ens, DeepAREnsemble) and len(ens.members) == 3
+    assert report.steps == 12 and {h["member"] for h in report.history} <= {0, 1, 2}
+    # members start from different seeds, so they differ
+    w0, w1 = (m.rnn.weight_hh_l0 for m in ens.members[:2])
+    assert not torch.equal(w0, w1)
+    # a member trained alone from seed 1 is member 1
+    alone, _ = train_forecaster([s], 7, max_time=None, max_steps=4, seed=1,
+                                hidden_size=8, num_layers=1, calibrate="")
+    torch.testing.assert_close(alone.model.rnn.weight_hh_l0, w1)
+    ens.temperature.fill_(2.0)
+    cfg = fc.config
+    keep = cfg.max_lag + cfg.context_length
+    values = torch.tensor(s.values[-keep:], dtype=torch.float32).unsqueeze(0)
+    cal = torch.from_numpy(calendar_features(
+        np.concatenate([s.dates[-keep:][cfg.max_lag:],
+                        future_dates(s.dates[-1], FREQUENCIES["daily"], 7)]),
+        cfg.calendar)).unsqueeze(0)
+    torch.manual_seed(5)
+    pooled = ens.sample_paths(values, cal, None, 7, 8)  # shares 3, 3, 2
+    torch.manual_seed(5)
+    own = []
+    for member, share in zip(ens.members, (3, 3, 2)):
+        assert float(member.temperature) == 2.0
+        own.append(member.sample_paths(values, cal, None, 7, share))
+    torch.testing.assert_close(pooled, torch.cat(own, 1))
+    fc.save(tmp_path / "e.pt")
+    again = Forecaster.load(tmp_path / "e.pt")
+    assert isinstance(again.model, DeepAREnsemble) and float(again.model.temperature) == 2.0
+    a = fc.forecast(s.values, s.dates, 7, num_samples=9)
+    b = again.forecast(s.values, s.dates, 7, num_samples=9)
+    np.testing.assert_array_equal(a.samples, b.samples)
+    with pytest.raises(ValueError, match="ensemble must be >= 1, got 0"):
+        train_forecaster([s], 7, max_time=None, max_steps=1, ensemble=0)

@@ -16,11 +16,11 @@ from rnnkit.forecasting.data import DatedSeries, load_series
 from rnnkit.forecasting.fit import FitReport, train_forecaster
 from rnnkit.forecasting.frequency import Frequency, future_dates, infer_frequency, parse_dates
 from rnnkit.forecasting.metrics import evaluate
-from rnnkit.forecasting.model import DeepAR, Forecast, Forecaster
+from rnnkit.forecasting.model import DeepAR, DeepAREnsemble, Forecast, Forecaster
 from rnnkit.forecasting.windows import ForecastConfig, default_config
 
 __all__ = [
     "DatedSeries", "load_series", "train_forecaster", "FitReport", "Forecaster", "Forecast",
-    "DeepAR", "ForecastConfig", "default_config", "Frequency", "infer_frequency",
+    "DeepAR", "DeepAREnsemble", "ForecastConfig", "default_config", "Frequency", "infer_frequency",
     "parse_dates", "future_dates", "naive", "seasonal_naive", "evaluate", "backtest",
 ]

@@ -33,7 +33,7 @@ from rnnkit.forecasting.data import DatedSeries
 from rnnkit.forecasting.features import calendar_features
 from rnnkit.forecasting.frequency import infer_frequency
 from rnnkit.forecasting.metrics import crps_by_step
-from rnnkit.forecasting.model import DeepAR, Forecaster
+from rnnkit.forecasting.model import DeepAR, DeepAREnsemble, Forecaster
 from rnnkit.forecasting.windows import (
     ForecastConfig,
     Windows,
@@ -76,17 +76,51 @@ def train_forecaster(series: Sequence[DatedSeries], horizon: int, max_time: floa
                             f"{freq.name}; train series of one frequency together")
     overrides.setdefault("embedding_dim", 4 if len(series) > 1 else 0)
     cfg = default_config([len(s.values) for s in series], freq, horizon, **overrides)
-    torch.manual_seed(seed)
-    model = DeepAR(cfg, len(series))
+    if cfg.ensemble < 1:
+        raise ValueError(f"ensemble must be >= 1, got {cfg.ensemble}")
     values = [s.values for s in series]
     calendars = [calendar_features(s.dates, cfg.calendar) for s in series]
-    report = fit_model(model, values, calendars, max_time, max_steps, seed, on_check)
-    return Forecaster(model, [s.name for s in series]), report
+    names = [s.name for s in series]
+    start = time.monotonic()
+    members, reports = [], []
+    for k in range(cfg.ensemble):
+        # each member gets an equal share of what is left of the budget
+        budget = (None if max_time is None else
+                  max(0.0, max_time - (time.monotonic() - start)) / (cfg.ensemble - k))
+        torch.manual_seed(seed + k)
+        model = DeepAR(cfg, len(series))
+        reports.append(fit_model(model, values, calendars, budget, max_steps, seed + k,
+                                 on_check, calibrate_model=cfg.ensemble == 1))
+        members.append(model)
+    if cfg.ensemble == 1:
+        return Forecaster(members[0], names), reports[0]
+    ensemble = DeepAREnsemble(members)
+    _, val = _windows(cfg, values, calendars, seed)
+    best = None
+    if val is not None:
+        best = (calibrate(ensemble, val, seed, by=cfg.calibrate, grid=cfg.temperatures)
+                if cfg.calibrate else validation_score(ensemble, val, seed=seed))
+    report = FitReport(sum(r.steps for r in reports), reports[0].best_step, best,
+                       ", ".join(sorted({r.stop_reason for r in reports})),
+                       time.monotonic() - start,
+                       [{"member": k, **h} for k, r in enumerate(reports) for h in r.history])
+    return Forecaster(ensemble, names), report
+
+
+def _windows(cfg: ForecastConfig, values: Sequence[np.ndarray], calendars: Sequence[np.ndarray],
+             seed: int) -> tuple[WindowSampler, Windows | None]:
+    """The training window sampler (rows before each series' validation rows) and the
+    validation windows (None without validation rows)."""
+    ends = [len(v) - cfg.validation for v in values]
+    sampler = WindowSampler(values, calendars, ends, cfg, seed)
+    val = (last_windows(sampler, values, calendars, [len(v) for v in values],
+                        cfg.validation // cfg.horizon) if cfg.validation else None)
+    return sampler, val
 
 
 @torch.no_grad()
-def validation_score(model: DeepAR, w: Windows, num_samples: int = 50, seed: int = 0,
-                     coverage: bool = False) -> float | tuple[float, float]:
+def validation_score(model: DeepAR | DeepAREnsemble, w: Windows, num_samples: int = 50,
+                     seed: int = 0, coverage: bool = False) -> float | tuple[float, float]:
     """Mean CRPS of sample paths over the windows' horizons, each divided by its context's
     mean |value| (so series of different magnitudes weigh alike); with ``coverage`` also
     the fraction of horizon values inside the paths' central 80% interval."""
@@ -107,7 +141,7 @@ def validation_score(model: DeepAR, w: Windows, num_samples: int = 50, seed: int
     return float(np.mean(scores)), float(np.mean((lo <= actual) & (actual <= hi)))
 
 
-def calibrate(model: DeepAR, val: Windows, seed: int = 0, by: str = "crps",
+def calibrate(model: DeepAR | DeepAREnsemble, val: Windows, seed: int = 0, by: str = "crps",
               grid: Sequence[float] = (1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)) -> float:
     """Set ``model.temperature`` (the factor on the predicted scale when sampling) to the
     value of ``grid`` with the best validation CRPS (``by="crps"``), or whose 80% intervals
@@ -152,14 +186,13 @@ def init_skip(model: DeepAR, sampler: WindowSampler, windows: int = 2048,
 
 def fit_model(model: DeepAR, values: Sequence[np.ndarray], calendars: Sequence[np.ndarray],
               max_time: float | None = 60, max_steps: int | None = None, seed: int = 0,
-              on_check: Callable[[dict], None] | None = None) -> FitReport:
+              on_check: Callable[[dict], None] | None = None,
+              calibrate_model: bool = True) -> FitReport:
     """Train ``model`` in place on windows of ``values`` (one ``[T_i]`` array per series,
-    ``calendars [T_i, K]`` alike) and load its best weights; see the module doc."""
+    ``calendars [T_i, K]`` alike) and load its best weights; see the module doc. With
+    ``calibrate_model`` (and ``config.calibrate``), then choose its sampling temperature."""
     cfg: ForecastConfig = model.config
-    ends = [len(v) - cfg.validation for v in values]
-    sampler = WindowSampler(values, calendars, ends, cfg, seed)
-    val = (last_windows(sampler, values, calendars, [len(v) for v in values],
-                        cfg.validation // cfg.horizon) if cfg.validation else None)
+    sampler, val = _windows(cfg, values, calendars, seed)
     if max_time is None and max_steps is None:
         max_steps = None if val is not None else cfg.default_steps
     if max_time is None and max_steps is None:
@@ -203,7 +236,7 @@ def fit_model(model: DeepAR, values: Sequence[np.ndarray], calendars: Sequence[n
                     stop = "early_stopping"
     if best_state is not None:
         model.load_state_dict(best_state)
-    if val is not None and cfg.calibrate:
+    if val is not None and cfg.calibrate and calibrate_model:
         best = calibrate(model, val, seed, by=cfg.calibrate, grid=cfg.temperatures)
     model.eval()
     return FitReport(step, best_step if val is not None else step,

@@ -26,7 +26,8 @@ from rnnkit.forecasting.frequency import FREQUENCIES, check_dates, future_dates
 from rnnkit.forecasting.windows import ForecastConfig, Windows
 from rnnkit.heads import GaussianHead
 
-__all__ = ["StudentTHead", "DeepAR", "Forecast", "Forecaster"]
+__all__ = ["StudentTHead", "DeepAR", "DeepAREnsemble", "build_model", "Forecast",
+           "Forecaster"]
 
 OBJECTIVES = ("teacher_forcing", "open_loop")
 
@@ -199,6 +200,49 @@ class DeepAR(nn.Module):
         return paths * scale.unsqueeze(-1) + loc.unsqueeze(-1)
 
 
+class DeepAREnsemble(nn.Module):
+    """K DeepAR models of one config, trained from different seeds (a deep ensemble,
+    Lakshminarayanan et al. 2017). A forecast pools their sample paths, each member drawing
+    about S / K of them, so the intervals carry the members' disagreement (what one model
+    fitted to a few hundred rows cannot know it does not know) besides each one's noise.
+    ``temperature`` is the ensemble's and applies to every member."""
+
+    def __init__(self, members: list[DeepAR]) -> None:
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        self.members = nn.ModuleList(members)
+        self.config = members[0].config
+        self.register_buffer("temperature", torch.tensor(1.0))
+
+    @property
+    def embedding(self) -> nn.Embedding | None:
+        return self.members[0].embedding
+
+    @torch.no_grad()
+    def sample_paths(self, values: Tensor, calendar: Tensor, series: Tensor | None,
+                     horizon: int, num_samples: int) -> Tensor:
+        """``[B, S, horizon]``: member k's paths fill its share of the S, as in
+        ``DeepAR.sample_paths``."""
+        k = len(self.members)
+        paths = []
+        for i, member in enumerate(self.members):
+            share = num_samples // k + (i < num_samples % k)
+            if share:
+                member.temperature.copy_(self.temperature)
+                paths.append(member.sample_paths(values, calendar, series, horizon, share))
+        return torch.cat(paths, 1)
+
+
+def build_model(config: ForecastConfig, num_series: int = 1) -> DeepAR | DeepAREnsemble:
+    """The model ``config`` describes: a DeepAR, or ``config.ensemble`` of them."""
+    if config.ensemble < 1:
+        raise ValueError(f"ensemble must be >= 1, got {config.ensemble}")
+    if config.ensemble == 1:
+        return DeepAR(config, num_series)
+    return DeepAREnsemble([DeepAR(config, num_series) for _ in range(config.ensemble)])
+
+
 @dataclass
 class Forecast:
     """Sample paths of one series and their summaries: ``dates [H]``, ``samples [S, H]``,
@@ -224,7 +268,7 @@ class Forecaster:
     """A trained DeepAR model with what it needs to forecast new data: its config, its
     frequency and the names of the series it was trained on (their embedding rows)."""
 
-    def __init__(self, model: DeepAR, series_names: list[str]) -> None:
+    def __init__(self, model: DeepAR | DeepAREnsemble, series_names: list[str]) -> None:
         self.model = model
         self.config = model.config
         self.freq = FREQUENCIES[self.config.freq]
@@ -286,7 +330,7 @@ class Forecaster:
         cfg = saved["config"]
         for key in ("lags", "calendar", "temperatures"):
             cfg[key] = tuple(cfg[key])
-        model = DeepAR(ForecastConfig(**cfg), saved["num_series"])
+        model = build_model(ForecastConfig(**cfg), saved["num_series"])
         model.load_state_dict(saved["model"])
         return cls(model, saved["series_names"])
 

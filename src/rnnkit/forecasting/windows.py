@@ -59,6 +59,9 @@ class ForecastConfig:
     eval_every: int = 25  # optimizer steps between validation checks
     patience: int = 12  # validation checks without a new best before stopping
     default_steps: int = 400  # steps when there is neither a time budget nor validation
+    # models trained from seeds seed .. seed + K - 1 whose sample paths a forecast pools
+    # (a deep ensemble); each gets 1/K of the time budget
+    ensemble: int = 1
     extra: dict = field(default_factory=dict)  # free-form notes (e.g. why a lag was dropped)
 
     @property
