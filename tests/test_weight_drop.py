@@ -3,10 +3,10 @@ module whose W_hh is the raw weight times the same mask."""
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 import rnnkit
 from rnnkit import rnn as rnn_module
+from rnnkit.regularizers import dropout
 
 MODES = ["LSTM", "GRU"]
 P = 0.4
@@ -16,7 +16,7 @@ def _masks(module, seed):
     """The scaled masks weight_drop draws after ``torch.manual_seed(seed)``: one per layer,
     in layer order (dropout draws a Bernoulli of the weight's shape, whatever its values)."""
     torch.manual_seed(seed)
-    return [F.dropout(torch.ones_like(getattr(module, f"weight_hh_l{k}")), P, True)
+    return [dropout(torch.ones_like(getattr(module, f"weight_hh_l{k}")), P, True)
             for k in range(module.num_layers)]
 
 

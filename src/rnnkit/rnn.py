@@ -28,6 +28,7 @@ from rnnkit.regularizers import (
     SequenceMasks,
     check_choice,
     check_rate,
+    dropout,
     dropout_mask,
     weight_drop,
     zoneout,
@@ -336,7 +337,7 @@ class _RecurrentBase(nn.Module):
         if p == 0.0 or not self.training:
             return x
         if self.dropout_mode == "standard":
-            return F.dropout(x, p, True)
+            return dropout(x, p, True)
         mask = self.sequence_masks.get(site, tuple(x.shape[1:]), p, x, resets)
         return x * mask
 
@@ -460,7 +461,7 @@ class _RecurrentBase(nn.Module):
                                                     enforce_sorted=False).data
                     x = x * mask
                 elif layer > 0 and self.dropout > 0:
-                    x = F.dropout(x, self.dropout, self.training)
+                    x = dropout(x, self.dropout, self.training)
                 x, s = self._fused(x, sizes, [s[layer : layer + 1] for s in states],
                                    self._layer_weights(layer, w_hh[layer]), 1)
                 output = x if output is None or not self.sum_outputs else output + x
