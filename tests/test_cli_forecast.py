@@ -97,6 +97,7 @@ def test_bad_input_is_one_line(capsys):
         (["forecast", "unsorted.csv"], "row"),
         (["forecast", path, "--horizon", "0"], "horizon (--horizon) must be in [1, 100000], got 0"),
         (["backtest", path, "--windows", "0"], "windows (--windows) must be in [1, 1000]"),
+        (["forecast", path, "--ensemble", "0"], "ensemble (--ensemble) must be in [1, 100], got 0"),
     ]
     for argv, expected in cases:
         code = main([*argv, *FAST])
@@ -108,6 +109,19 @@ def test_bad_input_is_one_line(capsys):
     code = main(["forecast", "runs/r", "--context", "short.csv", *FAST])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1 and "context" in err[0], err
+    code = main(["forecast", "runs/r", "--ensemble", "3", *FAST])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and "--ensemble is for training" in err[0], err
+
+
+def test_an_ensemble_trains_saves_and_forecasts(capsys):
+    assert main(["forecast", monthly(), "--ensemble", "2", "--name", "e", *FAST]) == 0
+    from rnnkit.forecasting import DeepAREnsemble, Forecaster
+
+    model = Forecaster.load("runs/e/forecaster.pt").model
+    assert isinstance(model, DeepAREnsemble) and len(model.members) == 2
+    assert main(["forecast", "runs/e", "--horizon", "3", "--output", "again.csv", *FAST]) == 0
+    assert len(read("again.csv")) == 1 + 3
 
 
 def test_train_on_a_short_dated_csv_points_to_rnnkit_forecast(capsys):

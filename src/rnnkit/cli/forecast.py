@@ -67,6 +67,9 @@ def forecast(s: ForecastSettings) -> Path:
         run = found
         meta = json.loads((run / META).read_text())
         forecaster = Forecaster.load(run / MODEL)
+        if s.ensemble != 1:
+            raise ConfigError(f"--ensemble is for training; {run} is trained (ensemble of "
+                              f"{forecaster.config.ensemble})")
         series = load_csv_series(s.context or meta["file"], meta)
     else:
         if s.context:
@@ -80,7 +83,7 @@ def forecast(s: ForecastSettings) -> Path:
         print(f"training a forecaster of {horizon} steps on {len(series)} series of "
               f"{source} for at most {s.max_time:g} s", file=sys.stderr)
         forecaster, report = train_forecaster(series, horizon, max_time=s.max_time or None,
-                                              seed=s.seed)
+                                              seed=s.seed, ensemble=s.ensemble)
         run.mkdir(parents=True)
         forecaster.save(run / MODEL)
         (run / META).write_text(json.dumps({**meta, "horizon": horizon}) + "\n")
@@ -170,7 +173,7 @@ def run_backtest(s: BacktestSettings) -> dict:
     if not out.parent.is_dir():
         raise DataError(f"--output {out}: the directory {out.parent} does not exist")
     result = backtest(series, horizon, windows=s.windows, max_time=s.max_time or None,
-                      num_samples=s.samples, seed=s.seed)
+                      num_samples=s.samples, seed=s.seed, ensemble=s.ensemble)
     names = {"deepar": "rnnkit", "naive": "Naive", "seasonal_naive": "SeasonalNaive"}
     metrics = ("mae", "rmse", "mase", "smape", "crps", "coverage")
     print(f"{file}: {s.windows} windows of {horizon} steps, {len(series)} series")

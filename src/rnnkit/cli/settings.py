@@ -426,12 +426,15 @@ class _SeriesColumns:
     max_time: float = _opt(60.0, "training budget in seconds (per fit)")
     seed: int = _opt(0, "random seed")
     threads: int = _opt(0, "CPU threads; 0: the cores this process may use")
+    ensemble: int = _opt(1, "models trained from seeds seed, seed + 1, ... (each 1/K of "
+                         "--max-time); a forecast pools their sample paths: wider intervals "
+                         "where they disagree (docs/forecasting.md)")
 
     def _check(self, extra: dict[str, tuple[float, float, str]]) -> None:
         if self.horizon is not None and not 1 <= self.horizon <= 100_000:
             raise ConfigError(f"horizon (--horizon) must be in [1, 100000], got {self.horizon}")
         _require(self, {"samples": (1, 100_000, "in [1, 100000]"), "max_time": NON_NEGATIVE,
-                        "threads": THREADS, **extra})
+                        "threads": THREADS, "ensemble": (1, 100, "in [1, 100]"), **extra})
 
 
 @dataclass
