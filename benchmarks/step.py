@@ -116,8 +116,10 @@ def step_configs(mode: str, batch: int, hidden: int, args) -> dict[str, Callable
 
 
 def forced_path(rnn: rnnkit.LSTM | rnnkit.GRU, loop: bool) -> rnnkit.LSTM | rnnkit.GRU:
-    """``rnn`` (tricks off) running rnnkit's fast loop (``loop``) or torch's fused kernel."""
+    """``rnn`` (tricks off) running rnnkit's fast loop (``loop``) or torch's fused kernel, not
+    the streaming shortcut a plain one-step call takes."""
     rnn._loop_is_faster = lambda x: loop
+    rnn._plain_streaming_step = lambda x: False
     return rnn
 
 

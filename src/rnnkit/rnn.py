@@ -14,6 +14,7 @@ which ``fast=False`` gives the autograd loop (or, every trick off, torch's kerne
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.autograd.forward_ad as forward_ad
@@ -217,7 +218,8 @@ class _RecurrentBase(nn.Module):
             if not isinstance(s, Tensor) or tuple(s.shape) != expected:
                 got = tuple(s.shape) if isinstance(s, Tensor) else type(s).__name__
                 raise ValueError(f"{name}: state {s_name} must have shape {expected}, got {got}")
-        return [s.to(self._state_dtype(x)) for s in states]
+        dtype = self._state_dtype(x)
+        return [s if s.dtype == dtype else s.to(dtype) for s in states]
 
     def _state_dtype(self, x: Tensor) -> torch.dtype:
         """The recurrent state's dtype: the input's, except under autocast, where a bfloat16 or
@@ -266,6 +268,9 @@ class _RecurrentBase(nn.Module):
                              f"{self.input_size}")
         if T == 0:
             raise ValueError(f"{name}: input has no time steps (T=0)")
+        if (lengths is None and reset is None and not packed and self._plain_streaming_step(x)):
+            output, states_out = self._streaming_forward(x, state)
+            return output.transpose(0, 1) if self.batch_first else output, states_out
         valid = self._valid_steps(lengths, T, B, x.device, x.dtype)
         reset_tb = self._check_reset(reset, T, B, x.device)
         if reset_tb is not None and valid is not None:
@@ -414,12 +419,36 @@ class _RecurrentBase(nn.Module):
                             self.training, False)
         return result[0], list(result[1:])
 
-    def _cell_steps(self, x, states, weights, num_layers):
+    def _plain_streaming_step(self, x: Tensor) -> bool:
+        """One step without gradients in eval where no trick changes the step (dropout, weight
+        drop and recurrent dropout are identities in eval; layer norm and zoneout's
+        expectation are not)."""
+        return (not self.training and _streaming_step(x) and not self.layer_norm
+                and not self._zoneout_rates_nonzero() and not _func_transform_active()
+                and not torch.is_autocast_enabled(x.device.type))
+
+    def _streaming_forward(self, x: Tensor, state) -> tuple[Tensor, Any]:
+        """``forward`` of one plain streaming step (``_plain_streaming_step``), x [1, B, I]:
+        the stack's cells and nothing else of the sequence machinery, whose Python costs as
+        much as the cell itself at batch 1 (benchmarks/step.py)."""
+        if self.input_layers is not None:
+            x = self.input_layers(x)
+        B = x.shape[1]
+        states = (self._unpack_state(self.initial_state(B, x.device, x.dtype)) if state is None
+                  else self._check_state(state, B, x))
+        weights = [w for layer in range(self.num_layers)
+                   for w in self._layer_weights(layer, getattr(self, f"weight_hh_l{layer}"))]
+        output, states_out = self._cell_steps(x, states, weights, self.num_layers,
+                                              self.sum_outputs)
+        return output, self._pack_state(states_out)
+
+    def _cell_steps(self, x, states, weights, num_layers, sum_outputs=False):
         """One time step, x [1, B, I], through torch.nn.LSTMCell's or GRUCell's kernel, layer
-        by layer: streaming generation with no backward to pay for, where the sequence kernel
-        costs 3x the cell's time at batch 1 (benchmarks/step.py)."""
+        by layer (the output is the last layer's, or every layer's summed): streaming
+        generation with no backward to pay for, where the sequence kernel costs 3x the
+        cell's time at batch 1 (benchmarks/step.py)."""
         per_layer = len(weights) // num_layers
-        out, new = x[0], []
+        out, total, new = x[0], None, []
         for layer in range(num_layers):
             w_ih, w_hh, *biases = weights[layer * per_layer : (layer + 1) * per_layer]
             b_ih, b_hh = biases or (None, None)
@@ -431,7 +460,8 @@ class _RecurrentBase(nn.Module):
                 h = _VF.gru_cell(out, states[0][layer], w_ih, w_hh, b_ih, b_hh)
                 new.append((h,))
             out = h
-        return out.unsqueeze(0), [torch.stack(s) for s in zip(*new)]
+            total = h if total is None or not sum_outputs else total + h
+        return total.unsqueeze(0), [torch.stack(s) for s in zip(*new)]
 
     def _fused_forward(self, x, states, lengths, w_hh, mask_resets):
         """torch.nn's kernel, one call for the stack, or one per layer for summed outputs
