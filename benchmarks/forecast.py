@@ -10,8 +10,13 @@ compares against ours only.
     python benchmarks/forecast.py --budget 20 --only airpassengers,lynx --out /tmp/x.json
     python benchmarks/forecast.py --split validation  # score on the last H *training* rows
     python benchmarks/forecast.py --add-nf benchmarks/results/forecast.json  # add LSTM, DeepAR
+    python benchmarks/forecast.py --origins 5   # + 4 earlier origins of each long series
 
-H = 2 seasons for hourly data, 10 for yearly, one season otherwise. ``--split validation``
+H = 2 seasons for hourly data, 10 for yearly, one season otherwise. ``--origins N`` adds a
+rolling-origin table for the long series (``--origins-min-rows``, default 1000 rows): every
+method but neuralforecast's again at N - 1 earlier origins, H rows apart, ours trained anew at
+each; per series the mean MASE and CRPS over the N origins and the coverage of all their
+values. ``--split validation``
 drops the test rows first and scores on the H rows before them, so settings can be chosen
 without looking at the test rows. Every method gets its 80% interval as sample paths:
 ours draws them, the baselines' and statsforecast's are Gaussians with the sigma of their
@@ -98,14 +103,17 @@ def stats_forecasts(y: np.ndarray, h: int, m: int, key: str, args) -> dict:
         got = cache.get(key, {}).get(name, {})
         return "mean" in got or got.get("timeout", 0) >= args.stats_timeout
 
-    names = ("AutoETS", "AutoARIMA", "AutoTheta")
+    names = tuple(n for n in ("AutoETS", "AutoARIMA", "AutoTheta")
+                  if n in args.stats_models.split(","))
     if not all(known(n) for n in names) and not args.no_stats:
         try:
             from statsforecast.models import AutoARIMA, AutoETS, AutoTheta
         except ImportError:
             return {}
         got = dict(cache.get(key, {}))
-        for name, cls in zip(names, (AutoETS, AutoARIMA, AutoTheta)):
+        classes = {"AutoETS": AutoETS, "AutoARIMA": AutoARIMA, "AutoTheta": AutoTheta}
+        for name in names:
+            cls = classes[name]
             if known(name):
                 continue
             t0 = time.monotonic()
@@ -248,10 +256,11 @@ def _quiet_lightning() -> None:
 
 
 def split_group(series: list[DatedSeries], args) -> tuple:
-    """(frequency, H, season, training series, held-out actuals [H] per series)."""
+    """(frequency, H, season, training series, held-out actuals [H] per series); the origin
+    is ``args.shift`` horizons before the split's own."""
     freq = infer_frequency(series[0].dates)
     h, m = horizon_of(freq), freq.season
-    cut = h * (2 if args.split == "validation" else 1)
+    cut = h * ((2 if args.split == "validation" else 1) + args.shift)
     trains = [s.head(len(s.values) - cut) for s in series]
     actuals = [s.values[len(s.values) - cut: len(s.values) - cut + h] for s in series]
     return freq, h, m, trains, actuals
@@ -267,6 +276,11 @@ def scores(y: np.ndarray, point: np.ndarray, samples: np.ndarray | None,
 
 def label_of(name: str, series: list[DatedSeries], s: DatedSeries) -> str:
     return name if len(series) == 1 else f"{name}:{s.name}"
+
+
+def stats_key(args, label: str) -> str:
+    """The statsforecast cache key of a series at this run's split and origin."""
+    return f"{args.split}:{label}" + (f"@-{args.shift}H" if args.shift else "")
 
 
 def put_peers(row: dict, peers: Peers, i: int, y: np.ndarray, train: np.ndarray,
@@ -288,7 +302,7 @@ def run_group(name: str, series: list[DatedSeries], args) -> list[dict]:
     if args.stats_only:
         for s, t in zip(series, trains):
             label = label_of(name, series, s)
-            stats_forecasts(t.values, h, m, f"{args.split}:{label}", args)
+            stats_forecasts(t.values, h, m, stats_key(args, label), args)
             print(f"{label}: statsforecast done", flush=True)
         return []
     t0 = time.monotonic()
@@ -314,10 +328,11 @@ def run_group(name: str, series: list[DatedSeries], args) -> list[dict]:
             t1 = time.monotonic()
             b = fn(t.values)
             methods[base_name] = (b.mean, b.samples, time.monotonic() - t1)
-        for sname, (f, secs) in stats_forecasts(t.values, h, m, f"{args.split}:{label}",
+        for sname, (f, secs) in stats_forecasts(t.values, h, m, stats_key(args, label),
                                                  args).items():
             methods[sname] = (f.mean, f.samples, secs)
-        row = {"series": label, "freq": freq.name, "horizon": h, "season": m,
+        row = {"series": label, "origin_horizons_back": args.shift,
+               "freq": freq.name, "horizon": h, "season": m,
                "train_rows": len(t.values), "config": {
                    k: getattr(forecaster.config, k) for k in (
                        "context_length", "lags", "validation", "scaling", "likelihood",
@@ -352,7 +367,7 @@ def refresh_stats(rows: list[dict], args) -> None:
             h, m = row["horizon"], row["season"]
             cut = h * (2 if args.split == "validation" else 1)
             t, y = s.values[: len(s.values) - cut], s.values[len(s.values) - cut:][:h]
-            for sname, (f, secs) in stats_forecasts(t, h, m, f"{args.split}:{label}",
+            for sname, (f, secs) in stats_forecasts(t, h, m, stats_key(args, label),
                                                      args).items():
                 row["methods"][sname] = scores(y, f.mean, f.samples, t, m, secs)
 
@@ -396,6 +411,60 @@ def copy_peers(rows: list[dict], earlier: dict, args) -> None:
         for name, cell in old["methods"].items():
             if name != "rnnkit" and name not in row["methods"]:
                 row["methods"][name] = {**cell, "copied_from": args.peers_from}
+
+
+def rolling_origins(rows: list[dict], names: list[str], args) -> dict:
+    """Every method again at ``args.origins - 1`` earlier origins of each long series (H
+    rows apart; ours trained anew at each, neuralforecast not run), scored with the split's
+    own origin (``rows``): per series the mean MASE and CRPS over origins and the coverage
+    of all their values; over series, the geometric means and the mean coverage."""
+    nf_models, args.nf_models = args.nf_models, []
+    by_label: dict[str, list[dict]] = {}
+    for name in names:
+        file, value, by = PANEL[name]
+        series = load_series(DATA / file, value=value, by=by, fill_gaps=name == "co2")
+        if max(len(s.values) for s in series) < args.origins_min_rows:
+            continue
+        for r in rows:
+            if r["series"] in [label_of(name, series, s) for s in series]:
+                by_label.setdefault(r["series"], []).append(r)
+        for shift in range(1, args.origins):
+            args.shift = shift
+            for r in run_group(name, series, args):
+                by_label.setdefault(r["series"], []).append(r)
+    args.shift, args.nf_models = 0, nf_models
+    table: dict[str, dict] = {}
+    for label, got in by_label.items():
+        methods = [n for n in got[0]["methods"] if all(n in r["methods"] for r in got)]
+        table[label] = {n: {
+            "mase": float(np.mean([r["methods"][n]["mase"] for r in got])),
+            "crps": float(np.mean([r["methods"][n]["crps"] for r in got])),
+            "coverage": float(np.mean([r["methods"][n]["coverage"] for r in got])),
+            "origins": len(got)} for n in methods}
+    names_all = list(dict.fromkeys(n for t in table.values() for n in t))
+    summary = {}
+    for n in names_all:
+        cells = [t[n] for t in table.values() if n in t]
+        summary[n] = {"gmean_mase": float(np.exp(np.mean([np.log(c["mase"]) for c in cells]))),
+                      "gmean_crps": float(np.exp(np.mean([np.log(c["crps"]) for c in cells]))),
+                      "mean_coverage": float(np.mean([c["coverage"] for c in cells])),
+                      "series": len(cells)}
+    return {"origins": args.origins, "series": table, "summary": summary,
+            "rows": [r for got in by_label.values() for r in got if r["origin_horizons_back"]]}
+
+
+def print_rolling(rolling: dict) -> None:
+    names = list(rolling["summary"])
+    print(f"\nRolling origins ({rolling['origins']} per long series, H apart): mean MASE / "
+          "mean scaled CRPS / coverage of all their values")
+    print(f"{'series':<26}" + "".join(f"{n:>22}" for n in names))
+    for label, cells in rolling["series"].items():
+        print(f"{label:<26}" + "".join(
+            f"{cells[n]['mase']:>8.3f}{cells[n]['crps']:>8.3f}{cells[n]['coverage']:>6.2f}"
+            if n in cells else f"{'-':>22}" for n in names))
+    print(f"{'geometric mean':<26}" + "".join(
+        f"{rolling['summary'][n]['gmean_mase']:>8.3f}{rolling['summary'][n]['gmean_crps']:>8.3f}"
+        f"{rolling['summary'][n]['mean_coverage']:>6.2f}" for n in names))
 
 
 def summarize(rows: list[dict]) -> dict:
@@ -492,11 +561,19 @@ def main() -> None:
     p.add_argument("--add-nf", default="",
                    help="a results JSON: fit the --nf-models on its series (--only: those "
                         "files) and add their cells, nothing else rerun")
+    p.add_argument("--stats-models", default="AutoETS,AutoARIMA,AutoTheta",
+                   help="the statsforecast models fitted where the cache has none")
+    p.add_argument("--origins", type=int, default=1,
+                   help="origins per long series (each H rows before the next, the last the "
+                        "split's own), scored in a rolling-origin table beside the main one")
+    p.add_argument("--origins-min-rows", type=int, default=1000,
+                   help="a series is long (gets --origins) from this many rows")
     p.add_argument("--peers-from", default="",
                    help="copy the cells of methods this run did not fit (e.g. neuralforecast's "
                         "without it installed) from an earlier results file of the same split")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "forecast.json"))
     args = p.parse_args()
+    args.shift = 0  # origins before the split's own, in horizons (rolling origins set it)
     torch.set_num_threads(args.threads)
     names = [n for n in PANEL if not args.only or n in args.only.split(",")]
     earlier = args.restats or args.add_nf
@@ -524,9 +601,12 @@ def main() -> None:
         return
     if args.peers_from:
         copy_peers(rows, json.loads(Path(args.peers_from).read_text()), args)
+    rolling = rolling_origins(rows, names, args) if args.origins > 1 else None
     summary = summarize(rows)
     print_table(rows, summary)
-    result = {"args": vars(args), "summary": summary, "series": rows,
+    if rolling:
+        print_rolling(rolling)
+    result = {"args": vars(args), "summary": summary, "series": rows, "rolling": rolling,
               "machine": {"python": platform.python_version(), "torch": torch.__version__,
                           **versions(), "threads": args.threads}}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
