@@ -272,6 +272,39 @@ def test_fast_loop_equals_reference_loop(mode, trick, training):
         torch.testing.assert_close(a, b)
 
 
+@pytest.mark.skipif(not kernels.available(), reason="the C++ step kernels did not build")
+@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
+@pytest.mark.parametrize("trick", ["layer_norm", "zoneout", "recurrent_dropout"])
+def test_sequence_ops_on_two_threads_split_the_recurrent_matmul(mode, trick):
+    """On two threads with H = 128 the sequence ops' per-step matmuls run as per-thread
+    column blocks (StepMatmul; the other tests run one thread, one block): still the
+    reference loop's outputs, states and gradients, in float64, with resets."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        extra = TRICKS[trick]
+        if extra == "zoneout":
+            extra = (dict(zoneout_cell=0.3, zoneout_hidden=0.2) if mode == "LSTM"
+                     else dict(zoneout=0.3))
+        torch.manual_seed(0)
+        m = getattr(rnnkit, mode)(8, 128, dtype=torch.float64, **extra)
+        x = torch.randn(7, 3, 8, dtype=torch.float64, requires_grad=True)
+        reset = torch.zeros(7, 3, dtype=torch.bool)
+        reset[4, 1] = True
+        results = []
+        for fast in (True, False):
+            m.fast = fast
+            torch.manual_seed(1)
+            out, state = m(x, reset=reset)
+            states = state if isinstance(state, tuple) else (state,)
+            loss = out.pow(2).sum() + sum(s.sin().sum() for s in states)
+            results.append((out, *states, *torch.autograd.grad(loss, [x, *m.parameters()])))
+    finally:
+        torch.set_num_threads(threads)
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b)
+
+
 @pytest.mark.parametrize("mode,trick", [("LSTM", "layer_norm"), ("GRU", "zoneout"),
                                         ("GRU", None)])
 def test_double_backward_is_refused_unless_fast_is_off(mode, trick, steps):

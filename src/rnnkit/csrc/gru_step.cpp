@@ -186,6 +186,7 @@ void gru_forward_seq(const Tensor& input_gates, const Tensor& weight_t, const Op
     const T *hg = data<T>(hh_gain), *hb = data<T>(hh_bias);
     ForwardRows<T> s{};
     s.a = rows<T>(a), s.mask = rows<T>(mask);
+    const StepMatmul recurrent(weight_t);
     for (int64_t t = 0; t < T_; ++t) {
       Tensor h = hs[t];
       if (any_reset(reset, t)) {
@@ -193,8 +194,7 @@ void gru_forward_seq(const Tensor& input_gates, const Tensor& weight_t, const Op
         h = h_restart;
       }
       if (raw) {  // a = LN(W_hh h) (its bias is hh_bias)
-        Tensor raw_t = (*raw)[t];
-        at::mm_out(raw_t, h, weight_t);
+        recurrent((*raw)[t], h);
         const Rows<T> rr = step_rows<T>(raw, t);
         const StatRows<T> st = step_stat_rows<T>(hh_stats, t);
         for_rows(B, G, [&](int64_t b) {
@@ -203,9 +203,9 @@ void gru_forward_seq(const Tensor& input_gates, const Tensor& weight_t, const Op
                          [&](int64_t j, int64_t n, const Vec<T>& y) { store(y, ar, j, n); });
         });
       } else if (hh_bias) {
-        at::addmm_out(a, *hh_bias, h, weight_t);
+        recurrent(a, h, StepMatmul::Mode::kAdd, &*hh_bias);
       } else {
-        at::mm_out(a, h, weight_t);
+        recurrent(a, h);
       }
       s.x = step_rows<T>(input_gates, t), s.h_prev = rows<T>(h);
       s.keep_h = step_rows<T>(keep_h, t), s.act = step_rows<T>(act, t);
@@ -253,6 +253,7 @@ void gru_backward_seq(const Tensor& weight_hh, const OptTensor& d_hs, Tensor dh,
     const T* hg = data<T>(hh_gain);
     BackwardRows<T> s{};
     s.dh = rows<T>(dh), s.dh_carry = rows<T>(dh), s.mask = rows<T>(mask);
+    const StepMatmul recurrent(weight_hh);
     for (int64_t t = T_ - 1; t >= 0; --t) {
       Tensor h_prev = hs[t];
       const bool restarts = any_reset(reset, t);
@@ -275,7 +276,7 @@ void gru_backward_seq(const Tensor& weight_hh, const OptTensor& d_hs, Tensor dh,
           row_ln_backward(da(b), rr(b), hg, mean, rstd, G, dr(b));
         });
       }
-      dh.addmm_(d_pre[t], weight_hh);
+      recurrent(dh, d_pre[t], StepMatmul::Mode::kAccumulate);
       if (restarts) {
         Tensor dhi = *d_h_init;
         route_restart_grad<T>(*reset, t, dh, dhi);

@@ -343,6 +343,7 @@ void lstm_forward_seq(const Tensor& input_gates, const Tensor& weight_t,
     a.ih_gain = data<T>(ih_gain), a.ih_bias = data<T>(ih_bias);
     a.hh_gain = data<T>(hh_gain), a.hh_bias = data<T>(hh_bias);
     a.cell_gain = data<T>(cell_gain), a.cell_bias = data<T>(cell_bias);
+    const StepMatmul recurrent(weight_t);
     for (int64_t t = 0; t < T_; ++t) {
       Tensor h = hs[t], c = cs[t];
       if (any_reset(reset, t)) {
@@ -351,11 +352,10 @@ void lstm_forward_seq(const Tensor& input_gates, const Tensor& weight_t,
         h = h_restart, c = c_restart;
       }
       if (raw) {
-        Tensor raw_t = (*raw)[t];
-        at::mm_out(raw_t, h, weight_t);
+        recurrent((*raw)[t], h);
       } else {  // no layer norm: the step reads W_ih x + b + W_hh h, summed into act
-        Tensor act_t = act[t];
-        at::addmm_out(act_t, input_gates[t], h, weight_t);
+        const Tensor x_t = input_gates[t];
+        recurrent(act[t], h, StepMatmul::Mode::kAdd, &x_t);
       }
       a.x = raw ? step_rows<T>(input_gates, t) : step_rows<T>(act, t);
       a.raw = step_rows<T>(raw, t);
@@ -426,6 +426,7 @@ void lstm_backward_seq(const Tensor& weight_hh, const OptTensor& d_hs, Tensor dh
     a.dh_direct = keep_h ? rows<T>(dh_direct) : Rows<T>{};
     a.cell_gain = data<T>(cell_gain), a.hh_gain = data<T>(hh_gain);
     a.ih_gain = data<T>(ih_gain);
+    const StepMatmul recurrent(weight_hh);
     for (int64_t t = T_ - 1; t >= 0; --t) {
       Tensor c_prev = cs[t];
       const bool restarts = any_reset(reset, t);
@@ -444,9 +445,9 @@ void lstm_backward_seq(const Tensor& weight_hh, const OptTensor& d_hs, Tensor dh
       a.hh_stats = step_stat_rows<T>(hh_stats, t), a.ih_stats = step_stat_rows<T>(ih_stats, t);
       backward_rows(a, B, H);
       if (keep_h) {
-        at::addmm_out(dh, dh_direct, d_pre[t], weight_hh);
+        recurrent(dh, d_pre[t], StepMatmul::Mode::kAdd, &dh_direct);
       } else {
-        at::mm_out(dh, d_pre[t], weight_hh);
+        recurrent(dh, d_pre[t]);
       }
       if (restarts) {
         Tensor dhi = *d_h_init, dci = *d_c_init;
