@@ -276,7 +276,7 @@ def test_fast_loop_equals_reference_loop(mode, trick, training):
 @pytest.mark.parametrize("mode", ["LSTM", "GRU"])
 @pytest.mark.parametrize("trick", ["layer_norm", "zoneout", "recurrent_dropout"])
 def test_sequence_ops_on_two_threads_split_the_recurrent_matmul(mode, trick):
-    """On two threads with H = 128 the sequence ops' per-step matmuls run as per-thread
+    """On two threads with H = 512 the sequence ops' per-step matmuls run as per-thread
     column blocks (StepMatmul; the other tests run one thread, one block): still the
     reference loop's outputs, states and gradients, in float64, with resets."""
     threads = torch.get_num_threads()
@@ -287,7 +287,7 @@ def test_sequence_ops_on_two_threads_split_the_recurrent_matmul(mode, trick):
             extra = (dict(zoneout_cell=0.3, zoneout_hidden=0.2) if mode == "LSTM"
                      else dict(zoneout=0.3))
         torch.manual_seed(0)
-        m = getattr(rnnkit, mode)(8, 128, dtype=torch.float64, **extra)
+        m = getattr(rnnkit, mode)(8, 512, dtype=torch.float64, **extra)
         x = torch.randn(7, 3, 8, dtype=torch.float64, requires_grad=True)
         reset = torch.zeros(7, 3, dtype=torch.bool)
         reset[4, 1] = True

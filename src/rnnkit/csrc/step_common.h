@@ -149,8 +149,8 @@ class StepMatmul {
  public:
   explicit StepMatmul(const Tensor& w) {
     const int64_t N = w.size(1), threads = at::get_num_threads();
-    // a block narrower than a few vector widths is not worth a thread
-    const int64_t k = std::max<int64_t>(1, std::min<int64_t>(threads, N / 64));
+    // blocks narrower than 256 columns lose to MKL's own threads (LSTM H=256's backward)
+    const int64_t k = std::max<int64_t>(1, std::min<int64_t>(threads, N / 256));
     for (int64_t i = 0, start = 0; i < k; ++i) {
       const int64_t len = N / k + (i < N % k);
       starts_.push_back(start);
