@@ -5,9 +5,9 @@
 // PyTorch would do in ~12 small ops per step: the layer norms of the input and recurrent
 // maps, the gate nonlinearities, the cell update with recurrent dropout and zoneout, the
 // layer norm of the cell, and the output. The sequence ops (lstm_{forward,backward}_seq) run
-// the same row functions for every step, with the recurrent matmul (at::addmm into the
-// step's slice of a preallocated buffer), resets and the recurrent weight gradient, so a
-// layer costs one call each way instead of a Python loop. The math is exactly
+// the same row functions for every step, with the recurrent matmul (StepMatmul: per-thread
+// column blocks into the step's slice of a preallocated buffer), resets and the recurrent
+// weight gradient, so a layer costs one call each way instead of a Python loop. The math is exactly
 // rnnkit.fast_loop._lstm_forward_step / _lstm_backward_step (the eager version, used when this
 // file cannot be compiled, and the reference tests/test_fast_loop.py holds it to).
 //
