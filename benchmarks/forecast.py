@@ -425,8 +425,9 @@ def rolling_origins(rows: list[dict], names: list[str], args) -> dict:
         series = load_series(DATA / file, value=value, by=by, fill_gaps=name == "co2")
         if max(len(s.values) for s in series) < args.origins_min_rows:
             continue
+        labels = {label_of(name, series, s) for s in series}
         for r in rows:
-            if r["series"] in [label_of(name, series, s) for s in series]:
+            if r["series"] in labels:
                 by_label.setdefault(r["series"], []).append(r)
         for shift in range(1, args.origins):
             args.shift = shift

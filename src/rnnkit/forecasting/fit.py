@@ -76,8 +76,6 @@ def train_forecaster(series: Sequence[DatedSeries], horizon: int, max_time: floa
                             f"{freq.name}; train series of one frequency together")
     overrides.setdefault("embedding_dim", 4 if len(series) > 1 else 0)
     cfg = default_config([len(s.values) for s in series], freq, horizon, **overrides)
-    if cfg.ensemble < 1:
-        raise ValueError(f"ensemble must be >= 1, got {cfg.ensemble}")
     values = [s.values for s in series]
     calendars = [calendar_features(s.dates, cfg.calendar) for s in series]
     names = [s.name for s in series]

@@ -236,8 +236,6 @@ class DeepAREnsemble(nn.Module):
 
 def build_model(config: ForecastConfig, num_series: int = 1) -> DeepAR | DeepAREnsemble:
     """The model ``config`` describes: a DeepAR, or ``config.ensemble`` of them."""
-    if config.ensemble < 1:
-        raise ValueError(f"ensemble must be >= 1, got {config.ensemble}")
     if config.ensemble == 1:
         return DeepAR(config, num_series)
     return DeepAREnsemble([DeepAR(config, num_series) for _ in range(config.ensemble)])

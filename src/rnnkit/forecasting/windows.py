@@ -64,6 +64,10 @@ class ForecastConfig:
     ensemble: int = 1
     extra: dict = field(default_factory=dict)  # free-form notes (e.g. why a lag was dropped)
 
+    def __post_init__(self) -> None:
+        if self.ensemble < 1:
+            raise ValueError(f"ensemble must be >= 1, got {self.ensemble}")
+
     @property
     def max_lag(self) -> int:
         return max(self.lags)
