@@ -11,6 +11,7 @@ length.
     python benchmarks/cells.py                    # full table, JSON in benchmarks/results/
     python benchmarks/cells.py --hidden 256 --repeats 3
     python benchmarks/cells.py --layers 2     # between-layer dropout rows need 2 layers
+    python benchmarks/cells.py --modes LSTM --configs layer_norm "every step trick"
     python benchmarks/cells.py --step-loop        # + each trick on the Python loop over the
                                                   #   step ops (the path before issue 18)
     python benchmarks/cells.py --threads 1 --clock cpu --stat min   # on a crowded machine
@@ -123,6 +124,8 @@ def run(args) -> list[dict]:
             for name, kw in configs(mode, args.step_loop).items():
                 if kw.get("fast") is False and H > 256 and not args.slow:
                     continue
+                if args.configs and name not in args.configs:
+                    continue
                 modules[name] = getattr(rnnkit, mode)(args.input, H, args.layers,
                                                       batch_first=True, device=args.device, **kw)
 
@@ -177,6 +180,8 @@ def main() -> None:
     p.add_argument("--layers", type=int, default=1)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--configs", nargs="+", default=[],
+                   help="only these rows (names as printed), beside the two torch.nn ones")
     p.add_argument("--slow", action="store_true", help="also time the reference loop at H>256")
     p.add_argument("--step-loop", action="store_true",
                    help="also time each trick as a Python loop over the step ops")
