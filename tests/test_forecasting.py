@@ -29,7 +29,7 @@ from rnnkit.forecasting.metrics import (
     evaluate,
     seasonal_naive_scale,
 )
-from rnnkit.forecasting.model import DeepAR, DeepAREnsemble
+from rnnkit.forecasting.model import DeepAR, DeepAREnsemble, t_quantile
 from rnnkit.forecasting.windows import WindowSampler
 
 
@@ -219,6 +219,82 @@ def test_forecast_uses_only_its_context(sine):
     # and a shorter context is fine as long as it exceeds the largest lag
     short = fc.forecast(train.values[-(cfg.max_lag + 1):], train.dates[-(cfg.max_lag + 1):], 3)
     assert short.samples.shape[1] == 3
+
+
+def test_t_quantile_matches_the_exact_quantiles():
+    # Student-t 0.9-quantiles (scipy.stats.t.ppf), and the Normal's as df grows
+    exact = {2.01: 1.8814925, 2.5: 1.7302509, 3.0: 1.6377444, 4.0: 1.5332063,
+             10.0: 1.3721836, 30.0: 1.3104150, 1e6: 1.2815516}
+    got = t_quantile(0.9, torch.tensor(list(exact), dtype=torch.float64))
+    np.testing.assert_allclose(got.numpy(), list(exact.values()), rtol=2e-3)
+    np.testing.assert_allclose(t_quantile(0.5, torch.tensor([2.5, 9.0])).numpy(), 0, atol=1e-7)
+
+
+def test_context_spread_is_the_factor_the_context_asks_for():
+    """The 0.8-quantile over the context's steps of |z - mu| / (sigma q_0.9), for both heads,
+    on hand-made predictions."""
+    cfg = default_config([200], FREQUENCIES["daily"], 7, hidden_size=4, num_layers=1,
+                         likelihood="gaussian")
+    model = DeepAR(cfg)
+    T = 10
+    z = torch.zeros(2, cfg.max_lag + T)
+    z[:, cfg.max_lag:] = torch.tensor([[float(k) for k in range(T)], [0.5] * T])
+    params = torch.zeros(2, T, 2)  # mu 0, log_var log 4: sigma 2
+    params[..., 1] = float(np.log(4.0))
+    want = np.quantile(np.abs(z[:, cfg.max_lag:].numpy()) / (2 * 1.2815516), 0.8, axis=1)
+    np.testing.assert_allclose(model.context_spread(z, params).numpy(), want, rtol=1e-5)
+    model_t = DeepAR(dataclasses.replace(cfg, likelihood="student_t"))
+    params_t = torch.zeros(2, T, 3)  # mu 0, sigma softplus(0) + 1e-4, df 2 + softplus(3)
+    params_t[..., 2] = 3.0
+    sigma = float(np.log(2.0)) + 1e-4
+    q = float(t_quantile(0.9, torch.tensor(2 + float(np.log1p(np.exp(3.0))))))
+    want = np.quantile(np.abs(z[:, cfg.max_lag:].numpy()) / (sigma * q), 0.8, axis=1)
+    np.testing.assert_allclose(model_t.context_spread(z, params_t).numpy(), want, rtol=1e-4)
+
+
+def test_context_spread_floors_the_temperature(sine):
+    """With context_spread, each row samples at max(temperature, its factor): one step ahead
+    the draws' deviations from the location grow by exactly factor / temperature when the
+    factor is larger, and nothing changes when the temperature is."""
+    s, train, fc = sine
+    model, cfg = fc.model, fc.config
+    keep = cfg.max_lag + cfg.context_length
+    v = train.values[-keep:].copy()
+    v[-cfg.context_length // 2:] += 3 * np.random.default_rng(1).standard_normal(
+        cfg.context_length // 2)  # a context noisier than the training data
+    values = torch.tensor(v, dtype=torch.float32).unsqueeze(0)
+    cal = torch.from_numpy(calendar_features(np.concatenate(
+        [train.dates[-keep:][cfg.max_lag:], future_dates(train.dates[-1], fc.freq, 1)]),
+        cfg.calendar)).unsqueeze(0)
+    loc, scale = model.scale(values, cfg.context_length)
+    z = (values - loc) / scale
+    with torch.no_grad():
+        factor = float(model.context_spread(z, model.params(model.inputs(z, cal[:, :-1],
+                                                                         None))[0]))
+    saved = float(model.temperature)
+    try:
+        model.temperature.fill_(1.0)
+        assert factor > 2.0  # the noisy context asks for a wider spread
+
+        def paths(on):
+            torch.manual_seed(0)
+            return model.sample_paths(values, cal, None, 1, 64, context_spread=on)[0, :, 0]
+
+        off, on = paths(False), paths(True)
+        # on = m + k (off - m) for the step's location m and k = factor: on - k off is m (1 - k)
+        torch.testing.assert_close(on - factor * off, (on - factor * off).mean().expand(64),
+                                   rtol=0, atol=1e-3 * float(on.abs().max()))
+        assert on.std() > 2 * off.std()
+        model.temperature.fill_(10 * factor)
+        torch.testing.assert_close(paths(True), paths(False))
+    finally:
+        model.temperature.fill_(saved)
+    # the forecaster uses the config's setting
+    fc_off = Forecaster(model, fc.series_names)
+    fc_off.config = dataclasses.replace(cfg, context_spread=False)
+    a = fc.forecast(v, train.dates[-keep:], 3, num_samples=50, seed=2)
+    b = fc_off.forecast(v, train.dates[-keep:], 3, num_samples=50, seed=2)
+    assert a.samples.std(0).mean() > b.samples.std(0).mean()
 
 
 def test_forecast_refuses_bad_input(sine):

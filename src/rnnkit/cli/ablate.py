@@ -154,6 +154,7 @@ SERIES_TOGGLES: list[Toggle] = [
     Toggle("open_loop", either("objective", "teacher_forcing", "open_loop")),  # multi-step
     Toggle("calibrate_crps", either("calibrate", "coverage", "crps")),
     Toggle("calibrate_off", fixed(calibrate="")),
+    Toggle("context_spread", either("context_spread", True, False)),   # the spread floor
     Toggle("num_layers", either("num_layers", 2, 1)),
     Toggle("hidden_half", scaled("hidden_size", 0.5)),
     Toggle("hidden_double", scaled("hidden_size", 2)),
