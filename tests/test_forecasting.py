@@ -167,6 +167,16 @@ def test_a_100_row_series_trains_and_forecasts():
 # -- the model -----------------------------------------------------------------------------
 
 
+def test_without_validation_rows_a_time_budget_stops_at_default_steps():
+    """Too short for validation rows: nothing to stop early on, so training takes
+    config.default_steps even when the time budget would allow thousands."""
+    s = dated(10 + np.sin(np.arange(28) * 2 * np.pi / 7))  # 4 seasons
+    fc, report = train_forecaster([s], 7, max_time=60, default_steps=12, hidden_size=4,
+                                  num_layers=1)
+    assert fc.config.validation == 0
+    assert report.steps == 12 and report.stop_reason == "max_steps"
+
+
 @pytest.fixture(scope="module")
 def sine():
     """A noisy sine of period 16 on daily dates (SeasonalNaive's m = 7 misses it), and a

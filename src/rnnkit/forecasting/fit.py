@@ -65,7 +65,7 @@ def train_forecaster(series: Sequence[DatedSeries], horizon: int, max_time: floa
     """Train a forecaster of ``horizon`` steps on every row of ``series`` (hold out test
     rows before calling). The config comes from ``default_config`` (``overrides`` replace
     fields). Stops at ``max_time`` seconds, ``max_steps``, or early stopping; without
-    validation rows and without either budget, after ``config.default_steps``."""
+    validation rows and without ``max_steps``, after ``config.default_steps``."""
     if not series:
         raise DataError("no series to train on")
     freq = infer_frequency(series[0].dates)
@@ -191,8 +191,10 @@ def fit_model(model: DeepAR, values: Sequence[np.ndarray], calendars: Sequence[n
     ``calibrate_model`` (and ``config.calibrate``), then choose its sampling temperature."""
     cfg: ForecastConfig = model.config
     sampler, val = _windows(cfg, values, calendars, seed)
-    if max_time is None and max_steps is None:
-        max_steps = None if val is not None else cfg.default_steps
+    if val is None and max_steps is None:
+        # nothing to stop early on: a time budget alone would fit a few dozen rows for as
+        # many steps as the machine allows (thousands), and the result would vary with it
+        max_steps = cfg.default_steps
     if max_time is None and max_steps is None:
         max_steps = 100 * cfg.eval_every * cfg.patience  # early stopping ends it first
     if cfg.skip == "least_squares":

@@ -61,7 +61,7 @@ class ForecastConfig:
     clip: float = 10.0  # gradient-norm clipping threshold
     eval_every: int = 25  # optimizer steps between validation checks
     patience: int = 12  # validation checks without a new best before stopping
-    default_steps: int = 400  # steps when there is neither a time budget nor validation
+    default_steps: int = 400  # steps when there are no validation rows (and no max_steps)
     # models trained from seeds seed .. seed + K - 1 whose sample paths a forecast pools
     # (a deep ensemble); each gets 1/K of the time budget
     ensemble: int = 1
