@@ -297,8 +297,16 @@ def test_context_spread_floors_the_temperature(sine):
         assert on.std() > 2 * off.std()
         model.temperature.fill_(10 * factor)
         torch.testing.assert_close(paths(True), paths(False))
+        # the floor stops at the widest temperature calibration may choose
+        model.config = dataclasses.replace(cfg, temperatures=(1.0, factor / 2))
+        model.temperature.fill_(1.0)
+        off, on = paths(False), paths(True)
+        torch.testing.assert_close(on - factor / 2 * off,
+                                   (on - factor / 2 * off).mean().expand(64),
+                                   rtol=0, atol=1e-3 * float(on.abs().max()))
     finally:
         model.temperature.fill_(saved)
+        model.config = cfg
     # the forecaster uses the config's setting
     fc_off = Forecaster(model, fc.series_names)
     fc_off.config = dataclasses.replace(cfg, context_spread=False)

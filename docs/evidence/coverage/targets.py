@@ -20,7 +20,9 @@ al. 2018); the best validation CRPS; the
 best interval score of the 80% interval (Gneiting & Raftery 2007, Eq. 43); and the default
 raised to a factor from the context's own one-step residuals (``residual``: the 0.8-quantile
 of |z - mu| / (sigma t_0.9(df)) over the context, when above the default's temperature;
-``residual_alone``: that factor alone, at least 1).
+``residual_alone``: that factor alone, at least 1; ``residual_capped``: ``residual`` with the
+factor at most 8, what ``ForecastConfig.context_spread`` does; added after ``targets.json``
+was made, so only ``short-series-capped.json`` has it).
 """
 
 from __future__ import annotations
@@ -138,7 +140,9 @@ def run(name: str, shift: int, budget: float, seed: int = 0) -> list[dict]:
             continue
         factor = residual_factor(model, t.values, t.dates, i)
         rules = dict(temps, residual=max(temps["default"], factor),
-                     residual_alone=max(1.0, factor))
+                     residual_alone=max(1.0, factor),
+                     # the library's rule: the factor capped at the largest temperature
+                     residual_capped=max(temps["default"], min(factor, max(GRID))))
         row = {"series": bench.label_of(name, series, s), "shift": shift, "seed": seed,
                "horizon": h,
                "steps": report.steps, "validation_windows": 0 if val is None else len(val.values),

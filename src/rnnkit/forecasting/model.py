@@ -206,8 +206,9 @@ class DeepAR(nn.Module):
         ``values [B, max_lag + T]`` are the context (T >= 1 steps read teacher-forced, the
         scale taken from them), ``calendar [B, T + horizon, K]`` covers the context steps and
         the future ones. Draws scale the predicted spread by ``temperature``, or with
-        ``context_spread`` by ``max(temperature, self.context_spread(...))`` of their row:
-        a forecast is never surer of the next steps than the model was of its own context.
+        ``context_spread`` by ``max(temperature, self.context_spread(...))`` of their row
+        (the latter at most ``max(config.temperatures)``): a forecast is never surer of the
+        next steps than the model was of its own context.
         """
         lag = self.config.max_lag
         b, t = values.shape[0], values.shape[1] - lag
@@ -216,7 +217,11 @@ class DeepAR(nn.Module):
         params, state = self.params(self.inputs(z, calendar[:, :t], series))
         temperature = self.temperature.expand(b)
         if context_spread:
-            temperature = torch.maximum(temperature, self.context_spread(z, params))
+            # at most the widest temperature calibration may choose: a context the model
+            # fits hundreds of times worse than it expects (an overfit model) says more
+            # about the model than about the next steps
+            floor = self.context_spread(z, params).clamp(max=max(self.config.temperatures))
+            temperature = torch.maximum(temperature, floor)
         temperature = temperature.repeat_interleave(num_samples).unsqueeze(-1)
         # one row per (series, path): repeat along the batch axis of the [L, B, H] state
         state = tuple(s.repeat_interleave(num_samples, dim=1) for s in state)

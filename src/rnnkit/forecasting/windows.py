@@ -50,7 +50,8 @@ class ForecastConfig:
     # the temperatures calibrate tries (a small series' one-step scale can be 8x too small)
     temperatures: tuple[float, ...] = (1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
     # a forecast samples at no less than the factor its own context's one-step residuals
-    # ask for (DeepAR.context_spread), when that is above the calibrated temperature
+    # ask for (DeepAR.context_spread, at most max(temperatures)), when that is above the
+    # calibrated temperature
     context_spread: bool = True
     hidden_size: int = 40  # DeepAR's 40 cells
     num_layers: int = 2
