@@ -443,13 +443,7 @@ def rolling_origins(rows: list[dict], names: list[str], args) -> dict:
             "coverage": float(np.mean([r["methods"][n]["coverage"] for r in got])),
             "origins": len(got)} for n in methods}
     names_all = list(dict.fromkeys(n for t in table.values() for n in t))
-    summary = {}
-    for n in names_all:
-        cells = [t[n] for t in table.values() if n in t]
-        summary[n] = {"gmean_mase": float(np.exp(np.mean([np.log(c["mase"]) for c in cells]))),
-                      "gmean_crps": float(np.exp(np.mean([np.log(c["crps"]) for c in cells]))),
-                      "mean_coverage": float(np.mean([c["coverage"] for c in cells])),
-                      "series": len(cells)}
+    summary = {n: panel_means([t[n] for t in table.values() if n in t]) for n in names_all}
     return {"origins": args.origins, "series": table, "summary": summary,
             "rows": [r for got in by_label.values() for r in got if r["origin_horizons_back"]]}
 
@@ -468,18 +462,21 @@ def print_rolling(rolling: dict) -> None:
         f"{rolling['summary'][n]['mean_coverage']:>6.2f}" for n in names))
 
 
+def panel_means(cells: list[dict]) -> dict:
+    """One method's cells (mase, crps, coverage) over series -> the panel's geometric-mean
+    MASE and CRPS and its mean coverage."""
+    return {"gmean_mase": float(np.exp(np.mean([np.log(c["mase"]) for c in cells]))),
+            "gmean_crps": float(np.exp(np.mean([np.log(c["crps"]) for c in cells]))),
+            "mean_coverage": float(np.mean([c["coverage"] for c in cells])),
+            "series": len(cells)}
+
+
 def summarize(rows: list[dict]) -> dict:
     names = list(dict.fromkeys(n for r in rows for n in r["methods"]))
     out = {}
     for n in names:
         got = [r["methods"][n] for r in rows if n in r["methods"]]
-        out[n] = {
-            "gmean_mase": float(np.exp(np.mean([np.log(g["mase"]) for g in got]))),
-            "gmean_crps": float(np.exp(np.mean([np.log(g["crps"]) for g in got]))),
-            "mean_coverage": float(np.mean([g["coverage"] for g in got])),
-            "seconds": float(np.sum([g["seconds"] for g in got])),
-            "series": len(got),
-        }
+        out[n] = {**panel_means(got), "seconds": float(np.sum([g["seconds"] for g in got]))}
     wins = [r["methods"]["rnnkit"]["mase"] < r["methods"]["SeasonalNaive"]["mase"] for r in rows]
     out["rnnkit"]["beats_seasonal_naive"] = f"{sum(wins)}/{len(wins)}"
     return out
