@@ -5,9 +5,10 @@ import itertools
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import rnnkit
-from rnnkit import fast_loop, kernels
+from rnnkit import fast_loop, kernels, workspace
 
 T, B, H = 5, 3, 4
 
@@ -23,6 +24,8 @@ def _inputs(gates: int, *, ln_hh: bool, ln_cell: bool, mask: bool, keep: bool, r
         weight_hh=rand(gates * H, H),
         hh_gain=rand(gates * H) if ln_hh else None,
         hh_bias=rand(gates * H),
+        ih_gain=rand(gates * H) if ln_hh else None,  # input_gates before their LN
+        ih_bias=rand(gates * H) if ln_hh else None,
         candidate_mask=(torch.rand(B, H, generator=g, dtype=torch.float64) > 0.3).double() * 1.4
         if mask else None,
         keep_h=torch.rand(T, B, H, generator=g, dtype=torch.float64) if keep else None,
@@ -33,8 +36,6 @@ def _inputs(gates: int, *, ln_hh: bool, ln_cell: bool, mask: bool, keep: bool, r
         kw["h_init"] = rand(B, H)
     if gates == 4:
         kw["c0"] = rand(B, H)
-        kw["ih_gain"] = rand(gates * H) if ln_hh else None  # input_gates before their LN
-        kw["ih_bias"] = rand(gates * H) if ln_hh else None
         kw["cell_gain"] = rand(H) if ln_cell else None
         kw["cell_bias"] = rand(H) if ln_cell else None
         kw["keep_c"] = (torch.rand(T, B, 1, generator=g, dtype=torch.float64) > 0.5).double() \
@@ -127,14 +128,13 @@ def test_kernel_equals_eager_step(cell, dtype, monkeypatch):
         return torch.randn(*shape, generator=g, dtype=dtype).requires_grad_()
 
     kw = dict(input_gates=rand(T_, B_, G), h0=rand(B_, H_), weight_hh=rand(G, H_) / 6,
-              hh_gain=rand(G), hh_bias=rand(G),
+              hh_gain=rand(G), hh_bias=rand(G), ih_gain=rand(G), ih_bias=rand(G),
               candidate_mask=(torch.rand(B_, H_, generator=g, dtype=dtype) > 0.3).to(dtype) * 1.4,
               keep_h=torch.rand(T_, B_, H_, generator=g, dtype=dtype),
               resets={2: torch.tensor([[True], [False], [True], [False], [False]])},
               h_init=rand(B_, H_))
     if cell == "lstm":
-        kw.update(c0=rand(B_, H_), ih_gain=rand(G), ih_bias=rand(G), cell_gain=rand(H_),
-                  cell_bias=rand(H_), c_init=rand(B_, H_),
+        kw.update(c0=rand(B_, H_), cell_gain=rand(H_), cell_bias=rand(H_), c_init=rand(B_, H_),
                   keep_c=(torch.rand(T_, B_, 1, generator=g, dtype=dtype) > 0.5).to(dtype))
     layer = fast_loop.lstm_layer if cell == "lstm" else fast_loop.gru_layer
 
@@ -392,9 +392,9 @@ def test_sequence_ops_refuse_buffers_of_the_wrong_size():
         forward(reset=torch.zeros(T_, B_, dtype=torch.bool))
     with pytest.raises(RuntimeError, match=r"keep_h must be a contiguous \[4, 2, 3\]"):
         torch.ops.rnnkit.gru_forward_seq(torch.randn(T_, B_, 3 * H_), torch.randn(H_, 3 * H_),
-                                         None, None, None, torch.rand(T_, 1, H_), None, None,
-                                         hs, torch.empty(T_, B_, 3 * H_),
-                                         torch.empty(T_, B_, H_), None, None)
+                                         None, None, None, None, None, torch.rand(T_, 1, H_),
+                                         None, None, hs, torch.empty(T_, B_, 3 * H_),
+                                         torch.empty(T_, B_, H_), None, None, None)
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
@@ -437,3 +437,36 @@ def test_a_gru_step_without_grad_runs_torchs_kernel(monkeypatch):
         assert calls
     torch.testing.assert_close(out, expected.detach(), rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(h, h_expected.detach(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_input_projection_is_linear_in_kept_buffers(bias, monkeypatch):
+    """F.linear's values and gradients (float64 gradcheck, with and without bias, with and
+    without a gradient for x), from kept workspace buffers: an output still held is never
+    handed out again, and a dropped one is."""
+    monkeypatch.setattr(workspace, "MIN_BYTES", 0)  # keep even these small outputs
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(5, 3, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(6, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(6, generator=g, dtype=torch.float64, requires_grad=True) if bias else None
+    inputs = (x, w) if b is None else (x, w, b)
+    assert torch.autograd.gradcheck(lambda *a: fast_loop.input_projection(*a), inputs)
+    out, ref = fast_loop.input_projection(*inputs), F.linear(*inputs)
+    torch.testing.assert_close(out, ref, rtol=0, atol=0)
+    d_out = torch.randn_like(ref)
+    for leaves in (inputs, inputs[1:]):  # x with and without a gradient
+        x.requires_grad_(leaves[0] is x)
+        out, ref = fast_loop.input_projection(*inputs), F.linear(*inputs)
+        for a, e in zip(torch.autograd.grad(out, leaves, d_out),
+                        torch.autograd.grad(ref, leaves, d_out)):
+            torch.testing.assert_close(a, e)
+    workspace.clear()  # only the buffers made below are kept
+    held = fast_loop.input_projection(*inputs).detach()
+    values = held.clone()
+    second = fast_loop.input_projection(2 * x, w, b)
+    assert second.data_ptr() != held.data_ptr()
+    torch.testing.assert_close(held, values, rtol=0, atol=0)
+    ptr = second.data_ptr()
+    del second
+    assert fast_loop.input_projection(x, w, b).data_ptr() == ptr
+    workspace.clear()

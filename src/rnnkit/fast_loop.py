@@ -571,7 +571,8 @@ def _gru_backward_loop(restarts, hh_stats, weight_hh, hh_gain, d_hs, dh, saved, 
 class _GRULayer(torch.autograd.Function):
     @staticmethod
     def forward(  # type: ignore[override]
-        ctx, input_gates, h0, weight_hh, hh_gain, hh_bias, h_init, candidate_mask, keep_h, resets
+        ctx, input_gates, h0, weight_hh, ih_gain, ih_bias, hh_gain, hh_bias, h_init,
+        candidate_mask, keep_h, resets,
     ):
         T, B, G = input_gates.shape
         H = G // 3
@@ -594,15 +595,22 @@ class _GRULayer(torch.autograd.Function):
         if seq is not None:
             reset = _reset_mask(resets, T, B, input_gates.device)
             h_init = _rows(h_init, B, H) if reset is not None else None
-            hh_stats = new(2, T, B) if hh_gain is not None else None  # mean, rstd
-            seq[0](input_gates, w_t, hh_gain, hh_bias, *masks, reset, h_init, *bufs, hh_stats)
+            ih_stats = new(2, T, B) if ih_gain is not None else None  # mean, rstd
+            hh_stats = new(2, T, B) if hh_gain is not None else None
+            seq[0](input_gates, w_t, ih_gain, ih_bias, hh_gain, hh_bias, *masks, reset, h_init,
+                   *bufs, ih_stats, hh_stats)
             ctx.reset, ctx.restarts, ctx.hh_stats = (reset, h_init), {}, hh_stats
         else:
             ctx.reset = None
+            x, ih_stats = input_gates, None
+            if ih_gain is not None:  # the input map's layer norm, over all steps at once
+                x, *ih_stats = _ln_forward(input_gates, ih_gain, ih_bias)
             ctx.restarts, ctx.hh_stats = _gru_forward_loop(
-                input_gates, w_t, hh_gain, hh_bias, masks, resets, h_init, bufs)
+                x, w_t, hh_gain, hh_bias, masks, resets, h_init, bufs)
+        ctx.ih_stats = ih_stats
         ctx.save_for_backward(
-            weight_hh, hh_gain, hh_bias, hs, act, a_n, raw_hh, candidate_mask, keep_h
+            weight_hh, ih_gain, ih_bias, hh_gain, hh_bias, hs, act, a_n,
+            input_gates if ih_gain is not None else None, raw_hh, candidate_mask, keep_h,
         )
         return hs[1:], hs[-1].clone()
 
@@ -614,9 +622,10 @@ class _GRULayer(torch.autograd.Function):
 
     @staticmethod
     def _backward(ctx, d_hs, d_hn):
-        (weight_hh, hh_gain, hh_bias, hs, act, a_n, raw_hh, candidate_mask,
-         keep_h) = ctx.saved_tensors
-        d_gates = workspace.empty(act.shape, act)
+        (weight_hh, ih_gain, ih_bias, hh_gain, hh_bias, hs, act, a_n, raw_ih, raw_hh,
+         candidate_mask, keep_h) = ctx.saved_tensors
+        d_gates = workspace.empty(act.shape, act)  # dL/d(the input map, after its LN)
+        d_x = workspace.empty(act.shape, act) if raw_ih is not None else None  # before it
         d_a = workspace.empty(act.shape, act)  # dL/d (recurrent projection, after its LN)
         d_raw = workspace.empty(act.shape, act) if raw_hh is not None else d_a
         dh = _contiguous_copy(d_hn) if d_hn is not None else torch.zeros_like(hs[0])
@@ -629,21 +638,62 @@ class _GRULayer(torch.autograd.Function):
             d_weight = weight_hh.new_empty(weight_hh.shape)
             torch.ops.rnnkit.gru_backward_seq(
                 weight_hh, d_hs, dh, act, a_n, hs, candidate_mask, keep_h, reset, h_init,
-                raw_hh, hh_gain, ctx.hh_stats, d_gates, d_a,
-                d_raw if raw_hh is not None else None, d_h_init, d_weight,
+                raw_hh, hh_gain, ctx.hh_stats, raw_ih, ih_gain, ctx.ih_stats, d_gates, d_a,
+                d_raw if raw_hh is not None else None, d_x, d_h_init, d_weight,
             )
         else:
             d_weight, d_h_init = _gru_backward_loop(
                 ctx.restarts, ctx.hh_stats, weight_hh, hh_gain, d_hs, dh, saved,
                 (d_gates, d_a, d_raw))
-        d_hh_gain = None
+            if raw_ih is not None:
+                d_x.copy_(_ln_input_grad(d_gates, raw_ih, *ctx.ih_stats, ih_gain))
+        d_ih_gain = d_ih_bias = d_hh_gain = None
+        if raw_ih is not None:
+            d_ih_gain, d_ih_bias = _ln_param_grads(d_gates, raw_ih, *ctx.ih_stats, ih_gain,
+                                                   ih_bias)
         if raw_hh is not None:
             d_hh_gain, d_hh_bias = _ln_param_grads(d_a, raw_hh, *ctx.hh_stats, hh_gain, hh_bias)
         elif hh_bias is not None:
             d_hh_bias = d_a.sum((0, 1))
         else:
             d_hh_bias = None
-        return (d_gates, dh, d_weight, d_hh_gain, d_hh_bias, d_h_init, None, None, None)
+        return (d_gates if d_x is None else d_x, dh, d_weight, d_ih_gain, d_ih_bias, d_hh_gain,
+                d_hh_bias, d_h_init, None, None, None)
+
+
+class _InputProjection(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias):  # type: ignore[override]
+        T, B, n_in = x.shape
+        out = workspace.empty((T, B, weight.shape[0]), x)
+        rows = x.reshape(T * B, n_in)
+        if bias is None:
+            torch.mm(rows, weight.t(), out=out.view(T * B, -1))
+        else:
+            torch.addmm(bias, rows, weight.t(), out=out.view(T * B, -1))
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return out
+
+    @staticmethod
+    def backward(ctx, d_out):  # type: ignore[override]
+        x, weight = ctx.saved_tensors
+        d_rows = d_out.reshape(-1, weight.shape[0])
+        need_x, need_w, need_b = ctx.needs_input_grad
+        d_x = torch.mm(d_rows, weight).view(x.shape) if need_x else None
+        d_w = torch.mm(d_rows.t(), x.reshape(-1, x.shape[-1])) if need_w else None
+        d_b = d_rows.sum(0) if need_b and ctx.has_bias else None
+        return d_x, d_w, d_b
+
+
+def input_projection(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``x W^T + b`` for every step at once, [T, B, I] -> [T, B, G*H]: ``F.linear``'s values
+    and gradients, written into a kept :mod:`rnnkit.workspace` buffer on CPU. At hidden 512
+    (batch 32, 200 steps) the output is over glibc's mmap threshold, so a fresh one would
+    page-fault on every call. Under autocast, and off CPU, it is ``F.linear``."""
+    if x.device.type != "cpu" or x.dim() != 3 or torch.is_autocast_enabled("cpu"):
+        return torch.nn.functional.linear(x, weight, bias)
+    return _InputProjection.apply(x, weight, bias)
 
 
 def lstm_layer(
@@ -678,15 +728,20 @@ def lstm_layer(
 def gru_layer(
     input_gates: Tensor, h0: Tensor, weight_hh: Tensor,
     hh_gain: Tensor | None = None, hh_bias: Tensor | None = None,
+    ih_gain: Tensor | None = None, ih_bias: Tensor | None = None,
     candidate_mask: Tensor | None = None, keep_h: Tensor | None = None,
     resets: dict[int, Tensor] | None = None, h_init: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """Run one GRU layer over a sequence. Returns (h for every step [T, B, H], h_T)."""
+    """Run one GRU layer over a sequence. Returns (h for every step [T, B, H], h_T).
+
+    With ``ih_gain``, ``input_gates`` is ``W_ih x`` before its layer norm (gain ``ih_gain``,
+    bias ``ih_bias``), which the layer applies in one pass over all steps.
+    """
     resets = resets or {}
     if resets and h_init is None:
         raise ValueError("resets need the state to restart from (h_init)")
     dtype = torch.promote_types(input_gates.dtype, weight_hh.dtype)
-    args = _state_precision(dtype, input_gates, h0, weight_hh, hh_gain, hh_bias, h_init,
-                            candidate_mask, keep_h)
+    args = _state_precision(dtype, input_gates, h0, weight_hh, ih_gain, ih_bias, hh_gain,
+                            hh_bias, h_init, candidate_mask, keep_h)
     with _without_autocast(input_gates.device):
         return _GRULayer.apply(*args, resets)

@@ -521,17 +521,25 @@ class _RecurrentBase(nn.Module):
     def _zoneout_rates(self) -> tuple[float, ...]:
         raise NotImplementedError
 
-    def _input_gates(self, x: Tensor, layer: int, normalize: bool = True) -> Tensor:
+    def _input_gates(self, x: Tensor, layer: int, fast: bool = False) -> Tensor:
         """``W_ih x + b_ih`` for all steps at once, layer-normalized with layer_norm (Ba 2016);
-        ``normalize=False`` leaves the layer norm (and its bias) to the fast loop's step."""
+        ``fast`` leaves the layer norm (and its bias) to the fast loop's layer, and writes
+        into a kept buffer (:func:`fast_loop.input_projection`)."""
         w = getattr(self, f"weight_ih_l{layer}")
-        b = getattr(self, f"bias_ih_l{layer}") if self.bias else None
-        if self.layer_norm and not normalize:
-            return F.linear(x, w)
-        if self.layer_norm:
-            return F.layer_norm(F.linear(x, w), (w.shape[0],),
-                                getattr(self, f"ln_weight_ih_l{layer}"), b)
-        return F.linear(x, w, b)
+        norm = self._ih_norm(layer)
+        linear = fast_loop.input_projection if fast else F.linear
+        if norm is None:
+            return linear(x, w, getattr(self, f"bias_ih_l{layer}") if self.bias else None)
+        if fast:
+            return linear(x, w)
+        return F.layer_norm(linear(x, w), (w.shape[0],), *norm)
+
+    def _ih_norm(self, layer: int) -> functional.Norm:
+        """Gain and bias of the input map's layer norm (its bias is b_ih), or None."""
+        if not self.layer_norm:
+            return None
+        bias = getattr(self, f"bias_ih_l{layer}") if self.bias else None
+        return getattr(self, f"ln_weight_ih_l{layer}"), bias
 
     def _hh_norm(self, layer: int) -> functional.Norm:
         if not self.layer_norm:
@@ -567,8 +575,7 @@ class _RecurrentBase(nn.Module):
             per_step = candidate_mask is not None and self.recurrent_dropout_mode == "per_step"
             fast = self._fast_loop_applies() and not per_step  # it takes one mask per run
             run = self._fast_layer if fast else self._reference_layer
-            fused_norm = fast and self._fused_input_norm
-            gates = self._input_gates(x, layer, normalize=not fused_norm)
+            gates = self._input_gates(x, layer, fast)
             x, s = self._run_segments(run, gates, [s[layer] for s in states], layer,
                                       candidate_mask, keep, resets, layer_init, w_hh[layer])
             if valid is not None:
@@ -613,7 +620,6 @@ class _RecurrentBase(nn.Module):
 
     _cell_step: Callable
     _fast_layer: Callable
-    _fused_input_norm = False  # True: _fast_layer applies the input map's layer norm itself
 
 
 class LSTM(_RecurrentBase):
@@ -727,16 +733,11 @@ class LSTM(_RecurrentBase):
         return functional.lstm_step(gates_x, h, c, weight_hh, bias_hh, self._hh_norm(layer),
                                     self._cell_norm(layer), candidate_mask)
 
-    _fused_input_norm = True
-
     def _fast_layer(self, gates_x, state, layer, candidate_mask, keep, resets, init, weight_hh):
         hh_gain, hh_bias = self._hh_norm(layer) or (None, None)
         if hh_gain is None and self.bias:
             hh_bias = getattr(self, f"bias_hh_l{layer}")
-        ih_gain, ih_bias = None, None
-        if self.layer_norm:  # gates_x is W_ih x before its layer norm (_fused_input_norm)
-            ih_gain = getattr(self, f"ln_weight_ih_l{layer}")
-            ih_bias = getattr(self, f"bias_ih_l{layer}") if self.bias else None
+        ih_gain, ih_bias = self._ih_norm(layer) or (None, None)
         cell_gain, cell_bias = self._cell_norm(layer) or (None, None)
         out, h, c = fast_loop.lstm_layer(
             gates_x, state[0], state[1], weight_hh, hh_gain, hh_bias,
@@ -810,8 +811,9 @@ class GRU(_RecurrentBase):
         hh_gain, hh_bias = self._hh_norm(layer) or (None, None)
         if hh_gain is None and self.bias:
             hh_bias = getattr(self, f"bias_hh_l{layer}")
-        out, h = fast_loop.gru_layer(gates_x, state[0], weight_hh, hh_gain, hh_bias,
-                                     candidate_mask, keep[0], resets, init[0])
+        ih_gain, ih_bias = self._ih_norm(layer) or (None, None)
+        out, h = fast_loop.gru_layer(gates_x, state[0], weight_hh, hh_gain, hh_bias, ih_gain,
+                                     ih_bias, candidate_mask, keep[0], resets, init[0])
         return out, [h]
 
     def extra_repr(self) -> str:

@@ -11,8 +11,9 @@
 //   r = sigmoid(x_r + a_r),  z = sigmoid(x_z + a_z),  n = tanh(x_n + r * a_n)
 //   h' = (1 - z) (n m) + z h_{t-1},   h_t = h' + k (h_{t-1} - h')
 //
-// with x = W_ih x_t + b_ih (all steps at once, outside), a = W_hh h_{t-1} + b_hh (or its layer
-// norm), m the recurrent-dropout mask and k the zoneout keep mask. The math is exactly
+// with x = W_ih x_t + b_ih (all steps at once, outside; or its layer norm, which the sequence
+// ops apply in one pass before the loop), a = W_hh h_{t-1} + b_hh (or its layer norm), m the
+// recurrent-dropout mask and k the zoneout keep mask. The math is exactly
 // rnnkit.fast_loop._gru_forward_step / _gru_backward_step (the eager version, used when this
 // file cannot be compiled, and the reference tests/test_fast_loop.py holds it to).
 #include "rows.h"
@@ -138,6 +139,7 @@ void gru_backward_step(const Tensor& dh, const OptTensor& dh_extra, const Tensor
 // that restart from h_init before step t), and the backward recomputes those restarted
 // states instead of keeping them.
 void check_gru_seq(const Tensor& act, const Tensor& hs, const Tensor& a_n, const OptTensor& raw,
+                   const OptTensor& ih_gain, const OptTensor& ih_stats,
                    const OptTensor& hh_gain, const OptTensor& hh_stats, const OptTensor& mask,
                    const OptTensor& keep_h, const OptTensor& reset, const OptTensor& h_init,
                    const char* op) {
@@ -151,9 +153,14 @@ void check_gru_seq(const Tensor& act, const Tensor& hs, const Tensor& a_n, const
   if (keep_h) check_seq(*keep_h, T_, B, H, op, "keep_h");
   if (mask) check_rows(*mask, B, H, op, "mask");
   if (h_init) check_rows(*h_init, B, H, op, "h_init");
-  if (hh_gain) check_vector(*hh_gain, G, op, "hh_gain");
-  if (hh_stats) check_seq_stats(*hh_stats, T_, B, op, "hh_stats");
+  for (const OptTensor* t : {&ih_gain, &hh_gain}) {
+    if (*t) check_vector(**t, G, op, "gate layer norm gains");
+  }
+  for (const OptTensor* t : {&ih_stats, &hh_stats}) {
+    if (*t) check_seq_stats(**t, T_, B, op, "layer norm statistics");
+  }
   TORCH_CHECK(!hh_gain || (raw && hh_stats), "rnnkit ", op, ": hh_gain needs raw and hh_stats");
+  TORCH_CHECK(!ih_gain || ih_stats, "rnnkit ", op, ": ih_gain needs ih_stats");
   if (reset) {
     TORCH_CHECK(reset->scalar_type() == at::kBool && reset->dim() == 2 &&
                     reset->size(0) == T_ && reset->size(1) == B,
@@ -161,24 +168,31 @@ void check_gru_seq(const Tensor& act, const Tensor& hs, const Tensor& a_n, const
                 reset->scalar_type(), " ", reset->sizes());
     TORCH_CHECK(h_init, "rnnkit ", op, ": reset needs h_init");
   }
-  for (const OptTensor* t : {&raw, &hh_gain, &hh_stats, &mask, &keep_h, &h_init}) {
+  for (const OptTensor* t :
+       {&raw, &ih_gain, &ih_stats, &hh_gain, &hh_stats, &mask, &keep_h, &h_init}) {
     if (*t) check_dtype(**t, act, op, "an optional tensor");
   }
   for (const Tensor* t : TensorList{&hs, &a_n}) check_dtype(*t, act, op, "a state buffer");
 }
 
-void gru_forward_seq(const Tensor& input_gates, const Tensor& weight_t, const OptTensor& hh_gain,
+void gru_forward_seq(const Tensor& input_gates, const Tensor& weight_t, const OptTensor& ih_gain,
+                     const OptTensor& ih_bias, const OptTensor& hh_gain,
                      const OptTensor& hh_bias, const OptTensor& mask, const OptTensor& keep_h,
                      const OptTensor& reset, const OptTensor& h_init, Tensor hs, Tensor act,
-                     Tensor a_n, const OptTensor& raw, const OptTensor& hh_stats) {
+                     Tensor a_n, const OptTensor& raw, const OptTensor& ih_stats,
+                     const OptTensor& hh_stats) {
   const char* op = "gru_forward_seq";
-  check_gru_seq(act, hs, a_n, raw, hh_gain, hh_stats, mask, keep_h, reset, h_init, op);
+  check_gru_seq(act, hs, a_n, raw, ih_gain, ih_stats, hh_gain, hh_stats, mask, keep_h, reset,
+                h_init, op);
   const int64_t T_ = act.size(0), B = act.size(1), G = act.size(2), H = G / 3;
   check_seq(input_gates, T_, B, G, op, "input_gates");
   check_dtype(input_gates, act, op, "input_gates");
   TORCH_CHECK(weight_t.dim() == 2 && weight_t.size(0) == H && weight_t.size(1) == G, "rnnkit ",
               op, ": weight_t must be [", H, ", ", G, "], got sizes ", weight_t.sizes());
-  if (hh_bias) check_vector(*hh_bias, G, op, "hh_bias");
+  for (const OptTensor* t : {&ih_bias, &hh_bias}) {
+    if (*t) check_vector(**t, G, op, "gate biases");
+    if (*t) check_dtype(**t, act, op, "a gate bias");
+  }
   AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "rnnkit_gru_forward_seq", [&] {
     using T = scalar_t;
     Tensor h_restart = reset ? at::empty({B, H}, hs.options()) : Tensor();
@@ -186,6 +200,12 @@ void gru_forward_seq(const Tensor& input_gates, const Tensor& weight_t, const Op
     const T *hg = data<T>(hh_gain), *hb = data<T>(hh_bias);
     ForwardRows<T> s{};
     s.a = rows<T>(a), s.mask = rows<T>(mask);
+    // x of each step: LN(input_gates) written into act (each step reads its row of x before
+    // writing the same row's activations), or input_gates itself
+    if (ih_gain) {
+      input_layer_norm<T>(input_gates, data<T>(ih_gain), data<T>(ih_bias), ih_stats, act);
+    }
+    const Tensor& x = ih_gain ? act : input_gates;
     const StepMatmul recurrent(weight_t);
     for (int64_t t = 0; t < T_; ++t) {
       Tensor h = hs[t];
@@ -207,7 +227,7 @@ void gru_forward_seq(const Tensor& input_gates, const Tensor& weight_t, const Op
       } else {
         recurrent(a, h);
       }
-      s.x = step_rows<T>(input_gates, t), s.h_prev = rows<T>(h);
+      s.x = step_rows<T>(x, t), s.h_prev = rows<T>(h);
       s.keep_h = step_rows<T>(keep_h, t), s.act = step_rows<T>(act, t);
       s.a_n = step_rows<T>(a_n, t), s.h = step_rows<T>(hs, t + 1);
       forward_rows(s, B, H);
@@ -216,20 +236,26 @@ void gru_forward_seq(const Tensor& input_gates, const Tensor& weight_t, const Op
 }
 
 // dh holds dL/dh_T on entry and dL/dh0 on return; d_h_init (zeros on entry) receives the
-// gradient of every restart; d_a is dL/d(the recurrent map after its layer norm), d_raw
-// (with layer norm) dL/d(W_hh h); d_weight is dL/dW_hh.
+// gradient of every restart; d_gates is dL/dx, and with ih_gain d_x is dL/d(input_gates)
+// before the layer norm (x the raw input_gates); d_a is dL/d(the recurrent map after its layer
+// norm), d_raw (with layer norm) dL/d(W_hh h); d_weight is dL/dW_hh.
 void gru_backward_seq(const Tensor& weight_hh, const OptTensor& d_hs, Tensor dh,
                       const Tensor& act, const Tensor& a_n, const Tensor& hs,
                       const OptTensor& mask, const OptTensor& keep_h, const OptTensor& reset,
                       const OptTensor& h_init, const OptTensor& raw, const OptTensor& hh_gain,
-                      const OptTensor& hh_stats, Tensor d_gates, Tensor d_a,
-                      const OptTensor& d_raw, const OptTensor& d_h_init, Tensor d_weight) {
+                      const OptTensor& hh_stats, const OptTensor& x, const OptTensor& ih_gain,
+                      const OptTensor& ih_stats, Tensor d_gates, Tensor d_a,
+                      const OptTensor& d_raw, const OptTensor& d_x, const OptTensor& d_h_init,
+                      Tensor d_weight) {
   const char* op = "gru_backward_seq";
-  check_gru_seq(act, hs, a_n, raw, hh_gain, hh_stats, mask, keep_h, reset, h_init, op);
+  check_gru_seq(act, hs, a_n, raw, ih_gain, ih_stats, hh_gain, hh_stats, mask, keep_h, reset,
+                h_init, op);
   const int64_t T_ = act.size(0), B = act.size(1), G = act.size(2), H = G / 3;
   check_seq(d_gates, T_, B, G, op, "d_gates");
   check_seq(d_a, T_, B, G, op, "d_a");
-  if (d_raw) check_seq(*d_raw, T_, B, G, op, "d_raw");
+  for (const OptTensor* t : {&d_raw, &x, &d_x}) {
+    if (*t) check_seq(**t, T_, B, G, op, "optional gate buffers");
+  }
   if (d_hs) check_seq(*d_hs, T_, B, H, op, "d_hs");
   check_rows(dh, B, H, op, "dh");
   if (d_h_init) check_rows(*d_h_init, B, H, op, "d_h_init");
@@ -240,7 +266,8 @@ void gru_backward_seq(const Tensor& weight_hh, const OptTensor& d_hs, Tensor dh,
               op, ": d_weight must be [", G, ", ", H, "], got sizes ", d_weight.sizes());
   TORCH_CHECK(!hh_gain || d_raw, "rnnkit ", op, ": hh_gain needs d_raw");
   TORCH_CHECK(!reset || d_h_init, "rnnkit ", op, ": reset needs d_h_init");
-  for (const OptTensor* t : {&d_hs, &d_raw, &d_h_init}) {
+  TORCH_CHECK(!ih_gain || (x && d_x), "rnnkit ", op, ": ih_gain needs x and d_x");
+  for (const OptTensor* t : {&d_hs, &d_raw, &x, &d_x, &d_h_init}) {
     if (*t) check_dtype(**t, act, op, "an optional tensor");
   }
   for (const Tensor* t : TensorList{&dh, &d_gates, &d_a, &d_weight}) {
@@ -283,6 +310,7 @@ void gru_backward_seq(const Tensor& weight_hh, const OptTensor& d_hs, Tensor dh,
       }
     }
     recurrent_weight_grad<T>(d_pre, hs, reset, h_init, d_weight);
+    if (ih_gain) input_layer_norm_backward<T>(d_gates, *x, data<T>(ih_gain), ih_stats, *d_x);
   });
 }
 
@@ -297,14 +325,16 @@ TORCH_LIBRARY_FRAGMENT(rnnkit, m) {
       "Tensor? mask, Tensor? keep_h, Tensor(a!) d_gates, Tensor(b!) d_a, Tensor(c!) dh_carry) "
       "-> ()");
   m.def(
-      "gru_forward_seq(Tensor input_gates, Tensor weight_t, Tensor? hh_gain, Tensor? hh_bias, "
-      "Tensor? mask, Tensor? keep_h, Tensor? reset, Tensor? h_init, Tensor(a!) hs, "
-      "Tensor(b!) act, Tensor(c!) a_n, Tensor(d!)? raw, Tensor(e!)? hh_stats) -> ()");
+      "gru_forward_seq(Tensor input_gates, Tensor weight_t, Tensor? ih_gain, Tensor? ih_bias, "
+      "Tensor? hh_gain, Tensor? hh_bias, Tensor? mask, Tensor? keep_h, Tensor? reset, "
+      "Tensor? h_init, Tensor(a!) hs, Tensor(b!) act, Tensor(c!) a_n, Tensor(d!)? raw, "
+      "Tensor(e!)? ih_stats, Tensor(f!)? hh_stats) -> ()");
   m.def(
       "gru_backward_seq(Tensor weight_hh, Tensor? d_hs, Tensor(a!) dh, Tensor act, Tensor a_n, "
       "Tensor hs, Tensor? mask, Tensor? keep_h, Tensor? reset, Tensor? h_init, Tensor? raw, "
-      "Tensor? hh_gain, Tensor? hh_stats, Tensor(b!) d_gates, Tensor(c!) d_a, "
-      "Tensor(d!)? d_raw, Tensor(e!)? d_h_init, Tensor(f!) d_weight) -> ()");
+      "Tensor? hh_gain, Tensor? hh_stats, Tensor? x, Tensor? ih_gain, Tensor? ih_stats, "
+      "Tensor(b!) d_gates, Tensor(c!) d_a, Tensor(d!)? d_raw, Tensor(g!)? d_x, "
+      "Tensor(e!)? d_h_init, Tensor(f!) d_weight) -> ()");
 }
 
 TORCH_LIBRARY_IMPL(rnnkit, CPU, m) {

@@ -343,16 +343,8 @@ void lstm_forward_seq(const Tensor& input_gates, const Tensor& weight_t,
     a.ih_gain = data<T>(ih_gain), a.ih_bias = data<T>(ih_bias);
     a.hh_gain = data<T>(hh_gain), a.hh_bias = data<T>(hh_bias);
     a.cell_gain = data<T>(cell_gain), a.cell_bias = data<T>(cell_bias);
-    if (ih_gain) {
-      // The input map's layer norm reads no state: one pass over all T * B rows before the
-      // loop (into act, where each step then adds LN(raw)) instead of one per step.
-      for_rows(T_ * B, G, [&](int64_t r) {
-        const int64_t t = r / B, b = r % B;
-        T* z = step_rows<T>(act, t)(b);
-        row_layer_norm(step_rows<T>(input_gates, t)(b), G, a.ih_gain, a.ih_bias,
-                       step_stat_rows<T>(ih_stats, t), b,
-                       [&](int64_t j, int64_t n, const Vec<T>& y) { store(y, z, j, n); });
-      });
+    if (ih_gain) {  // into act, where each step then adds LN(raw)
+      input_layer_norm<T>(input_gates, a.ih_gain, a.ih_bias, ih_stats, act);
       a.ih_gain = nullptr;
     }
     const StepMatmul recurrent(weight_t);
@@ -468,16 +460,7 @@ void lstm_backward_seq(const Tensor& weight_hh, const OptTensor& d_hs, Tensor dh
       }
     }
     recurrent_weight_grad<T>(d_pre, hs, reset, h_init, d_weight);
-    if (ih_gain) {
-      const T* gain = data<T>(ih_gain);
-      for_rows(T_ * B, G, [&](int64_t r) {
-        const int64_t t = r / B, b = r % B;
-        T mean, rstd;
-        step_stat_rows<T>(ih_stats, t).read(b, mean, rstd);
-        row_ln_backward(step_rows<T>(d_gates, t)(b), step_rows<T>(x, t)(b), gain, mean, rstd,
-                        G, step_rows<T>(d_x, t)(b));
-      });
-    }
+    if (ih_gain) input_layer_norm_backward<T>(d_gates, *x, data<T>(ih_gain), ih_stats, *d_x);
   });
 }
 

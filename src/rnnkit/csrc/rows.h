@@ -126,6 +126,35 @@ inline void row_layer_norm(const T* x, int64_t n, const T* gain, const T* bias,
   });
 }
 
+// The input map's layer norm reads no state, so a sequence op applies it in one parallel pass
+// over all T * B rows of x [T, B, G] before its time loop (y = LN(x) * gain + bias, the
+// statistics to stats [2, T, B]), and takes its backward in one pass after the loop.
+template <typename T>
+inline void input_layer_norm(const Tensor& x, const T* gain, const T* bias,
+                             const OptTensor& stats, const Tensor& y) {
+  const int64_t B = x.size(1), G = x.size(2);
+  for_rows(x.size(0) * B, G, [&](int64_t r) {
+    const int64_t t = r / B, b = r % B;
+    T* out = step_rows<T>(y, t)(b);
+    row_layer_norm(step_rows<T>(x, t)(b), G, gain, bias, step_stat_rows<T>(stats, t), b,
+                   [&](int64_t j, int64_t n, const Vec<T>& v) { store(v, out, j, n); });
+  });
+}
+
+// dx [T, B, G] of input_layer_norm, given dy (dx and dy may be the same buffer).
+template <typename T>
+inline void input_layer_norm_backward(const Tensor& dy, const Tensor& x, const T* gain,
+                                      const OptTensor& stats, const Tensor& dx) {
+  const int64_t B = x.size(1), G = x.size(2);
+  for_rows(x.size(0) * B, G, [&](int64_t r) {
+    const int64_t t = r / B, b = r % B;
+    T mean, rstd;
+    step_stat_rows<T>(stats, t).read(b, mean, rstd);
+    row_ln_backward(step_rows<T>(dy, t)(b), step_rows<T>(x, t)(b), gain, mean, rstd, G,
+                    step_rows<T>(dx, t)(b));
+  });
+}
+
 // The sequence ops' checks: [T, B, N] buffers with contiguous rows, so that step t's rows
 // (step_rows) and the [T * B, N] views of the weight gradient are what they claim.
 inline void check_seq(const Tensor& t, int64_t T_, int64_t B, int64_t N, const char* op,
