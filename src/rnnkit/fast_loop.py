@@ -319,6 +319,12 @@ def _transposed(weight_hh: Tensor, T: int) -> Tensor:
     return w_t.contiguous() if T >= TRANSPOSE_MIN_STEPS else w_t
 
 
+def _contiguous(t: Tensor) -> Tensor:
+    """``t`` itself when contiguous, else a contiguous copy in a kept workspace buffer (the
+    gradient of a batch_first output arrives transposed, [T, B, H] of them each backward)."""
+    return t if t.is_contiguous() else workspace.empty(t.shape, t).copy_(t)
+
+
 def _contiguous_copy(t: Tensor) -> Tensor:
     """A copy the steps can write into: ``clone()`` would keep a transposed gradient's strides."""
     return t.clone(memory_format=torch.contiguous_format)
@@ -431,7 +437,7 @@ class _LSTMLayer(torch.autograd.Function):
         dh = _contiguous_copy(d_hn) if d_hn is not None else torch.zeros_like(hs[0])
         dc = _contiguous_copy(d_cn) if d_cn is not None else torch.zeros_like(cs[0])
         if d_hs is not None:
-            d_hs = d_hs.contiguous()
+            d_hs = _contiguous(d_hs)
         grads = (d_gates, d_raw, d_x, d_cnorm)
         saved = (act, tanh_c, hs, cs, c_new, candidate_mask, keep_c, keep_h, cell_gain,
                  cell_stats, raw_hh, hh_gain, hh_stats, raw_ih, ih_gain, ih_stats)
@@ -630,7 +636,7 @@ class _GRULayer(torch.autograd.Function):
         d_raw = workspace.empty(act.shape, act) if raw_hh is not None else d_a
         dh = _contiguous_copy(d_hn) if d_hn is not None else torch.zeros_like(hs[0])
         if d_hs is not None:
-            d_hs = d_hs.contiguous()
+            d_hs = _contiguous(d_hs)
         saved = (hs, act, a_n, raw_hh, candidate_mask, keep_h)
         if ctx.reset is not None:  # the compiled sequence op ran the forward
             reset, h_init = ctx.reset
