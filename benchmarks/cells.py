@@ -20,6 +20,13 @@ length.
 "all tricks on" includes an input layer (``input_layers=1``: Linear(H) + ELU, after which W_ih
 reads H inputs instead of 64), which is the model's own arithmetic, not the loop's: its row
 also prints its ratio to ``MATCHED``, torch.nn's module behind the same input layer.
+
+Each row also gets its matmul floor on CPU: the multiply-adds of its matrix products, forward
+and backward (x W_ih^T over all steps, h W_hh^T at every step, their input and weight
+gradients, and the input layer's), over the best rate ``torch.mm`` reaches in the same process
+on the layer's [batch * steps, hidden] @ [hidden, gates * hidden] product. No implementation of
+that arithmetic can run faster than its floor on this machine, so a row whose floor is above
+a target cannot reach it without doing fewer multiplies.
 """
 
 from __future__ import annotations
@@ -97,6 +104,38 @@ class MatchedPeer(torch.nn.Module):
         return self.rnn(self.input_layer(x))
 
 
+def matmul_gflop(gates: int, rows: int, n_in: int, hidden: int, layers: int,
+                 input_layers: int) -> float:
+    """GFLOP of the matmuls of one forward + backward over ``rows`` = batch * steps, with
+    an input that needs no gradient (so the first map computes no input gradient)."""
+    def gemm(k: int, n: int) -> float:
+        return 2.0 * rows * k * n
+
+    total, first = 0.0, True
+    for _ in range(input_layers):  # Linear(hidden): forward, weight grad, input grad
+        total += gemm(n_in, hidden) * (2 if first else 3)
+        n_in, first = hidden, False
+    for _ in range(layers):  # W_ih over all steps, W_hh at every step: the same three each
+        total += gemm(n_in, gates * hidden) * (2 if first else 3)
+        total += 3 * gemm(hidden, gates * hidden)
+        n_in, first = hidden, False
+    return total / 1e9
+
+
+def best_matmul_rate(rows: int, hidden: int, gates: int, device, repeats: int = 5) -> float:
+    """GFLOP/s of torch.mm's fastest of ``repeats`` runs of [rows, hidden] @ [hidden, G]."""
+    a = torch.randn(rows, hidden, device=device)
+    b = torch.randn(hidden, gates * hidden, device=device)
+    out = torch.empty(rows, gates * hidden, device=device)
+    torch.mm(a, b, out=out)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, b, out=out)
+        best = min(best, time.perf_counter() - start)
+    return 2.0 * rows * hidden * gates * hidden / best / 1e9
+
+
 def saved_bytes(fn) -> int:
     total = 0
 
@@ -121,6 +160,7 @@ def run(args) -> list[dict]:
                                            device=args.device)
             modules = {f"torch.nn.{mode}": peer,
                        MATCHED: MatchedPeer(mode, args.input, H, args.layers, args.device)}
+            input_layers = {MATCHED: 1}
             for name, kw in configs(mode, args.step_loop).items():
                 if kw.get("fast") is False and H > 256 and not args.slow:
                     continue
@@ -128,6 +168,7 @@ def run(args) -> list[dict]:
                     continue
                 modules[name] = getattr(rnnkit, mode)(args.input, H, args.layers,
                                                       batch_first=True, device=args.device, **kw)
+                input_layers[name] = kw.get("input_layers", 0)
 
             def step(m, name, x=x):
                 with python_step_loop(name.endswith(STEP_LOOP)):
@@ -150,14 +191,21 @@ def run(args) -> list[dict]:
                     times[name].append(clock() - start)
             stat = min if args.stat == "min" else statistics.median
             base = stat(times[f"torch.nn.{mode}"])
+            gates = 4 if mode == "LSTM" else 3
+            cpu = args.device == "cpu"  # (on CUDA, mm's time would need synchronizing)
+            rate = best_matmul_rate(args.batch * args.steps, H, gates, args.device) if cpu else 0
             base_mem = saved_bytes(lambda: peer(x)[0])  # noqa: B023 (called right here)
             for name, m in modules.items():
                 t = stat(times[name])
                 with python_step_loop(name.endswith(STEP_LOOP)):
                     mem = saved_bytes(lambda m=m: m(x)[0])  # noqa: B023
+                gflop = matmul_gflop(gates, args.batch * args.steps, args.input, H, args.layers,
+                                     input_layers.get(name, 0))
                 rows.append(dict(mode=mode, hidden=H, config=name, ms=1000 * t,
                                  ratio=t / base, step_overhead_ms=1000 * (t - base) / args.steps,
-                                 saved_mb=mem / 2**20, mem_ratio=mem / base_mem))
+                                 saved_mb=mem / 2**20, mem_ratio=mem / base_mem,
+                                 matmul_gflop=gflop, matmul_gflop_per_s=rate or None,
+                                 floor_ratio=gflop / rate / base if rate else None))
                 r = rows[-1]
                 matched = ""
                 if name.startswith("all tricks on"):
@@ -165,8 +213,9 @@ def run(args) -> list[dict]:
                     matched = f"  x{r['ratio_to_matched']:5.2f} of the matched peer"
                 print(f"{mode:4} H={H:<4} {name:30} {r['ms']:8.1f} ms  x{r['ratio']:5.2f}  "
                       f"{r['step_overhead_ms']:+6.3f} ms/step  "
-                      f"saved {r['saved_mb']:7.1f} MB  x{r['mem_ratio']:5.2f}{matched}",
-                      flush=True)
+                      f"saved {r['saved_mb']:7.1f} MB  x{r['mem_ratio']:5.2f}"
+                      + (f"  matmul floor x{r['floor_ratio']:5.2f}" if rate else "")
+                      + matched, flush=True)
     return rows
 
 
