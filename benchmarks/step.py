@@ -119,7 +119,7 @@ def forced_path(rnn: rnnkit.LSTM | rnnkit.GRU, loop: bool) -> rnnkit.LSTM | rnnk
     """``rnn`` (tricks off) running rnnkit's fast loop (``loop``) or torch's fused kernel, not
     the streaming shortcut a plain one-step call takes."""
     rnn._loop_is_faster = lambda x: loop
-    rnn._plain_streaming_step = lambda x: False
+    rnn._streaming_shortcut = lambda x: False
     return rnn
 
 

@@ -268,7 +268,7 @@ class _RecurrentBase(nn.Module):
                              f"{self.input_size}")
         if T == 0:
             raise ValueError(f"{name}: input has no time steps (T=0)")
-        if (lengths is None and reset is None and not packed and self._plain_streaming_step(x)):
+        if lengths is None and reset is None and not packed and self._streaming_shortcut(x):
             output, states_out = self._streaming_forward(x, state)
             return output.transpose(0, 1) if self.batch_first else output, states_out
         valid = self._valid_steps(lengths, T, B, x.device, x.dtype)
@@ -419,28 +419,46 @@ class _RecurrentBase(nn.Module):
                             self.training, False)
         return result[0], list(result[1:])
 
-    def _plain_streaming_step(self, x: Tensor) -> bool:
-        """One step without gradients in eval where no trick changes the step (dropout, weight
-        drop and recurrent dropout are identities in eval; layer norm and zoneout's
-        expectation are not)."""
-        return (not self.training and _streaming_step(x) and not self.layer_norm
-                and not self._zoneout_rates_nonzero() and not _func_transform_active()
+    def _streaming_shortcut(self, x: Tensor) -> bool:
+        """One step without gradients in eval: dropout, weight drop and recurrent dropout are
+        identities there, and zoneout is its expectation."""
+        return (not self.training and _streaming_step(x) and not _func_transform_active()
                 and not torch.is_autocast_enabled(x.device.type))
 
     def _streaming_forward(self, x: Tensor, state) -> tuple[Tensor, Any]:
-        """``forward`` of one plain streaming step (``_plain_streaming_step``), x [1, B, I]:
-        the stack's cells and nothing else of the sequence machinery, whose Python costs as
-        much as the cell itself at batch 1 (benchmarks/step.py)."""
+        """``forward`` of one streaming step (``_streaming_shortcut``), x [1, B, I]: the
+        stack's steps and nothing else of the sequence machinery, whose Python costs as much
+        as the cell itself at batch 1 (benchmarks/step.py)."""
         if self.input_layers is not None:
             x = self.input_layers(x)
         B = x.shape[1]
         states = (self._unpack_state(self.initial_state(B, x.device, x.dtype)) if state is None
                   else self._check_state(state, B, x))
-        weights = [w for layer in range(self.num_layers)
-                   for w in self._layer_weights(layer, getattr(self, f"weight_hh_l{layer}"))]
-        output, states_out = self._cell_steps(x, states, weights, self.num_layers,
-                                              self.sum_outputs)
+        if self.layer_norm or self._zoneout_rates_nonzero():
+            output, states_out = self._eval_steps(x, states)
+        else:
+            weights = [w for layer in range(self.num_layers)
+                       for w in self._layer_weights(layer, getattr(self, f"weight_hh_l{layer}"))]
+            output, states_out = self._cell_steps(x, states, weights, self.num_layers,
+                                                  self.sum_outputs)
         return output, self._pack_state(states_out)
+
+    def _eval_steps(self, x: Tensor, states: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
+        """One eval time step, x [1, B, I], layer by layer through the reference loop's step
+        (``_cell_step``: layer norm included) and zoneout's expectation; the output is the
+        last layer's, or every layer's summed."""
+        out, total, new = x[0], None, []
+        for layer in range(self.num_layers):
+            previous = [s[layer] for s in states]
+            step = self._cell_step(self._input_gates(out, layer), previous, layer, None,
+                                   getattr(self, f"weight_hh_l{layer}"))
+            keep = [zoneout_keep(p.shape, rate, False, p)
+                    for p, rate in zip(previous, self._zoneout_rates())]
+            layer_state = [zoneout(p, n, k) for p, n, k in zip(previous, step, keep)]
+            new.append(layer_state)
+            out = layer_state[0]
+            total = out if total is None or not self.sum_outputs else total + out
+        return total.unsqueeze(0), [torch.stack(s) for s in zip(*new)]
 
     def _cell_steps(self, x, states, weights, num_layers, sum_outputs=False):
         """One time step, x [1, B, I], through torch.nn.LSTMCell's or GRUCell's kernel, layer
