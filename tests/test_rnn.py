@@ -341,6 +341,29 @@ def test_one_step_without_grad_runs_the_cell_kernel_with_the_same_numbers(mode, 
     torch.testing.assert_close((s[0] if mode == "LSTM" else s)[0], h0.detach())
 
 
+def _assert_streamed_steps_equal_the_sequence_call(m, xs, monkeypatch) -> list:
+    """Step ``m`` (eval, batch_first) through ``xs [B, T, I]`` one call at a time without
+    gradients and check every output and the last state against one sequence call with
+    gradients; every step must take the streaming shortcut. Returns the list that records
+    each later shortcut call."""
+    mode = type(m).__name__
+    expected, s_expected = m(xs)  # with grad, T steps: the sequence path
+    taken = []
+    real = type(m)._streaming_forward
+    monkeypatch.setattr(type(m), "_streaming_forward", lambda *a: taken.append(1) or real(*a))
+    outs, state = [], None
+    with torch.no_grad():
+        for t in range(xs.shape[1]):
+            out, state = m.step(xs[:, t], state)
+            outs.append(out)
+    assert taken == [1] * xs.shape[1]
+    torch.testing.assert_close(torch.stack(outs, 1), expected.detach(), rtol=1e-5, atol=1e-6)
+    for a, b in zip(state if mode == "LSTM" else (state,),
+                    s_expected if mode == "LSTM" else (s_expected,)):
+        torch.testing.assert_close(a, b.detach(), rtol=1e-5, atol=1e-6)
+    return taken
+
+
 @pytest.mark.parametrize("mode", ["LSTM", "GRU"])
 @pytest.mark.parametrize("trick", ["layer_norm", "zoneout", "both"])
 def test_streaming_shortcut_with_layer_norm_and_zoneout(mode, trick, monkeypatch):
@@ -359,21 +382,7 @@ def test_streaming_shortcut_with_layer_norm_and_zoneout(mode, trick, monkeypatch
     with torch.no_grad():
         for p in m.parameters():
             p.normal_(0, 0.5)
-    xs = torch.randn(3, 4, 5)
-    expected, s_expected = m(xs)  # with grad, four steps: the sequence path
-    taken = []
-    real = type(m)._streaming_forward
-    monkeypatch.setattr(type(m), "_streaming_forward", lambda *a: taken.append(1) or real(*a))
-    outs, state = [], None
-    with torch.no_grad():
-        for t in range(4):
-            out, state = m.step(xs[:, t], state)
-            outs.append(out)
-    assert taken == [1, 1, 1, 1]
-    torch.testing.assert_close(torch.stack(outs, 1), expected.detach(), rtol=1e-5, atol=1e-6)
-    for a, b in zip(state if mode == "LSTM" else (state,),
-                    s_expected if mode == "LSTM" else (s_expected,)):
-        torch.testing.assert_close(a, b.detach(), rtol=1e-5, atol=1e-6)
+    _assert_streamed_steps_equal_the_sequence_call(m, torch.randn(3, 4, 5), monkeypatch)
 
 
 @pytest.mark.parametrize("mode", ["LSTM", "GRU"])
@@ -390,21 +399,7 @@ def test_streaming_shortcut_equals_the_sequence_call(mode, monkeypatch):
     with torch.no_grad():
         m.initial_h.normal_()
     xs = torch.randn(3, 4, 5)
-    expected, s_expected = m(xs)  # with grad, four steps: the sequence path
-    taken = []
-    real = type(m)._streaming_forward
-    monkeypatch.setattr(type(m), "_streaming_forward",
-                        lambda *a: taken.append(1) or real(*a))
-    outs, state = [], None
-    with torch.no_grad():
-        for t in range(4):
-            out, state = m.step(xs[:, t], state)
-            outs.append(out)
-    assert taken == [1, 1, 1, 1]
-    torch.testing.assert_close(torch.stack(outs, 1), expected.detach(), rtol=1e-5, atol=1e-6)
-    for a, b in zip(state if mode == "LSTM" else (state,),
-                    s_expected if mode == "LSTM" else (s_expected,)):
-        torch.testing.assert_close(a, b.detach(), rtol=1e-5, atol=1e-6)
+    taken = _assert_streamed_steps_equal_the_sequence_call(m, xs, monkeypatch)
     taken.clear()
     with torch.no_grad():
         m.train().step(xs[:, 0])  # training: dropout applies, so the sequence path
