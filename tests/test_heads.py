@@ -102,3 +102,18 @@ def test_a_tiny_temperature_picks_the_argmax_where_denormals_flush_to_zero():
         assert head.sample(logits, temperature=1e-45).tolist() == [1, 0]
     finally:
         torch.set_flush_denormal(False)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_categorical_sample_refuses_logits_that_are_not_finite(bad, temperature):
+    """A diverged model's logits fail with one clear line, not torch's multinomial message or a
+    draw from a distribution that is not one; finite logits in the same batch do not hide it."""
+    head = CategoricalHead(1, 3)
+    logits = torch.tensor([[0.5, 1.0, -2.0], [0.1, bad, 0.3]])
+    if bad == -float("inf"):
+        logits[1] = bad  # one -inf alone is a zero probability; a whole row of them is not
+    with pytest.raises(ValueError, match="the logits are not finite"):
+        head.sample(logits, torch.Generator().manual_seed(0), temperature)
+    one = torch.tensor([[0.5, -float("inf"), 0.3]])
+    assert head.sample(one, torch.Generator().manual_seed(0), temperature).item() != 1

@@ -25,6 +25,11 @@ from rnnkit.regularizers import check_rate, dropout_mask
 LOG_2PI = math.log(2.0 * math.pi)
 
 
+def _not_finite() -> ValueError:
+    return ValueError("CategoricalHead.sample: the logits are not finite (a model whose "
+                      "training diverged?)")
+
+
 def _check_temperature(owner: str, temperature: float) -> None:
     if temperature < 0:
         raise ValueError(f"{owner}: temperature must be >= 0, got {temperature}")
@@ -88,16 +93,24 @@ class CategoricalHead(nn.Module):
         _check_temperature("CategoricalHead.sample", temperature)
         if temperature == 0:
             return params.argmax(-1)
-        # shift by the max first: a tiny temperature then sends the rest to -inf, not inf - inf;
         # in float64, where a temperature such as 1e-45 is not a denormal that a GPU flushes to
         # zero (0 / 0 for the most likely class)
         logits = params.detach().double()
-        scaled = (logits - logits.amax(-1, keepdim=True)) / temperature
-        probs = scaled.softmax(-1).reshape(-1, self.num_classes)
-        if not bool(torch.isfinite(probs).all()):
-            raise ValueError("CategoricalHead.sample: the logits are not finite (a model whose "
-                             "training diverged?)")
-        draw = torch.multinomial(probs, 1, generator=generator)
+        if temperature != 1:  # (softmax shifts by the max itself)
+            # shift by the max first: a tiny temperature then sends the rest to -inf, not
+            # inf - inf
+            logits = (logits - logits.amax(-1, keepdim=True)) / temperature
+        probs = logits.softmax(-1).reshape(-1, self.num_classes)
+        # On CPU, multinomial refuses inf and NaN itself, so the check costs nothing per draw
+        # (streaming generation draws one character at a time).
+        if probs.device.type != "cpu" and not bool(torch.isfinite(probs).all()):
+            raise _not_finite()
+        try:
+            draw = torch.multinomial(probs, 1, generator=generator)
+        except RuntimeError:
+            if bool(torch.isfinite(probs).all()):
+                raise
+            raise _not_finite() from None
         return draw.view(params.shape[:-1])
 
     def feedback(self, params: Tensor, mode: str | None = None,
