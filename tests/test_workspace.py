@@ -58,3 +58,22 @@ def test_outputs_and_retained_graphs_survive_later_calls():
     loss.backward()
     for g, p in zip(first, lstm.parameters()):
         torch.testing.assert_close(p.grad, g)
+
+
+def test_a_call_under_inference_mode_leaves_no_inference_buffers():
+    """Evaluating under torch.inference_mode, then training, works and gives the gradients of
+    a model that never ran under it: buffers made in inference mode (inference tensors, which
+    autograd can neither save nor write outside it) are not kept for later calls."""
+    torch.manual_seed(0)
+    x = torch.randn(16, 40, 8)
+    for mode in ("LSTM", "GRU"):
+        m = getattr(rnnkit, mode)(8, 128, layer_norm=True, batch_first=True)
+        m(x)[0].sum().backward()
+        expected = [p.grad.clone() for p in m.parameters()]
+        m.zero_grad()
+        workspace.clear()  # what the inference call asks for is made under inference mode
+        with torch.inference_mode():
+            m(x)
+        m(x)[0].sum().backward()
+        for g, p in zip(expected, m.parameters()):
+            torch.testing.assert_close(p.grad, g)

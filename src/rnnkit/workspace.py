@@ -36,7 +36,10 @@ def empty(shape: tuple[int, ...], like: Tensor) -> Tensor:
     """An uninitialized tensor of ``shape`` with ``like``'s dtype and device, reusing an idle
     kept buffer of the same size class when there is one."""
     numel = math.prod(shape)
-    if like.device.type != "cpu" or numel * like.element_size() < MIN_BYTES:
+    # A buffer made under torch.inference_mode is an inference tensor, which autograd may
+    # neither save nor let be written outside it: such calls get buffers of their own.
+    if (like.device.type != "cpu" or numel * like.element_size() < MIN_BYTES
+            or torch.is_inference_mode_enabled()):
         return like.new_empty(shape)
     with _lock:
         for k, buffer in enumerate(_buffers):
