@@ -631,7 +631,7 @@ class _GRULayer(torch.autograd.Function):
         (weight_hh, ih_gain, ih_bias, hh_gain, hh_bias, hs, act, a_n, raw_ih, raw_hh,
          candidate_mask, keep_h) = ctx.saved_tensors
         d_gates = workspace.empty(act.shape, act)  # dL/d(the input map, after its LN)
-        d_x = workspace.empty(act.shape, act) if raw_ih is not None else None  # before it
+        d_x = None  # dL/d(the input map, before its LN)
         d_a = workspace.empty(act.shape, act)  # dL/d (recurrent projection, after its LN)
         d_raw = workspace.empty(act.shape, act) if raw_hh is not None else d_a
         dh = _contiguous_copy(d_hn) if d_hn is not None else torch.zeros_like(hs[0])
@@ -641,6 +641,8 @@ class _GRULayer(torch.autograd.Function):
         if ctx.reset is not None:  # the compiled sequence op ran the forward
             reset, h_init = ctx.reset
             d_h_init = torch.zeros_like(h_init) if reset is not None else None
+            if raw_ih is not None:
+                d_x = workspace.empty(act.shape, act)
             d_weight = weight_hh.new_empty(weight_hh.shape)
             torch.ops.rnnkit.gru_backward_seq(
                 weight_hh, d_hs, dh, act, a_n, hs, candidate_mask, keep_h, reset, h_init,
@@ -652,7 +654,7 @@ class _GRULayer(torch.autograd.Function):
                 ctx.restarts, ctx.hh_stats, weight_hh, hh_gain, d_hs, dh, saved,
                 (d_gates, d_a, d_raw))
             if raw_ih is not None:
-                d_x.copy_(_ln_input_grad(d_gates, raw_ih, *ctx.ih_stats, ih_gain))
+                d_x = _ln_input_grad(d_gates, raw_ih, *ctx.ih_stats, ih_gain)
         d_ih_gain = d_ih_bias = d_hh_gain = None
         if raw_ih is not None:
             d_ih_gain, d_ih_bias = _ln_param_grads(d_gates, raw_ih, *ctx.ih_stats, ih_gain,

@@ -190,8 +190,9 @@ void gru_forward_seq(const Tensor& input_gates, const Tensor& weight_t, const Op
   TORCH_CHECK(weight_t.dim() == 2 && weight_t.size(0) == H && weight_t.size(1) == G, "rnnkit ",
               op, ": weight_t must be [", H, ", ", G, "], got sizes ", weight_t.sizes());
   for (const OptTensor* t : {&ih_bias, &hh_bias}) {
-    if (*t) check_vector(**t, G, op, "gate biases");
-    if (*t) check_dtype(**t, act, op, "a gate bias");
+    if (!*t) continue;
+    check_vector(**t, G, op, "gate biases");
+    check_dtype(**t, act, op, "a gate bias");
   }
   AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "rnnkit_gru_forward_seq", [&] {
     using T = scalar_t;
