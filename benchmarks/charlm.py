@@ -136,7 +136,8 @@ def evaluate(model: nn.Module, test: Tensor, vocab: int, batch: int = 16, chunk:
     return total / count
 
 
-def train_rnnkit(budget: float, seed: int, data: str, overrides: dict | None = None) -> nn.Module:
+def train_rnnkit(budget: float, seed: int, data: str, threads: int,
+                 overrides: dict | None = None) -> nn.Module:
     """rnnkit's default char model, trained as ``rnnkit train FILE --max-time BUDGET`` would,
     except that it evaluates only after the budget (the baselines do not evaluate either)."""
     from rnnkit.cli.infer import load_model
@@ -144,8 +145,10 @@ def train_rnnkit(budget: float, seed: int, data: str, overrides: dict | None = N
     from rnnkit.cli.train import run_training
 
     with tempfile.TemporaryDirectory() as tmp:
+        # threads: TrainSettings' default (0) takes every core, so without it the rnnkit arm
+        # of a 1-thread comparison ran on 2 cores while the plain arms ran on one.
         fixed = {"max_time": budget, "seed": seed, "progress": False, "sample_length": 0,
-                 "eval_every": 10**9}
+                 "eval_every": 10**9, "threads": threads}
         settings = TrainSettings(files=[data], runs_dir=tmp, name="charlm", device="cpu",
                                  **{**fixed, **(overrides or {})})
         summary = run_training(resolve_model_size(settings, given=set(overrides or {})))
@@ -163,18 +166,24 @@ def run_budget(budget: float, args: argparse.Namespace, train: Tensor, test: Ten
     """Train and score every model of ``--only`` under one budget; print one row each."""
     rows = []
     for name in args.only.split(","):
+        torch.set_num_threads(args.threads)
+        cpu = time.process_time()
         if name == "rnnkit":
-            model = train_rnnkit(budget, args.seed, rnnkit_file, args.rnnkit_set)
+            model = train_rnnkit(budget, args.seed, rnnkit_file, args.threads, args.rnnkit_set)
         else:
             model = train_plain(RECIPES[name], train, vocab, budget, args.seed)
+        # CPU seconds beside wall seconds: cores used = cpu / wall shows whether every arm ran
+        # on the same number of threads (training only; evaluation is outside).
+        cpu = time.process_time() - cpu
         nats = evaluate(model, test, vocab)
         rows.append({"model": name, "test_nats_per_char": round(nats, 4),
                      "test_bits_per_char": round(nats / math.log(2), 4),
                      "train_steps": model.train_steps,
-                     "train_seconds": round(model.train_seconds, 1)})
+                     "train_seconds": round(model.train_seconds, 1),
+                     "train_cpu_seconds": round(cpu, 1)})
         print(f"{budget:6g} s  {name:14s} {nats:.4f} nats/char  {nats / math.log(2):.4f} "
-              f"bits/char  {model.train_steps:6d} steps  {model.train_seconds:6.1f} s",
-              flush=True)
+              f"bits/char  {model.train_steps:6d} steps  {model.train_seconds:6.1f} s  "
+              f"cpu {cpu:6.1f} s ({cpu / model.train_seconds:.2f} cores)", flush=True)
     result: dict = {"budget_seconds": budget, "results": rows}
     scores = {r["model"]: r["test_nats_per_char"] for r in rows}
     if "rnnkit" in scores and len(scores) == 1 + len(RECIPES):
