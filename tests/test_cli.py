@@ -179,6 +179,30 @@ def test_config_file_and_flag_precedence(capsys):
     assert saved["batch_size"] == 2 and saved["max_time"] == 0
 
 
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_a_runs_config_yaml_passed_back_with_config_resolves_the_same(cell, capsys):
+    import yaml
+
+    path = text_file()
+    for preset in ("small", "large"):
+        first, again = f"{cell}-{preset}", f"{cell}-{preset}-again"
+        assert main(["train", path, *TINY, "--max-steps", "2", "--cell", cell,
+                     "--model-size", preset, "--name", first]) == 0
+        assert main(["train", path, "--config", f"runs/{first}/config.yaml",
+                     "--name", again]) == 0, capsys.readouterr().err
+        a = yaml.safe_load(Path(f"runs/{first}/config.yaml").read_text())
+        b = yaml.safe_load(Path(f"runs/{again}/config.yaml").read_text())
+        assert {**a, "name": again} == b
+
+
+def test_a_config_file_setting_the_other_cells_option_is_still_refused(capsys):
+    path = text_file()
+    Path("c.yaml").write_text("cell: gru\nforget_bias: 3.0\n")
+    code = main(["train", path, "--config", "c.yaml", *TINY, "--max-steps", "2"])
+    one_error_line(capsys, code, r"--forget-bias is for --cell lstm; this model's cell is gru")
+    assert not Path("runs").exists()
+
+
 @pytest.mark.parametrize("command, cls", [("train", TrainSettings), ("sample", SampleSettings),
                                           ("eval", EvalSettings)])
 def test_help_lists_every_option_with_default(command, cls, capsys):

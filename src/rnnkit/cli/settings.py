@@ -262,10 +262,21 @@ def task_kind(settings: TrainSettings) -> str:
     return "forecast" if any(f.lower().endswith(".csv") for f in settings.files) else "text"
 
 
-def resolve_model_size(settings: TrainSettings, given: set[str] | None = None) -> TrainSettings:
+def _written_for_any_cell(name: str, value: Any) -> bool:
+    """Whether ``value`` is what rnnkit itself writes for a cell-only field in every run's
+    config.yaml, whatever the cell: null, the field's default or a preset's value."""
+    default = TrainSettings.__dataclass_fields__[name].default
+    return value is None or value == default or any(
+        size.get(name) == value for size in MODEL_SIZES.values())
+
+
+def resolve_model_size(settings: TrainSettings, given: set[str] | None = None,
+                       from_file: set[str] = frozenset()) -> TrainSettings:
     """Fill the preset's fields that were not ``given`` and name the preset in
     ``settings.model_size`` (so a saved config says what ran). ``given=None``: every field that
-    differs from its default counts as given."""
+    differs from its default counts as given. ``from_file``: the fields only a config file
+    set; there, the other cell's option holding the value a run's own config.yaml holds for it
+    is passed over (so that file can be passed back with --config)."""
     if given is None:
         defaults = TrainSettings()
         given = {f.name for f in dataclasses.fields(settings)
@@ -286,6 +297,8 @@ def resolve_model_size(settings: TrainSettings, given: set[str] | None = None) -
         raise ConfigError("--chrono-init sets the forget (LSTM) or update (GRU) gate bias itself; "
                           "drop --forget-bias / --update-bias")
     for name in sorted(given & CELL_ONLY.keys()):
+        if name in from_file and _written_for_any_cell(name, getattr(settings, name)):
+            continue
         if settings.cell != CELL_ONLY[name]:
             raise ConfigError(f"--{name.replace('_', '-')} is for --cell {CELL_ONLY[name]}; "
                               f"this model's cell is {settings.cell}")

@@ -13,6 +13,7 @@ import torch
 from rnnkit import kernels
 from rnnkit.cli import report, rundir
 from rnnkit.cli.settings import (
+    ALIASES,
     ConfigError,
     TrainSettings,
     build_settings,
@@ -103,10 +104,12 @@ def settings_for(argv_flags: dict[str, Any], config_values: dict[str, Any], sour
                  resume: str | None) -> tuple[TrainSettings, Path | None]:
     """The settings of a new run (defaults < config file < flags), or of the resumed run
     (its saved config < the budget flags)."""
-    given = set(argv_flags) | {str(k).replace("-", "_") for k in config_values}
+    in_file = {ALIASES.get(k, k) for k in (str(k).replace("-", "_") for k in config_values)}
+    given = set(argv_flags) | in_file
     if resume is None:
         settings = build_settings(TrainSettings, config_values, argv_flags, source)
-        return resolve_model_size(_steps_only(settings, given), given), None
+        return resolve_model_size(_steps_only(settings, given), given,
+                                  in_file - set(argv_flags)), None
     run = rundir.find_run(resume)
     only = ", ".join("--" + k.replace("_", "-") for k in sorted(RESUMABLE))
     changed = sorted(set(argv_flags) - RESUMABLE - {"files"})
