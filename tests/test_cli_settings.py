@@ -143,3 +143,12 @@ def test_names_of_version_0_1_0_are_read_as_the_new_ones(tmp_path):
     parser = argparse.ArgumentParser()
     add_arguments(parser, TrainSettings)
     assert vars(parser.parse_args(["--chunk-len", "9"]))["chunk_length"] == 9
+
+
+def test_a_config_files_old_key_names_count_as_given_against_the_preset():
+    from rnnkit.cli.train import settings_for
+
+    # the large preset (no time budget) sets chunks of 128 unless the file's chunk_len counts
+    settings, _ = settings_for({}, {"chunk_len": 16, "max_time": 0, "max_steps": 5}, "c.yaml",
+                               None)
+    assert (settings.model_size, settings.chunk_length) == ("large", 16)
