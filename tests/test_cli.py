@@ -165,6 +165,33 @@ def test_resume_continues_exactly(monkeypatch, capsys):
             == Path("runs/cut/samples.txt").read_text())
 
 
+def lrs_by_step(run):
+    records = [json.loads(ln) for ln in (Path(run) / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: r["lr"] for r in records if r.get("split") != "eval"}
+
+
+def test_resume_with_a_larger_budget_never_raises_the_learning_rate(capsys):
+    path = text_file()
+    assert main(["train", path, *TINY, "--max-steps", "8", "--name", "r"]) == 0
+    stopped = lrs_by_step("runs/r")[8]
+    assert main(["train", "--resume", "r", "--max-steps", "16", "--no-progress"]) == 0
+    assert "anneals from" in capsys.readouterr().err
+    lrs = [lr for step, lr in sorted(lrs_by_step("runs/r").items()) if step > 8]
+    assert len(lrs) == 8 and lrs[0] <= stopped
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+    assert lrs[-1] == pytest.approx(0.03 * 0.05, rel=0.3)  # down to --min-lr-ratio at the end
+
+    assert main(["train", path, *TINY, "--max-steps", "8", "--name", "up"]) == 0
+    assert main(["train", "--resume", "up", "--max-steps", "16", "--no-progress",
+                 "--restart-schedule"]) == 0
+    assert lrs_by_step("runs/up")[9] > 5 * stopped  # asked for: the new budget's cosine
+
+
+def test_restart_schedule_needs_resume(capsys):
+    code = main(["train", text_file(), *TINY, "--restart-schedule"])
+    one_error_line(capsys, code, r"--restart-schedule goes with --resume")
+
+
 def test_config_file_and_flag_precedence(capsys):
     path = text_file()
     Path("c.toml").write_text('hidden_size = 12\nlr = 0.01\nname = "fromfile"\n')

@@ -191,6 +191,51 @@ def test_cosine_schedule_with_warmup(tmp_path):
     assert trainer.lr_schedule.factor(10) == pytest.approx(0.1)
 
 
+def test_a_continued_schedule_anneals_from_where_it_stopped():
+    before = LRSchedule("cosine", warmup_steps=2, min_lr_ratio=0.1, max_steps=10)
+    after = before.continued(10, 3.0, max_steps=30, max_time=0.0)
+    assert after.factor(10, 3.0) == pytest.approx(0.1)  # spent: it stays at the floor
+    midway = before.continued(6, 3.0, max_steps=30, max_time=0.0)
+    factors = [midway.factor(step) for step in range(6, 31)]
+    assert factors[0] == pytest.approx(before.factor(6))  # no jump at the resumed step
+    assert all(a > b for a, b in zip(factors, factors[1:]))
+    assert factors[-1] == pytest.approx(0.1)
+    by_time = LRSchedule("cosine", min_lr_ratio=0.0, max_time=10.0).continued(5, 5.0, 0, 20.0)
+    assert by_time.factor(5, 5.0) == pytest.approx(0.5)
+    assert by_time.factor(5, 12.5) == pytest.approx(0.25)  # half the remaining 15 s
+    assert LRSchedule("constant").continued(3, 1.0, 9, 0.0).factor(5) == 1.0
+
+
+def test_a_run_resumed_twice_at_a_new_budget_continues_exactly(tmp_path):
+    def trainer(run_dir, max_steps, on_eval=None):
+        return Trainer(TinyLSTM(), small_config(lr_schedule="cosine", max_steps=max_steps,
+                                                eval_every=3), text_ids(2000),
+                       text_ids(200, seed=1), run_dir=run_dir, on_eval=on_eval)
+
+    def stop_at(step):
+        def stop(trainer, metrics):
+            if metrics["step"] == step:
+                trainer.request_stop()  # as Ctrl-C does
+        return stop
+
+    for run in ("a", "b"):  # stopped midway down the cosine of 9 steps
+        assert trainer(tmp_path / run, 9, stop_at(3)).fit()["steps"] == 4
+    straight = trainer(tmp_path / "a", 12).resume(tmp_path / "a")
+    straight.fit()
+    cut = trainer(tmp_path / "b", 12, stop_at(6)).resume(tmp_path / "b")
+    assert cut.fit()["steps"] == 7
+    again = trainer(tmp_path / "b", 12).resume(tmp_path / "b")
+    assert 0.2 < again.lr_schedule.start_factor < 1.0
+    assert again.lr_schedule.start_step == straight.lr_schedule.start_step == 4
+    again.fit()
+    lrs = {r["step"]: r["lr"] for r in read_metrics(tmp_path / "b") if r.get("split") != "eval"}
+    assert lrs == {r["step"]: r["lr"] for r in read_metrics(tmp_path / "a")
+                   if r.get("split") != "eval"}
+    for a, b in zip(straight.model.state_dict().values(), again.model.state_dict().values(),
+                    strict=True):
+        assert torch.equal(a, b)
+
+
 def test_schedule_runs_over_the_budget_in_time_or_steps():
     schedule = LRSchedule("cosine", min_lr_ratio=0.0, max_steps=100, max_time=10.0)
     assert schedule.factor(0, 0.0) == pytest.approx(1.0)

@@ -53,6 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "flags given on the command line win (default: none)")
     train.add_argument("--resume", metavar="RUN", help="continue the run RUN (a directory or a "
                        "name under runs/) from its last checkpoint (default: none)")
+    train.add_argument("--restart-schedule", action="store_true", help="with --resume and a "
+                       "new budget: follow the learning-rate schedule over the whole new budget, "
+                       "so the rate may rise (default: anneal from the rate the run stopped at "
+                       "to the new budget's end)")
     add_arguments(train, TrainSettings)
 
     sample = commands.add_parser(
@@ -100,8 +104,11 @@ def _train(args: argparse.Namespace, flags: dict) -> int:
     from rnnkit.cli.train import run_training, settings_for
 
     config = load_config_file(args.config) if args.config else {}
+    if args.restart_schedule and not args.resume:
+        raise ConfigError("--restart-schedule goes with --resume RUN (a new run starts its "
+                          "schedule anyway)")
     settings, run = settings_for(flags, config, str(args.config), args.resume)
-    summary = run_training(settings, run)
+    summary = run_training(settings, run, args.restart_schedule)
     if summary["stop_reason"].startswith("stopped"):  # e.g. every step's gradient non-finite
         raise DataError(f"{summary['stop_reason']} (the checkpoints of {summary['run']} are "
                         "those of the last good steps)")
@@ -138,7 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as stop:  # --help, or a usage error already printed
         return int(stop.code or 0)
-    flags = {k: v for k, v in vars(args).items() if k not in ("command", "config", "resume")}
+    flags = {k: v for k, v in vars(args).items() if k not in ("command", "config", "resume",
+                                                             "restart_schedule")}
     try:
         if args.command == "train":
             return _train(args, flags)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -135,8 +136,11 @@ def _steps_only(settings: TrainSettings, given: set[str]) -> TrainSettings:
     return settings
 
 
-def run_training(s: TrainSettings, resume_run: Path | None = None) -> dict[str, Any]:
+def run_training(s: TrainSettings, resume_run: Path | None = None,
+                 restart_schedule: bool = False) -> dict[str, Any]:
     """Train as the settings say; returns the trainer's summary plus the run directory.
+    ``restart_schedule``: a resumed run with a new budget follows the schedule over all of it
+    (see Trainer.resume).
 
     Under torchrun every process runs this; rank 0 alone makes and writes the run directory
     (the trainer writes only on rank 0 too), and every rank trains in the one directory."""
@@ -183,7 +187,7 @@ def run_training(s: TrainSettings, resume_run: Path | None = None) -> dict[str, 
     run = resume_run or _make_run(s, task, rank)
     with rundir.lock(run) if rank == 0 else contextlib.nullcontext():
         return _train_in(run, s, task, model, objective, cfg, train, val, device, threads,
-                         max_steps, resume_run is not None)
+                         max_steps, resume_run is not None, restart_schedule)
 
 
 def _make_run(s: TrainSettings, task: Any, rank: int) -> Path:
@@ -198,7 +202,8 @@ def _make_run(s: TrainSettings, task: Any, rank: int) -> Path:
 
 def _train_in(run: Path, s: TrainSettings, task: Any, model: torch.nn.Module, objective: Any,
               cfg: TrainConfig, train: list[torch.Tensor], val: list[torch.Tensor], device: str,
-              threads: int, max_steps: int, resuming: bool) -> dict[str, Any]:
+              threads: int, max_steps: int, resuming: bool,
+              restart_schedule: bool = False) -> dict[str, Any]:
     eval_data = None
     if val:
         val_steps = sum(len(v) - 1 for v in val)
@@ -206,8 +211,10 @@ def _train_in(run: Path, s: TrainSettings, task: Any, model: torch.nn.Module, ob
     trainer = Trainer(model, cfg, train, eval_data, objective, run,
                       on_eval=report.EvalReport(task, run, s.seed, s.sample_length, train, val))
     if resuming:
-        trainer.resume(run / "last.pt")
+        trainer.resume(run / "last.pt", restart_schedule)
         _check_budget_left(trainer, s, max_steps)
+        if trainer.rank == 0:
+            _say_schedule(trainer, restart_schedule)
     if trainer.rank == 0:
         report.announce(task, s, run, model, sum(len(t) for t in train),
                         sum(len(v) for v in val), f"{device}, {threads} threads", max_steps,
@@ -223,6 +230,21 @@ def _train_in(run: Path, s: TrainSettings, task: Any, model: torch.nn.Module, ob
 
 def _default_name(s: TrainSettings) -> str:
     return Path(s.files[0]).stem if s.files else "pydoc-topics"
+
+
+def _say_schedule(trainer: Trainer, restarted: bool) -> None:
+    """A resumed run whose budget changed: say where its learning rate goes from here."""
+    schedule = trainer.lr_schedule
+    if schedule.kind == "constant" or not (restarted or schedule.start_step == trainer.step):
+        return
+    lr = trainer.base_lrs[0] * schedule.factor(trainer.step, trainer.elapsed)
+    if restarted:
+        print(f"note: --restart-schedule: the learning rate follows the cosine over the new "
+              f"budget, {lr:.3g} at step {trainer.step}", file=sys.stderr)
+    else:
+        print(f"note: the budget changed: the learning rate anneals from {lr:.3g}, where the "
+              f"run stopped, to the new budget's end (--restart-schedule follows the cosine "
+              "over the whole new budget instead)", file=sys.stderr)
 
 
 def _check_budget_left(trainer: Trainer, s: TrainSettings, max_steps: int) -> None:

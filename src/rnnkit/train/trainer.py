@@ -489,6 +489,7 @@ class Trainer:
             "n_averaged": 0 if self.averaged is None else int(self.averaged.n_averaged),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "lr_schedule": dataclasses.asdict(self.lr_schedule),
             "clipper": self.clipper.state_dict(),
             "early_stopping": self.stopper.state_dict(),
             "data": self.train_source.state_dict(),
@@ -503,11 +504,15 @@ class Trainer:
         if self.writes and payload is not None:
             save_checkpoint(payload, self.run_dir / name)
 
-    def resume(self, path: str | Path) -> Trainer:
+    def resume(self, path: str | Path, restart_schedule: bool = False) -> Trainer:
         """Load a checkpoint (a file, or a run directory's last.pt) to continue from it.
 
         Every rank loads the file; rank r takes rank r's hidden and RNG state, so resume with
-        the same number of processes, data and batch_size. Returns self.
+        the same number of processes, data and batch_size. With the checkpoint's budget the
+        run continues exactly; with another budget the learning rate anneals from where it
+        stopped to the new budget's end (``LRSchedule.continued``), or, with
+        ``restart_schedule``, follows this config's schedule over the whole new budget (it
+        may rise). Returns self.
         """
         path = Path(path)
         if path.is_dir():
@@ -534,12 +539,28 @@ class Trainer:
         self.state = map_state(lambda t: t.to(self.device), mine["state"])
         _set_rng_state(mine["rng"])
         self.step, self.elapsed = ckpt["step"], ckpt["elapsed"]
+        if not restart_schedule:
+            self.lr_schedule = self._schedule_after(ckpt)
         self.skipped_steps, self.nonfinite_in_row = ckpt["skipped_steps"], ckpt["nonfinite_in_row"]
         self.train_nats, self.train_count = ckpt["train_loss_since_eval"]
         self._resumed = True
         if self.writes and (self.run_dir / "metrics.jsonl").exists():
             self._truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
         return self
+
+    def _schedule_after(self, ckpt: dict[str, Any]) -> LRSchedule:
+        """The schedule the checkpoint's run followed (checkpoints before it was saved: the one
+        its config gives), continued over this config's budget when that changed."""
+        saved = ckpt.get("lr_schedule")
+        if saved is None:
+            old = ckpt["config"]
+            saved = dataclasses.asdict(dataclasses.replace(
+                self.lr_schedule, max_steps=old["max_steps"], max_time=old["max_time"]))
+        before = LRSchedule(**saved)
+        now = (self.config.max_steps, self.config.max_time)
+        if (before.max_steps, before.max_time) == now:
+            return before
+        return before.continued(self.step, self.elapsed, *now)
 
     # ------------------------------------------------------------------------- misc
     @staticmethod
