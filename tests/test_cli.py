@@ -192,6 +192,23 @@ def test_restart_schedule_needs_resume(capsys):
     one_error_line(capsys, code, r"--restart-schedule goes with --resume")
 
 
+@pytest.mark.parametrize("budget, said", [
+    (["--max-steps", "2"], "a step or epoch budget alone"),
+    (["--max-steps", "2", "--max-time", "0"], "--max-time 0"),
+    (["--max-steps", "2", "--max-time", "0", "--model-size", "large"], None),
+    (["--max-steps", "2", "--max-time", "30"], None),  # small: nothing to say
+])
+def test_the_large_preset_picked_for_want_of_a_time_budget_is_said(budget, said, capsys):
+    tiny = [a for a in TINY if a not in ("--max-time", "0")]
+    assert main(["train", text_file(), *tiny, *budget]) == 0
+    err = capsys.readouterr().err
+    if said is None:
+        assert "--model-size small to keep" not in err
+    else:
+        assert "model (large)" in err and said in err
+        assert "several times slower per step" in err and "--model-size small" in err
+
+
 def test_config_file_and_flag_precedence(capsys):
     path = text_file()
     Path("c.toml").write_text('hidden_size = 12\nlr = 0.01\nname = "fromfile"\n')

@@ -101,14 +101,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _train(args: argparse.Namespace, flags: dict) -> int:
-    from rnnkit.cli.train import run_training, settings_for
+    from rnnkit.cli.train import auto_size_note, run_training, settings_for
 
     config = load_config_file(args.config) if args.config else {}
     if args.restart_schedule and not args.resume:
         raise ConfigError("--restart-schedule goes with --resume RUN (a new run starts its "
                           "schedule anyway)")
     settings, run = settings_for(flags, config, str(args.config), args.resume)
-    summary = run_training(settings, run, args.restart_schedule)
+    given = set(flags) | {str(k).replace("-", "_") for k in config}
+    note = "" if run else auto_size_note(settings, given)
+    summary = run_training(settings, run, args.restart_schedule, note)
     if summary["stop_reason"].startswith("stopped"):  # e.g. every step's gradient non-finite
         raise DataError(f"{summary['stop_reason']} (the checkpoints of {summary['run']} are "
                         "those of the last good steps)")

@@ -128,6 +128,18 @@ def settings_for(argv_flags: dict[str, Any], config_values: dict[str, Any], sour
     return _steps_only(settings, given), run
 
 
+def auto_size_note(settings: TrainSettings, given: set[str]) -> str:
+    """What a new run's start says when ``--model-size auto`` took the large preset for want
+    of a time budget (a step or epoch budget alone, or --max-time 0): it is several times
+    slower per step than the small one, which a short step budget may not expect."""
+    if "model_size" in given or settings.model_size != "large" or settings.max_time:
+        return ""
+    budget = "--max-time 0" if "max_time" in given else "a step or epoch budget alone"
+    return (f"note: the large model preset, as --model-size auto picks with no time budget "
+            f"({budget}): it is several times slower per step than the small one; pass "
+            "--model-size small to keep the small one")
+
+
 def _steps_only(settings: TrainSettings, given: set[str]) -> TrainSettings:
     """A step or epoch budget given alone turns the (default) time budget off."""
     budgets = {name for name in ("max_steps", "max_epochs") if getattr(settings, name)}
@@ -137,10 +149,10 @@ def _steps_only(settings: TrainSettings, given: set[str]) -> TrainSettings:
 
 
 def run_training(s: TrainSettings, resume_run: Path | None = None,
-                 restart_schedule: bool = False) -> dict[str, Any]:
+                 restart_schedule: bool = False, note: str = "") -> dict[str, Any]:
     """Train as the settings say; returns the trainer's summary plus the run directory.
     ``restart_schedule``: a resumed run with a new budget follows the schedule over all of it
-    (see Trainer.resume).
+    (see Trainer.resume). ``note``: a line said after the start lines (on rank 0).
 
     Under torchrun every process runs this; rank 0 alone makes and writes the run directory
     (the trainer writes only on rank 0 too), and every rank trains in the one directory."""
@@ -187,7 +199,7 @@ def run_training(s: TrainSettings, resume_run: Path | None = None,
     run = resume_run or _make_run(s, task, rank)
     with rundir.lock(run) if rank == 0 else contextlib.nullcontext():
         return _train_in(run, s, task, model, objective, cfg, train, val, device, threads,
-                         max_steps, resume_run is not None, restart_schedule)
+                         max_steps, resume_run is not None, restart_schedule, note)
 
 
 def _make_run(s: TrainSettings, task: Any, rank: int) -> Path:
@@ -203,7 +215,7 @@ def _make_run(s: TrainSettings, task: Any, rank: int) -> Path:
 def _train_in(run: Path, s: TrainSettings, task: Any, model: torch.nn.Module, objective: Any,
               cfg: TrainConfig, train: list[torch.Tensor], val: list[torch.Tensor], device: str,
               threads: int, max_steps: int, resuming: bool,
-              restart_schedule: bool = False) -> dict[str, Any]:
+              restart_schedule: bool = False, note: str = "") -> dict[str, Any]:
     eval_data = None
     if val:
         val_steps = sum(len(v) - 1 for v in val)
@@ -219,6 +231,8 @@ def _train_in(run: Path, s: TrainSettings, task: Any, model: torch.nn.Module, ob
         report.announce(task, s, run, model, sum(len(t) for t in train),
                         sum(len(v) for v in val), f"{device}, {threads} threads", max_steps,
                         epochs_bind(s, max_steps))
+        if note:
+            print(note, file=sys.stderr)
     summary = trainer.fit()
     if summary["stop_reason"] == "max_steps" and epochs_bind(s, max_steps):
         summary["stop_reason"] = f"max_epochs {s.max_epochs:g}"
