@@ -39,6 +39,7 @@ from rnnkit.forecasting.windows import (
     Windows,
     WindowSampler,
     default_config,
+    drop_short,
     last_windows,
 )
 
@@ -56,6 +57,8 @@ class FitReport:
     stop_reason: str
     seconds: float
     history: list[dict] = field(default_factory=list)  # one record per validation check
+    # {name: rows} of the series too short to train on (windows.drop_short), left out
+    left_out: dict[str, int] = field(default_factory=dict)
 
 
 def train_forecaster(series: Sequence[DatedSeries], horizon: int, max_time: float | None = 60,
@@ -65,7 +68,10 @@ def train_forecaster(series: Sequence[DatedSeries], horizon: int, max_time: floa
     """Train a forecaster of ``horizon`` steps on every row of ``series`` (hold out test
     rows before calling). The config comes from ``default_config`` (``overrides`` replace
     fields). Stops at ``max_time`` seconds, ``max_steps``, or early stopping; without
-    validation rows and without ``max_steps``, after ``config.default_steps``."""
+    validation rows and without ``max_steps``, after ``config.default_steps``. Series
+    shorter than ``windows.min_length(horizon)`` are left out with a warning (all of them:
+    a DataError) and named in ``FitReport.left_out``."""
+    series, left_out = drop_short(series, horizon)
     if not series:
         raise DataError("no series to train on")
     freq = infer_frequency(series[0].dates)
@@ -91,6 +97,7 @@ def train_forecaster(series: Sequence[DatedSeries], horizon: int, max_time: floa
                                  on_check, calibrate_model=cfg.ensemble == 1))
         members.append(model)
     if cfg.ensemble == 1:
+        reports[0].left_out = left_out
         return Forecaster(members[0], names), reports[0]
     ensemble = DeepAREnsemble(members)
     _, val = _windows(cfg, values, calendars, seed)
@@ -102,6 +109,7 @@ def train_forecaster(series: Sequence[DatedSeries], horizon: int, max_time: floa
                        ", ".join(sorted({r.stop_reason for r in reports})),
                        time.monotonic() - start,
                        [{"member": k, **h} for k, r in enumerate(reports) for h in r.history])
+    report.left_out = left_out
     return Forecaster(ensemble, names), report
 
 

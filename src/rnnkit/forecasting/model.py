@@ -11,6 +11,7 @@ future, and quantiles over paths give the intervals.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -323,7 +324,8 @@ class Forecaster:
 
         Only the context is read, and of it only the last ``max_lag + context_length`` rows.
         It must hold more rows than the largest lag. ``series`` names the training series
-        it continues (its embedding; default the first).
+        it continues (its embedding; default the first) and is named in errors. A horizon
+        beyond the trained one (``config.horizon``) is forecast with a warning.
         """
         cfg = self.config
         values = np.asarray(context_values, dtype=np.float64)
@@ -334,12 +336,18 @@ class Forecaster:
         if values.ndim != 1 or len(values) != len(context_dates):
             raise ValueError(f"context_values must be [T] with one date each, got "
                              f"{values.shape} values and {len(context_dates)} dates")
+        what = f"series {series!r}" if series is not None else "the context"
         if len(values) <= cfg.max_lag:
-            raise DataError(f"the context has {len(values)} rows; this model needs more than "
+            raise DataError(f"{what} has {len(values)} rows; this model needs more than "
                             f"its largest lag, {cfg.max_lag} (at least {cfg.max_lag + 1})")
         if not np.isfinite(values).all():
-            raise DataError(f"the context has missing or infinite values at rows "
+            raise DataError(f"{what} has missing or infinite values at rows "
                             f"{np.flatnonzero(~np.isfinite(values))[:5].tolist()}")
+        if horizon > cfg.horizon:
+            warnings.warn(f"a forecast of {horizon} steps from a model trained on horizons of "
+                          f"{cfg.horizon}: steps {cfg.horizon + 1} on are extrapolated (no "
+                          f"training window scored them, no validation calibrated them)",
+                          stacklevel=2)
         dates = np.asarray(context_dates).astype("datetime64[m]")
         check_dates(dates)
         keep = min(len(values), cfg.max_lag + cfg.context_length)

@@ -9,6 +9,7 @@ teacher-forced), and windows never read a row at or after the series' training e
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
@@ -19,7 +20,8 @@ from torch import Tensor
 from rnnkit.data.errors import DataError
 from rnnkit.forecasting.frequency import Frequency
 
-__all__ = ["ForecastConfig", "default_config", "Windows", "WindowSampler", "last_windows"]
+__all__ = ["ForecastConfig", "default_config", "Windows", "WindowSampler", "last_windows",
+           "min_length", "max_horizon", "too_short", "too_short_message", "drop_short"]
 
 
 @dataclass
@@ -85,6 +87,59 @@ class ForecastConfig:
 def _room(rows: int, lags: Sequence[int], horizon: int) -> int:
     """Rows left for the context (and for sliding the window) once lags and horizon fit."""
     return rows - max(lags) - horizon
+
+
+def min_length(horizon: int) -> int:
+    """The fewest rows a series needs to train a forecaster of ``horizon`` steps on:
+    ``2 H + min(H, 12) + 1``, one training window (lag 1, a context of min(H, 12) steps and
+    the H steps) and H rows more to slide it over, so that every lead time is scored in
+    H + 1 distinct windows. Fewer rows fit a model to a handful of windows it learns by
+    heart: its intervals measure that fit, not the series (a 3-row series gave an 80%
+    interval 0.0007 wide)."""
+    if horizon < 1:
+        raise ValueError(f"horizon must be >= 1, got {horizon}")
+    return 2 * horizon + min(horizon, 12) + 1
+
+
+def max_horizon(rows: int) -> int:
+    """The longest horizon ``min_length`` allows on ``rows`` rows (0 when none does)."""
+    return max((h for h in range(1, rows // 2 + 1) if min_length(h) <= rows), default=0)
+
+
+def too_short(series: Sequence, horizon: int) -> dict[str, int]:
+    """``{name: rows}`` of the series with fewer than ``min_length(horizon)`` rows, in their
+    order. ``series``: ``DatedSeries`` (anything with ``name`` and ``values``) or
+    ``(name, rows)`` pairs."""
+    need = min_length(horizon)
+    pairs = [(s.name, len(s.values)) if hasattr(s, "values") else (s[0], int(s[1]))
+             for s in series]
+    return {name: rows for name, rows in pairs if rows < need}
+
+
+def drop_short(series: Sequence, horizon: int) -> tuple[list, dict[str, int]]:
+    """``(the series long enough, too_short(series, horizon))``: a DataError
+    (``too_short_message``) when none is long enough, a warning naming the others."""
+    short = too_short(series, horizon)
+    if short and len(short) == len(series):
+        raise DataError(too_short_message(short, horizon))
+    if short:
+        warnings.warn(f"{too_short_message(short, horizon)}; left out, the other "
+                      f"{len(series) - len(short)} trained and forecast", stacklevel=3)
+    return [s for s in series if s.name not in short], short
+
+
+def too_short_message(short: dict[str, int], horizon: int) -> str:
+    """One line naming the series of ``too_short``, their rows, the minimum and the longest
+    ``--horizon`` the shortest of them allows."""
+    listed = ", ".join(f"{name!r} ({rows} rows)" for name, rows in list(short.items())[:5])
+    more = f" and {len(short) - 5} more" if len(short) > 5 else ""
+    verb = "is" if len(short) == 1 else "are"
+    longest = max_horizon(min(short.values()))
+    fix = (f"use --horizon {longest} or less" if longest else
+           f"no horizon fits fewer than {min_length(1)} rows")
+    return (f"series {listed}{more} {verb} too short to train a forecaster of {horizon} "
+            f"steps on: that needs at least {min_length(horizon)} rows (2 x {horizon} + "
+            f"{min(horizon, 12)} + 1); {fix}")
 
 
 def default_config(lengths: Sequence[int], freq: Frequency, horizon: int,
