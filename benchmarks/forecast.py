@@ -482,6 +482,26 @@ def summarize(rows: list[dict]) -> dict:
     return out
 
 
+def coverage_by_frequency(rows: list[dict]) -> dict:
+    """``{freq: {method: mean 80% coverage over that frequency's series, "series": n}}``."""
+    out: dict[str, dict] = {}
+    for freq in dict.fromkeys(r["freq"] for r in rows):
+        got = [r for r in rows if r["freq"] == freq]
+        names = dict.fromkeys(n for r in got for n in r["methods"])
+        out[freq] = {n: float(np.mean([r["methods"][n]["coverage"] for r in got
+                                       if n in r["methods"]])) for n in names}
+        out[freq]["series"] = len(got)
+    return out
+
+
+def print_coverage(by_freq: dict, names: list[str]) -> None:
+    print("\n80% interval coverage by frequency (mean over its series)")
+    print(f"{'frequency':<26}{'series':>7}" + "".join(f"{n:>15}" for n in names))
+    for freq, cells in by_freq.items():
+        print(f"{freq:<26}{cells['series']:>7d}" + "".join(
+            f"{cells[n]:>15.2f}" if n in cells else f"{'-':>15}" for n in names))
+
+
 def print_table(rows: list[dict], summary: dict) -> None:
     names = list(summary)
     print("\nMASE / scaled CRPS / 80% coverage (last H rows held out)")
@@ -602,9 +622,12 @@ def main() -> None:
     rolling = rolling_origins(rows, names, args) if args.origins > 1 else None
     summary = summarize(rows)
     print_table(rows, summary)
+    by_freq = coverage_by_frequency(rows)
+    print_coverage(by_freq, list(summary))
     if rolling:
         print_rolling(rolling)
-    result = {"args": vars(args), "summary": summary, "series": rows, "rolling": rolling,
+    result = {"args": vars(args), "summary": summary, "coverage_by_frequency": by_freq,
+              "series": rows, "rolling": rolling,
               "machine": {"python": platform.python_version(), "torch": torch.__version__,
                           **versions(), "threads": args.threads}}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
