@@ -37,6 +37,7 @@ def test_two_processes_train_in_one_run_directory_and_resume(tmp_path):
     ckpt = torch.load(run / "last.pt", weights_only=True)
     assert ckpt["step"] == 4 and len(ckpt["ranks"]) == 2
     assert first.stderr.count("data: t.txt") == 1  # rank 0 alone reports
+    assert "every rank reads the same rows" not in first.stderr  # validation: read by all
 
     again = torchrun(["train", "--resume", "t", "--max-steps", "6"], tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]

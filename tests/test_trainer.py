@@ -419,3 +419,24 @@ def test_resolve_device_gives_every_process_its_own_gpu_or_none(gpus, env, name,
     else:
         with pytest.raises(ValueError, match=expected):
             resolve_device(name)
+
+
+def test_only_a_training_source_made_for_another_world_size_is_warned_about(monkeypatch,
+                                                                               caplog):
+    from rnnkit.train import StreamBatcher
+    from rnnkit.train import trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module.ddp, "rank_and_world", lambda: (0, 2))  # as torchrun
+    monkeypatch.setattr(trainer_module.ddp, "broadcast_module", lambda module: None)
+
+    def warned(train_world, eval_world):
+        caplog.clear()
+        train = StreamBatcher(text_ids(2000), 4, world_size=train_world)
+        Trainer(TinyLSTM(), small_config(), train,
+                StreamBatcher(text_ids(400), 4, world_size=eval_world))
+        return "every rank reads the same rows" in caplog.text
+
+    assert not warned(2, 1)  # validation read whole by every rank: right, not a mistake
+    assert not warned(2, 2)
+    assert warned(1, 1)  # training rows every rank reads alike: the mistake
+    assert warned(2, 4)  # a share of the validation rows for 4 ranks on 2

@@ -168,7 +168,7 @@ class Trainer:
             ddp.broadcast_module(self.model)
         self.objective = objective if objective is not None else TeacherForcing()
         self.train_source = self._source(train_data, config.overlap)
-        self.eval_source = None if eval_data is None else self._source(eval_data, 0)
+        self.eval_source = None if eval_data is None else self._source(eval_data, 0, True)
         params = list(self.model.parameters())
         if optimizer is None:
             self.optimizer = build_optimizer(params, config)
@@ -207,9 +207,13 @@ class Trainer:
     def _device(self, name: str) -> torch.device:
         return resolve_device(name)
 
-    def _source(self, data: Any, overlap: int) -> BatchSource:
+    def _source(self, data: Any, overlap: int, for_eval: bool = False) -> BatchSource:
         if hasattr(data, "next_batch"):
-            if getattr(data, "world_size", self.world_size) != self.world_size:
+            made_for = getattr(data, "world_size", self.world_size)
+            # An eval source made for one process is read whole by every rank: evaluate()
+            # sums nats and counts over the ranks, so the mean is the one process's.
+            whole = for_eval and made_for == 1
+            if made_for != self.world_size and not whole:
                 log.warning(
                     "a batch source made for %d processes runs on %d: every rank reads the "
                     "same rows; pass rank= and world_size= to the batcher",
