@@ -41,9 +41,16 @@ MISSING_MARKERS = {"na", "n/a", "#n/a", "nan", "null", "none", "nil", "-", "--",
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def _read_rows(path: Path) -> tuple[list[str], list[list[str]], list[int]]:
+def is_missing(cell: str) -> bool:
+    """An empty cell, a missing marker such as NA, or NaN: a gap in the data, not text."""
+    cell = cell.strip().lower()
+    return cell in ("", *MISSING_MARKERS) or cell.lstrip("+-") == "nan"
+
+
+def read_rows(path: Path) -> tuple[list[str], list[list[str]], list[int]]:
     """The header's names, the data rows, and the 1-based line in the file where each data
-    row starts (a quoted cell may span lines)."""
+    row starts (a quoted cell may span lines). A DataError for a file without a header or
+    data rows, a repeated column name, or a row with more cells than the header has names."""
     text = read_text_file(path, kind="a CSV file")
     reader = csv.reader(io.StringIO(text, newline=""))
     rows: list[list[str]] = []
@@ -100,32 +107,48 @@ def _is_numeric_column(cells: list[str]) -> bool:
     for cell in cells:
         if _parse_float(cell) is not None or _is_formatted_number(cell):
             numbers += 1
-        elif cell and cell.lower() not in MISSING_MARKERS:
+        elif not is_missing(cell):
             text += 1
     return numbers > 0 and numbers >= text
+
+
+def numeric_columns(header: list[str], rows: list[list[str]]) -> list[int]:
+    """The indices of the columns whose cells are mostly numbers, skipping unnamed columns
+    and ones named like a time stamp (``TIME_COLUMN_NAMES``)."""
+    # An unnamed column is most often a row index that pandas wrote (to_csv's default), like
+    # the columns named as time stamps: never a signal to model unless chosen.
+    return [j for j in range(len(header))
+            if header[j] and header[j].lower() not in TIME_COLUMN_NAMES
+            and _is_numeric_column(column_cells(rows, j))]
+
+
+def column_cells(rows: list[list[str]], j: int) -> list[str]:
+    """Column ``j`` of ``rows``, stripped; a short row's missing cell is empty."""
+    return [row[j].strip() if j < len(row) else "" for row in rows]
+
+
+def column_index(path: Path, header: list[str], name: str | int) -> int:
+    """The index of the column called ``name``, or of the 0-based index ``name``."""
+    name = str(name)  # an int index works as well as "2"
+    if name in header:
+        return header.index(name)
+    if name.isdigit() and int(name) < len(header):
+        return int(name)
+    raise DataError(f"{path}: no column {name!r}; the columns are {header}")
 
 
 def _resolve_columns(path: Path, header: list[str], rows: list[list[str]],
                      columns: list[str] | None) -> list[int]:
     if columns:
         chosen = []
-        for name in map(str, columns):  # str: an int index works as well as "2"
-            if name in header:
-                j = header.index(name)
-            elif name.isdigit() and int(name) < len(header):
-                j = int(name)
-            else:
-                raise DataError(f"{path}: no column {name!r}; the columns are {header}")
+        for name in columns:
+            j = column_index(path, header, name)
             if j in chosen:
                 raise DataError(f"{path}: column {header[j]!r} is chosen twice in {columns}")
             chosen.append(j)
         return chosen
 
-    # An unnamed column is most often a row index that pandas wrote (to_csv's default), like
-    # the columns named as time stamps: never a signal to model unless chosen.
-    chosen = [j for j in range(len(header))
-              if header[j] and header[j].lower() not in TIME_COLUMN_NAMES
-              and _is_numeric_column([row[j].strip() if j < len(row) else "" for row in rows])]
+    chosen = numeric_columns(header, rows)
     if not chosen:
         raise DataError(
             f"{path}: no numeric column to model (columns: {header}); "
@@ -134,7 +157,8 @@ def _resolve_columns(path: Path, header: list[str], rows: list[list[str]],
     return chosen
 
 
-def _rows_list(rows: list[int]) -> str:
+def list_lines(rows: list[int]) -> str:
+    """``[2, 5, ...]`` as "2, 5, 7, 9, 11 and 3 more" (the first five)."""
     shown = ", ".join(str(r) for r in rows[:5])
     return shown + (f" and {len(rows) - 5} more" if len(rows) > 5 else "")
 
@@ -145,42 +169,60 @@ def load_csv(path: str | Path, columns: list[str] | None = None) -> Series:
     NaN, infinite, non-numeric cells and numbers beyond float32's range raise a DataError
     naming the column and the file's line numbers."""
     path = Path(path)
-    header, rows, lines = _read_rows(path)
+    header, rows, lines = read_rows(path)
     chosen = _resolve_columns(path, header, rows, columns)
     values = np.empty((len(rows), len(chosen)), dtype=np.float32)
     for k, j in enumerate(chosen):
-        bad_lines, bad_text = [], []
-        for i, row in enumerate(rows):
-            cell = row[j].strip() if j < len(row) else ""
-            number = _parse_float(cell)
-            # "1e300" and "1e400" (inf in float64) alike; "inf" itself is reported below.
-            if (number is not None and abs(number) > FLOAT32_MAX
-                    and cell.lower().lstrip("+-") not in ("inf", "infinity")):
-                raise DataError(
-                    f"{path}: column {header[j]!r} at line {lines[i]} holds {cell!r}, which "
-                    f"does not fit float32 (largest magnitude {FLOAT32_MAX:.4g}); rescale it"
-                )
-            if number is None or not math.isfinite(number):
-                bad_lines.append(lines[i])
-                bad_text.append(cell)
-            else:
-                values[i, k] = number
-        if bad_lines:
-            hint = "fill or drop those rows first"
-            if all(t == "" for t in bad_text):
-                what = "empty"
-            elif all(_parse_float(t) is not None for t in bad_text):
-                what = "NaN or infinite"
-            elif all(_is_formatted_number(t) for t in bad_text):
-                what = "formatted"
-                hint = "write plain numbers such as 1234.5, without separators, currency or %"
-            elif all(t != "" for t in bad_text):
-                what = "non-numeric"
-            else:
-                what = "empty or non-numeric"
-            raise DataError(
-                f"{path}: column {header[j]!r} has {len(bad_lines)} {what} value(s) at line(s) "
-                f"{_rows_list(bad_lines)} (e.g. {bad_text[0]!r}); {hint}"
-                + ("" if columns else ", or name the columns to use with --columns")
-            )
+        cells = column_cells(rows, j)
+        values[:, k], bad = read_numbers(path, header[j], cells, lines)
+        if bad:
+            raise bad_cells_error(
+                path, header[j], [lines[i] for i in bad], [cells[i] for i in bad],
+                "fill or drop those rows first",
+                also="" if columns else ", or name the columns to use with --columns")
     return Series(values, [header[j] for j in chosen], str(path))
+
+
+def read_numbers(path: Path, column: str, cells: list[str],
+                 lines: list[int]) -> tuple[np.ndarray, list[int]]:
+    """The ``cells`` of ``column`` as float64 numbers ``[N]``, NaN where a cell holds no
+    finite number (empty, text, NaN or infinite), and the indices of those cells. A number
+    beyond float32's range is a DataError naming the file's line (``lines[i]`` for cell i)."""
+    values = np.full(len(cells), np.nan)
+    bad = []
+    for i, cell in enumerate(cells):
+        number = _parse_float(cell)
+        # "1e300" and "1e400" (inf in float64) alike; "inf" itself is a bad cell.
+        if (number is not None and abs(number) > FLOAT32_MAX
+                and cell.lower().lstrip("+-") not in ("inf", "infinity")):
+            raise DataError(
+                f"{path}: column {column!r} at line {lines[i]} holds {cell!r}, which "
+                f"does not fit float32 (largest magnitude {FLOAT32_MAX:.4g}); rescale it"
+            )
+        if number is None or not math.isfinite(number):
+            bad.append(i)
+        else:
+            values[i] = number
+    return values, bad
+
+
+def bad_cells_error(path: Path, column: str, lines: list[int], texts: list[str], fix: str,
+                    also: str = "") -> DataError:
+    """The DataError for the ``texts`` of ``column`` at ``lines`` that hold no number: says
+    what they are (empty, NaN, formatted like "1,234", text) and ``fix`` (for formatted
+    numbers: how to write plain ones), then ``also``."""
+    if all(t == "" for t in texts):
+        what = "empty"
+    elif all(_parse_float(t) is not None for t in texts):
+        what = "NaN or infinite"
+    elif all(_is_formatted_number(t) for t in texts):
+        what = "formatted"
+        fix = "write plain numbers such as 1234.5, without separators, currency or %"
+    elif all(t != "" for t in texts):
+        what = "non-numeric"
+    else:
+        what = "empty or non-numeric"
+    return DataError(
+        f"{path}: column {column!r} has {len(lines)} {what} value(s) at line(s) "
+        f"{list_lines(lines)} (e.g. {texts[0]!r}); {fix}{also}"
+    )

@@ -1,21 +1,49 @@
 """Dated series from CSV files: one value column, a date column, optionally an id column
-(long format: one row per series and date, e.g. ``symbol,date,price``)."""
+(long format: one row per series and date, e.g. ``symbol,date,price`` or statsforecast's
+``unique_id,ds,y``).
+
+The file is read by the same rules as ``rnnkit train``'s CSV reader
+(:mod:`rnnkit.data.series`): a row with more cells than the header names, a number beyond
+float32, a formatted number such as ``1,234`` are refused naming the file's line. Dates must
+lie on the grid of their frequency; missing dates, like empty cells, are refused unless
+``fill_gaps`` interpolates them.
+"""
 
 from __future__ import annotations
 
-import csv
-import math
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from rnnkit.data.errors import DataError
-from rnnkit.data.series import TIME_COLUMN_NAMES
-from rnnkit.data.text import read_text_file
-from rnnkit.forecasting.frequency import check_dates, parse_dates
+from rnnkit.data.series import (
+    TIME_COLUMN_NAMES,
+    bad_cells_error,
+    column_cells,
+    column_index,
+    is_missing,
+    list_lines,
+    numeric_columns,
+    read_numbers,
+    read_rows,
+)
+from rnnkit.forecasting.frequency import (
+    check_dates,
+    fill_grid,
+    format_dates,
+    grid_steps,
+    infer_frequency,
+    read_dates,
+)
 
-__all__ = ["DatedSeries", "load_series", "interpolate_gaps"]
+__all__ = ["DatedSeries", "load_series", "interpolate_gaps", "DATE_COLUMN_NAMES"]
+
+# ds, unique_id and y: the long format of statsforecast and neuralforecast.
+DATE_COLUMN_NAMES = TIME_COLUMN_NAMES | {"ds"}
+DEFAULT_ID, DEFAULT_TARGET = "unique_id", "y"
+FILL_HINT = "--fill interpolate (fill_gaps=True)"
 
 
 @dataclass
@@ -27,6 +55,8 @@ class DatedSeries:
     values: np.ndarray
     value_column: str = ""  # where load_series read it (for writing forecasts back)
     date_column: str = ""
+    date_format: str = "%Y-%m-%d"  # how the file wrote its dates: see format_dates
+    id_column: str = ""  # the column naming the series in a long-format file
 
     def __post_init__(self) -> None:
         if len(self.dates) != len(self.values):
@@ -35,8 +65,7 @@ class DatedSeries:
 
     def head(self, n: int) -> DatedSeries:
         """The first ``n`` rows (e.g. the training rows before a held-out tail)."""
-        return DatedSeries(self.name, self.dates[:n], self.values[:n], self.value_column,
-                           self.date_column)
+        return dataclasses.replace(self, dates=self.dates[:n], values=self.values[:n])
 
 
 def interpolate_gaps(values: np.ndarray) -> np.ndarray:
@@ -52,64 +81,146 @@ def interpolate_gaps(values: np.ndarray) -> np.ndarray:
 
 def load_series(path: str | Path, value: str | None = None, date: str | None = None,
                 by: str | None = None, fill_gaps: bool = False) -> list[DatedSeries]:
-    """Read the ``value`` column (default: the first numeric column not named like a date)
-    against the ``date`` column (default: the first named like one), one series per value of
-    ``by`` (long format) or one series. Empty or non-numeric cells are a DataError naming the
-    file's lines, unless ``fill_gaps`` interpolates them linearly."""
+    """Read the ``value`` column (default: ``y``, else the first numeric column not named
+    like a date) against the ``date`` column (default: the first named like one, ``ds``
+    included), one series per value of ``by`` (default: ``unique_id`` if there is one) or one
+    series. Empty or NaN cells and missing dates are a DataError naming the file's lines,
+    unless ``fill_gaps`` interpolates them linearly; text, formatted numbers and irregular
+    dates are a DataError either way."""
     path = Path(path)
-    rows = list(csv.reader(read_text_file(path, kind="a CSV file").splitlines()))
-    while rows and not any(c.strip() for c in rows[-1]):
-        rows.pop()
-    if len(rows) < 2:
-        raise DataError(f"{path}: needs a header and data rows")
-    header, rows = [h.strip() for h in rows[0]], rows[1:]
+    header, rows, lines = read_rows(path)
+    d = _date_column(path, header, date)
+    if by is None and DEFAULT_ID in header and header.index(DEFAULT_ID) != d:
+        by = DEFAULT_ID
+    b = None if by is None else column_index(path, header, by)
+    v = _value_column(path, header, rows, value, skip={d, b})
+    reader = _SeriesReader(path, header, rows, lines, d, v, b, fill_gaps,
+                           hint="" if value else ", or name the column to forecast with --target",
+                           date_hint="" if date else "; or name the date column with "
+                                                     "--date-column NAME")
+    return [reader.read(name, idx) for name, idx in
+            _groups(path, header, rows, lines, b, v).items()]
 
-    def column(name: str | None, what: str, default: list[str]) -> int:
-        if name is None:
-            if not default:
-                raise DataError(f"{path}: no {what} column found in {header}; name it")
-            name = default[0]
-        if name not in header:
-            raise DataError(f"{path}: no column {name!r}; the columns are {header}")
-        return header.index(name)
 
-    def numeric(j: int) -> bool:
-        cells = [r[j].strip() for r in rows[:50] if j < len(r) and r[j].strip()]
-        return bool(cells) and all(_float(c) is not None for c in cells)
+def _date_column(path: Path, header: list[str], date: str | None) -> int:
+    if date is not None:
+        return column_index(path, header, date)
+    named = [j for j, h in enumerate(header) if h.lower() in DATE_COLUMN_NAMES]
+    if not named:
+        raise DataError(f"{path}: no date column found (columns: {header}); name it with "
+                        "--date-column NAME")
+    return named[0]
 
-    d = column(date, "date", [h for h in header if h.lower() in TIME_COLUMN_NAMES])
-    v = column(value, "numeric value", [h for j, h in enumerate(header)
-                                        if j != d and h != by and numeric(j)])
+
+def _value_column(path: Path, header: list[str], rows: list[list[str]], value: str | None,
+                  skip: set[int | None]) -> int:
+    if value is not None:
+        return column_index(path, header, value)
+    if DEFAULT_TARGET in header and header.index(DEFAULT_TARGET) not in skip:
+        return header.index(DEFAULT_TARGET)
+    numeric = [j for j in numeric_columns(header, rows) if j not in skip]
+    if not numeric:
+        raise DataError(f"{path}: no numeric column to forecast (columns: {header}); name it "
+                        "with --target NAME")
+    return numeric[0]
+
+
+def _groups(path: Path, header: list[str], rows: list[list[str]], lines: list[int],
+            b: int | None, v: int) -> dict[str, list[int]]:
+    """The rows of each series, by its name (first appearance first)."""
+    if b is None:
+        return {header[v]: list(range(len(rows)))}
+    ids = column_cells(rows, b)
+    empty = [line for line, name in zip(lines, ids) if not name]
+    if empty:
+        raise DataError(f"{path}: column {header[b]!r} is empty at line(s) "
+                        f"{list_lines(empty)}; every row needs the name of its series")
     groups: dict[str, list[int]] = {}
-    if by is not None:
-        b = column(by, "id", [])
-        for i, r in enumerate(rows):
-            groups.setdefault(r[b].strip(), []).append(i)
-    else:
-        groups[header[v]] = list(range(len(rows)))
-    out = []
-    for name, idx in groups.items():
-        vals = np.array([_float(rows[i][v]) if v < len(rows[i]) else None for i in idx],
-                        dtype=np.float64)  # None -> nan
-        bad = [idx[k] + 2 for k in np.flatnonzero(~np.isfinite(vals))]
-        if bad and not fill_gaps:
-            shown = ", ".join(map(str, bad[:5])) + (f" and {len(bad) - 5} more" if len(bad) > 5
-                                                    else "")
-            raise DataError(f"{path}: column {header[v]!r} has {len(bad)} empty or non-numeric "
-                            f"value(s) at line(s) {shown}; fill them or pass fill_gaps")
-        dates = parse_dates([rows[i][d] for i in idx])
+    for i, name in enumerate(ids):
+        groups.setdefault(name, []).append(i)
+    return groups
+
+
+@dataclass
+class _SeriesReader:
+    """Reads one series' rows of a parsed CSV: values, dates, the grid, the gaps."""
+
+    path: Path
+    header: list[str]
+    rows: list[list[str]]
+    lines: list[int]
+    d: int  # the date column
+    v: int  # the value column
+    b: int | None  # the id column, if a panel
+    fill_gaps: bool
+    hint: str  # added to a bad value's message
+    date_hint: str  # added to a bad date's message
+
+    def read(self, name: str, idx: list[int]) -> DatedSeries:
+        """The series ``name`` of the data rows ``idx``."""
+        rows = [self.rows[i] for i in idx]
+        lines = [self.lines[i] for i in idx]
+        where = f"series {name!r}: " if self.b is not None else ""
+        values = self._values(column_cells(rows, self.v), lines)
+        texts = column_cells(rows, self.d)
+        column = self.header[self.d]
         try:
-            check_dates(dates)
+            dates, fmt = read_dates(texts, lambda k: f"{self.path}: line {lines[k]}, column "
+                                                     f"{column!r}")
         except DataError as e:
-            raise DataError(f"{path}: series {name!r}: {e}") from None
-        out.append(DatedSeries(name, dates, interpolate_gaps(vals) if bad else vals,
-                               header[v], header[d]))
-    return out
+            raise DataError(f"{e}{self.date_hint}") from None
+        try:
+            check_dates(dates, lambda k: f"line {lines[k]}")
+        except DataError as e:
+            raise DataError(f"{self.path}: {where}{e}") from None
+        if len(dates) > 1:
+            dates, values = self._on_grid(dates, values, texts, lines, where, fmt)
+        if np.isnan(values).any():
+            values = interpolate_gaps(values)
+        return DatedSeries(name, dates, values, self.header[self.v], column, fmt,
+                           "" if self.b is None else self.header[self.b])
 
+    def _values(self, cells: list[str], lines: list[int]) -> np.ndarray:
+        """The numbers, NaN at the gaps that ``fill_gaps`` fills."""
+        column = self.header[self.v]
+        values, bad = read_numbers(self.path, column, cells, lines)
+        text = [i for i in bad if not is_missing(cells[i])]
+        if text:
+            raise bad_cells_error(self.path, column, [lines[i] for i in text],
+                                  [cells[i] for i in text], "write numbers there or drop those "
+                                  f"rows ({FILL_HINT} fills only empty, NA and NaN cells)",
+                                  self.hint)
+        if bad and (not self.fill_gaps or len(bad) == len(cells)):
+            fix = f"fill them or pass {FILL_HINT}" if len(bad) < len(cells) else "no numbers"
+            raise bad_cells_error(self.path, column, [lines[i] for i in bad],
+                                  [cells[i] for i in bad], fix, self.hint)
+        return values
 
-def _float(text: str) -> float | None:
-    try:
-        x = float(text)
-    except ValueError:
-        return None
-    return x if math.isfinite(x) else None
+    def _on_grid(self, dates: np.ndarray, values: np.ndarray, texts: list[str],
+                 lines: list[int], where: str, fmt: str) -> tuple[np.ndarray, np.ndarray]:
+        """``dates`` and ``values`` with the missing dates of their frequency filled in (NaN
+        values), or a DataError for missing or irregular dates."""
+        try:
+            freq = infer_frequency(dates)
+        except DataError as e:
+            raise DataError(f"{self.path}: {where}{e}") from None
+        steps = grid_steps(dates, freq)
+        if (steps == 0).any():
+            i = int(np.flatnonzero(steps == 0)[0])
+            raise DataError(
+                f"{self.path}: {where}the dates are not evenly spaced: {texts[i + 1]!r} at "
+                f"line {lines[i + 1]} is not a whole number of {freq.name} steps after "
+                f"{texts[i]!r} at line {lines[i]}; give one row per {freq.name} date")
+        if (steps == 1).all():
+            return dates, values
+        full, at = fill_grid(dates, freq)
+        if not self.fill_gaps:
+            i = int(np.flatnonzero(steps > 1)[0])
+            first = format_dates(full[at[i] + 1:at[i] + 2], fmt)[0]
+            raise DataError(
+                f"{self.path}: {where}{len(full) - len(dates)} {freq.name} date(s) are "
+                f"missing, the first {first} (after {texts[i]!r} at line {lines[i]}); add "
+                f"their rows, or pass {FILL_HINT} to interpolate them")
+        filled = np.full(len(full), np.nan)
+        filled[at] = values
+        return full, filled

@@ -8,7 +8,9 @@ describe a step.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -16,15 +18,33 @@ import numpy as np
 
 from rnnkit.data.errors import DataError
 
-__all__ = ["Frequency", "FREQUENCIES", "parse_dates", "check_dates", "infer_frequency",
-           "future_dates"]
+__all__ = ["Frequency", "FREQUENCIES", "parse_dates", "read_dates", "format_dates", "check_dates",
+           "infer_frequency", "future_dates", "grid_steps", "fill_grid"]
+
+# Quarters as people write them (1998Q1, 1998 Q1, 1998-Q1, 1998q1, Q1 1998): %q is the
+# quarter's number, read as its first month.
+QUARTER_FORMATS = tuple(f"%Y{sep}{q}%q" for q in "Qq" for sep in ("", " ", "-", "/")) + tuple(
+    f"{q}%q{sep}%Y" for q in "Qq" for sep in (" ", "-", "/"))
 
 # Tried in order; the first that parses every date wins (so "2010/01/01 00:00" is hourly).
 DATE_FORMATS = (
     "%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M",
-    "%Y/%m/%d", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y%m%d", "%b %d %Y", "%d %b %Y",
-    "%B %d %Y", "%Y-%m", "%Y",
+    "%Y/%m/%d", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y%m%d", "%d.%m.%Y", "%m/%d/%Y",
+    "%d/%m/%Y", "%b %d %Y", "%d %b %Y", "%B %d %Y", "%Y-%m", "%Y/%m", "%YM%m", "%b %Y",
+    "%B %Y", "%b-%Y", "%Y", *QUARTER_FORMATS,
 )
+# Formats that read the same text as different dates: 01/02/2004 is Jan 2 or Feb 1.
+_AMBIGUOUS = {"%m/%d/%Y": "%d/%m/%Y", "%d/%m/%Y": "%m/%d/%Y"}
+
+# Formats written back as they were read (a month, a quarter, a year); finer ones are written
+# as ISO dates.
+_COARSE_FORMATS = ("%Y-%m", "%Y/%m", "%YM%m", "%b %Y", "%B %Y", "%b-%Y", "%Y", *QUARTER_FORMATS)
+
+Where = Callable[[int], str]
+
+
+def _row(i: int) -> str:
+    return f"row {i}"
 
 
 @dataclass(frozen=True)
@@ -65,46 +85,87 @@ FREQUENCIES = {
 }
 
 
-def parse_dates(texts: Sequence[str]) -> np.ndarray:
-    """Date strings -> ``datetime64[m]`` array ``[T]``, in one of ``DATE_FORMATS`` (the
-    first format that reads every string). A string no format reads is a DataError."""
+def read_dates(texts: Sequence[str], where: Where = _row) -> tuple[np.ndarray, str]:
+    """Date strings -> ``datetime64[m]`` array ``[T]`` and the format that read them, the
+    first of ``DATE_FORMATS`` that reads every string. A DataError for a string no format
+    reads, for formats mixed, and for day/month order that the dates leave open; it names the
+    string by ``where(i)`` (default: "row i", 0-based)."""
     texts = [t.strip() for t in texts]
     if not texts:
         raise DataError("no dates to parse")
-    for fmt in DATE_FORMATS:
+    first = [fmt for fmt in DATE_FORMATS if _parses(texts[0], fmt)]
+    for fmt in first:
         try:
-            parsed = [datetime.strptime(texts[0], fmt)]
+            parsed = [_parse(t, fmt) for t in texts]
         except ValueError:
             continue
-        try:
-            parsed += [datetime.strptime(t, fmt) for t in texts[1:]]
-        except ValueError:
-            continue
-        return np.array(parsed, dtype="datetime64[m]")
+        other = _AMBIGUOUS.get(fmt)
+        if other and all(_parses(t, other) for t in texts):
+            raise DataError(
+                f"{where(0)}: the dates read both as month/day/year and as day/month/year "
+                f"(e.g. {texts[0]!r}); write them as year-month-day, e.g. 2010-01-31")
+        return np.array(parsed, dtype="datetime64[m]"), fmt
     for i, t in enumerate(texts):  # name the first date no format reads on its own
         if not any(_parses(t, fmt) for fmt in DATE_FORMATS):
-            raise DataError(f"row {i}: cannot read the date {t!r} (use e.g. 2010-01-31 or "
-                            "2010-01-31 13:00)")
-    raise DataError(f"the dates mix formats (first {texts[0]!r}); use one format throughout")
+            raise DataError(f"{where(i)}: cannot read the date {t!r} (use e.g. 2010-01-31, "
+                            "2010-01-31 13:00, 2010-01, 2010Q1 or 2010)")
+    i = next(i for i, t in enumerate(texts) if not _parses(t, first[0]))
+    raise DataError(f"{where(i)}: the date {texts[i]!r} is not written like the first one "
+                    f"({texts[0]!r}); use one format throughout")
+
+
+def parse_dates(texts: Sequence[str], where: Where = _row) -> np.ndarray:
+    """Date strings -> ``datetime64[m]`` array ``[T]``, as :func:`read_dates` reads them."""
+    return read_dates(texts, where)[0]
+
+
+def format_dates(dates: np.ndarray, date_format: str = "%Y-%m-%d") -> list[str]:
+    """``dates [T]`` as text in ``date_format``, the format :func:`read_dates` returned: a
+    year, month or quarter format as it was read (``2004``, ``2004-02``, ``1999Q2``), any
+    finer one as ISO: ``2024-01-31``, or ``2024-01-31 13:30`` when the format or any date has
+    a time."""
+    days = [d.astype("datetime64[m]").item() for d in np.asarray(dates)]
+    if "%q" in date_format:
+        return [d.strftime(date_format.replace("%q", str((d.month - 1) // 3 + 1)))
+                for d in days]
+    if date_format not in _COARSE_FORMATS:
+        timed = "%H" in date_format or any(d.hour or d.minute for d in days)
+        date_format = "%Y-%m-%d %H:%M" if timed else "%Y-%m-%d"
+    return [d.strftime(date_format) for d in days]
+
+
+def _parse(text: str, fmt: str) -> datetime:
+    if "%q" not in fmt:
+        return datetime.strptime(text, fmt)
+    match = _quarter_pattern(fmt).fullmatch(text)
+    if match is None:
+        raise ValueError(f"{text!r} does not match {fmt!r}")
+    return datetime(int(match["y"]), 3 * int(match["q"]) - 2, 1)
+
+
+@functools.cache
+def _quarter_pattern(fmt: str) -> re.Pattern[str]:
+    return re.compile(re.escape(fmt).replace("%Y", r"(?P<y>\d{4})").replace("%q", "(?P<q>[1-4])"))
 
 
 def _parses(text: str, fmt: str) -> bool:
     try:
-        datetime.strptime(text, fmt)
+        _parse(text, fmt)
     except ValueError:
         return False
     return True
 
 
-def check_dates(dates: np.ndarray) -> None:
-    """DataError naming the rows (0-based) where ``dates [T]`` repeat or go backwards."""
+def check_dates(dates: np.ndarray, where: Where = _row) -> None:
+    """DataError naming the dates (by ``where(i)``, default "row i", 0-based) where
+    ``dates [T]`` repeat or go backwards."""
     steps = np.diff(dates.astype("datetime64[m]").astype(np.int64))
     for bad, what in ((steps == 0, "a duplicate date"), (steps < 0, "unsorted dates")):
         rows = np.flatnonzero(bad)
         if rows.size:
             i = int(rows[0])
             more = f" (and {rows.size - 1} more)" if rows.size > 1 else ""
-            raise DataError(f"{what}: row {i + 1} ({dates[i + 1]}) follows row {i} "
+            raise DataError(f"{what}: {where(i + 1)} ({dates[i + 1]}) follows {where(i)} "
                             f"({dates[i]}){more}; sort the rows by date and drop repeats")
 
 
@@ -152,3 +213,41 @@ def future_dates(last: np.datetime64, freq: Frequency, horizon: int) -> np.ndarr
     month_days = ((months + 1).astype("datetime64[D]") - months.astype("datetime64[D]")).astype(int)
     days = months.astype("datetime64[D]") + np.minimum(day, month_days - 1)
     return days.astype("datetime64[m]") + time
+
+
+def grid_steps(dates: np.ndarray, freq: Frequency) -> np.ndarray:
+    """How many ``freq`` steps each of ``dates [T]`` (sorted) lies after the one before:
+    ``[T-1]`` ints, 1 where no date is missing between them, 0 where the spacing is not a
+    whole number of steps. Calendar steps count months, so month ends (Jan 31, Feb 28) and
+    any day within the month are on the grid."""
+    if freq.minutes:
+        gaps, step = np.diff(dates.astype("datetime64[m]").astype(np.int64)), freq.minutes
+    else:
+        gaps, step = np.diff(dates.astype("datetime64[M]").astype(np.int64)), freq.months
+    steps, rest = np.divmod(gaps, step)
+    return np.where(rest == 0, steps, 0)
+
+
+def fill_grid(dates: np.ndarray, freq: Frequency) -> tuple[np.ndarray, np.ndarray]:
+    """``dates [T]`` with the missing steps of ``freq`` inserted ``[T']``, and where each
+    given date stands in it ``[T]``. Inserted calendar dates keep the day of the month of the
+    date before them, or are month ends after a month end."""
+    steps = grid_steps(dates, freq)
+    if (steps < 1).any():
+        raise ValueError("the dates are not on a regular grid of whole steps")
+    at = np.concatenate([[0], np.cumsum(steps)])
+    full = np.empty(at[-1] + 1, dtype="datetime64[m]")
+    full[at] = dates
+    for i in np.flatnonzero(steps > 1):
+        full[at[i] + 1:at[i + 1]] = _steps_after(dates[i], freq, int(steps[i]) - 1)
+    return full, at
+
+
+def _steps_after(last: np.datetime64, freq: Frequency, n: int) -> np.ndarray:
+    dates = future_dates(last, freq, n)
+    day = last.astype("datetime64[D]")
+    if freq.minutes or (day + 1).astype("datetime64[M]") == day.astype("datetime64[M]"):
+        return dates
+    time = last - day.astype("datetime64[m]")
+    ends = (dates.astype("datetime64[M]") + 1).astype("datetime64[D]") - 1
+    return ends.astype("datetime64[m]") + time
