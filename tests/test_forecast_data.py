@@ -121,6 +121,8 @@ def test_quarter_spellings_are_read_and_written_back_alike(texts, written):
     (["2004", "2005", "2006", "2007"], "yearly", ["2008"]),
     (["2004-01", "2004-02", "2004-03"], "monthly", ["2004-04"]),
     (["Jan 2004", "Feb 2004", "Mar 2004"], "monthly", ["Apr 2004"]),
+    (["1960 Nov", "1960 Dec"], "monthly", ["1961 Jan"]),  # tsibble's yearmonth
+    (["2003-03-03T07:00:00Z", "2003-03-03T08:00:00Z"], "hourly", ["2003-03-03 09:00"]),
     (["2024-01-29", "2024-01-30", "2024-01-31"], "daily", ["2024-02-01"]),
     (["2024/01/31 12:30", "2024/01/31 13:00", "2024/01/31 13:30"], "half-hourly",
      ["2024-01-31 14:00"]),
@@ -231,3 +233,16 @@ def test_empty_cells_name_the_cli_flag(tmp_path):
     with pytest.raises(DataError, match=r"fill them or pass --fill interpolate "
                                         r"\(fill_gaps=True\)"):
         load_series(path)
+
+
+def test_fpp_long_format_quarters_and_a_hint_for_a_missing_id_column(tmp_path):
+    """tsibble writes ``Quarter,Origin,Arrivals`` with ``1981 Q1`` dates."""
+    text = "Quarter,Origin,Arrivals\n" + "".join(
+        f"1981 Q{q},{origin},{q}\n" for origin in ("Japan", "UK") for q in range(1, 5))
+    path = write(tmp_path, text)
+    with pytest.raises(DataError, match=r"unsorted dates: line 6 .* line 5 .*name their id "
+                                        r"column with --id-column"):
+        load_series(path)
+    japan, uk = load_series(path, by="Origin")
+    assert uk.name == "UK" and uk.date_format == "%Y Q%q"
+    assert format_dates(uk.dates[-1:], uk.date_format) == ["1981 Q4"]

@@ -41,7 +41,7 @@ from rnnkit.forecasting.frequency import (
 __all__ = ["DatedSeries", "load_series", "interpolate_gaps", "DATE_COLUMN_NAMES"]
 
 # ds, unique_id and y: the long format of statsforecast and neuralforecast.
-DATE_COLUMN_NAMES = TIME_COLUMN_NAMES | {"ds"}
+DATE_COLUMN_NAMES = TIME_COLUMN_NAMES | {"ds", "quarter", "week"}
 DEFAULT_ID, DEFAULT_TARGET = "unique_id", "y"
 FILL_HINT = "--fill interpolate (fill_gaps=True)"
 
@@ -172,7 +172,9 @@ class _SeriesReader:
         try:
             check_dates(dates, lambda k: f"line {lines[k]}")
         except DataError as e:
-            raise DataError(f"{self.path}: {where}{e}") from None
+            several = "" if self.b is not None else (
+                "; if the file holds several series, name their id column with --id-column")
+            raise DataError(f"{self.path}: {where}{e}{several}") from None
         if len(dates) > 1:
             dates, values = self._on_grid(dates, values, texts, lines, where, fmt)
         if np.isnan(values).any():

@@ -26,19 +26,22 @@ __all__ = ["Frequency", "FREQUENCIES", "parse_dates", "read_dates", "format_date
 QUARTER_FORMATS = tuple(f"%Y{sep}{q}%q" for q in "Qq" for sep in ("", " ", "-", "/")) + tuple(
     f"{q}%q{sep}%Y" for q in "Qq" for sep in (" ", "-", "/"))
 
+# Months (2004-01, Jan 2004, and tsibble's 2004 Jan), read as their first day.
+MONTH_FORMATS = ("%Y-%m", "%Y/%m", "%YM%m", "%b %Y", "%B %Y", "%b-%Y", "%Y %b", "%Y %B")
+
 # Tried in order; the first that parses every date wins (so "2010/01/01 00:00" is hourly).
 DATE_FORMATS = (
     "%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M",
-    "%Y/%m/%d", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y%m%d", "%d.%m.%Y", "%m/%d/%Y",
-    "%d/%m/%Y", "%b %d %Y", "%d %b %Y", "%B %d %Y", "%Y-%m", "%Y/%m", "%YM%m", "%b %Y",
-    "%B %Y", "%b-%Y", "%Y", *QUARTER_FORMATS,
+    "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%MZ", "%Y/%m/%d", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M",
+    "%Y%m%d", "%d.%m.%Y", "%m/%d/%Y", "%d/%m/%Y", "%b %d %Y", "%d %b %Y", "%B %d %Y",
+    *MONTH_FORMATS, "%Y", *QUARTER_FORMATS,
 )
 # Formats that read the same text as different dates: 01/02/2004 is Jan 2 or Feb 1.
 _AMBIGUOUS = {"%m/%d/%Y": "%d/%m/%Y", "%d/%m/%Y": "%m/%d/%Y"}
 
 # Formats written back as they were read (a month, a quarter, a year); finer ones are written
 # as ISO dates.
-_COARSE_FORMATS = ("%Y-%m", "%Y/%m", "%YM%m", "%b %Y", "%B %Y", "%b-%Y", "%Y", *QUARTER_FORMATS)
+_COARSE_FORMATS = (*MONTH_FORMATS, "%Y", *QUARTER_FORMATS)
 
 Where = Callable[[int], str]
 
