@@ -5,16 +5,21 @@ the Bernoulli masks of the dropout-like tricks (:func:`rnnkit.regularizers.berno
 The C++ sources in ``rnnkit/csrc`` (and their headers, which ninja tracks) are compiled with
 ``torch.utils.cpp_extension`` (g++ and ninja) into torch's extension cache
 (``~/.cache/torch_extensions``, or ``$TORCH_EXTENSIONS_DIR``) and registered as
-``torch.ops.rnnkit.*``. Where they cannot be built (no compiler), :func:`available` is False, a
-warning says why, and the fast loop runs the same step math in eager PyTorch: slower, never
-different. ``RNNKIT_KERNELS=0`` turns them off.
+``torch.ops.rnnkit.*``. The build is named by a hash of the sources, the flags and the torch
+and Python versions, and compiles a copy of the sources kept in its directory: two installs
+of the same rnnkit share one build, and different ones keep their own instead of rebuilding
+over each other (ninja rebuilds whenever a source's path changes). Where they cannot be built
+(no compiler), :func:`available` is False, a warning says why, and the fast loop runs the
+same step math in eager PyTorch: slower, never different. ``RNNKIT_KERNELS=0`` turns them off.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import sys
+import tempfile
 import threading
 import warnings
 from pathlib import Path
@@ -22,8 +27,8 @@ from pathlib import Path
 import torch
 
 NAME = "rnnkit_step_kernels"
-SOURCES = [Path(__file__).parent / "csrc" / name
-           for name in ("lstm_step.cpp", "gru_step.cpp", "masks.cpp")]
+CSRC = Path(__file__).parent / "csrc"
+SOURCES = [CSRC / name for name in ("lstm_step.cpp", "gru_step.cpp", "masks.cpp")]
 
 
 def _openmp() -> list[str]:
@@ -42,6 +47,44 @@ def _flags() -> list[str]:
     return flags
 
 
+def build_name(csrc: Path, flags: list[str]) -> str:
+    """``NAME_<hash>`` of every file in ``csrc`` (names and bytes), the compiler flags and the
+    torch and Python versions: the same for two installs of the same sources, and never for
+    sources or a torch that the build does not fit."""
+    digest = hashlib.sha256()
+    for path in sorted(csrc.iterdir()):
+        if path.is_file():
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    digest.update(repr((flags, torch.__version__, sys.version, sys.platform)).encode())
+    return f"{NAME}_{digest.hexdigest()[:16]}"
+
+
+def build_directory(name: str) -> Path:
+    """Where the build named ``name`` lives: ``$TORCH_EXTENSIONS_DIR`` or torch's cache root."""
+    from torch.utils import cpp_extension
+
+    root = os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root()
+    return Path(root) / name
+
+
+def stage_sources(csrc: Path, directory: Path) -> list[Path]:
+    """Copy the files of ``csrc`` into ``directory/src`` (each written atomically, and only
+    when missing or different: an unchanged file keeps its time stamp, so ninja does not
+    rebuild); returns the copies of ``SOURCES``' files."""
+    target = directory / "src"
+    target.mkdir(parents=True, exist_ok=True)
+    for path in sorted(csrc.iterdir()):
+        copy = target / path.name
+        data = path.read_bytes() if path.is_file() else None
+        if data is None or (copy.is_file() and copy.read_bytes() == data):
+            continue
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=target)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, copy)
+    return [target / source.name for source in SOURCES]
+
+
 @functools.cache
 def available() -> bool:
     """True when ``torch.ops.rnnkit`` holds the step kernels (building them if needed)."""
@@ -56,9 +99,12 @@ def available() -> bool:
                                  {"file": sys.stderr, "flush": True})
         notice.start()
         try:
-            cpp_extension.load(name=NAME, sources=[str(s) for s in SOURCES],
+            name = build_name(CSRC, [*_flags(), *_openmp()])
+            directory = build_directory(name)
+            sources = stage_sources(CSRC, directory)
+            cpp_extension.load(name=name, sources=[str(s) for s in sources],
                                extra_cflags=_flags(), extra_ldflags=_openmp(),
-                               is_python_module=False)
+                               build_directory=str(directory), is_python_module=False)
         finally:
             notice.cancel()
     except Exception as e:  # no compiler, no ninja, a broken toolchain: run the eager step

@@ -1,0 +1,60 @@
+"""Where the compiled step kernels are built: one build per set of sources, shared by installs."""
+
+import shutil
+
+import pytest
+from torch.utils import cpp_extension
+
+from rnnkit import kernels
+
+
+def two_installs(tmp_path):
+    copies = [tmp_path / name / "rnnkit" / "csrc" for name in ("a", "b")]
+    for copy in copies:
+        shutil.copytree(kernels.CSRC, copy)
+    return copies
+
+
+def test_two_installs_of_the_same_sources_share_one_build_name(tmp_path):
+    a, b = two_installs(tmp_path)
+    flags = ["-O3"]
+    assert kernels.build_name(a, flags) == kernels.build_name(b, flags)
+    assert kernels.build_name(a, flags) != kernels.build_name(a, ["-O2"])
+    (b / "rows.h").write_text((b / "rows.h").read_text() + "\n// changed\n")  # a header too
+    assert kernels.build_name(a, flags) != kernels.build_name(b, flags)
+
+
+def test_the_staged_sources_do_not_depend_on_the_install(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path / "cache"))
+    a, b = two_installs(tmp_path)
+    directory = kernels.build_directory(kernels.build_name(a, []))
+    assert directory.parent == tmp_path / "cache"
+    first = kernels.stage_sources(a, directory)
+    stamps = {p: p.stat().st_mtime_ns for p in (directory / "src").iterdir()}
+    assert kernels.stage_sources(b, directory) == first  # the same paths for either install
+    assert {p: p.stat().st_mtime_ns for p in (directory / "src").iterdir()} == stamps
+    assert [p.name for p in first] == [s.name for s in kernels.SOURCES]
+    assert sorted(p.name for p in (directory / "src").iterdir()) == sorted(
+        p.name for p in kernels.CSRC.iterdir())
+    assert all(p.read_bytes() == (kernels.CSRC / p.name).read_bytes() for p in first)
+
+
+def test_available_builds_under_the_hashed_name_from_the_staged_copy(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    monkeypatch.delenv("RNNKIT_KERNELS", raising=False)
+    calls = []
+    monkeypatch.setattr(cpp_extension, "load", lambda **kw: calls.append(kw))
+    kernels.available.cache_clear()
+    try:
+        assert kernels.available()
+    finally:
+        kernels.available.cache_clear()  # the next caller loads the real build
+    (call,) = calls
+    name = kernels.build_name(kernels.CSRC, [*kernels._flags(), *kernels._openmp()])
+    assert call["name"] == name and call["build_directory"] == str(tmp_path / name)
+    assert all(src.startswith(str(tmp_path / name / "src")) for src in call["sources"])
+
+
+@pytest.mark.parametrize("flags", [[], ["-O3"]])
+def test_the_build_name_is_a_valid_extension_name(flags):
+    assert kernels.build_name(kernels.CSRC, flags).isidentifier()
