@@ -26,6 +26,7 @@ from rnnkit.forecasting.features import calendar_features, lagged, window_scale
 from rnnkit.forecasting.frequency import FREQUENCIES, check_dates, future_dates
 from rnnkit.forecasting.windows import ForecastConfig, Windows
 from rnnkit.heads import GaussianHead
+from rnnkit.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 __all__ = ["t_quantile", "StudentTHead", "DeepAR", "DeepAREnsemble", "build_model", "Forecast",
            "Forecaster"]
@@ -371,13 +372,18 @@ class Forecaster:
                         np.quantile(samples, levels, axis=0), tuple(levels))
 
     def save(self, path: str | Path) -> None:
-        torch.save({"config": asdict(self.config), "series_names": self.series_names,
-                    "num_series": len(self.series_names), "model": self.model.state_dict()},
-                   path)
+        """Write atomically (``save_checkpoint``): a crash leaves the old file or the new one."""
+        save_checkpoint({"config": asdict(self.config), "series_names": self.series_names,
+                         "num_series": len(self.series_names),
+                         "model": self.model.state_dict()}, path)
 
     @classmethod
     def load(cls, path: str | Path) -> Forecaster:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
+        """Read a saved forecaster; a missing, truncated or foreign file is a CheckpointError
+        naming it. Files from before ``save`` wrote a format_version are read too."""
+        saved = load_checkpoint(path, versioned=False)
+        if "config" not in saved or "model" not in saved:
+            raise CheckpointError(f"{path} is not a forecaster saved by rnnkit forecast")
         cfg = saved["config"]
         for key in ("lags", "calendar", "temperatures"):
             cfg[key] = tuple(cfg[key])

@@ -51,8 +51,11 @@ def save_checkpoint(payload: dict[str, Any], path: str | Path) -> None:
             os.close(dir_fd)
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint written by `save_checkpoint`, with weights_only=True.
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
+                    versioned: bool = True) -> dict[str, Any]:
+    """Read a checkpoint written by `save_checkpoint`, with weights_only=True. With
+    ``versioned=False`` a payload without ``format_version`` is accepted too (files written
+    with plain `torch.save` before their writer used `save_checkpoint`).
 
     Raises:
         CheckpointError: naming the file and what is wrong with it.
@@ -76,9 +79,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"cannot read checkpoint {path}: the file is truncated or corrupt "
             f"({type(e).__name__}: {e})"
         ) from e
-    if not isinstance(payload, dict) or "format_version" not in payload:
+    if not isinstance(payload, dict) or ("format_version" not in payload and versioned):
         raise CheckpointError(f"{path} is not an rnnkit checkpoint (no format_version)")
-    if payload["format_version"] != FORMAT_VERSION:
+    if payload.get("format_version", FORMAT_VERSION) != FORMAT_VERSION:
         raise CheckpointError(
             f"checkpoint {path} has format_version {payload['format_version']}, "
             f"this rnnkit reads {FORMAT_VERSION}"
