@@ -41,7 +41,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from rnnkit.cli import ablate_report
+from rnnkit.cli import ablate_report, rundir
 from rnnkit.cli.settings import AblateSettings, ConfigError, TrainSettings, task_kind
 from rnnkit.cli.train import check_chunk, run_training, settings_for
 from rnnkit.data.errors import DataError
@@ -164,6 +164,7 @@ SERIES_TOGGLES: list[Toggle] = [
 
 # --quick: a few tricks, a tiny model, a slice of the data (flags given win).
 QUICK_TRICKS = ["cell", "layer_norm", "forget_bias", "zoneout", "clip_auto"]
+QUICK_SERIES_TRICKS = ["lags", "calendar", "skip", "likelihood"]  # a CSV: the forecaster's
 QUICK = {"steps": 40, "seeds": 2}
 QUICK_MODEL = {"embed_dim": 16, "hidden_size": 48, "batch_size": 8, "chunk_length": 32,
                "eval_every": 10, "lr": 1e-2}
@@ -270,7 +271,7 @@ def _too_long(settings: TrainSettings, train_steps: int) -> str:
 def resolve_study(s: AblateSettings, given: set[str]) -> AblateSettings:
     """--quick's values for what was not given; exactly one budget."""
     if s.quick:
-        values = {**QUICK, "tricks": QUICK_TRICKS}
+        values = {**QUICK, "tricks": QUICK_SERIES_TRICKS if is_series(s) else QUICK_TRICKS}
         if "budget" in given:
             values.pop("steps")
         s = dataclasses.replace(s, **{k: v for k, v in values.items() if k not in given})
@@ -282,6 +283,7 @@ def resolve_study(s: AblateSettings, given: set[str]) -> AblateSettings:
     if len(s.files) > 1:
         raise ConfigError(f"rnnkit ablate studies one file, got {len(s.files)}: "
                           f"{', '.join(s.files)}")
+    choose_toggles(s.tricks, SERIES_TOGGLES if is_series(s) else TOGGLES)  # before any mkdir
     return s
 
 
@@ -434,6 +436,7 @@ def plan_series(s: AblateSettings, out: Path, threads: int) -> tuple[Plan, Any, 
     rows of each series (``windows`` origins H apart); no run trains on them."""
     from rnnkit.cli.forecast import default_horizon, load_csv_series
     from rnnkit.forecasting import default_config, infer_frequency
+    from rnnkit.forecasting.backtest import min_train_rows
 
     path = Path(s.files[0])
     meta = series_meta(s)
@@ -441,7 +444,8 @@ def plan_series(s: AblateSettings, out: Path, threads: int) -> tuple[Plan, Any, 
     horizon = s.horizon or default_horizon(series)
     freq = infer_frequency(series[0].dates)
     lengths = [len(x.values) - s.windows * horizon for x in series]
-    short = min(lengths) < 2 * max(freq.season, 1) + 1
+    need = min_train_rows(horizon, freq.season)
+    short = min(lengths) < need
     extra = {"embedding_dim": 4 if len(series) > 1 else 0}  # as train_forecaster's default
 
     def unfit(overrides: dict[str, Any]) -> str:
@@ -451,7 +455,7 @@ def plan_series(s: AblateSettings, out: Path, threads: int) -> tuple[Plan, Any, 
             return str(err).split(";")[0]
         return ""
 
-    why = ("too short" if short else unfit({}))
+    why = (f"too short ({need} rows needed)" if short else unfit({}))
     if why:
         raise DataError(f"{path}: {why}: the series leave {min(lengths)} rows before a test "
                         f"split of --windows {s.windows} x --horizon {horizon}; give fewer "
@@ -592,17 +596,9 @@ def cores() -> int:
 # ------------------------------------------------------------------ the study
 
 
-def run_study(s: AblateSettings, given: set[str]) -> Path:
-    """Plan, run what is not finished, write the report; returns the output directory."""
-    s = resolve_study(s, given)
-    out = out_dir(s)
-    try:
-        (out / "results").mkdir(parents=True, exist_ok=True)
-        (out / "runs").mkdir(exist_ok=True)
-    except OSError as err:
-        raise DataError(f"cannot make the output directory {out}: {err.strerror or err}") from None
-    workers = s.jobs or cores()
-    threads = s.threads or max(1, cores() // workers)
+def _plan_study(s: AblateSettings, out: Path, threads: int,
+                workers: int) -> tuple[Any, Plan, dict[str, Any]]:
+    """The default settings, the plan of runs and what study.json records."""
     base: Any
     if is_series(s):
         plan, base, study = plan_series(s, out, threads)
@@ -622,7 +618,24 @@ def run_study(s: AblateSettings, given: set[str]) -> Path:
                   "machine": f"{platform.machine()}, {cores()} cores; {workers} runs at once "
                              f"with {threads} threads each ({s.backend}); torch "
                              f"{torch.__version__}"})
-    check_study(out, study)
+    return base, plan, study
+
+
+def run_study(s: AblateSettings, given: set[str]) -> Path:
+    """Plan, run what is not finished, write the report; returns the output directory."""
+    s = resolve_study(s, given)
+    out = out_dir(s)
+    workers = s.jobs or cores()
+    threads = s.threads or max(1, cores() // workers)
+    with rundir.removed_on_error(out, keep=out.exists()):  # a refused study leaves nothing
+        try:
+            (out / "results").mkdir(parents=True, exist_ok=True)
+            (out / "runs").mkdir(exist_ok=True)
+        except OSError as err:
+            raise DataError(f"cannot make the output directory {out}: {err.strerror or err}"
+                            ) from None
+        base, plan, study = _plan_study(s, out, threads, workers)
+        check_study(out, study)
     todo = [job for job in plan.jobs if not finished(job)]
     _announce(s, base, plan, todo, workers, threads, out)
     if todo:

@@ -18,6 +18,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,20 +40,51 @@ def find_run(run: str, runs_dir: str = "runs") -> Path:
                     f"{TASK} written by 'rnnkit train'")
 
 
-def pick_name(runs_dir: str, name: str, fallback: str) -> Path:
-    """``runs_dir/name``; an explicit name that exists is refused (nothing is overwritten),
-    a default name gets the first free suffix: fallback, fallback-2, fallback-3, ..."""
+def pick_name(runs_dir: str, name: str, fallback: str,
+              reuse: str = "continue it with --resume {path}") -> Path:
+    """``runs_dir/name``; an explicit name that exists is refused (nothing is overwritten)
+    with a hint, ``reuse``, of what to do with it instead ({path} is the directory); a
+    default name gets the first free suffix: fallback, fallback-2, fallback-3, ..."""
     root = Path(runs_dir)
     if name:
         path = root / name
         if path.exists():
             raise DataError(f"run directory {path} already exists; choose another --name, "
-                            f"or continue it with --resume {path}")
+                            f"or {reuse.format(path=path)}")
         return path
     path, k = root / fallback, 2
     while path.exists():
         path, k = root / f"{fallback}-{k}", k + 1
     return path
+
+
+def make_new(runs_dir: str, name: str, fallback: str, reuse: str) -> Path:
+    """Make and return a new run directory named as ``pick_name`` says. The directory is
+    made at once (mkdir fails if it exists), so runs started together get distinct ones: a
+    default name taken in between moves on to the next free suffix."""
+    while True:
+        path = pick_name(runs_dir, name, fallback, reuse)
+        try:
+            path.mkdir(parents=True, exist_ok=False)
+            return path
+        except FileExistsError:
+            continue  # taken since pick_name looked: an explicit name is refused next time
+        except OSError as err:
+            raise DataError(f"cannot make the run directory {path}: {err.strerror or err}"
+                            ) from None
+
+
+@contextlib.contextmanager
+def removed_on_error(path: Path, keep: bool = False) -> Iterator[None]:
+    """Remove the directory ``path`` (this process's own, made for the block) if the block
+    raises, Ctrl-C included: a refused or failed run leaves nothing half-written. ``keep``:
+    leave it (it held something before)."""
+    try:
+        yield
+    except BaseException:
+        if not keep:
+            shutil.rmtree(path, ignore_errors=True)
+        raise
 
 
 def create(path: Path, settings: dict[str, Any], task: dict[str, Any]) -> None:

@@ -9,7 +9,7 @@ Naive and SeasonalNaive. Metrics are averaged over windows and series.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -19,8 +19,9 @@ from rnnkit.forecasting.data import DatedSeries
 from rnnkit.forecasting.fit import train_forecaster
 from rnnkit.forecasting.frequency import infer_frequency
 from rnnkit.forecasting.metrics import evaluate
+from rnnkit.forecasting.windows import min_length
 
-__all__ = ["backtest", "summarize"]
+__all__ = ["backtest", "summarize", "min_train_rows"]
 
 SUMMARY = ("mae", "rmse", "mase", "smape", "crps", "scaled_crps", "coverage")
 
@@ -35,10 +36,17 @@ def summarize(results: Sequence[dict]) -> dict:
     return out
 
 
+def min_train_rows(horizon: int, season: int) -> int:
+    """The rows a series needs before the first origin: enough to train on
+    (``windows.min_length``) and for MASE's scale, the seasonal naive error over them (two
+    seasons and one)."""
+    return max(min_length(horizon), 2 * max(season, 1) + 1)
+
+
 def backtest(series: DatedSeries | Sequence[DatedSeries], horizon: int, windows: int = 3,
              step: int | None = None, refit: bool = True, max_time: float | None = 60,
              num_samples: int = 200, seed: int = 0, max_steps: int | None = None,
-             **overrides) -> dict:
+             on_window: Callable[[dict], None] | None = None, **overrides) -> dict:
     """Rolling-origin backtest of the DeepAR forecaster and the baselines.
 
     Args:
@@ -46,6 +54,9 @@ def backtest(series: DatedSeries | Sequence[DatedSeries], horizon: int, windows:
         horizon: H; ``step`` rows between origins (default H).
         windows: W origins; ``refit``: train again at every origin.
         max_time, max_steps: training budget per fit; ``overrides`` go to ``default_config``.
+        on_window: called after each origin with ``{"window": k (from 1), "windows": W,
+            "fit": the FitReport as a dict (None when not refitted), "deepar", "naive",
+            "seasonal_naive": each method's MASE at that origin, mean over series}``.
 
     Returns:
         ``{"methods": {name: summary}, "windows": [{"origin", "series", name: metrics}],
@@ -58,18 +69,23 @@ def backtest(series: DatedSeries | Sequence[DatedSeries], horizon: int, windows:
     step = horizon if step is None else step
     m = infer_frequency(series[0].dates).season
     back = (windows - 1) * step + horizon
-    short = [s.name for s in series if len(s.values) - back < 2 * max(m, 1) + 1]
+    need = min_train_rows(horizon, m)
+    short = [s.name for s in series if len(s.values) - back < need]
     if short:
         raise DataError(f"series {short} are too short for {windows} windows of {horizon} "
-                        f"steps {step} apart")
+                        f"steps {step} apart: each needs {need} rows before the first window, "
+                        f"{back + need} in all; give fewer --windows or a shorter --horizon")
     records, fits, forecaster = [], [], None
     for k in range(windows):
         offset = (windows - 1 - k) * step + horizon
         train = [s.head(len(s.values) - offset) for s in series]
+        fit = None
         if forecaster is None or refit:
             forecaster, report = train_forecaster(train, horizon, max_time=max_time,
                                                   max_steps=max_steps, seed=seed, **overrides)
-            fits.append(dataclasses.asdict(report))
+            fit = dataclasses.asdict(report)
+            fits.append(fit)
+        first = len(records)
         for s, t in zip(series, train):
             cut = len(t.values)
             actual = s.values[cut: cut + horizon]
@@ -82,6 +98,10 @@ def backtest(series: DatedSeries | Sequence[DatedSeries], horizon: int, windows:
                                                                  seed=seed + k))):
                 record[name] = evaluate(actual, base.mean, t.values, m, base.samples)
             records.append(record)
+        if on_window is not None:
+            on_window({"window": k + 1, "windows": windows, "fit": fit,
+                       **{name: float(np.mean([r[name]["mase"] for r in records[first:]]))
+                          for name in ("deepar", "naive", "seasonal_naive")}})
     methods = {name: summarize([r[name] for r in records])
                for name in ("deepar", "naive", "seasonal_naive")}
     return {"methods": methods, "windows": records, "fits": fits}

@@ -13,8 +13,10 @@ windows -> NLL over their C + H steps -> backward -> clip the gradient norm -> A
 every ``eval_every`` steps score the validation windows (whose horizons tile the last
 ``validation`` training rows of each series, never read by a training window), keep the
 best weights, halve the learning rate after ``patience // 2`` checks without a new best,
-and stop after ``patience``. Then the sampling temperature (the factor on the predicted
-scale) is chosen on the same validation windows (``calibrate``).
+and stop after ``patience``. Ctrl-C (KeyboardInterrupt) stops it too, as in ``rnnkit train``:
+the best weights so far are kept and the report says ``"interrupted"``. Then the sampling
+temperature (the factor on the predicted scale) is chosen on the same validation windows
+(``calibrate``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import copy
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -43,8 +45,10 @@ from rnnkit.forecasting.windows import (
     last_windows,
 )
 
-__all__ = ["FitReport", "train_forecaster", "fit_model", "validation_score", "calibrate",
-           "init_skip"]
+__all__ = ["FitReport", "train_forecaster", "forecast_config", "fit_model", "step_budget",
+           "describe_budget", "validation_score", "calibrate", "init_skip", "INTERRUPTED"]
+
+INTERRUPTED = "interrupted"  # FitReport.stop_reason after Ctrl-C (the best weights are kept)
 
 
 @dataclass
@@ -72,16 +76,7 @@ def train_forecaster(series: Sequence[DatedSeries], horizon: int, max_time: floa
     shorter than ``windows.min_length(horizon)`` are left out with a warning (all of them:
     a DataError) and named in ``FitReport.left_out``."""
     series, left_out = drop_short(series, horizon)
-    if not series:
-        raise DataError("no series to train on")
-    freq = infer_frequency(series[0].dates)
-    for s in series[1:]:
-        other = infer_frequency(s.dates)
-        if other != freq:
-            raise DataError(f"series {s.name!r} is {other.name}, {series[0].name!r} is "
-                            f"{freq.name}; train series of one frequency together")
-    overrides.setdefault("embedding_dim", 4 if len(series) > 1 else 0)
-    cfg = default_config([len(s.values) for s in series], freq, horizon, **overrides)
+    cfg = forecast_config(series, horizon, **overrides)
     values = [s.values for s in series]
     calendars = [calendar_features(s.dates, cfg.calendar) for s in series]
     names = [s.name for s in series]
@@ -96,21 +91,72 @@ def train_forecaster(series: Sequence[DatedSeries], horizon: int, max_time: floa
         reports.append(fit_model(model, values, calendars, budget, max_steps, seed + k,
                                  on_check, calibrate_model=cfg.ensemble == 1))
         members.append(model)
+        if reports[-1].stop_reason == INTERRUPTED:  # Ctrl-C: keep the members trained so far
+            break
     if cfg.ensemble == 1:
         reports[0].left_out = left_out
         return Forecaster(members[0], names), reports[0]
-    ensemble = DeepAREnsemble(members)
+    if len(members) < cfg.ensemble:  # the saved config must build the members there are
+        cfg = replace(cfg, ensemble=len(members))
+        for model in members:
+            model.config = cfg
+    model = members[0] if len(members) == 1 else DeepAREnsemble(members)
     _, val = _windows(cfg, values, calendars, seed)
     best = None
     if val is not None:
-        best = (calibrate(ensemble, val, seed, by=cfg.calibrate, grid=cfg.temperatures)
-                if cfg.calibrate else validation_score(ensemble, val, seed=seed))
+        best = (calibrate(model, val, seed, by=cfg.calibrate, grid=cfg.temperatures)
+                if cfg.calibrate else validation_score(model, val, seed=seed))
+    stops = {r.stop_reason for r in reports}
     report = FitReport(sum(r.steps for r in reports), reports[0].best_step, best,
-                       ", ".join(sorted({r.stop_reason for r in reports})),
+                       INTERRUPTED if INTERRUPTED in stops else ", ".join(sorted(stops)),
                        time.monotonic() - start,
                        [{"member": k, **h} for k, r in enumerate(reports) for h in r.history])
     report.left_out = left_out
-    return Forecaster(ensemble, names), report
+    return Forecaster(model, names), report
+
+
+def forecast_config(series: Sequence[DatedSeries], horizon: int, **overrides) -> ForecastConfig:
+    """The config ``train_forecaster`` trains ``series`` with: ``default_config`` for their
+    lengths and (single) frequency, an embedding of each series when there are several, then
+    ``overrides``."""
+    if not series:
+        raise DataError("no series to train on")
+    freq = infer_frequency(series[0].dates)
+    for s in series[1:]:
+        other = infer_frequency(s.dates)
+        if other != freq:
+            raise DataError(f"series {s.name!r} is {other.name}, {series[0].name!r} is "
+                            f"{freq.name}; train series of one frequency together")
+    overrides.setdefault("embedding_dim", 4 if len(series) > 1 else 0)
+    return default_config([len(s.values) for s in series], freq, horizon, **overrides)
+
+
+def step_budget(cfg: ForecastConfig, max_time: float | None,
+                max_steps: int | None) -> int | None:
+    """The step limit ``fit_model`` trains under (None: the time budget alone). Without
+    validation rows there is nothing to stop early on: a time budget alone would fit a few
+    dozen rows for as many steps as the machine allows, varying with it, so
+    ``cfg.default_steps`` caps it; with neither budget, early stopping ends the run (the cap
+    is far beyond it)."""
+    if max_steps is None and not cfg.validation:
+        return cfg.default_steps
+    if max_steps is None and max_time is None:
+        return 100 * cfg.eval_every * cfg.patience
+    return max_steps
+
+
+def describe_budget(cfg: ForecastConfig, max_time: float | None,
+                    max_steps: int | None) -> str:
+    """The budget ``fit_model`` will train ``cfg`` under, in words (for a start line)."""
+    steps = step_budget(cfg, max_time, max_steps)
+    limits = [f"{max_time:g} s" if max_time is not None else "",
+              f"{steps} steps" if max_steps is not None or not cfg.validation else ""]
+    text = " or ".join(x for x in limits if x)
+    if not cfg.validation:
+        return f"for at most {text} (no validation rows to stop early on)"
+    if not text:
+        return "with no time limit, until validation stops improving"
+    return f"for at most {text}, or until validation stops improving"
 
 
 def _windows(cfg: ForecastConfig, values: Sequence[np.ndarray], calendars: Sequence[np.ndarray],
@@ -199,12 +245,7 @@ def fit_model(model: DeepAR, values: Sequence[np.ndarray], calendars: Sequence[n
     ``calibrate_model`` (and ``config.calibrate``), then choose its sampling temperature."""
     cfg: ForecastConfig = model.config
     sampler, val = _windows(cfg, values, calendars, seed)
-    if val is None and max_steps is None:
-        # nothing to stop early on: a time budget alone would fit a few dozen rows for as
-        # many steps as the machine allows (thousands), and the result would vary with it
-        max_steps = cfg.default_steps
-    if max_time is None and max_steps is None:
-        max_steps = 100 * cfg.eval_every * cfg.patience  # early stopping ends it first
+    max_steps = step_budget(cfg, max_time, max_steps)
     if cfg.skip == "least_squares":
         init_skip(model, sampler)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -213,35 +254,40 @@ def fit_model(model: DeepAR, values: Sequence[np.ndarray], calendars: Sequence[n
     history, step, stop = [], 0, None
     model.train()
     while stop is None:
-        loss = model.nll(sampler.sample(cfg.batch_size))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-        if torch.isfinite(norm):
-            optimizer.step()
-        step += 1
-        elapsed = time.monotonic() - start
-        if max_steps is not None and step >= max_steps:
-            stop = "max_steps"
-        elif max_time is not None and elapsed >= max_time:
-            stop = "max_time"
-        if val is not None and (step % cfg.eval_every == 0 or stop):
-            score = validation_score(model, val, seed=seed)
-            record = {"step": step, "loss": float(loss.detach()), "val_crps": score,
-                      "lr": optimizer.param_groups[0]["lr"], "time": round(elapsed, 2)}
-            history.append(record)
-            if on_check is not None:
-                on_check(record)
-            if score < best:
-                best, best_step, since_best = score, step, 0
-                best_state = copy.deepcopy(model.state_dict())
-            else:
-                since_best += 1
-                if since_best % max(1, cfg.patience // 2) == 0:
-                    for group in optimizer.param_groups:
-                        group["lr"] /= 2
-                if since_best >= cfg.patience and stop is None:
-                    stop = "early_stopping"
+        try:
+            loss = model.nll(sampler.sample(cfg.batch_size))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+            if torch.isfinite(norm):
+                optimizer.step()
+            step += 1
+            elapsed = time.monotonic() - start
+            if max_steps is not None and step >= max_steps:
+                stop = "max_steps"
+            elif max_time is not None and elapsed >= max_time:
+                stop = "max_time"
+            if val is not None and (step % cfg.eval_every == 0 or stop):
+                score = validation_score(model, val, seed=seed)
+                record = {"step": step, "loss": float(loss.detach()), "val_crps": score,
+                          "lr": optimizer.param_groups[0]["lr"], "time": round(elapsed, 2)}
+                history.append(record)
+                if on_check is not None:
+                    on_check(record)
+                if score < best:
+                    best, best_step, since_best = score, step, 0
+                    best_state = copy.deepcopy(model.state_dict())
+                else:
+                    since_best += 1
+                    if since_best % max(1, cfg.patience // 2) == 0:
+                        for group in optimizer.param_groups:
+                            group["lr"] /= 2
+                    if since_best >= cfg.patience and stop is None:
+                        stop = "early_stopping"
+        except KeyboardInterrupt:  # Ctrl-C: stop here and keep the best weights so far
+            stop = INTERRUPTED
+            if val is not None and best_state is None:  # before the first check
+                best, best_step = validation_score(model, val, seed=seed), step
     if best_state is not None:
         model.load_state_dict(best_state)
     if val is not None and cfg.calibrate and calibrate_model:
