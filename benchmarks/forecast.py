@@ -85,6 +85,17 @@ PANEL = {
 }
 
 
+# co2 has empty cells; seattle-temps skips the hour of the spring clock change (2010-03-14
+# 03:00), which the reader refuses as a missing date unless asked to fill it.
+FILLED = {"co2", "seattle-temps"}
+
+
+def load_panel_file(name: str) -> list[DatedSeries]:
+    """The series of ``PANEL[name]``, gaps filled where ``FILLED`` says."""
+    file, value, by = PANEL[name]
+    return load_series(DATA / file, value=value, by=by, fill_gaps=name in FILLED)
+
+
 def horizon_of(freq) -> int:
     if freq.name in ("hourly", "half-hourly"):
         return 2 * freq.season
@@ -357,8 +368,8 @@ def print_row(row: dict) -> None:
 def refresh_stats(rows: list[dict], args) -> None:
     """Put the statsforecast results now in the cache into ``rows`` (of an earlier run)."""
     by_label = {r["series"]: r for r in rows}
-    for name, (file, value, by) in PANEL.items():
-        series = load_series(DATA / file, value=value, by=by, fill_gaps=name == "co2")
+    for name in PANEL:
+        series = load_panel_file(name)
         for s in series:
             label = label_of(name, series, s)
             row = by_label.get(label)
@@ -377,8 +388,7 @@ def add_peers(rows: list[dict], names: list[str], args) -> None:
     ``rows`` (of an earlier run, same split); the other methods' cells stay as they were."""
     by_label = {r["series"]: r for r in rows}
     for name in names:
-        file, value, by = PANEL[name]
-        series = load_series(DATA / file, value=value, by=by, fill_gaps=name == "co2")
+        series = load_panel_file(name)
         labels = [label_of(name, series, s) for s in series]
         if not any(label in by_label for label in labels):
             continue
@@ -421,8 +431,7 @@ def rolling_origins(rows: list[dict], names: list[str], args) -> dict:
     nf_models, args.nf_models = args.nf_models, []
     by_label: dict[str, list[dict]] = {}
     for name in names:
-        file, value, by = PANEL[name]
-        series = load_series(DATA / file, value=value, by=by, fill_gaps=name == "co2")
+        series = load_panel_file(name)
         if max(len(s.values) for s in series) < args.origins_min_rows:
             continue
         labels = {label_of(name, series, s) for s in series}
@@ -612,8 +621,7 @@ def main() -> None:
             add_peers(rows, names, args)
         names = []
     for name in names:
-        file, value, by = PANEL[name]
-        series = load_series(DATA / file, value=value, by=by, fill_gaps=name == "co2")
+        series = load_panel_file(name)
         rows += run_group(name, series, args)
     if args.stats_only:
         return
