@@ -108,7 +108,7 @@ def test_bad_input_is_one_line(capsys):
     capsys.readouterr()
     code = main(["forecast", "runs/r", "--context", "short.csv", *FAST])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 1 and len(err) == 1 and "context" in err[0], err
+    assert code == 1 and len(err) == 1 and "series 'sales' has 2 rows" in err[0], err
     code = main(["forecast", "runs/r", "--ensemble", "3", *FAST])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1 and "--ensemble is for training" in err[0], err

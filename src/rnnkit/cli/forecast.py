@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,12 @@ from rnnkit.forecasting import (
     load_series,
     train_forecaster,
 )
+from rnnkit.forecasting.fit import INTERRUPTED, describe_budget, forecast_config
+from rnnkit.forecasting.windows import drop_short
+from rnnkit.train import CheckpointError
 
 MODEL, META = "forecaster.pt", "forecaster.json"
+CHART_SERIES = 6  # the fan chart draws this many series, the first ones
 
 
 def default_horizon(series: list[DatedSeries]) -> int:
@@ -59,62 +64,142 @@ def _levels(texts: list[str]) -> tuple[float, ...]:
 
 def forecast(s: ForecastSettings) -> Path:
     """Train (a CSV file) or load (a run) a forecaster and write its forecast; returns the
-    CSV written."""
+    CSV written. Ctrl-C in training keeps the best weights so far: the forecaster is saved
+    and the forecast written, then the KeyboardInterrupt goes on (exit 130, as for train)."""
     set_threads(s.threads)
     levels = _levels(s.quantiles)
+    if s.output:
+        _check_output(Path(s.output))
     found = find_run(s.source, s.runs_dir)
     if found is not None:
-        run = found
-        meta = json.loads((run / META).read_text())
-        forecaster = Forecaster.load(run / MODEL)
-        if s.ensemble != 1:
-            raise ConfigError(f"--ensemble is for training; {run} is trained (ensemble of "
-                              f"{forecaster.config.ensemble})")
-        series = load_csv_series(s.context or meta["file"], meta)
+        run, meta, forecaster, series = _load_run(found, s)
+        interrupted = False
     else:
-        if s.context:
-            raise ConfigError("--context is for a trained run; a CSV file is trained on itself")
-        source = Path(s.source)
-        meta = {"target": s.target, "date_column": s.date_column, "id_column": s.id_column,
-                "fill": s.fill, "file": str(source.resolve())}
-        series = load_csv_series(s.source, meta)
-        horizon = s.horizon or default_horizon(series)
-        run = rundir.pick_name(s.runs_dir, s.name, f"forecast-{source.stem}")
-        print(f"training a forecaster of {horizon} steps on {len(series)} series of "
-              f"{source} for at most {s.max_time:g} s", file=sys.stderr)
-        forecaster, report = train_forecaster(series, horizon, max_time=s.max_time or None,
-                                              seed=s.seed, ensemble=s.ensemble)
-        run.mkdir(parents=True)
-        forecaster.save(run / MODEL)
-        (run / META).write_text(json.dumps({**meta, "horizon": horizon}) + "\n")
-        print(f"trained: {report.steps} steps ({report.stop_reason}) in {report.seconds:.0f} s;"
-              f" run directory {run}", file=sys.stderr)
-    meta = json.loads((run / META).read_text())
+        run, meta, forecaster, series, interrupted = _train_run(s)
     horizon = s.horizon or meta["horizon"]
     out = Path(s.output) if s.output else run / "forecast.csv"
+    panels = _forecast_each(forecaster, series, horizon, s, levels)
+    _write_csv(out, panels, levels, meta["id_column"], series[0])
+    _fan_chart(panels, out.with_suffix(".png"), series[0].value_column)
+    print(f"wrote {out} and {out.with_suffix('.png')}", file=sys.stderr)
+    if interrupted:
+        raise KeyboardInterrupt
+    return out
+
+
+def _check_output(out: Path) -> None:
+    """Refuse an --output whose directory is missing before anything is trained."""
     if not out.parent.is_dir():
         raise DataError(f"--output {out}: the directory {out.parent} does not exist")
+
+
+def _load_run(run: Path, s: ForecastSettings) -> tuple[Path, dict, Forecaster,
+                                                     list[DatedSeries]]:
+    """A trained run's settings, forecaster and the series to forecast after (--context, or
+    the file it trained on)."""
+    try:
+        meta = json.loads((run / META).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataError(f"{run / META}: not the JSON rnnkit forecast writes ({err}); train a "
+                        "new forecaster with: rnnkit forecast FILE.csv") from None
+    try:
+        forecaster = Forecaster.load(run / MODEL)
+    except CheckpointError as err:
+        file = meta.get("file", "FILE.csv")
+        raise CheckpointError(f"{err}; train a new one with: rnnkit forecast {file}") from None
+    if s.ensemble != 1:
+        raise ConfigError(f"--ensemble is for training; {run} is trained (ensemble of "
+                          f"{forecaster.config.ensemble})")
+    return run, meta, forecaster, load_csv_series(s.context or meta["file"], meta)
+
+
+def _train_run(s: ForecastSettings) -> tuple[Path, dict, Forecaster, list[DatedSeries], bool]:
+    """Train a forecaster on the CSV file ``s.source`` in a new run directory (made only once
+    the input is accepted, removed if training fails); returns the run, its settings, the
+    forecaster, the series it forecasts and whether Ctrl-C stopped training."""
+    if s.context:
+        raise ConfigError("--context is for a trained run; a CSV file is trained on itself")
+    source = Path(s.source)
+    meta = {"target": s.target, "date_column": s.date_column, "id_column": s.id_column,
+            "fill": s.fill, "file": str(source.resolve())}
+    series = load_csv_series(s.source, meta)
+    horizon = s.horizon or default_horizon(series)
+    max_time = s.max_time or None
+    series, left_out = trainable(series, horizon)
+    cfg = forecast_config(series, horizon, ensemble=s.ensemble)
+    meta.update(horizon=horizon, left_out=left_out)
+    run = rundir.make_new(s.runs_dir, s.name, f"forecast-{source.stem}",
+                          reuse="forecast with it: rnnkit forecast {path}")
+    with rundir.removed_on_error(run):
+        members = f" (an ensemble of {s.ensemble}, 1/{s.ensemble} each)" if s.ensemble > 1 else ""
+        print(f"training a forecaster of {horizon} steps on {len(series)} series of {source} "
+              f"{describe_budget(cfg, max_time, None)}{members}; run directory {run}",
+              file=sys.stderr)
+        forecaster, report = train_forecaster(series, horizon, max_time=max_time, seed=s.seed,
+                                              ensemble=s.ensemble)
+        forecaster.save(run / MODEL)
+        meta.update(steps=report.steps, stop_reason=report.stop_reason)
+        (run / META).write_text(json.dumps(meta) + "\n")
+    interrupted = report.stop_reason == INTERRUPTED
+    if interrupted:
+        print(f"interrupted after {report.steps} steps in {report.seconds:.0f} s: saved the "
+              f"forecaster with its best weights so far in {run}; forecasting with it",
+              file=sys.stderr)
+    else:
+        print(f"trained: {report.steps} steps ({report.stop_reason}) in {report.seconds:.0f} s;"
+              f" run directory {run}", file=sys.stderr)
+    return run, meta, forecaster, series, interrupted
+
+
+def trainable(series: list[DatedSeries], horizon: int) -> tuple[list[DatedSeries],
+                                                                 dict[str, int]]:
+    """The series long enough to train a forecaster of ``horizon`` steps on, and the others'
+    rows by name (``windows.drop_short``, whose warning is printed here as a note): before
+    any training or run directory. Every series too short is a DataError."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        kept, left_out = drop_short(series, horizon)
+    for warning in caught:
+        print(f"note: {warning.message}", file=sys.stderr)
+    return kept, left_out
+
+
+def _forecast_each(forecaster: Forecaster, series: list[DatedSeries], horizon: int,
+                   s: ForecastSettings, levels: tuple[float, ...]) -> list[tuple[DatedSeries,
+                                                                                Any]]:
+    """(series, forecast) for each series; one that cannot be forecast is named on stderr and
+    left out (all of them: a DataError naming each)."""
     known = set(forecaster.series_names)
-    rows, panels = [], []
+    panels, failed = [], []
     for one in series:
         name = one.name if one.name in known else None
-        fc = forecaster.forecast(one.values, one.dates, horizon, s.samples, series=name,
-                                 levels=levels, seed=s.seed)
-        rows += [[one.name, _date_text(d), m, *q]
-                 for d, m, *q in zip(fc.dates, fc.mean, *fc.quantiles)]
+        try:
+            fc = forecaster.forecast(one.values, one.dates, horizon, s.samples, series=name,
+                                     levels=levels, seed=s.seed)
+        except DataError as err:  # the model names the series it knows; name the others
+            failed.append(str(err) if name is not None else f"series {one.name!r}: {err}")
+            continue
         panels.append((one, fc))
-    target = series[0].value_column
+    if not panels:
+        raise DataError("; ".join(failed))
+    for why in failed:
+        print(f"note: not forecast: {why}", file=sys.stderr)
+    return panels
+
+
+def _write_csv(out: Path, panels: list[tuple[DatedSeries, Any]], levels: tuple[float, ...],
+               id_column: str, first: DatedSeries) -> None:
+    """One row per series and date: [id,] date, mean, quantiles."""
+    target = first.value_column
     with open(out, "w", newline="") as f:
         writer = csv.writer(f)
-        id_header = [meta["id_column"]] if meta["id_column"] else []
-        writer.writerow([*id_header, series[0].date_column, target,
+        id_header = [id_column] if id_column else []
+        writer.writerow([*id_header, first.date_column, target,
                          *(f"{target}_q{q:g}" for q in levels)])
-        for name, date, mean, *qs in rows:
-            writer.writerow([*([name] if id_header else []), date, f"{mean:.6g}",
-                             *(f"{q:.6g}" for q in qs)])
-    _fan_chart(panels, out.with_suffix(".png"), target)
-    print(f"wrote {out} and {out.with_suffix('.png')}", file=sys.stderr)
-    return out
+        for one, fc in panels:
+            for date, mean, *qs in zip(fc.dates, fc.mean, *fc.quantiles):
+                writer.writerow([*([one.name] if id_header else []), _date_text(date),
+                                 f"{mean:.6g}", *(f"{q:.6g}" for q in qs)])
 
 
 def _date_text(date: np.datetime64) -> str:
@@ -129,8 +214,13 @@ def _fan_chart(panels: list[tuple[DatedSeries, Any]], path: Path, target: str) -
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    shown = panels[:6]
+    shown = panels[:CHART_SERIES]
     fig, axes = plt.subplots(len(shown), 1, figsize=(9, 2.6 * len(shown)), squeeze=False)
+    if len(shown) < len(panels):
+        what = f"first {len(shown)} of {len(panels)} series"
+        fig.suptitle(f"{target}: the {what} (all are in the CSV)", fontsize="medium")
+        print(f"note: the fan chart {path} shows the {what}; the CSV has them all",
+              file=sys.stderr)
     for ax, (one, fc) in zip(axes[:, 0], shown):
         tail = max(3 * len(fc.dates), 24)
         ax.plot(one.dates[-tail:], one.values[-tail:], color="black", lw=0.8, label="history")
@@ -172,8 +262,11 @@ def run_backtest(s: BacktestSettings) -> dict:
     out = Path(s.output) if s.output else default_out
     if not out.parent.is_dir():
         raise DataError(f"--output {out}: the directory {out.parent} does not exist")
+    print(f"backtest: {s.windows} windows of {horizon} steps on {len(series)} series of "
+          f"{file}, training a forecaster at each", file=sys.stderr)
     result = backtest(series, horizon, windows=s.windows, max_time=s.max_time or None,
-                      num_samples=s.samples, seed=s.seed, ensemble=s.ensemble)
+                      num_samples=s.samples, seed=s.seed, ensemble=s.ensemble,
+                      on_window=_print_window)
     names = {"deepar": "rnnkit", "naive": "Naive", "seasonal_naive": "SeasonalNaive"}
     metrics = ("mae", "rmse", "mase", "smape", "crps", "coverage")
     print(f"{file}: {s.windows} windows of {horizon} steps, {len(series)} series")
@@ -187,6 +280,16 @@ def run_backtest(s: BacktestSettings) -> dict:
     print(f"wrote {out} (metrics by horizon step and by window) and "
           f"{out.with_suffix('.png')}", file=sys.stderr)
     return result
+
+
+def _print_window(done: dict[str, Any]) -> None:
+    """One line on stderr per backtest window: a long backtest shows it is alive."""
+    fit = done["fit"]
+    trained = (f"trained {fit['steps']} steps ({fit['stop_reason']}) in {fit['seconds']:.0f} s, "
+               if fit else "")
+    print(f"window {done['window']}/{done['windows']}: {trained}MASE {done['deepar']:.3g} "
+          f"(Naive {done['naive']:.3g}, SeasonalNaive {done['seasonal_naive']:.3g})",
+          file=sys.stderr, flush=True)
 
 
 def _by_step_chart(methods: dict[str, Any], path: Path, names: dict[str, str]) -> None:
