@@ -404,3 +404,56 @@ def test_streaming_shortcut_equals_the_sequence_call(mode, monkeypatch):
     with torch.no_grad():
         m.train().step(xs[:, 0])  # training: dropout applies, so the sequence path
     assert taken == [], "training"
+
+
+@pytest.mark.parametrize("mode, arg", [("LSTM", "forget_bias"), ("LSTM", "chrono_init"),
+                                       ("GRU", "update_bias"), ("GRU", "reset_bias"),
+                                       ("GRU", "chrono_init")])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_a_gate_bias_or_chrono_init_that_is_not_finite_is_refused(mode, arg, value):
+    with pytest.raises(ValueError, match=rf"{mode}: {arg} must be a finite number, got"):
+        getattr(rnnkit, mode)(4, 4, **{arg: value})
+
+
+@pytest.mark.parametrize("mode, arg", [("LSTM", "zoneout_cell"), ("LSTM", "zoneout"),
+                                       ("GRU", "zoneout")])
+def test_a_zoneout_rate_out_of_range_is_refused(mode, arg):
+    with pytest.raises(ValueError, match=rf"{arg} must be a probability in \[0, 1\), got nan"):
+        getattr(rnnkit, mode)(4, 4, **{arg: float("nan")})
+
+
+def test_lstm_zoneout_sets_both_rates_as_the_cli_does():
+    lstm = rnnkit.LSTM(4, 4, zoneout=0.1)
+    assert (lstm.zoneout_cell, lstm.zoneout_hidden) == (0.1, 0.1)
+    lstm = rnnkit.LSTM(4, 4, zoneout=0.1, zoneout_cell=0.3)  # the one named wins
+    assert (lstm.zoneout_cell, lstm.zoneout_hidden) == (0.3, 0.1)
+    assert (rnnkit.LSTM(4, 4).zoneout_cell, rnnkit.LSTM(4, 4).zoneout_hidden) == (0.0, 0.0)
+
+
+@pytest.mark.parametrize("mode, kw, message", [
+    ("GRU", {"zoneout_cell": 0.1}, "GRU: zoneout_cell is an argument of rnnkit.LSTM; use zoneout"),
+    ("GRU", {"forget_bias": 1.0}, "GRU: forget_bias is an argument of rnnkit.LSTM; use "
+                                  "update_bias"),
+    ("LSTM", {"update_bias": 1.0}, "LSTM: update_bias is an argument of rnnkit.GRU; use "
+                                   "forget_bias"),
+    ("LSTM", {"reset_bias": -1.0}, "LSTM: reset_bias is an argument of rnnkit.GRU; the LSTM "
+                                   "has nothing like it"),
+    ("LSTM", {"zonout": 0.1}, "LSTM: unexpected argument 'zonout'; did you mean zoneout"),
+])
+def test_an_argument_the_module_does_not_take_names_the_one_to_use(mode, kw, message):
+    with pytest.raises(TypeError, match=message):
+        getattr(rnnkit, mode)(4, 4, **kw)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("kw", [{}, {"layer_norm": True}, {"zoneout": 0.1},
+                                {"layer_norm": True, "num_layers": 2, "sum_outputs": True,
+                                 "learned_initial_state": True}])
+def test_an_empty_batch_gives_empty_outputs_and_states_as_torch_nn(mode, kw):
+    ref_out, ref_state = getattr(torch.nn, mode)(4, 3, num_layers=kw.get("num_layers", 1),
+                                                 batch_first=True)(torch.zeros(0, 5, 4))
+    module = getattr(rnnkit, mode)(4, 3, batch_first=True, **kw)
+    for training in (True, False):
+        out, state = module.train(training)(torch.zeros(0, 5, 4))
+        assert out.shape == ref_out.shape
+        assert [s.shape for s in _states(state)] == [s.shape for s in _states(ref_state)]

@@ -13,6 +13,9 @@ which ``fast=False`` gives the autograd loop (or, every trick off, torch's kerne
 
 from __future__ import annotations
 
+import difflib
+import inspect
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -591,7 +594,9 @@ class _RecurrentBase(nn.Module):
             candidate_mask = self._recurrent_mask(layer, T, B, x, mask_resets)
             layer_init = [s[layer] for s in init] if init is not None else [None] * len(states)
             per_step = candidate_mask is not None and self.recurrent_dropout_mode == "per_step"
-            fast = self._fast_loop_applies() and not per_step  # it takes one mask per run
+            # the fast loop takes one mask per run, and views its buffers as [T * B, -1],
+            # which no shape fits for an empty batch (the reference loop returns empties)
+            fast = self._fast_loop_applies() and not per_step and B > 0
             run = self._fast_layer if fast else self._reference_layer
             gates = self._input_gates(x, layer, fast)
             x, s = self._run_segments(run, gates, [s[layer] for s in states], layer,
@@ -669,7 +674,8 @@ class LSTM(_RecurrentBase):
             Gers et al. 2000, Jozefowicz et al. 2015). None leaves torch's init.
         recurrent_dropout: S7, Semeniuta et al. 2016, dropout on the candidate with one mask
             per sequence and layer.
-        zoneout_cell, zoneout_hidden: S7, zoneout rates of c and h.
+        zoneout_cell, zoneout_hidden: S7, zoneout rates of c and h; None: ``zoneout``.
+        zoneout: the rate of both where they are not given (the CLI's ``--zoneout``).
         recurrent_dropout_mode: when the recurrent-dropout mask is drawn. ``"per_call"``
             (default, the behaviour before this switch): one [B, H] mask per layer per
             forward call, shared by the call's steps, so a new one for each TBPTT chunk and
@@ -722,11 +728,14 @@ class LSTM(_RecurrentBase):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
                  bidirectional: bool = False, *, forget_bias: float | None = None,
-                 zoneout_cell: float = 0.0, zoneout_hidden: float = 0.0, **tricks) -> None:
+                 zoneout_cell: float | None = None, zoneout_hidden: float | None = None,
+                 zoneout: float = 0.0, **tricks) -> None:
+        _check_arguments("LSTM", tricks, forget_bias=forget_bias)
         _check_chrono_conflict("LSTM", "forget_bias", forget_bias, tricks)
         self.forget_bias = forget_bias
-        self.zoneout_cell = check_rate("zoneout_cell", zoneout_cell)
-        self.zoneout_hidden = check_rate("zoneout_hidden", zoneout_hidden)
+        zoneout = check_rate("zoneout", zoneout)
+        self.zoneout_cell = check_rate("zoneout_cell", _given_or(zoneout_cell, zoneout))
+        self.zoneout_hidden = check_rate("zoneout_hidden", _given_or(zoneout_hidden, zoneout))
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, **tricks)
 
@@ -796,6 +805,7 @@ class GRU(_RecurrentBase):
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
                  bidirectional: bool = False, *, update_bias: float | None = None,
                  reset_bias: float | None = None, zoneout: float = 0.0, **tricks) -> None:
+        _check_arguments("GRU", tricks, update_bias=update_bias, reset_bias=reset_bias)
         _check_chrono_conflict("GRU", "update_bias", update_bias, tricks)
         self.update_bias = update_bias
         self.reset_bias = reset_bias
@@ -836,6 +846,41 @@ class GRU(_RecurrentBase):
 
     def extra_repr(self) -> str:
         return _extra_repr(self, ["update_bias", "reset_bias", "zoneout"])
+
+
+# The other cell's arguments, and what to pass instead (None: nothing corresponds).
+_OTHER_CELL = {
+    "LSTM": {"update_bias": "forget_bias", "reset_bias": None},
+    "GRU": {"forget_bias": "update_bias", "zoneout_cell": "zoneout", "zoneout_hidden": "zoneout"},
+}
+
+
+def _given_or(value: float | None, default: float) -> float:
+    return default if value is None else value
+
+
+def _check_arguments(name: str, tricks: dict, **biases: float | None) -> None:
+    """A TypeError naming an argument the module does not take (and the one to use: the other
+    cell's name, or a close spelling); a ValueError for a gate bias or ``chrono_init`` that is
+    not a finite number (NaN would make every output NaN)."""
+    known = inspect.signature(_RecurrentBase.__init__).parameters
+    for arg in tricks:
+        if arg in known:
+            continue
+        if arg in _OTHER_CELL[name]:
+            other = "GRU" if name == "LSTM" else "LSTM"
+            use = _OTHER_CELL[name][arg]
+            instead = f"; use {use}" if use else f"; the {name} has nothing like it"
+            raise TypeError(f"{name}: {arg} is an argument of rnnkit.{other}{instead}")
+        close = difflib.get_close_matches(arg, [*known, *biases, "zoneout"], n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        raise TypeError(f"{name}: unexpected argument {arg!r}{hint}")
+    for arg, value in {**biases, "chrono_init": tricks.get("chrono_init")}.items():
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(
+                value):
+            raise ValueError(f"{name}: {arg} must be a finite number, got {value!r}")
 
 
 def _check_chrono_conflict(name: str, arg: str, value, tricks: dict) -> None:
