@@ -189,3 +189,40 @@ def test_a_run_whose_steps_all_fail_exits_with_an_error(capsys):
     err = capsys.readouterr().err
     assert code == 1 and "Traceback" not in err
     assert "steps in a row had non-finite gradients" in err.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("command", [["sample"], ["eval", "FILE"], ["export"]])
+@pytest.mark.parametrize("given", ["forecast-x", "runs/forecast-x"])
+def test_a_forecasters_run_is_named_with_the_commands_that_read_it(command, given, capsys):
+    run = Path("runs/forecast-x")
+    run.mkdir(parents=True)
+    (run / "forecaster.json").write_text("{}")
+    (run / "forecaster.pt").write_bytes(b"")
+    argv = [command[0], given, *command[1:]]
+    line = one_line(capsys, main(argv), f"{run} is a forecaster's run (rnnkit forecast)")
+    assert f"`rnnkit forecast {given}`" in line and f"`rnnkit backtest {given}`" in line
+    assert sorted(p.name for p in run.iterdir()) == ["forecaster.json", "forecaster.pt"]
+
+
+def test_a_directory_that_is_no_run_still_says_no_run(capsys):
+    Path("runs/empty").mkdir(parents=True)
+    one_line(capsys, main(["sample", "empty"]), r"no run 'empty'")
+
+
+def test_help_texts_show_a_percent_sign_once(capsys):
+    import argparse
+
+    from rnnkit.cli.settings import _opt, add_arguments
+
+    assert main(["backtest", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "80% interval" in " ".join(out.split()) and "%%" not in out
+
+    @dataclasses.dataclass
+    class Odd:
+        level: float = _opt(0.8, "coverage of the 80% interval")
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser, Odd)
+    assert "coverage of the 80% interval (default: 0.8)" in " ".join(
+        parser.format_help().split())

@@ -27,7 +27,7 @@ def load_model(run: str | Path, checkpoint: str = "best", device: str = "cpu"
                ) -> tuple[SequenceModel, Task]:
     """The run's model with the weights of ``best.pt`` (or ``last.pt``; the averaged ones when
     the run kept an average, --ema-decay), in eval mode."""
-    path = rundir.find_run(str(run))
+    path = _trained_run(str(run))
     settings = build_settings(TrainSettings, rundir.read_settings(path), {},
                               str(path / rundir.CONFIG))
     task = task_from_description(rundir.read_task(path))
@@ -48,10 +48,28 @@ def load_model(run: str | Path, checkpoint: str = "best", device: str = "cpu"
     return model.to(where).eval(), task
 
 
+def _trained_run(run: str) -> Path:
+    """``rundir.find_run``, but a forecaster's run (rnnkit forecast) is named as one, with the
+    commands that read it, instead of "no run"."""
+    try:
+        return rundir.find_run(run)
+    except DataError:
+        from rnnkit.cli.forecast import META
+
+        for candidate in (Path(run), Path("runs") / run):
+            if (candidate / META).is_file():
+                raise DataError(
+                    f"{candidate} is a forecaster's run (rnnkit forecast); sample, eval and "
+                    f"export read runs of rnnkit train: forecast with `rnnkit forecast {run}` "
+                    f"(--context FILE for newer data), or score it with `rnnkit backtest "
+                    f"{run}`") from None
+        raise
+
+
 def sample(s: SampleSettings) -> None:
     set_threads(s.threads)
     model, task = load_model(s.run, s.checkpoint, s.device)
-    run = rundir.find_run(s.run)
+    run = _trained_run(s.run)
     try:
         task.use(model, run, rundir.read_task(run).get("files", []), s.prime, s.length,
                  s.temperature, s.seed, s.output)

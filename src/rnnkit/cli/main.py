@@ -40,6 +40,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """Every command's parser. Descriptions are shown as written; the help of each option is
+    %-formatted by argparse, which add_arguments escapes, so a plain % is right in both."""
     parser = _Parser(prog="rnnkit", description="Train and use recurrent networks (LSTM, GRU).")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -87,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     backtest = commands.add_parser(
         "backtest", help="rolling-origin evaluation beside Naive and SeasonalNaive",
         description="Train and forecast at W origins at the end of the file; print MAE, "
-        "RMSE, MASE, sMAPE, CRPS and 80%% interval coverage of rnnkit's forecaster, Naive and "
+        "RMSE, MASE, sMAPE, CRPS and 80% interval coverage of rnnkit's forecaster, Naive and "
         "SeasonalNaive.")
     add_arguments(backtest, BacktestSettings)
     ablate = commands.add_parser(

@@ -511,7 +511,8 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
         shown = meta.get("shown") or ("none" if default in ([], "") else default)
         required = meta.get("positional") and not _is_list(tp)
         help_text = meta["help"] if required else f"{meta['help']} (default: {shown})"
-        kw: dict[str, Any] = {"help": help_text, "default": argparse.SUPPRESS}
+        # argparse %-formats help (for %(default)s): a plain "80%" must reach it as "80%%"
+        kw: dict[str, Any] = {"help": help_text.replace("%", "%%"), "default": argparse.SUPPRESS}
         if meta.get("choices"):
             kw["choices"] = meta["choices"]
         if meta.get("positional"):
