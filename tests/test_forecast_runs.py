@@ -313,3 +313,59 @@ def test_the_fan_chart_says_it_shows_the_first_6_series(no_training, monkeypatch
     assert "the fan chart runs/forecast-p/forecast.png shows the first 6 of 8 series" in (
         capsys.readouterr().err)
     assert titles and "first 6 of 8 series" in titles[0]
+
+
+# ---------------------------------------------------------------- dates written back
+
+
+@pytest.mark.parametrize("dates, expected", [
+    ([str(y) for y in range(1980, 2020)], ["2020", "2021"]),  # was 2020-01-01
+    ([f"{y}Q{q}" for y in range(1990, 2000) for q in range(1, 5)], ["2000Q1", "2000Q2"]),
+    ([f"{y}-{m:02d}" for y in range(1990, 1994) for m in range(1, 13)], ["1994-01", "1994-02"]),
+])
+def test_forecast_dates_are_written_in_the_files_own_style(no_training, dates, expected):
+    with open("s.csv", "w") as f:
+        f.write("date,v\n" + "".join(f"{d},{i % 7}\n" for i, d in enumerate(dates)))
+    assert main(["forecast", "s.csv", *FAST[:-1], "2"]) == 0
+    with open("runs/forecast-s/forecast.csv") as f:
+        rows = list(csv.reader(f))
+    assert [r[0] for r in rows[1:]] == expected
+
+
+def test_a_unique_id_panel_found_without_flags_keeps_its_id_column(no_training):
+    with open("long.csv", "w") as f:
+        f.write("unique_id,ds,y\n" + "".join(
+            f"{sid},{2000 + t // 12}-{t % 12 + 1:02d}-01,{t + 3 * (sid == 'b')}\n"
+            for sid in "ab" for t in range(60)))
+    assert main(["forecast", "long.csv", *FAST]) == 0
+    with open("runs/forecast-long/forecast.csv") as f:
+        rows = list(csv.reader(f))
+    assert rows[0][:3] == ["unique_id", "ds", "y"]
+    assert [r[0] for r in rows[1:]] == ["a"] * 4 + ["b"] * 4
+
+
+# ---------------------------------------------------------------- implausible coverage
+
+
+def test_coverage_note_flags_only_clear_misses():
+    from rnnkit.forecasting.metrics import coverage_note
+
+    assert coverage_note(0.47, 30) and "too narrow" in coverage_note(0.47, 30)
+    assert coverage_note(1.0, 200) and "too wide" in coverage_note(1.0, 200)
+    assert coverage_note(0.75, 30) is None and coverage_note(0.8, 1000) is None
+    assert coverage_note(1.0, 4) is None  # 4 values cannot say much
+
+
+def test_backtest_says_when_its_intervals_are_too_narrow(monkeypatch, capsys):
+    monthly = panel("m.csv", (("A", 80),))
+
+    def narrow(series, horizon, **kw):
+        summary = {"mae": 1.0, "rmse": 1.0, "mase": 1.0, "smape": 1.0, "crps": 1.0,
+                   "coverage": 0.47, "by_step": {"mae": [1.0] * horizon}}
+        return {"methods": {"deepar": summary, "naive": summary, "seasonal_naive": summary}}
+
+    monkeypatch.setattr(forecast_cli, "backtest", narrow)
+    assert main(["backtest", monthly, "--id-column", "id", "--horizon", "5", "--windows", "3",
+                 "--threads", "1"]) == 0
+    assert "covered 0.47 of 15 held-out values" in capsys.readouterr().err
+    assert "too narrow" in json.loads(Path("backtest-m.json").read_text())["coverage_note"]

@@ -17,8 +17,6 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from rnnkit.cli import rundir
 from rnnkit.cli.settings import BacktestSettings, ConfigError, ForecastSettings, set_threads
 from rnnkit.data.errors import DataError
@@ -31,6 +29,8 @@ from rnnkit.forecasting import (
     train_forecaster,
 )
 from rnnkit.forecasting.fit import INTERRUPTED, describe_budget, forecast_config
+from rnnkit.forecasting.frequency import format_dates
+from rnnkit.forecasting.metrics import coverage_note
 from rnnkit.forecasting.windows import drop_short
 from rnnkit.train import CheckpointError
 
@@ -193,19 +193,15 @@ def _write_csv(out: Path, panels: list[tuple[DatedSeries, Any]], levels: tuple[f
     target = first.value_column
     with open(out, "w", newline="") as f:
         writer = csv.writer(f)
+        id_column = id_column or first.id_column  # a unique_id column found without a flag
         id_header = [id_column] if id_column else []
         writer.writerow([*id_header, first.date_column, target,
                          *(f"{target}_q{q:g}" for q in levels)])
         for one, fc in panels:
-            for date, mean, *qs in zip(fc.dates, fc.mean, *fc.quantiles):
-                writer.writerow([*([one.name] if id_header else []), _date_text(date),
+            dates = format_dates(fc.dates, one.date_format)  # in the file's own style
+            for date, mean, *qs in zip(dates, fc.mean, *fc.quantiles):
+                writer.writerow([*([one.name] if id_header else []), date,
                                  f"{mean:.6g}", *(f"{q:.6g}" for q in qs)])
-
-
-def _date_text(date: np.datetime64) -> str:
-    """``2024-01-31`` for a date at midnight, else ``2024-01-31 13:30``."""
-    text = str(date.astype("datetime64[m]")).replace("T", " ")
-    return text[:10] if text.endswith("00:00") else text
 
 
 def _fan_chart(panels: list[tuple[DatedSeries, Any]], path: Path, target: str) -> None:
@@ -274,8 +270,14 @@ def run_backtest(s: BacktestSettings) -> dict:
     for key, summary in result["methods"].items():
         print(f"{names[key]:<14}" + "".join(
             f"{summary[m]:>10.4g}" if m in summary else f"{'-':>10}" for m in metrics))
+    ours = result["methods"]["deepar"]
+    note = (coverage_note(ours["coverage"], s.windows * horizon * len(series))
+            if "coverage" in ours else None)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     out.write_text(json.dumps({"file": file, "horizon": horizon, "windows": s.windows,
-                               **result}, default=float, indent=1) + "\n")
+                               **result, "coverage_note": note}, default=float, indent=1)
+                   + "\n")
     _by_step_chart(result["methods"], out.with_suffix(".png"), names)
     print(f"wrote {out} (metrics by horizon step and by window) and "
           f"{out.with_suffix('.png')}", file=sys.stderr)

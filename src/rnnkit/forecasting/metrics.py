@@ -7,12 +7,14 @@ a point forecast ``f [H]``, sample paths ``samples [S, H]``.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from rnnkit.data.errors import DataError
 
 __all__ = ["seasonal_naive_scale", "abs_errors", "squared_errors", "smape_by_step",
-           "crps_by_step", "coverage_by_step", "evaluate"]
+           "crps_by_step", "coverage_by_step", "coverage_note", "evaluate"]
 
 
 def seasonal_naive_scale(insample: np.ndarray, m: int = 1) -> float:
@@ -64,6 +66,24 @@ def coverage_by_step(lower: np.ndarray, upper: np.ndarray, y: np.ndarray) -> np.
     """1.0 where ``lower <= y <= upper``, else 0.0, ``[H]``."""
     y = np.asarray(y, np.float64)
     return ((np.asarray(lower) <= y) & (y <= np.asarray(upper))).astype(np.float64)
+
+
+def coverage_note(coverage: float, count: int, level: float = 0.8) -> str | None:
+    """A warning when ``level`` intervals covered a share ``coverage`` of ``count`` held-out
+    values that intervals of that level would rarely give: outside ``level`` +- 2.58
+    binomial standard errors (99% if errors were independent; the errors of one forecast
+    path are correlated, so real spreads are wider and this only flags clear misses).
+    None when the coverage is plausible."""
+    if count < 1:
+        return None
+    spread = 2.58 * math.sqrt(level * (1 - level) / count)
+    low, high = level - spread, level + spread
+    if low <= coverage <= high:
+        return None
+    what = "too narrow" if coverage < low else "too wide"
+    return (f"the {level:.0%} intervals covered {coverage:.2f} of {count} held-out values, "
+            f"outside the {max(low, 0):.2f}-{min(high, 1):.2f} that {level:.0%} intervals "
+            f"give 99% of the time: they are {what} on this data")
 
 
 def evaluate(y: np.ndarray, point: np.ndarray, insample: np.ndarray, m: int = 1,
