@@ -104,3 +104,42 @@ def test_onnx_step_equals_the_module(mode, tmp_path):
         y, *new = session.run(None, feeds)
         torch.testing.assert_close(torch.from_numpy(y), ref[t], atol=1e-5, rtol=1e-5)
         state = [torch.from_numpy(s) for s in new]
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_the_docs_example_uses_step_onnx_and_parts_pt_as_rnnkit_does(cell, tmp_path,
+                                                                       monkeypatch, capsys):
+    """docs/export.md's example, run as written on a small exported run, gives the
+    next-character logits of the run's own model (learned initial state included)."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    import re
+    from pathlib import Path
+
+    from rnnkit.cli import main
+    from rnnkit.cli.infer import load_model
+
+    doc = (Path(__file__).parents[1] / "docs" / "export.md").read_text(encoding="utf-8")
+    (code,) = re.findall(r"```python\n(.*?)```", doc, re.S)
+    monkeypatch.chdir(tmp_path)
+    Path("t.txt").write_text("the cat sat on the mat. a dog ate the hat!\n" * 40)
+    assert main(["train", "t.txt", "--name", "mine", "--cell", cell, "--hidden-size", "16",
+                 "--embed-dim", "8", "--batch-size", "2", "--chunk-length", "16",
+                 "--max-steps", "6", "--eval-every", "6", "--no-progress", "--threads", "1",
+                 "--model-size", "small", "--sample-length", "5"]) == 0
+    assert main(["export", "mine"]) == 0
+    namespace = {}
+    exec(compile(code, "docs/export.md", "exec"), namespace)  # noqa: S102 - our own docs
+    model, task = load_model("runs/mine")
+    ids = task.vocab.encode("the ca").unsqueeze(0)
+    with torch.no_grad():
+        expected = model(ids)[0][0, -1]
+    got = torch.from_numpy(namespace["next_char_logits"]("the ca"))
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+    assert repr(namespace["vocab"][int(namespace["logits"].argmax())]) in capsys.readouterr().out
+    # the learned initial state matters: from zeros the first character's logits differ
+    with torch.no_grad():
+        first = model(task.vocab.encode("t").unsqueeze(0))[0][0, -1]
+    namespace["initial"].update({k: v * 0 for k, v in namespace["initial"].items()})
+    zero = torch.from_numpy(namespace["next_char_logits"]("t"))
+    assert (zero - first).abs().max() > 1e-3
