@@ -19,6 +19,7 @@ from rnnkit.forecasting.data import DatedSeries
 from rnnkit.forecasting.fit import train_forecaster
 from rnnkit.forecasting.frequency import infer_frequency
 from rnnkit.forecasting.metrics import evaluate
+from rnnkit.forecasting.model import Forecast
 from rnnkit.forecasting.windows import min_length
 
 __all__ = ["backtest", "summarize", "min_train_rows"]
@@ -46,7 +47,9 @@ def min_train_rows(horizon: int, season: int) -> int:
 def backtest(series: DatedSeries | Sequence[DatedSeries], horizon: int, windows: int = 3,
              step: int | None = None, refit: bool = True, max_time: float | None = 60,
              num_samples: int = 200, seed: int = 0, max_steps: int | None = None,
-             on_window: Callable[[dict], None] | None = None, **overrides) -> dict:
+             on_window: Callable[[dict], None] | None = None,
+             on_forecast: Callable[[DatedSeries, DatedSeries, Forecast], None] | None = None,
+             **overrides) -> dict:
     """Rolling-origin backtest of the DeepAR forecaster and the baselines.
 
     Args:
@@ -57,6 +60,9 @@ def backtest(series: DatedSeries | Sequence[DatedSeries], horizon: int, windows:
         on_window: called after each origin with ``{"window": k (from 1), "windows": W,
             "fit": the FitReport as a dict (None when not refitted), "deepar", "naive",
             "seasonal_naive": each method's MASE at that origin, mean over series}``.
+        on_forecast: called with ``(series, train, forecast)`` for each series at each
+            origin: ``train`` its rows before the origin, ``forecast`` the model's
+            ``Forecast`` of the next H rows (e.g. to keep the forecasts themselves).
 
     Returns:
         ``{"methods": {name: summary}, "windows": [{"origin", "series", name: metrics}],
@@ -91,6 +97,8 @@ def backtest(series: DatedSeries | Sequence[DatedSeries], horizon: int, windows:
             actual = s.values[cut: cut + horizon]
             fc = forecaster.forecast(t.values, t.dates, horizon, num_samples, series=s.name,
                                      seed=seed + k)
+            if on_forecast is not None:
+                on_forecast(s, t, fc)
             record = {"origin": str(s.dates[cut]), "series": s.name,
                       "deepar": evaluate(actual, fc.quantile(0.5), t.values, m, fc.samples)}
             for name, base in (("naive", naive(t.values, horizon, seed=seed + k)),
