@@ -435,6 +435,10 @@ class _SeriesColumns:
                      choices=("none", "interpolate"))
     horizon: int | None = _opt(None, "steps to forecast", shown="two seasons of (half-)hourly "
                                "data, one season otherwise, 10 for yearly")
+    season: int | None = _opt(None, "steps in a season: the seasonal lag, SeasonalNaive's and "
+                              "MASE's m; 1: no season. Replaces the season of the dates' "
+                              "frequency", shown="the frequency's (hourly 24, monthly 12, ...); "
+                              "without dates, inferred from the autocorrelation")
     samples: int = _opt(200, "sample paths per series (quantiles and CRPS come from them)")
     max_time: float = _opt(60.0, "training budget in seconds (per fit)")
     seed: int = _opt(0, "random seed")
@@ -446,6 +450,9 @@ class _SeriesColumns:
     def _check(self, extra: dict[str, tuple[float, float, str]]) -> None:
         if self.horizon is not None and not 1 <= self.horizon <= 100_000:
             raise ConfigError(f"horizon (--horizon) must be in [1, 100000], got {self.horizon}")
+        if self.season is not None and not 1 <= self.season <= 100_000:
+            raise ConfigError(f"season (--season) must be in [1, 100000] (1: no season), got "
+                              f"{self.season}")
         _require(self, {"samples": (1, 100_000, "in [1, 100000]"), "max_time": NON_NEGATIVE,
                         "threads": THREADS, "ensemble": (1, 100, "in [1, 100]"), **extra})
 
