@@ -43,6 +43,7 @@ from rnnkit.forecasting.windows import (
     default_config,
     drop_short,
     last_windows,
+    value_unit,
 )
 
 __all__ = ["FitReport", "train_forecaster", "forecast_config", "fit_model", "step_budget",
@@ -77,7 +78,7 @@ def train_forecaster(series: Sequence[DatedSeries], horizon: int, max_time: floa
     a DataError) and named in ``FitReport.left_out``."""
     series, left_out = drop_short(series, horizon)
     cfg = forecast_config(series, horizon, **overrides)
-    values = [s.values for s in series]
+    values = [s.values / cfg.unit for s in series]
     calendars = [calendar_features(s.dates, cfg.calendar) for s in series]
     names = [s.name for s in series]
     start = time.monotonic()
@@ -128,6 +129,7 @@ def forecast_config(series: Sequence[DatedSeries], horizon: int, **overrides) ->
             raise DataError(f"series {s.name!r} is {other.name}, {series[0].name!r} is "
                             f"{freq.name}; train series of one frequency together")
     overrides.setdefault("embedding_dim", 4 if len(series) > 1 else 0)
+    overrides.setdefault("unit", value_unit([s.values for s in series]))
     return default_config([len(s.values) for s in series], freq, horizon, **overrides)
 
 

@@ -352,7 +352,7 @@ class Forecaster:
         dates = np.asarray(context_dates).astype("datetime64[m]")
         check_dates(dates)
         keep = min(len(values), cfg.max_lag + cfg.context_length)
-        values, dates = values[-keep:], dates[-keep:]
+        values, dates = values[-keep:] / cfg.unit, dates[-keep:]
         future = future_dates(dates[-1], self.freq, horizon)
         cal = calendar_features(np.concatenate([dates[cfg.max_lag:], future]), cfg.calendar)
         idx = None
@@ -367,7 +367,7 @@ class Forecaster:
                 torch.tensor(values, dtype=torch.float32).unsqueeze(0),
                 torch.from_numpy(cal).unsqueeze(0), idx, horizon, num_samples,
                 context_spread=cfg.context_spread)[0]
-        samples = paths.double().numpy()
+        samples = paths.double().numpy() * cfg.unit
         return Forecast(future, samples, samples.mean(0),
                         np.quantile(samples, levels, axis=0), tuple(levels))
 

@@ -9,6 +9,7 @@ teacher-forced), and windows never read a row at or after the series' training e
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -21,7 +22,8 @@ from rnnkit.data.errors import DataError
 from rnnkit.forecasting.frequency import Frequency
 
 __all__ = ["ForecastConfig", "default_config", "Windows", "WindowSampler", "last_windows",
-           "min_length", "max_horizon", "too_short", "too_short_message", "drop_short"]
+           "min_length", "max_horizon", "value_unit", "too_short", "too_short_message",
+           "drop_short"]
 
 
 @dataclass
@@ -68,6 +70,9 @@ class ForecastConfig:
     # models trained from seeds seed .. seed + K - 1 whose sample paths a forecast pools
     # (a deep ensemble); each gets 1/K of the time budget
     ensemble: int = 1
+    # the power of ten the values are divided by before the model sees them (value_unit):
+    # window_scale's floors are absolute, so series of magnitude 1e-30 read as all zeros
+    unit: float = 1.0
     extra: dict = field(default_factory=dict)  # free-form notes (e.g. why a lag was dropped)
 
     def __post_init__(self) -> None:
@@ -140,6 +145,20 @@ def too_short_message(short: dict[str, int], horizon: int) -> str:
     return (f"series {listed}{more} {verb} too short to train a forecaster of {horizon} "
             f"steps on: that needs at least {min_length(horizon)} rows (2 x {horizon} + "
             f"{min(horizon, 12)} + 1); {fix}")
+
+
+# Typical magnitudes (median over series of the mean |value|) at which the model reads the
+# values as they are; outside, value_unit moves them into this range by a power of ten.
+UNIT_RANGE = (1e-2, 1e12)
+
+
+def value_unit(values: Sequence[np.ndarray]) -> float:
+    """The power of ten that brings the series' typical magnitude (median over series of
+    mean ``|value|``) into ``UNIT_RANGE``; 1.0 when it is inside, or all values are 0."""
+    typical = float(np.median([np.mean(np.abs(v)) for v in values]))
+    if typical == 0 or UNIT_RANGE[0] <= typical <= UNIT_RANGE[1]:
+        return 1.0
+    return 10.0 ** math.floor(math.log10(typical))
 
 
 def default_config(lengths: Sequence[int], freq: Frequency, horizon: int,
