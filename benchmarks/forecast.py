@@ -1,31 +1,47 @@
 """rnnkit's DeepAR forecaster beside Naive, SeasonalNaive, statsforecast's AutoETS,
-AutoARIMA and AutoTheta, and neuralforecast's LSTM and DeepAR on the series of
-../shared/data/ (last H rows held out).
+AutoARIMA and AutoTheta, and neuralforecast's LSTM and DeepAR, on one of two panels of real
+series.
 
-statsforecast and neuralforecast are benchmark only, never library dependencies; their pins
-and the install command are in benchmarks/requirements-forecast.txt. Without them the script
-compares against ours only.
+``--panel tuned`` (default): the 13 series of ../shared/data/ the forecaster's defaults were
+chosen on, last H rows held out, H = 2 seasons for hourly data, 10 for yearly, one season
+otherwise. ``--panel development`` (issue 28): every dated series of ../shared/data/ and
+../shared/data/fpp/ (63 series in 21 files: 17 single series and 4 long panels, prison's 32
+quarterly series of 48 rows among them), M4's horizons (hourly 48, daily 14, weekly 13,
+monthly 18, quarterly 8, yearly 6), two test origins per series (the last H rows and the H
+before them), rnnkit's default budget of 60 s per file, neuralforecast's LSTM only.
 
     python benchmarks/forecast.py --budget 120        # writes benchmarks/results/forecast.json
     python benchmarks/forecast.py --budget 20 --only airpassengers,lynx --out /tmp/x.json
     python benchmarks/forecast.py --split validation  # score on the last H *training* rows
     python benchmarks/forecast.py --add-nf benchmarks/results/forecast.json  # add LSTM, DeepAR
     python benchmarks/forecast.py --origins 5   # + 4 earlier origins of each long series
+    python benchmarks/forecast.py --panel development --seeds 0 1 2  # forecast-panel-*.json
+    python benchmarks/forecast.py --panel development --split validation  # to choose on
 
-H = 2 seasons for hourly data, 10 for yearly, one season otherwise. ``--origins N`` adds a
-rolling-origin table for the long series (``--origins-min-rows``, default 1000 rows): every
-method but neuralforecast's again at N - 1 earlier origins, H rows apart, ours trained anew at
-each; per series the mean MASE and CRPS over the N origins and the coverage of all their
-values. ``--split validation``
-drops the test rows first and scores on the H rows before them, so settings can be chosen
-without looking at the test rows. Every method gets its 80% interval as sample paths:
+``--origins N`` scores every method at N origins H rows apart, ours trained anew at each, on
+the files whose longest series has ``--origins-min-rows`` rows (tuned: 1000, development:
+every file). ``--split validation`` drops the panel's test rows (its test origins' H rows
+each) and scores on the H rows before them, so settings can be chosen without looking at
+the test rows. A series with too few rows at an origin for the scale of MASE (a season) or
+for H held-out rows is skipped there for every method (``skipped`` in the JSON); one that
+rnnkit's library refuses or leaves out as too short to train on (``windows.min_length``)
+has no rnnkit cell there (``not_scored``). Per series, each method's MASE, CRPS and coverage
+are its means over the series' origins and seeds where rnnkit has a forecast (all of them
+where it has none); ``summary`` gives, per subset (all, single series, each long panel,
+each frequency), their geometric means (coverage: the mean) over the series a method
+scored, and the series where rnnkit's MASE is below SeasonalNaive's (a series rnnkit has no
+forecast of counts as a loss). Every method gets its 80% interval as sample paths:
 ours draws them, the baselines' and statsforecast's are Gaussians with the sigma of their
 80% interval, ``(hi - lo) / (2 * 1.2816)``. MASE and CRPS are scaled by the in-sample MAE
-of the seasonal-naive forecast; the panel summary is their geometric mean over series.
+of the seasonal-naive forecast.
+
+statsforecast and neuralforecast are benchmark only, never library dependencies; their pins
+and the install command are in benchmarks/requirements-forecast.txt. Without them the script
+compares against ours only.
 
 neuralforecast's models (``--nf-models``, default LSTM and DeepAR) are trained like ours:
 once per file on all its series, at most ``--nf-steps`` steps and ``--nf-max-time`` seconds
-(default ``--budget``) each, one thread, seed ``--seed``, early stopping after 12 validation
+(default ``--budget``) each, one thread, seed ``--seeds``, early stopping after 12 validation
 checks (every 25 steps) without a better 80% quantile loss on the last H training rows;
 neuralforecast keeps the last weights, not the best. Input window: 3 seasons or 3 horizons,
 whichever is longer (neuralforecast's default is 3 horizons), cut so the longest series
@@ -48,7 +64,9 @@ import importlib.metadata
 import json
 import logging
 import multiprocessing
+import os
 import platform
+import subprocess
 import sys
 import time
 import warnings
@@ -61,17 +79,20 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from rnnkit.data.errors import DataError  # noqa: E402
 from rnnkit.forecasting import infer_frequency, load_series, naive, seasonal_naive, train_forecaster  # noqa: E402
 from rnnkit.forecasting.baselines import gaussian_forecast  # noqa: E402
 from rnnkit.forecasting.data import DatedSeries  # noqa: E402
 from rnnkit.forecasting.metrics import evaluate  # noqa: E402
+from rnnkit.forecasting.windows import min_length  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 Z80 = 1.2815515655446004  # the 0.9 quantile of N(0, 1)
 NF_MODELS = ("LSTM", "DeepAR")
 NF_QUANTILES = [(i + 0.5) / 100 for i in range(100)]  # equal weights: stand-ins for samples
 
-# name -> (file, value column, id column for long format)
+# name -> (file under DATA, value column, id column for long format). PANEL is the panel the
+# forecaster's defaults were chosen on (``--panel tuned``, H by horizon_of's old rule).
 PANEL = {
     "seattle-temps": ("seattle-temps.csv", "temp", None),
     "seattle-weather": ("seattle-weather.csv", "temp_max", None),
@@ -84,6 +105,33 @@ PANEL = {
     "us-employment": ("us-employment.csv", "nonfarm", None),
 }
 
+# The development panel of issue 28 (``--panel development``): every dated series of DATA and
+# DATA/fpp, M4's horizons. Not in it: fpp/bank_calls (5-minute business hours: its dates have
+# gaps), fpp/bjsales and fpp/eustocks (no date column). Covariates (seatbelts, insurance) are
+# not read: the target alone, as for every other file.
+DEV_PANEL = {
+    **PANEL,
+    "prison": ("fpp/prison.csv", "count", "series"),
+    "aus_arrivals": ("fpp/aus_arrivals.csv", "Arrivals", "Origin"),
+    "departures": ("fpp/departures.csv", "thousands", "kind"),
+    "souvenirs": ("fpp/souvenirs.csv", "Sales", None),
+    "canadian_gas": ("fpp/canadian_gas.csv", "Volume", None),
+    "ausair": ("fpp/ausair.csv", "ausair", None),
+    "austa": ("fpp/austa.csv", "austa", None),
+    "oil": ("fpp/oil.csv", "oil", None),
+    "sunspot_month": ("fpp/sunspot_month.csv", "sunspots", None),
+    "seatbelts": ("fpp/seatbelts.csv", "DriversKilled", None),
+    "insurance": ("fpp/insurance.csv", "Quotes", None),
+    "uschange": ("fpp/uschange.csv", "Consumption", None),
+}
+PANELS = {"tuned": PANEL, "development": DEV_PANEL}
+M4_HORIZONS = {"half-hourly": 96, "hourly": 48, "daily": 14, "weekly": 13, "monthly": 18,
+               "quarterly": 8, "yearly": 6}  # half-hourly is not in M4: 2 days, as hourly
+# test origins per series, H rows apart; --split validation scores before all of them
+TEST_ORIGINS = {"tuned": 1, "development": 2}
+# the methods every series is scored with (statsforecast's where installed)
+BASELINES = ("Naive", "SeasonalNaive")
+
 
 # co2 has empty cells; seattle-temps skips the hour of the spring clock change (2010-03-14
 # 03:00), which the reader refuses as a missing date unless asked to fill it.
@@ -91,12 +139,17 @@ FILLED = {"co2", "seattle-temps"}
 
 
 def load_panel_file(name: str) -> list[DatedSeries]:
-    """The series of ``PANEL[name]``, gaps filled where ``FILLED`` says."""
-    file, value, by = PANEL[name]
+    """The series of ``DEV_PANEL[name]`` (PANEL's files included), gaps filled where
+    ``FILLED`` says."""
+    file, value, by = DEV_PANEL[name]
     return load_series(DATA / file, value=value, by=by, fill_gaps=name in FILLED)
 
 
-def horizon_of(freq) -> int:
+def horizon_of(freq, panel: str = "tuned") -> int:
+    """H: M4's for the development panel; for the tuned one, 2 seasons for hourly data, 10
+    for yearly, one season otherwise."""
+    if panel == "development":
+        return M4_HORIZONS[freq.name]
     if freq.name in ("hourly", "half-hourly"):
         return 2 * freq.season
     return 10 if freq.name == "yearly" else freq.season
@@ -267,14 +320,27 @@ def _quiet_lightning() -> None:
 
 
 def split_group(series: list[DatedSeries], args) -> tuple:
-    """(frequency, H, season, training series, held-out actuals [H] per series); the origin
-    is ``args.shift`` horizons before the split's own."""
+    """(frequency, H, season, training series, held-out actuals [H] per series). The origin
+    is ``args.shift`` horizons before the split's own: the test split's is the last H rows;
+    the validation split drops the panel's test rows (``TEST_ORIGINS`` horizons) and scores
+    the H rows before them."""
+    panel = getattr(args, "panel", "tuned")
     freq = infer_frequency(series[0].dates)
-    h, m = horizon_of(freq), freq.season
-    cut = h * ((2 if args.split == "validation" else 1) + args.shift)
-    trains = [s.head(len(s.values) - cut) for s in series]
-    actuals = [s.values[len(s.values) - cut: len(s.values) - cut + h] for s in series]
+    h, m = horizon_of(freq, panel), freq.season
+    back = getattr(args, "shift", 0) + (TEST_ORIGINS[panel] if args.split == "validation" else 0)
+    cut = h * (1 + back)
+    trains = [s.head(max(0, len(s.values) - cut)) for s in series]
+    actuals = [s.values[max(0, len(s.values) - cut):][:h] for s in series]
     return freq, h, m, trains, actuals
+
+
+def too_short(train: np.ndarray, y: np.ndarray, h: int, m: int) -> str:
+    """Why no method can be scored on a series at this origin ('' when one can): the scale
+    of MASE needs more rows than a season, and the held-out rows must be H."""
+    if len(y) < h or len(train) < max(m + 1, h):
+        return (f"{len(train)} training rows and {len(y)} held-out ones at this origin; "
+                f"at least {max(m + 1, h)} and {h} needed")
+    return ""
 
 
 def scores(y: np.ndarray, point: np.ndarray, samples: np.ndarray | None,
@@ -305,35 +371,78 @@ def put_peers(row: dict, peers: Peers, i: int, y: np.ndarray, train: np.ndarray,
         row["nf_fit"] = {**row.get("nf_fit", {}), **peers.fits}
 
 
-def run_group(name: str, series: list[DatedSeries], args) -> list[dict]:
-    """Every method on every series of one file; ours and neuralforecast's models trained
-    once on all of them."""
-    freq, h, m, trains, actuals = split_group(series, args)
+def fit_rnnkit(name: str, trains: list[DatedSeries], h: int, args) -> tuple:
+    """(forecaster or None, report or None, seconds, why not trained); ours trained once on
+    every training series of a file (the library leaves out those too short to train on,
+    and refuses when all are)."""
     overrides = json.loads(args.overrides) if args.overrides else {}
+    t0 = time.monotonic()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # left-out series are named in the report
+            forecaster, report = train_forecaster(trains, h, max_time=args.budget,
+                                                  seed=args.seed, **overrides)
+    except DataError as e:
+        print(f"{name}: rnnkit refused: {e}", flush=True)
+        return None, None, time.monotonic() - t0, f"refused: {e}"
+    seconds = time.monotonic() - t0
+    print(f"{name}: H={h}, {len(trains[0].values)} training rows; {report.steps} steps "
+          f"({report.stop_reason}, best {report.best_step}) in {seconds:.0f} s; context "
+          f"{forecaster.config.context_length}, lags {forecaster.config.lags}, temperature "
+          f"{float(forecaster.model.temperature):g}", flush=True)
+    return forecaster, report, seconds, ""
+
+
+def rnnkit_cell(forecaster, report, fit_seconds: float, s: DatedSeries, t: DatedSeries,
+                h: int, n_series: int, args) -> tuple | str:
+    """Ours on one series: (point, samples, seconds), or why it has no forecast."""
+    if s.name in report.left_out:
+        return (f"left out of training: {report.left_out[s.name]} rows, fewer than "
+                f"min_length({h}) = {min_length(h)}")
+    t1 = time.monotonic()
+    fc = forecaster.forecast(t.values, t.dates, h, num_samples=args.samples,
+                             series=s.name, seed=args.seed)
+    return fc.quantile(0.5), fc.samples, fit_seconds / n_series + time.monotonic() - t1
+
+
+def run_group(name: str, series: list[DatedSeries], args) -> list[dict]:
+    """Every method on every series of one file at one origin; ours and neuralforecast's
+    models trained once on all of them (those long enough: ``too_short``)."""
+    freq, h, m, trains, actuals = split_group(series, args)
+    short = [too_short(t.values, y, h, m) for t, y in zip(trains, actuals)]
+    scored = [i for i, why in enumerate(short) if not why]
     if args.stats_only:
-        for s, t in zip(series, trains):
-            label = label_of(name, series, s)
-            stats_forecasts(t.values, h, m, stats_key(args, label), args)
+        for i in scored:
+            label = label_of(name, series, series[i])
+            stats_forecasts(trains[i].values, h, m, stats_key(args, label), args)
             print(f"{label}: statsforecast done", flush=True)
         return []
-    t0 = time.monotonic()
-    forecaster, report = train_forecaster(trains, h, max_time=args.budget, seed=args.seed,
-                                          **overrides)
-    fit_seconds = time.monotonic() - t0
-    print(f"{name}: {freq.name}, H={h}, m={m}, {len(trains[0].values)} training rows; "
-          f"{report.steps} steps ({report.stop_reason}, best {report.best_step}) in "
-          f"{fit_seconds:.0f} s; context {forecaster.config.context_length}, "
-          f"lags {forecaster.config.lags}, temperature "
-          f"{float(forecaster.model.temperature):g}", flush=True)
-    peers = nf_forecasts(trains, h, m, args)
-    rows = []
-    for i, (s, t, y) in enumerate(zip(series, trains, actuals)):
-        label = label_of(name, series, s)
-        t1 = time.monotonic()
-        fc = forecaster.forecast(t.values, t.dates, h, num_samples=args.samples,
-                                 series=s.name, seed=args.seed)
-        methods = {"rnnkit": (fc.quantile(0.5), fc.samples,
-                              fit_seconds / len(series) + time.monotonic() - t1)}
+    rows = [row_head(name, series, s, t, freq, h, m, args) for s, t in zip(series, trains)]
+    for row, why in zip(rows, short):
+        if why:
+            row["skipped"] = why
+    if not scored:
+        print(f"{name}: skipped at {args.shift} horizons back: {short[0]}", flush=True)
+        return rows
+    fit_on = [trains[i] for i in scored]
+    forecaster, report, fit_seconds, refused = fit_rnnkit(name, fit_on, h, args)
+    peers = nf_forecasts(fit_on, h, m, args)
+    for k, i in enumerate(scored):
+        s, t, y, row = series[i], trains[i], actuals[i], rows[i]
+        label = row["series"]
+        ours = refused or rnnkit_cell(forecaster, report, fit_seconds, s, t, h, len(fit_on),
+                                      args)
+        methods = {}
+        if isinstance(ours, str):
+            row["not_scored"] = {"rnnkit": ours}
+        else:
+            methods["rnnkit"] = ours
+            row["config"] = {k: getattr(forecaster.config, k) for k in (
+                "context_length", "lags", "validation", "scaling", "likelihood",
+                "hidden_size", "num_layers", "batch_size", "lr")}
+            row["fit"] = {"steps": report.steps, "best_step": report.best_step,
+                          "stop": report.stop_reason, "seconds": fit_seconds,
+                          "temperature": float(forecaster.model.temperature)}
         for base_name, fn in (("Naive", lambda v: naive(v, h)),
                               ("SeasonalNaive", lambda v: seasonal_naive(v, h, m))):
             t1 = time.monotonic()
@@ -342,21 +451,19 @@ def run_group(name: str, series: list[DatedSeries], args) -> list[dict]:
         for sname, (f, secs) in stats_forecasts(t.values, h, m, stats_key(args, label),
                                                  args).items():
             methods[sname] = (f.mean, f.samples, secs)
-        row = {"series": label, "origin_horizons_back": args.shift,
-               "freq": freq.name, "horizon": h, "season": m,
-               "train_rows": len(t.values), "config": {
-                   k: getattr(forecaster.config, k) for k in (
-                       "context_length", "lags", "validation", "scaling", "likelihood",
-                       "hidden_size", "num_layers", "batch_size", "lr")},
-               "fit": {"steps": report.steps, "best_step": report.best_step,
-                       "stop": report.stop_reason,
-                       "temperature": float(forecaster.model.temperature)}, "methods": {}}
         for mname, (point, samples, secs) in methods.items():
             row["methods"][mname] = scores(y, point, samples, t.values, m, secs)
-        put_peers(row, peers, i, y, t.values, m)
-        rows.append(row)
+        put_peers(row, peers, k, y, t.values, m)
         print_row(row)
     return rows
+
+
+def row_head(name: str, series: list[DatedSeries], s: DatedSeries, t: DatedSeries, freq,
+             h: int, m: int, args) -> dict:
+    """A row's description, before any method's cell."""
+    return {"series": label_of(name, series, s), "file": name,
+            "origin_horizons_back": args.shift, "seed": args.seed, "freq": freq.name,
+            "horizon": h, "season": m, "train_rows": len(t.values), "methods": {}}
 
 
 def print_row(row: dict) -> None:
@@ -365,110 +472,118 @@ def print_row(row: dict) -> None:
         for k, v in row["methods"].items()), flush=True)
 
 
+def earlier_groups(rows: list[dict]) -> dict[tuple, list[dict]]:
+    """An earlier run's scored rows by (file, origin, seed)."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        if r["methods"]:
+            key = (file_of(r), r.get("origin_horizons_back", 0), r.get("seed", 0))
+            groups.setdefault(key, []).append(r)
+    return groups
+
+
+def file_of(row: dict) -> str:
+    """The PANEL name of a row's file (rows of runs before 'file' was kept: its label's)."""
+    return row.get("file", row["series"].split(":")[0])
+
+
 def refresh_stats(rows: list[dict], args) -> None:
     """Put the statsforecast results now in the cache into ``rows`` (of an earlier run)."""
-    by_label = {r["series"]: r for r in rows}
-    for name in PANEL:
+    for (name, shift, _), got in earlier_groups(rows).items():
+        args.shift = shift
         series = load_panel_file(name)
-        for s in series:
+        _, h, m, trains, actuals = split_group(series, args)
+        by_label = {r["series"]: r for r in got}
+        for s, t, y in zip(series, trains, actuals):
             label = label_of(name, series, s)
-            row = by_label.get(label)
-            if row is None:
-                continue
-            h, m = row["horizon"], row["season"]
-            cut = h * (2 if args.split == "validation" else 1)
-            t, y = s.values[: len(s.values) - cut], s.values[len(s.values) - cut:][:h]
-            for sname, (f, secs) in stats_forecasts(t, h, m, stats_key(args, label),
-                                                     args).items():
-                row["methods"][sname] = scores(y, f.mean, f.samples, t, m, secs)
+            if label in by_label:
+                for sname, (f, secs) in stats_forecasts(t.values, h, m, stats_key(args, label),
+                                                         args).items():
+                    by_label[label]["methods"][sname] = scores(y, f.mean, f.samples,
+                                                               t.values, m, secs)
+    args.shift = 0
 
 
 def add_peers(rows: list[dict], names: list[str], args) -> None:
-    """Fit neuralforecast's models on the files ``names`` and put (or replace) their cells in
-    ``rows`` (of an earlier run, same split); the other methods' cells stay as they were."""
-    by_label = {r["series"]: r for r in rows}
-    for name in names:
-        series = load_panel_file(name)
-        labels = [label_of(name, series, s) for s in series]
-        if not any(label in by_label for label in labels):
+    """Fit neuralforecast's models on the files ``names`` at each origin and seed of
+    ``rows`` (of an earlier run, same split) and put (or replace) their cells there; the
+    other methods' cells stay as they were."""
+    for (name, shift, seed), got in earlier_groups(rows).items():
+        if name not in names:
             continue
+        args.shift, args.seed = shift, seed
+        series = load_panel_file(name)
         freq, h, m, trains, actuals = split_group(series, args)
-        print(f"{name}: {freq.name}, H={h}, m={m}, {len(trains[0].values)} training rows",
-              flush=True)
-        peers = nf_forecasts(trains, h, m, args)
-        for i, (label, t, y) in enumerate(zip(labels, trains, actuals)):
-            row = by_label.get(label)
+        scored = [i for i, (t, y) in enumerate(zip(trains, actuals))
+                  if not too_short(t.values, y, h, m)]
+        print(f"{name}: {freq.name}, H={h}, m={m}, {len(trains[0].values)} training rows, "
+              f"{shift} horizons back, seed {seed}", flush=True)
+        peers = nf_forecasts([trains[i] for i in scored], h, m, args)
+        by_label = {r["series"]: r for r in got}
+        for k, i in enumerate(scored):
+            row = by_label.get(label_of(name, series, series[i]))
             if row is None:
                 continue
             for mname in args.nf_models:  # earlier cells of a model not scored now go
-                if mname not in peers.forecasts[i]:
+                if mname not in peers.forecasts[k]:
                     row["methods"].pop(mname, None)
-                if mname not in peers.not_scored[i]:
+                if mname not in peers.not_scored[k]:
                     row.get("not_scored", {}).pop(mname, None)
-            put_peers(row, peers, i, y, t.values, m)
+            put_peers(row, peers, k, actuals[i], trains[i].values, m)
             print_row(row)
+    args.shift = 0
 
 
 def copy_peers(rows: list[dict], earlier: dict, args) -> None:
     """Add to ``rows`` the cells of the methods they lack from ``earlier`` (a results file of
     the same split and seed; neither its rnnkit nor anything fitted now is copied)."""
-    if earlier["args"]["split"] != args.split or earlier["args"]["seed"] != args.seed:
-        raise SystemExit(f"--peers-from: {earlier['args']['split']} split, seed "
-                         f"{earlier['args']['seed']}; this run is {args.split}, {args.seed}")
-    by_label = {r["series"]: r for r in earlier["series"]}
+    seeds = earlier["args"].get("seeds", [earlier["args"]["seed"]])
+    if earlier["args"]["split"] != args.split or seeds != args.seeds:
+        raise SystemExit(f"--peers-from: {earlier['args']['split']} split, seeds {seeds}; "
+                         f"this run is {args.split}, {args.seeds}")
+    def key(r: dict) -> tuple:
+        return r["series"], r.get("origin_horizons_back", 0), r.get("seed", seeds[0])
+    by_key = {key(r): r for r in earlier["series"]}
     for row in rows:
-        old = by_label.get(row["series"], {"methods": {}})
+        old = by_key.get(key(row), {"methods": {}})
         for name, cell in old["methods"].items():
             if name != "rnnkit" and name not in row["methods"]:
                 row["methods"][name] = {**cell, "copied_from": args.peers_from}
 
 
-def rolling_origins(rows: list[dict], names: list[str], args) -> dict:
-    """Every method again at ``args.origins - 1`` earlier origins of each long series (H
-    rows apart; ours trained anew at each, neuralforecast not run), scored with the split's
-    own origin (``rows``): per series the mean MASE and CRPS over origins and the coverage
-    of all their values; over series, the geometric means and the mean coverage."""
-    nf_models, args.nf_models = args.nf_models, []
+def series_table(rows: list[dict]) -> dict[str, dict]:
+    """Per series: each method's mean MASE, scaled CRPS, coverage and seconds over the
+    series' rows (origins and seeds) where rnnkit has a forecast (all its rows where it has
+    none), so that every method is scored where ours is; and why ours has none where so."""
     by_label: dict[str, list[dict]] = {}
-    for name in names:
-        series = load_panel_file(name)
-        if max(len(s.values) for s in series) < args.origins_min_rows:
-            continue
-        labels = {label_of(name, series, s) for s in series}
-        for r in rows:
-            if r["series"] in labels:
-                by_label.setdefault(r["series"], []).append(r)
-        for shift in range(1, args.origins):
-            args.shift = shift
-            for r in run_group(name, series, args):
-                by_label.setdefault(r["series"], []).append(r)
-    args.shift, args.nf_models = 0, nf_models
-    table: dict[str, dict] = {}
+    for r in rows:
+        if r["methods"]:
+            by_label.setdefault(r["series"], []).append(r)
+    table = {}
     for label, got in by_label.items():
-        methods = [n for n in got[0]["methods"] if all(n in r["methods"] for r in got)]
-        table[label] = {n: {
-            "mase": float(np.mean([r["methods"][n]["mase"] for r in got])),
-            "crps": float(np.mean([r["methods"][n]["crps"] for r in got])),
-            "coverage": float(np.mean([r["methods"][n]["coverage"] for r in got])),
-            "origins": len(got)} for n in methods}
-    names_all = list(dict.fromkeys(n for t in table.values() for n in t))
-    summary = {n: panel_means([t[n] for t in table.values() if n in t]) for n in names_all}
-    return {"origins": args.origins, "series": table, "summary": summary,
-            "rows": [r for got in by_label.values() for r in got if r["origin_horizons_back"]]}
+        ours = [r for r in got if "rnnkit" in r["methods"]] or got
+        cells = {}
+        for n in dict.fromkeys(n for r in ours for n in r["methods"]):
+            have = [r["methods"][n] for r in ours if n in r["methods"]]
+            cells[n] = {k: float(np.mean([c[k] for c in have]))
+                        for k in ("mase", "crps", "coverage", "seconds")}
+            cells[n]["rows"] = len(have)
+        table[label] = {"file": file_of(got[0]), "freq": got[0]["freq"], "rows": len(got),
+                        "methods": cells, "rnnkit_not_scored": [
+                            r["not_scored"]["rnnkit"] for r in got
+                            if "rnnkit" in r.get("not_scored", {})]}
+    return table
 
 
-def print_rolling(rolling: dict) -> None:
-    names = list(rolling["summary"])
-    print(f"\nRolling origins ({rolling['origins']} per long series, H apart): mean MASE / "
-          "mean scaled CRPS / coverage of all their values")
-    print(f"{'series':<26}" + "".join(f"{n:>22}" for n in names))
-    for label, cells in rolling["series"].items():
-        print(f"{label:<26}" + "".join(
-            f"{cells[n]['mase']:>8.3f}{cells[n]['crps']:>8.3f}{cells[n]['coverage']:>6.2f}"
-            if n in cells else f"{'-':>22}" for n in names))
-    print(f"{'geometric mean':<26}" + "".join(
-        f"{rolling['summary'][n]['gmean_mase']:>8.3f}{rolling['summary'][n]['gmean_crps']:>8.3f}"
-        f"{rolling['summary'][n]['mean_coverage']:>6.2f}" for n in names))
+def subsets(table: dict[str, dict]) -> dict[str, list[str]]:
+    """The series of each subset: all, single series (files of one), each long panel (a file
+    of several series), each frequency."""
+    out = {"all": list(table), "single series": [k for k in table if ":" not in k]}
+    for file in dict.fromkeys(t["file"] for k, t in table.items() if ":" in k):
+        out[f"panel {file}"] = [k for k, t in table.items() if t["file"] == file]
+    for freq in dict.fromkeys(t["freq"] for t in table.values()):
+        out[freq] = [k for k, t in table.items() if t["freq"] == freq]
+    return out
 
 
 def panel_means(cells: list[dict]) -> dict:
@@ -480,52 +595,51 @@ def panel_means(cells: list[dict]) -> dict:
             "series": len(cells)}
 
 
-def summarize(rows: list[dict]) -> dict:
-    names = list(dict.fromkeys(n for r in rows for n in r["methods"]))
-    out = {}
+def subset_summary(table: dict[str, dict], labels: list[str]) -> dict:
+    """Each method's panel_means (and summed seconds) over the subset's series it scored;
+    the series where rnnkit's MASE is below SeasonalNaive's (a series ours has no forecast
+    of counts as a loss)."""
+    names = dict.fromkeys(n for k in labels for n in table[k]["methods"])
+    methods = {}
     for n in names:
-        got = [r["methods"][n] for r in rows if n in r["methods"]]
-        out[n] = {**panel_means(got), "seconds": float(np.sum([g["seconds"] for g in got]))}
-    wins = [r["methods"]["rnnkit"]["mase"] < r["methods"]["SeasonalNaive"]["mase"] for r in rows]
-    out["rnnkit"]["beats_seasonal_naive"] = f"{sum(wins)}/{len(wins)}"
-    return out
+        cells = [table[k]["methods"][n] for k in labels if n in table[k]["methods"]]
+        methods[n] = {**panel_means(cells), "seconds": float(sum(c["seconds"] for c in cells))}
+    sn = [table[k]["methods"] for k in labels if "SeasonalNaive" in table[k]["methods"]]
+    wins = sum("rnnkit" in c and c["rnnkit"]["mase"] < c["SeasonalNaive"]["mase"] for c in sn)
+    return {"series": len(labels), "methods": methods, "rnnkit_beats_seasonal_naive": {
+        "wins": wins, "series": len(sn), "share": wins / len(sn) if sn else None,
+        "rnnkit_not_scored": sum("rnnkit" not in c for c in sn)}}
 
 
-def coverage_by_frequency(rows: list[dict]) -> dict:
-    """``{freq: {method: mean 80% coverage over that frequency's series, "series": n}}``."""
-    out: dict[str, dict] = {}
-    for freq in dict.fromkeys(r["freq"] for r in rows):
-        got = [r for r in rows if r["freq"] == freq]
-        names = dict.fromkeys(n for r in got for n in r["methods"])
-        out[freq] = {n: float(np.mean([r["methods"][n]["coverage"] for r in got
-                                       if n in r["methods"]])) for n in names}
-        out[freq]["series"] = len(got)
-    return out
+def summarize(rows: list[dict]) -> dict:
+    """``{subset: subset_summary}`` over ``series_table(rows)``."""
+    table = series_table(rows)
+    return {name: subset_summary(table, labels) for name, labels in subsets(table).items()}
 
 
-def print_coverage(by_freq: dict, names: list[str]) -> None:
-    print("\n80% interval coverage by frequency (mean over its series)")
-    print(f"{'frequency':<26}{'series':>7}" + "".join(f"{n:>15}" for n in names))
-    for freq, cells in by_freq.items():
-        print(f"{freq:<26}{cells['series']:>7d}" + "".join(
-            f"{cells[n]:>15.2f}" if n in cells else f"{'-':>15}" for n in names))
-
-
-def print_table(rows: list[dict], summary: dict) -> None:
-    names = list(summary)
-    print("\nMASE / scaled CRPS / 80% coverage (last H rows held out)")
-    print(f"{'series':<26}" + "".join(f"{n:>22}" for n in names))
+def print_table(rows: list[dict], summary: dict, title: str) -> None:
+    """Every scored row, then the subsets' summaries."""
+    names = list(summary["all"]["methods"])
+    print(f"\nMASE / scaled CRPS / 80% coverage ({title})")
+    print(f"{'series':<34}" + "".join(f"{n:>22}" for n in names))
     for r in rows:
-        cells = [r["methods"].get(n) for n in names]
-        print(f"{r['series']:<26}" + "".join(
+        if not r["methods"]:
+            continue
+        label = f"{r['series']} -{r.get('origin_horizons_back', 0)}H s{r.get('seed', 0)}"
+        print(f"{label:<34}" + "".join(
             f"{c['mase']:>8.3f}{c['crps']:>8.3f}{c['coverage']:>6.2f}" if c else f"{'-':>22}"
-            for c in cells))
-    print(f"{'geometric mean':<26}" + "".join(
-        f"{summary[n]['gmean_mase']:>8.3f}{summary[n]['gmean_crps']:>8.3f}"
-        f"{summary[n]['mean_coverage']:>6.2f}" for n in names))
-    print(f"{'seconds (total)':<26}" + "".join(f"{summary[n]['seconds']:>22.1f}" for n in names))
-    print(f"{'series scored':<26}" + "".join(f"{summary[n]['series']:>22d}" for n in names))
-    print(f"rnnkit beats SeasonalNaive (MASE) on {summary['rnnkit']['beats_seasonal_naive']}")
+            for c in (r["methods"].get(n) for n in names)))
+    print("\nPer subset: geometric-mean MASE / geometric-mean scaled CRPS / mean coverage "
+          "(series: a method's mean over its origins and seeds); rnnkit < SeasonalNaive")
+    print(f"{'subset':<34}" + "".join(f"{n:>22}" for n in names) + f"{'beats SN':>12}")
+    for subset, got in summary.items():
+        cells = [got["methods"].get(n) for n in names]
+        wins = got["rnnkit_beats_seasonal_naive"]
+        print(f"{subset + ' (' + str(got['series']) + ')':<34}" + "".join(
+            f"{c['gmean_mase']:>8.3f}{c['gmean_crps']:>8.3f}{c['mean_coverage']:>6.2f}"
+            if c else f"{'-':>22}" for c in cells) + f"{wins['wins']:>8d}/{wins['series']:<3d}"
+              + (f" (rnnkit: no forecast of {wins['rnnkit_not_scored']})"
+                 if wins["rnnkit_not_scored"] else ""))
 
 
 def nf_models(spec: str, needed: bool) -> list[str]:
@@ -557,13 +671,20 @@ def versions() -> dict:
     return out
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
+    """The command line; the defaults that depend on ``--panel`` filled in."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--budget", type=float, default=120, help="training seconds per file")
-    p.add_argument("--only", default="", help="comma-separated names of PANEL")
+    p.add_argument("--panel", choices=tuple(PANELS), default="tuned",
+                   help="tuned: the 13 series the defaults were chosen on; development: "
+                        "issue 28's panel of every dated series of ../shared/data and fpp/")
+    p.add_argument("--budget", type=float, default=None,
+                   help="training seconds per file (tuned: 120, development: 60, the "
+                        "library's default)")
+    p.add_argument("--only", default="", help="comma-separated names of the panel's files")
     p.add_argument("--split", choices=("test", "validation"), default="test")
     p.add_argument("--samples", type=int, default=500)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", "--seed", type=int, nargs="+", default=[0],
+                   help="rnnkit (and neuralforecast) is trained once per seed")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--overrides", default="", help='JSON of config fields, e.g. {"lr": 1e-3}')
     p.add_argument("--no-stats", action="store_true",
@@ -575,10 +696,12 @@ def main() -> None:
                         "(its budget and split)")
     p.add_argument("--stats-only", action="store_true",
                    help="only fill the statsforecast cache")
-    p.add_argument("--stats-cache",
-                   default=str(ROOT / "benchmarks" / "results" / "forecast-stats.json"))
-    p.add_argument("--nf-models", default=",".join(NF_MODELS),
-                   help="neuralforecast models to run ('' for none)")
+    p.add_argument("--stats-cache", default=None,
+                   help="statsforecast's forecasts by series and origin (default: "
+                        "results/forecast-stats.json, development: forecast-panel-stats.json)")
+    p.add_argument("--nf-models", default=None,
+                   help="neuralforecast models to run ('' for none; default LSTM,DeepAR, "
+                        "development: LSTM)")
     p.add_argument("--nf-steps", type=int, default=1000,
                    help="training steps of each neuralforecast model per file at most")
     p.add_argument("--nf-max-time", type=float, default=None,
@@ -590,54 +713,108 @@ def main() -> None:
                         "files) and add their cells, nothing else rerun")
     p.add_argument("--stats-models", default="AutoETS,AutoARIMA,AutoTheta",
                    help="the statsforecast models fitted where the cache has none")
-    p.add_argument("--origins", type=int, default=1,
-                   help="origins per long series (each H rows before the next, the last the "
-                        "split's own), scored in a rolling-origin table beside the main one")
-    p.add_argument("--origins-min-rows", type=int, default=1000,
-                   help="a series is long (gets --origins) from this many rows")
+    p.add_argument("--origins", type=int, default=None,
+                   help="origins per series, each H rows before the next, the last the "
+                        "split's own (default: the test split of the development panel 2, "
+                        "else 1)")
+    p.add_argument("--origins-min-rows", type=int, default=None,
+                   help="only a series of this many rows gets --origins (tuned: 1000, "
+                        "development: 0)")
     p.add_argument("--peers-from", default="",
                    help="copy the cells of methods this run did not fit (e.g. neuralforecast's "
                         "without it installed) from an earlier results file of the same split")
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "forecast.json"))
+    p.add_argument("--out", default=None,
+                   help="results JSON (tuned: results/forecast.json, development: "
+                        "results/forecast-panel-SPLIT-sSEEDS.json)")
     args = p.parse_args()
-    args.shift = 0  # origins before the split's own, in horizons (rolling origins set it)
-    torch.set_num_threads(args.threads)
-    names = [n for n in PANEL if not args.only or n in args.only.split(",")]
-    earlier = args.restats or args.add_nf
     if args.restats and args.add_nf and Path(args.restats) != Path(args.add_nf):
         p.error("--restats and --add-nf must name the same file")
-    if earlier:  # its rows were made with its budget and split
-        old = json.loads(Path(earlier).read_text())
-        args.budget, args.split = old["args"]["budget"], old["args"]["split"]
+    earlier = args.restats or args.add_nf
+    if earlier:  # its rows were made with its panel, budget and split
+        old = json.loads(Path(earlier).read_text())["args"]
+        args.panel, args.budget, args.split = old.get("panel", "tuned"), old["budget"], old["split"]
+    dev = args.panel == "development"
+    results = ROOT / "benchmarks" / "results"
+    defaults = {
+        "budget": 60 if dev else 120,
+        "origins": TEST_ORIGINS[args.panel] if dev and args.split == "test" else 1,
+        "origins_min_rows": 0 if dev else 1000,
+        "nf_models": "LSTM" if dev else ",".join(NF_MODELS),
+        "stats_cache": str(results / ("forecast-panel-stats.json" if dev
+                                      else "forecast-stats.json")),
+        "out": str(results / (f"forecast-panel-{args.split}-s{'-'.join(map(str, args.seeds))}"
+                              ".json" if dev else "forecast.json"))}
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    unknown = [n for n in args.only.split(",") if n and n not in PANELS[args.panel]]
+    if unknown:
+        p.error(f"--only: {', '.join(unknown)} not in the {args.panel} panel: "
+                f"{', '.join(PANELS[args.panel])}")
     args.nf_models = nf_models(args.nf_models, needed=bool(args.add_nf))
     if args.nf_max_time is None:
         args.nf_max_time = args.budget
+    args.shift, args.seed = 0, args.seeds[0]  # the origin and seed run_group works at
+    return args
+
+
+def run_panel(names: list[str], args) -> list[dict]:
+    """Every file of ``names`` at each seed and origin (``args.origins`` where its longest
+    series has ``args.origins_min_rows`` rows, else the split's own)."""
     rows = []
+    for seed in args.seeds:
+        args.seed = seed
+        for name in names:
+            series = load_panel_file(name)
+            long = max(len(s.values) for s in series) >= args.origins_min_rows
+            for shift in range(args.origins if long else 1):
+                args.shift = shift
+                rows += run_group(name, series, args)
+    args.shift, args.seed = 0, args.seeds[0]
+    return rows
+
+
+def machine() -> dict:
+    """What ran it: versions, threads, CPU, the date, and the commit of the library."""
+    def git(*cmd: str) -> str:
+        return subprocess.run(["git", *cmd], cwd=ROOT, capture_output=True,
+                              text=True).stdout.strip()
+    cpu = next((line.split(":", 1)[1].strip() for line in
+                Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) \
+        if Path("/proc/cpuinfo").exists() else platform.processor()
+    return {"python": platform.python_version(), "torch": torch.__version__, **versions(),
+            "cpu": cpu, "cores": os.cpu_count(), "date": time.strftime("%Y-%m-%d"),
+            "commit": git("rev-parse", "--short", "HEAD"),
+            "src_changed": bool(git("status", "--porcelain", "--", "src"))}
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    names = [n for n in PANELS[args.panel] if not args.only or n in args.only.split(",")]
+    earlier = args.restats or args.add_nf
     if earlier:  # an earlier run's rows; statsforecast from its cache, neuralforecast refit
-        rows = old["series"]
+        rows = json.loads(Path(earlier).read_text())["series"]
         if args.restats:
             refresh_stats(rows, args)
         if args.add_nf:
             add_peers(rows, names, args)
-        names = []
-    for name in names:
-        series = load_panel_file(name)
-        rows += run_group(name, series, args)
+    else:
+        rows = run_panel(names, args)
     if args.stats_only:
         return
     if args.peers_from:
         copy_peers(rows, json.loads(Path(args.peers_from).read_text()), args)
-    rolling = rolling_origins(rows, names, args) if args.origins > 1 else None
     summary = summarize(rows)
-    print_table(rows, summary)
-    by_freq = coverage_by_frequency(rows)
-    print_coverage(by_freq, list(summary))
-    if rolling:
-        print_rolling(rolling)
-    result = {"args": vars(args), "summary": summary, "coverage_by_frequency": by_freq,
-              "series": rows, "rolling": rolling,
-              "machine": {"python": platform.python_version(), "torch": torch.__version__,
-                          **versions(), "threads": args.threads}}
+    print_table(rows, summary, f"{args.panel} panel, {args.split} split")
+    by_seed = ({seed: summarize([r for r in rows if r.get("seed") == seed])
+                for seed in args.seeds} if len(args.seeds) > 1 else None)
+    skipped = [{k: r[k] for k in ("series", "origin_horizons_back", "skipped")}
+               for r in rows if "skipped" in r]
+    result = {"args": vars(args), "summary": summary, "summary_by_seed": by_seed,
+              "skipped": skipped, "series": rows, "machine": {**machine(),
+                                                              "threads": args.threads}}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1))
     print(f"wrote {args.out}")
