@@ -176,6 +176,10 @@ BAD = {
                    r"column 'unique_id' is missing at rows \[45\]; every row needs the id"),
     "missing date": (dict(f=lambda d: d.drop(index=[10, 11])),
                      r"series 'a': 2 monthly date\(s\) are missing, the first 2000-11-01"),
+    "uneven dates": (dict(f=lambda d: d.assign(ds=pd.Timestamp("2000-01-01") + pd.to_timedelta(
+        24 * d.groupby("unique_id").cumcount() + 12 * (d.index == 5), unit="h"))),
+        r"series 'a': the dates are not evenly spaced: 2000-01-06 12:00 \(row 5\) is not a "
+        r"whole number of daily steps after 2000-01-05"),
     "text y": (dict(f=lambda d: d.assign(y=d["y"].astype(str))), r"column 'y' holds .*, not "
                r"numbers; convert it with pd.to_numeric"),
     "integer ds": (dict(f=lambda d: d.assign(ds=np.arange(len(d)) % 40)),
@@ -206,6 +210,9 @@ def test_bad_horizon_and_settings_are_one_line():
             RNNForecast(h=h)
         with pytest.raises(DataError, match=rf"h must be an integer >= 1 .*got {h}"):
             RNNForecast(**FAST).cross_validation(df, h=h)
+    for bad in ("n_windows", "step_size"):
+        with pytest.raises(DataError, match=rf"{bad} must be an integer >= 1, got 0"):
+            RNNForecast(**FAST).cross_validation(df, h=4, **{bad: 0})
     rf = RNNForecast(h=4, **FAST).fit(df)
     with pytest.raises(DataError, match=r"h must be an integer >= 1 .*got 0"):
         rf.predict(h=0)
