@@ -202,11 +202,10 @@ def test_irregular_dates_stay_an_error_even_with_fill(tmp_path):
 # -- columns and messages ------------------------------------------------------------------
 
 
-def test_no_date_column_names_the_flag(tmp_path):
-    path = write(tmp_path, "bpm\n60\n61\n")
-    with pytest.raises(DataError, match=r"no date column found \(columns: \['bpm'\]\); name it "
-                                        r"with --date-column NAME"):
-        load_series(path)
+def test_no_date_column_is_a_series_of_steps(tmp_path):
+    # was "no date column found"; tests/test_forecast_undated.py covers undated series
+    (series,) = load_series(write(tmp_path, "bpm\n60\n61\n"), season=1)
+    assert series.undated and series.dates.tolist() == [0, 1]
 
 
 def test_an_unreadable_date_names_the_file_line_and_column(tmp_path):

@@ -15,9 +15,8 @@ import numpy as np
 
 from rnnkit.data.errors import DataError
 from rnnkit.forecasting.baselines import naive, seasonal_naive
-from rnnkit.forecasting.data import DatedSeries
+from rnnkit.forecasting.data import DatedSeries, series_frequency
 from rnnkit.forecasting.fit import train_forecaster
-from rnnkit.forecasting.frequency import infer_frequency
 from rnnkit.forecasting.metrics import evaluate
 from rnnkit.forecasting.model import Forecast
 from rnnkit.forecasting.windows import min_length
@@ -73,7 +72,7 @@ def backtest(series: DatedSeries | Sequence[DatedSeries], horizon: int, windows:
     if horizon < 1 or windows < 1:
         raise ValueError(f"horizon and windows must be >= 1, got {horizon}, {windows}")
     step = horizon if step is None else step
-    m = infer_frequency(series[0].dates).season
+    m = series_frequency(series).season
     back = (windows - 1) * step + horizon
     need = min_train_rows(horizon, m)
     short = [s.name for s in series if len(s.values) - back < need]

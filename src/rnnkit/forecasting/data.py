@@ -7,11 +7,18 @@ The file is read by the same rules as ``rnnkit train``'s CSV reader
 float32, a formatted number such as ``1,234`` are refused naming the file's line. Dates must
 lie on the grid of their frequency; missing dates, like empty cells, are refused unless
 ``fill_gaps`` interpolates them.
+
+A file without dates is a series of integer steps: without a date column its rows are steps
+0..n-1, and a date column of integers that are not dates (``ds`` = 0, 1, 2, ..., or a column
+named ``step``) gives the steps. Such a series has no calendar features; its season is the
+one stated (``season``) or inferred from the values (:func:`rnnkit.forecasting.season
+.infer_season`). A :class:`DatedSeries` built in code with integer ``dates`` is the same.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,25 +37,36 @@ from rnnkit.data.series import (
     read_rows,
 )
 from rnnkit.forecasting.frequency import (
+    STEP_FORMAT,
+    Frequency,
     check_dates,
     fill_grid,
     format_dates,
     grid_steps,
     infer_frequency,
+    is_steps,
     read_dates,
+    with_season,
 )
+from rnnkit.forecasting.season import infer_season
 
-__all__ = ["DatedSeries", "load_series", "interpolate_gaps", "DATE_COLUMN_NAMES"]
+__all__ = ["DatedSeries", "load_series", "interpolate_gaps", "series_frequency",
+           "DATE_COLUMN_NAMES", "STEP_COLUMN_NAMES"]
 
 # ds, unique_id and y: the long format of statsforecast and neuralforecast.
 DATE_COLUMN_NAMES = TIME_COLUMN_NAMES | {"ds", "quarter", "week"}
+STEP_COLUMN_NAMES = {"step", "steps"}  # always integer steps, even 1990, 1991, ...
 DEFAULT_ID, DEFAULT_TARGET = "unique_id", "y"
 FILL_HINT = "--fill interpolate (fill_gaps=True)"
 
 
 @dataclass
 class DatedSeries:
-    """One series: ``values [T]`` float64 at ``dates [T]`` (datetime64[m], sorted, unique)."""
+    """One series: ``values [T]`` float64 at ``dates [T]`` (datetime64[m], sorted, unique),
+    or at integer steps ``[T]`` (int64, one apart: a series without dates).
+
+    ``season`` (0: not set) replaces the frequency's season (see :func:`series_frequency`);
+    without dates and without a season, the season is inferred from the values."""
 
     name: str
     dates: np.ndarray
@@ -57,15 +75,49 @@ class DatedSeries:
     date_column: str = ""
     date_format: str = "%Y-%m-%d"  # how the file wrote its dates: see format_dates
     id_column: str = ""  # the column naming the series in a long-format file
+    season: int = 0  # steps in a season, stated or inferred; 0: the dates' frequency's
 
     def __post_init__(self) -> None:
         if len(self.dates) != len(self.values):
             raise ValueError(f"{self.name}: {len(self.dates)} dates but {len(self.values)} values")
+        if self.season < 0:
+            raise ValueError(f"{self.name}: season must be >= 0 (0: not set), got {self.season}")
         check_dates(self.dates)
+        if self.undated:
+            self.dates = np.asarray(self.dates, dtype=np.int64)
+            if self.date_format == "%Y-%m-%d":  # the default: no file said how to write them
+                self.date_format = STEP_FORMAT
+
+    @property
+    def undated(self) -> bool:
+        """Whether the series is numbered by integer steps instead of dates."""
+        return is_steps(self.dates)
 
     def head(self, n: int) -> DatedSeries:
         """The first ``n`` rows (e.g. the training rows before a held-out tail)."""
         return dataclasses.replace(self, dates=self.dates[:n], values=self.values[:n])
+
+
+def series_frequency(series: Sequence[DatedSeries]) -> Frequency:
+    """The one Frequency of ``series`` trained together: the dates' (``infer_frequency``),
+    its season replaced by the series' ``season`` when set; without dates and without a
+    season, the season :func:`~rnnkit.forecasting.season.infer_season` finds in all of them
+    together. A DataError when the series differ in frequency or season."""
+    if not series:
+        raise DataError("no series to train on")
+    freqs = [infer_frequency(s.dates) for s in series]
+    seasons = {s.season for s in series}
+    if len(seasons) > 1:
+        raise DataError(f"the series have different seasons {sorted(seasons)}; train series "
+                        "of one season together (or state one with --season)")
+    season = seasons.pop()
+    if not season and series[0].undated:
+        season = infer_season([s.values for s in series])
+    for s, freq in zip(series[1:], freqs[1:]):
+        if freq != freqs[0]:
+            raise DataError(f"series {s.name!r} is {freq.name}, {series[0].name!r} is "
+                            f"{freqs[0].name}; train series of one frequency together")
+    return with_season(freqs[0], season) if season else freqs[0]
 
 
 def interpolate_gaps(values: np.ndarray) -> np.ndarray:
@@ -80,36 +132,55 @@ def interpolate_gaps(values: np.ndarray) -> np.ndarray:
 
 
 def load_series(path: str | Path, value: str | None = None, date: str | None = None,
-                by: str | None = None, fill_gaps: bool = False) -> list[DatedSeries]:
+                by: str | None = None, fill_gaps: bool = False,
+                season: int | None = None) -> list[DatedSeries]:
     """Read the ``value`` column (default: ``y``, else the first numeric column not named
-    like a date) against the ``date`` column (default: the first named like one, ``ds``
-    included), one series per value of ``by`` (default: ``unique_id`` if there is one) or one
-    series. Empty or NaN cells and missing dates are a DataError naming the file's lines,
-    unless ``fill_gaps`` interpolates them linearly; text, formatted numbers and irregular
-    dates are a DataError either way."""
+    like a date) against the ``date`` column (default: the first named like one, ``ds`` and
+    ``step`` included; else the first other text column whose cells all read as dates; else
+    none: the rows are steps 0..n-1), one series per value of ``by`` (default: ``unique_id``
+    if there is one) or one series. Every series gets ``season`` when given; series without
+    dates get the season inferred from all of them otherwise (``series_frequency``). Empty or
+    NaN cells and missing dates are a DataError naming the file's lines, unless
+    ``fill_gaps`` interpolates them linearly; text, formatted numbers and irregular dates are
+    a DataError either way."""
     path = Path(path)
     header, rows, lines = read_rows(path)
-    d = _date_column(path, header, date)
-    if by is None and DEFAULT_ID in header and header.index(DEFAULT_ID) != d:
-        by = DEFAULT_ID
     b = None if by is None else column_index(path, header, by)
+    d = _date_column(path, header, rows, date, skip=b)
+    if b is None and DEFAULT_ID in header and header.index(DEFAULT_ID) != d:
+        b = header.index(DEFAULT_ID)
     v = _value_column(path, header, rows, value, skip={d, b})
     reader = _SeriesReader(path, header, rows, lines, d, v, b, fill_gaps,
                            hint="" if value else ", or name the column to forecast with --target",
                            date_hint="" if date else "; or name the date column with "
                                                      "--date-column NAME")
-    return [reader.read(name, idx) for name, idx in
-            _groups(path, header, rows, lines, b, v).items()]
+    series = [reader.read(name, idx) for name, idx in
+              _groups(path, header, rows, lines, b, v).items()]
+    if season is None and series[0].undated:
+        season = series_frequency(series).season
+    return series if season is None else [dataclasses.replace(s, season=season)
+                                          for s in series]
 
 
-def _date_column(path: Path, header: list[str], date: str | None) -> int:
+def _date_column(path: Path, header: list[str], rows: list[list[str]], date: str | None,
+                 skip: int | None) -> int | None:
+    """The date (or step) column: ``date``, else the first named like one, else the first
+    text column whose cells all read as dates; None if there is none (integer steps)."""
     if date is not None:
         return column_index(path, header, date)
-    named = [j for j, h in enumerate(header) if h.lower() in DATE_COLUMN_NAMES]
-    if not named:
-        raise DataError(f"{path}: no date column found (columns: {header}); name it with "
-                        "--date-column NAME")
-    return named[0]
+    names = DATE_COLUMN_NAMES | STEP_COLUMN_NAMES
+    named = [j for j, h in enumerate(header) if h.lower() in names and j != skip]
+    if named:
+        return named[0]
+    numeric = set(numeric_columns(header, rows))
+    for j in range(len(header)):
+        if j not in numeric and j != skip and header[j]:
+            try:
+                read_dates(column_cells(rows, j))
+            except DataError:
+                continue
+            return j
+    return None
 
 
 def _value_column(path: Path, header: list[str], rows: list[list[str]], value: str | None,
@@ -123,6 +194,13 @@ def _value_column(path: Path, header: list[str], rows: list[list[str]], value: s
         raise DataError(f"{path}: no numeric column to forecast (columns: {header}); name it "
                         "with --target NAME")
     return numeric[0]
+
+
+def _integers(texts: list[str]) -> np.ndarray | None:
+    """``texts`` as int64 steps when every one is an integer (``-3``, ``0``, ``42``)."""
+    if not texts or not all(t.lstrip("-").isdigit() for t in texts):
+        return None
+    return np.array([int(t) for t in texts], dtype=np.int64)
 
 
 def _groups(path: Path, header: list[str], rows: list[list[str]], lines: list[int],
@@ -149,7 +227,7 @@ class _SeriesReader:
     header: list[str]
     rows: list[list[str]]
     lines: list[int]
-    d: int  # the date column
+    d: int | None  # the date or step column (None: the rows are steps 0..n-1)
     v: int  # the value column
     b: int | None  # the id column, if a panel
     fill_gaps: bool
@@ -162,13 +240,12 @@ class _SeriesReader:
         lines = [self.lines[i] for i in idx]
         where = f"series {name!r}: " if self.b is not None else ""
         values = self._values(column_cells(rows, self.v), lines)
+        if self.d is None:
+            return DatedSeries(name, np.arange(len(values)), interpolate_gaps(values),
+                               self.header[self.v], "", STEP_FORMAT, self._id_column())
         texts = column_cells(rows, self.d)
         column = self.header[self.d]
-        try:
-            dates, fmt = read_dates(texts, lambda k: f"{self.path}: line {lines[k]}, column "
-                                                     f"{column!r}")
-        except DataError as e:
-            raise DataError(f"{e}{self.date_hint}") from None
+        dates, fmt = self._dates(texts, lines)
         try:
             check_dates(dates, lambda k: f"line {lines[k]}")
         except DataError as e:
@@ -180,7 +257,25 @@ class _SeriesReader:
         if np.isnan(values).any():
             values = interpolate_gaps(values)
         return DatedSeries(name, dates, values, self.header[self.v], column, fmt,
-                           "" if self.b is None else self.header[self.b])
+                           self._id_column())
+
+    def _id_column(self) -> str:
+        return "" if self.b is None else self.header[self.b]
+
+    def _dates(self, texts: list[str], lines: list[int]) -> tuple[np.ndarray, str]:
+        """The dates of the date column and their format, or its integer steps (a column
+        named like ``step``, or integers that no date format reads) and ``STEP_FORMAT``."""
+        column = self.header[self.d]
+        steps = _integers(texts)
+        if steps is not None and column.lower() in STEP_COLUMN_NAMES:
+            return steps, STEP_FORMAT
+        try:
+            return read_dates(texts, lambda k: f"{self.path}: line {lines[k]}, column "
+                                               f"{column!r}")
+        except DataError as e:
+            if steps is not None:
+                return steps, STEP_FORMAT
+            raise DataError(f"{e}{self.date_hint}") from None
 
     def _values(self, cells: list[str], lines: list[int]) -> np.ndarray:
         """The numbers, NaN at the gaps that ``fill_gaps`` fills."""
@@ -219,8 +314,9 @@ class _SeriesReader:
         if not self.fill_gaps:
             i = int(np.flatnonzero(steps > 1)[0])
             first = format_dates(full[at[i] + 1:at[i] + 2], fmt)[0]
+            what = "step(s)" if freq.name == "steps" else f"{freq.name} date(s)"
             raise DataError(
-                f"{self.path}: {where}{len(full) - len(dates)} {freq.name} date(s) are "
+                f"{self.path}: {where}{len(full) - len(dates)} {what} are "
                 f"missing, the first {first} (after {texts[i]!r} at line {lines[i]}); add "
                 f"their rows, or pass {FILL_HINT} to interpolate them")
         filled = np.full(len(full), np.nan)

@@ -30,10 +30,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from rnnkit.data.errors import DataError
-from rnnkit.forecasting.data import DatedSeries
+from rnnkit.forecasting.data import DatedSeries, series_frequency
 from rnnkit.forecasting.features import calendar_features
-from rnnkit.forecasting.frequency import infer_frequency
 from rnnkit.forecasting.metrics import crps_by_step
 from rnnkit.forecasting.model import DeepAR, DeepAREnsemble, Forecaster
 from rnnkit.forecasting.windows import (
@@ -120,14 +118,7 @@ def forecast_config(series: Sequence[DatedSeries], horizon: int, **overrides) ->
     """The config ``train_forecaster`` trains ``series`` with: ``default_config`` for their
     lengths and (single) frequency, an embedding of each series when there are several, then
     ``overrides``."""
-    if not series:
-        raise DataError("no series to train on")
-    freq = infer_frequency(series[0].dates)
-    for s in series[1:]:
-        other = infer_frequency(s.dates)
-        if other != freq:
-            raise DataError(f"series {s.name!r} is {other.name}, {series[0].name!r} is "
-                            f"{freq.name}; train series of one frequency together")
+    freq = series_frequency(series)  # a series' stated or inferred season included
     overrides.setdefault("embedding_dim", 4 if len(series) > 1 else 0)
     overrides.setdefault("unit", value_unit([s.values for s in series]))
     return default_config([len(s.values) for s in series], freq, horizon, **overrides)

@@ -4,6 +4,11 @@ A :class:`Frequency` carries what the forecaster derives from the spacing of the
 default seasonal lags (the periods DeepAR feeds back as lagged targets, Salinas et al.
 2020, Sec. 3.4), the season ``m`` of MASE and SeasonalNaive, and which calendar features
 describe a step.
+
+A series without dates (a sensor log, a simulation) is numbered by integer steps 0, 1, 2, ...
+Its frequency is ``STEPS``: no calendar features, and the season that is stated or inferred
+(:mod:`rnnkit.forecasting.season`), set by :func:`with_season`. The functions here take such
+integer steps wherever they take dates.
 """
 
 from __future__ import annotations
@@ -11,15 +16,16 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import numpy as np
 
 from rnnkit.data.errors import DataError
 
-__all__ = ["Frequency", "FREQUENCIES", "parse_dates", "read_dates", "format_dates", "check_dates",
-           "infer_frequency", "future_dates", "grid_steps", "fill_grid"]
+__all__ = ["Frequency", "FREQUENCIES", "STEPS", "STEP_FORMAT", "parse_dates", "read_dates",
+           "format_dates", "check_dates", "infer_frequency", "future_dates", "grid_steps",
+           "fill_grid", "is_steps", "to_steps", "with_season"]
 
 # Quarters as people write them (1998Q1, 1998 Q1, 1998-Q1, 1998q1, Q1 1998): %q is the
 # quarter's number, read as its first month.
@@ -42,6 +48,7 @@ _AMBIGUOUS = {"%m/%d/%Y": "%d/%m/%Y", "%d/%m/%Y": "%m/%d/%Y"}
 # Formats written back as they were read (a month, a quarter, a year); finer ones are written
 # as ISO dates.
 _COARSE_FORMATS = (*MONTH_FORMATS, "%Y", *QUARTER_FORMATS)
+STEP_FORMAT = "step"  # the date_format of a series numbered by integer steps
 
 Where = Callable[[int], str]
 
@@ -55,8 +62,10 @@ class Frequency:
     """One of the supported spacings of dates.
 
     Attributes:
-        name: "half-hourly", "hourly", "daily", "weekly", "monthly", "quarterly", "yearly".
-        minutes: the step in minutes for fixed steps (0 for calendar months).
+        name: "half-hourly", "hourly", "daily", "weekly", "monthly", "quarterly", "yearly",
+            or "steps" (integer steps, no dates).
+        minutes: the step in minutes for fixed steps (0 for calendar months; 1 for integer
+            steps, which read as minutes wherever a date is expected).
         months: the step in calendar months (0 for fixed steps).
         lags: the default seasonal lags, shortest first (yearly: none).
         calendar: the calendar features of a step (see ``features.calendar_features``).
@@ -84,8 +93,32 @@ FREQUENCIES = {
         Frequency("monthly", 0, 1, (12,), ("month",)),
         Frequency("quarterly", 0, 3, (4,), ("month",)),
         Frequency("yearly", 0, 12, (), ()),
+        Frequency("steps", 1, 0, (), ()),
     )
 }
+STEPS = FREQUENCIES["steps"]
+
+
+def with_season(freq: Frequency, season: int) -> Frequency:
+    """``freq`` with ``season`` as its only seasonal lag (1: none): the lag fed back, and
+    the ``m`` of SeasonalNaive and MASE. Its calendar features stay."""
+    if season < 1:
+        raise ValueError(f"the season must be >= 1 (1: none), got {season}")
+    return replace(freq, lags=(season,) if season > 1 else ())
+
+
+def is_steps(dates: np.ndarray) -> bool:
+    """Whether ``dates`` are integer steps (a series without dates), not datetime64."""
+    return np.issubdtype(np.asarray(dates).dtype, np.integer)
+
+
+def to_steps(dates: np.ndarray) -> np.ndarray:
+    """Integer steps ``[T]`` int64 of a series without dates: integers as they are, and
+    datetime64 as their minutes since 1970 (how ``Forecaster.forecast`` returns the future
+    steps of an integer context, since the model handles every step as a date)."""
+    dates = np.asarray(dates)
+    return dates.astype(np.int64) if is_steps(dates) else (
+        dates.astype("datetime64[m]").astype(np.int64))
 
 
 def read_dates(texts: Sequence[str], where: Where = _row) -> tuple[np.ndarray, str]:
@@ -126,7 +159,9 @@ def format_dates(dates: np.ndarray, date_format: str = "%Y-%m-%d") -> list[str]:
     """``dates [T]`` as text in ``date_format``, the format :func:`read_dates` returned: a
     year, month or quarter format as it was read (``2004``, ``2004-02``, ``1999Q2``), any
     finer one as ISO: ``2024-01-31``, or ``2024-01-31 13:30`` when the format or any date has
-    a time."""
+    a time. Integer steps, or ``date_format`` ``STEP_FORMAT``, give the step numbers."""
+    if date_format == STEP_FORMAT or is_steps(dates):
+        return [str(step) for step in to_steps(dates)]
     days = [d.astype("datetime64[m]").item() for d in np.asarray(dates)]
     if "%q" in date_format:
         return [d.strftime(date_format.replace("%q", str((d.month - 1) // 3 + 1)))
@@ -174,7 +209,14 @@ def check_dates(dates: np.ndarray, where: Where = _row) -> None:
 
 def infer_frequency(dates: np.ndarray) -> Frequency:
     """The Frequency whose step is the median spacing of ``dates [T]`` (T >= 2, sorted, no
-    repeats; a few missing steps do not change the median)."""
+    repeats; a few missing steps do not change the median); ``STEPS`` (season 1) for
+    integer steps, which must go up by 1."""
+    if is_steps(dates):
+        check_dates(dates)
+        if len(dates) > 1 and np.median(np.diff(dates)) != 1:
+            raise DataError(f"the steps go up by {np.median(np.diff(dates)):g} (median); "
+                            "number the rows 0, 1, 2, ... (one row per step)")
+        return STEPS
     if len(dates) < 2:
         raise DataError(f"cannot infer a frequency from {len(dates)} date(s); need at least 2")
     check_dates(dates)
@@ -201,10 +243,13 @@ def infer_frequency(dates: np.ndarray) -> Frequency:
 
 
 def future_dates(last: np.datetime64, freq: Frequency, horizon: int) -> np.ndarray:
-    """The ``horizon`` dates after ``last`` at ``freq``: ``datetime64[m]`` ``[horizon]``.
-    Calendar steps keep the day of the month (clipped to the month's length) and the time."""
+    """The ``horizon`` dates after ``last`` at ``freq``: ``datetime64[m]`` ``[horizon]``
+    (int64 steps after an integer step). Calendar steps keep the day of the month (clipped to
+    the month's length) and the time."""
     if horizon < 1:
         raise ValueError(f"horizon must be >= 1, got {horizon}")
+    if is_steps(last):
+        return int(last) + np.arange(1, horizon + 1, dtype=np.int64)
     last = np.datetime64(last, "m")
     k = np.arange(1, horizon + 1)
     if freq.minutes:
@@ -239,7 +284,7 @@ def fill_grid(dates: np.ndarray, freq: Frequency) -> tuple[np.ndarray, np.ndarra
     if (steps < 1).any():
         raise ValueError("the dates are not on a regular grid of whole steps")
     at = np.concatenate([[0], np.cumsum(steps)])
-    full = np.empty(at[-1] + 1, dtype="datetime64[m]")
+    full = np.empty(at[-1] + 1, dtype=np.int64 if is_steps(dates) else "datetime64[m]")
     full[at] = dates
     for i in np.flatnonzero(steps > 1):
         full[at[i] + 1:at[i + 1]] = _steps_after(dates[i], freq, int(steps[i]) - 1)
