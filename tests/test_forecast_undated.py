@@ -3,6 +3,7 @@ forecaster, backtest and CLI on them."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -133,3 +134,80 @@ def test_a_forecaster_trains_on_integer_steps_with_the_season_as_its_lag():
     assert (cfg.freq, cfg.lags, cfg.calendar) == ("steps", (1, 7), ())
     fc = forecaster.forecast(s.values, s.dates, 7, num_samples=20)
     assert to_steps(fc.dates).tolist() == list(range(200, 207))
+
+
+# -- rnnkit forecast and backtest ----------------------------------------------------------
+
+FAST = ["--max-time", "0.5", "--samples", "20", "--threads", "1"]
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.chdir(tmp_path)
+    torch.set_num_threads(1)
+    return tmp_path
+
+
+def heartrate(name: str = "heartrate.csv", n: int = 90, m: int = 6, header: str = "bpm",
+              start: int | None = None) -> str:
+    """One column of values (a season of m), or ``header`` = ``ds,bpm`` with steps from
+    ``start``."""
+    values = 60 + seasonal(n, m)
+    steps = [f"{start + i}," if start is not None else "" for i in range(n)]
+    Path(name).write_text(header + "\n" + "".join(f"{s}{v:.3f}\n" for s, v in zip(steps, values)))
+    return name
+
+
+def rows_of(path: str | Path) -> list[list[str]]:
+    return [line.split(",") for line in Path(path).read_text().splitlines()]
+
+
+def test_forecast_a_file_without_dates_then_new_data(in_tmp, capsys):
+    from rnnkit.cli import main
+    from rnnkit.forecasting import Forecaster
+
+    assert main(["forecast", heartrate(), *FAST]) == 0
+    err = capsys.readouterr().err
+    assert "no dates: read its rows as steps 0..89; season 6 (inferred" in err
+    run = Path("runs/forecast-heartrate")
+    rows = rows_of(run / "forecast.csv")
+    assert rows[0] == ["step", "bpm", "bpm_q0.1", "bpm_q0.5", "bpm_q0.9"]
+    assert [r[0] for r in rows[1:]] == [str(s) for s in range(90, 96)]  # H = one season
+    assert (run / "forecast.png").is_file()
+    assert Forecaster.load(run / "forecaster.pt").config.lags == (1, 6)
+
+    heartrate("new.csv", n=40)
+    assert main(["forecast", str(run), "--context", "new.csv", "--horizon", "3",
+                 "--output", "new-fc.csv", *FAST]) == 0
+    assert [r[0] for r in rows_of("new-fc.csv")[1:]] == ["40", "41", "42"]
+    assert main(["forecast", str(run), "--season", "4", *FAST]) == 1
+    assert "--season is for training" in capsys.readouterr().err
+
+
+def test_an_integer_ds_is_written_back_under_its_name(in_tmp):
+    from rnnkit.cli import main
+
+    path = heartrate("ds.csv", header="ds,bpm", start=100)
+    assert main(["forecast", path, "--season", "1", "--horizon", "2", *FAST]) == 0
+    rows = rows_of("runs/forecast-ds/forecast.csv")
+    assert [rows[0][0], rows[1][0], rows[2][0]] == ["ds", "190", "191"]
+
+
+def test_a_stated_season_overrides_the_dates_and_sets_the_backtest_m(in_tmp, capsys):
+    from rnnkit.cli import main
+    from rnnkit.forecasting import Forecaster
+
+    months = np.arange("2000-01", "2008-01", dtype="datetime64[M]")
+    Path("m.csv").write_text("month,v\n" + "".join(
+        f"{d}-01,{v:.3f}\n" for d, v in zip(months, seasonal(96, 3))))
+    assert main(["forecast", "m.csv", "--season", "3", "--horizon", "3", *FAST]) == 0
+    assert Forecaster.load("runs/forecast-m/forecaster.pt").config.lags == (1, 3)
+    assert main(["backtest", heartrate(), "--windows", "1", "--horizon", "3", *FAST]) == 0
+    assert json.loads(Path("backtest-heartrate.json").read_text())["season"] == 6
+    assert main(["backtest", "m.csv", "--season", "1", "--windows", "1", "--horizon", "3",
+                 *FAST]) == 0
+    summary = json.loads(Path("backtest-m.json").read_text())
+    assert summary["season"] == 1  # not the monthly 12
+    assert summary["methods"]["naive"]["mae"] == summary["methods"]["seasonal_naive"]["mae"]

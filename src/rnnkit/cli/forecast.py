@@ -6,6 +6,10 @@ per ``--id-column`` value) and writes the forecast after its last date; ``rnnkit
 forecasts with a trained one from ``--context FILE`` (default: the file it trained on),
 without retraining. ``rnnkit backtest FILE.csv`` scores it by rolling origin beside Naive and
 SeasonalNaive.
+
+A file without dates is read as steps 0..n-1 (or by its integer ``ds`` / ``step`` column):
+no calendar features, the season ``--season`` states or the one inferred from the values
+(said on stderr), and forecasts written under a ``step`` column (or the file's own).
 """
 
 from __future__ import annotations
@@ -20,17 +24,12 @@ from typing import Any
 from rnnkit.cli import rundir
 from rnnkit.cli.settings import BacktestSettings, ConfigError, ForecastSettings, set_threads
 from rnnkit.data.errors import DataError
-from rnnkit.forecasting import (
-    DatedSeries,
-    Forecaster,
-    backtest,
-    infer_frequency,
-    load_series,
-    train_forecaster,
-)
+from rnnkit.forecasting import DatedSeries, Forecaster, backtest, load_series, train_forecaster
+from rnnkit.forecasting.data import series_frequency
 from rnnkit.forecasting.fit import INTERRUPTED, describe_budget, forecast_config
-from rnnkit.forecasting.frequency import format_dates
+from rnnkit.forecasting.frequency import format_dates, to_steps
 from rnnkit.forecasting.metrics import coverage_note
+from rnnkit.forecasting.season import SEASON_THRESHOLD
 from rnnkit.forecasting.windows import drop_short
 from rnnkit.train import CheckpointError
 
@@ -40,16 +39,33 @@ CHART_SERIES = 6  # the fan chart draws this many series, the first ones
 
 def default_horizon(series: list[DatedSeries]) -> int:
     """Two seasons for (half-)hourly data, one season otherwise, 10 steps for yearly data."""
-    freq = infer_frequency(series[0].dates)
+    freq = series_frequency(series)
     if freq.name in ("hourly", "half-hourly"):
         return 2 * freq.season
     return freq.season if freq.season > 1 else 10
 
 
 def load_csv_series(path: str, meta: dict[str, Any]) -> list[DatedSeries]:
-    """The series of a CSV as ``meta`` (target, date_column, id_column, fill) says."""
+    """The series of a CSV as ``meta`` (target, date_column, id_column, fill, season) says."""
     return load_series(path, value=meta["target"] or None, date=meta["date_column"] or None,
-                       by=meta["id_column"] or None, fill_gaps=meta["fill"] == "interpolate")
+                       by=meta["id_column"] or None, fill_gaps=meta["fill"] == "interpolate",
+                       season=meta.get("season") or None)
+
+
+def note_steps(series: list[DatedSeries], stated: int | None) -> None:
+    """Say on stderr how a file without dates was read: its steps and its season."""
+    if not series[0].undated:
+        return
+    first = series[0]
+    where = (f"its column {first.date_column!r} as steps" if first.date_column else
+             f"its rows as steps {first.dates[0]}..{first.dates[-1]}")
+    season = series_frequency(series).season
+    why = ("--season" if stated else
+           f"inferred: autocorrelation of the differences above {SEASON_THRESHOLD:g} at that "
+           "lag; state it with --season" if season > 1 else
+           "none found in the autocorrelation of the differences; state one with --season")
+    print(f"note: no dates: read {where}; season {season} ({why}); name a date column with "
+          "--date-column", file=sys.stderr)
 
 
 def _levels(texts: list[str]) -> tuple[float, ...]:
@@ -110,6 +126,9 @@ def _load_run(run: Path, s: ForecastSettings) -> tuple[Path, dict, Forecaster,
     if s.ensemble != 1:
         raise ConfigError(f"--ensemble is for training; {run} is trained (ensemble of "
                           f"{forecaster.config.ensemble})")
+    if s.season is not None:
+        raise ConfigError(f"--season is for training; {run} is trained with lags "
+                          f"{list(forecaster.config.lags)}")
     return run, meta, forecaster, load_csv_series(s.context or meta["file"], meta)
 
 
@@ -121,8 +140,10 @@ def _train_run(s: ForecastSettings) -> tuple[Path, dict, Forecaster, list[DatedS
         raise ConfigError("--context is for a trained run; a CSV file is trained on itself")
     source = Path(s.source)
     meta = {"target": s.target, "date_column": s.date_column, "id_column": s.id_column,
-            "fill": s.fill, "file": str(source.resolve())}
+            "fill": s.fill, "season": s.season, "file": str(source.resolve())}
     series = load_csv_series(s.source, meta)
+    note_steps(series, s.season)
+    meta["season"] = series[0].season or None  # inferred: the context is read with it
     horizon = s.horizon or default_horizon(series)
     max_time = s.max_time or None
     series, left_out = trainable(series, horizon)
@@ -195,7 +216,7 @@ def _write_csv(out: Path, panels: list[tuple[DatedSeries, Any]], levels: tuple[f
         writer = csv.writer(f)
         id_column = id_column or first.id_column  # a unique_id column found without a flag
         id_header = [id_column] if id_column else []
-        writer.writerow([*id_header, first.date_column, target,
+        writer.writerow([*id_header, first.date_column or "step", target,
                          *(f"{target}_q{q:g}" for q in levels)])
         for one, fc in panels:
             dates = format_dates(fc.dates, one.date_format)  # in the file's own style
@@ -219,10 +240,12 @@ def _fan_chart(panels: list[tuple[DatedSeries, Any]], path: Path, target: str) -
               file=sys.stderr)
     for ax, (one, fc) in zip(axes[:, 0], shown):
         tail = max(3 * len(fc.dates), 24)
+        # steps come back from the model as datetime64 minutes (frequency.to_steps)
+        future = to_steps(fc.dates) if one.undated else fc.dates
         ax.plot(one.dates[-tail:], one.values[-tail:], color="black", lw=0.8, label="history")
         lo, hi = fc.interval(0.8)
-        ax.fill_between(fc.dates, lo, hi, color="C1", alpha=0.25, label="80% interval")
-        ax.plot(fc.dates, fc.mean, color="C1", lw=1.2, label="mean")
+        ax.fill_between(future, lo, hi, color="C1", alpha=0.25, label="80% interval")
+        ax.plot(future, fc.mean, color="C1", lw=1.2, label="mean")
         ax.set_title(one.name, fontsize="small")
         ax.set_ylabel(target)
     axes[0, 0].legend(loc="upper left", fontsize="small")
@@ -248,12 +271,14 @@ def run_backtest(s: BacktestSettings) -> dict:
     run = find_run(s.file, s.runs_dir)
     if run is not None:
         meta = json.loads((run / META).read_text())
+        meta["season"] = s.season or meta.get("season")
         file, default_out = meta["file"], run / "backtest.json"
     else:
         meta = {"target": s.target, "date_column": s.date_column, "id_column": s.id_column,
-                "fill": s.fill}
+                "fill": s.fill, "season": s.season}
         file, default_out = s.file, Path(f"backtest-{Path(s.file).stem}.json")
     series = load_csv_series(file, meta)
+    note_steps(series, s.season)
     horizon = s.horizon or meta.get("horizon") or default_horizon(series)
     out = Path(s.output) if s.output else default_out
     if not out.parent.is_dir():
@@ -276,8 +301,8 @@ def run_backtest(s: BacktestSettings) -> dict:
     if note:
         print(f"note: {note}", file=sys.stderr)
     out.write_text(json.dumps({"file": file, "horizon": horizon, "windows": s.windows,
-                               **result, "coverage_note": note}, default=float, indent=1)
-                   + "\n")
+                               "season": series_frequency(series).season, **result,
+                               "coverage_note": note}, default=float, indent=1) + "\n")
     _by_step_chart(result["methods"], out.with_suffix(".png"), names)
     print(f"wrote {out} (metrics by horizon step and by window) and "
           f"{out.with_suffix('.png')}", file=sys.stderr)
