@@ -15,6 +15,7 @@ import numpy as np
 
 from rnnkit.data.errors import DataError
 from rnnkit.forecasting.baselines import naive, seasonal_naive
+from rnnkit.forecasting.covariates import Covariates
 from rnnkit.forecasting.data import DatedSeries, series_frequency
 from rnnkit.forecasting.fit import train_forecaster
 from rnnkit.forecasting.metrics import evaluate
@@ -48,7 +49,7 @@ def backtest(series: DatedSeries | Sequence[DatedSeries], horizon: int, windows:
              num_samples: int = 200, seed: int = 0, max_steps: int | None = None,
              on_window: Callable[[dict], None] | None = None,
              on_forecast: Callable[[DatedSeries, DatedSeries, Forecast], None] | None = None,
-             **overrides) -> dict:
+             covariates: Sequence[Covariates] | None = None, **overrides) -> dict:
     """Rolling-origin backtest of the DeepAR forecaster and the baselines.
 
     Args:
@@ -62,6 +63,9 @@ def backtest(series: DatedSeries | Sequence[DatedSeries], horizon: int, windows:
         on_forecast: called with ``(series, train, forecast)`` for each series at each
             origin: ``train`` its rows before the origin, ``forecast`` the model's
             ``Forecast`` of the next H rows (e.g. to keep the forecasts themselves).
+        covariates: one ``Covariates`` per series, over all its rows: each origin trains on
+            their rows before it; its forecast reads the future-known ones for the H rows
+            after it too, the past-only ones only before it.
 
     Returns:
         ``{"methods": {name: summary}, "windows": [{"origin", "series", name: metrics}],
@@ -80,22 +84,28 @@ def backtest(series: DatedSeries | Sequence[DatedSeries], horizon: int, windows:
         raise DataError(f"series {short} are too short for {windows} windows of {horizon} "
                         f"steps {step} apart: each needs {need} rows before the first window, "
                         f"{back + need} in all; give fewer --windows or a shorter --horizon")
+    if covariates is not None and len(covariates) != len(series):
+        raise ValueError(f"{len(covariates)} covariates for {len(series)} series")
+    covs = list(covariates) if covariates is not None else [None] * len(series)
     records, fits, forecaster = [], [], None
     for k in range(windows):
         offset = (windows - 1 - k) * step + horizon
         train = [s.head(len(s.values) - offset) for s in series]
         fit = None
         if forecaster is None or refit:
-            forecaster, report = train_forecaster(train, horizon, max_time=max_time,
-                                                  max_steps=max_steps, seed=seed, **overrides)
+            forecaster, report = train_forecaster(
+                train, horizon, max_time=max_time, max_steps=max_steps, seed=seed,
+                covariates=None if covariates is None else
+                [c.head(len(t.values)) for c, t in zip(covs, train)], **overrides)
             fit = dataclasses.asdict(report)
             fits.append(fit)
         first = len(records)
-        for s, t in zip(series, train):
+        for s, t, c in zip(series, train, covs):
             cut = len(t.values)
             actual = s.values[cut: cut + horizon]
             fc = forecaster.forecast(t.values, t.dates, horizon, num_samples, series=s.name,
-                                     seed=seed + k)
+                                     seed=seed + k,
+                                     covariates=None if c is None else c.head(cut + horizon))
             if on_forecast is not None:
                 on_forecast(s, t, fc)
             record = {"origin": str(s.dates[cut]), "series": s.name,

@@ -30,8 +30,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
+from rnnkit.forecasting.covariates import Covariates, covariate_settings, step_inputs
 from rnnkit.forecasting.data import DatedSeries, series_frequency
-from rnnkit.forecasting.features import calendar_features
 from rnnkit.forecasting.metrics import crps_by_step
 from rnnkit.forecasting.model import DeepAR, DeepAREnsemble, Forecaster
 from rnnkit.forecasting.windows import (
@@ -67,17 +67,22 @@ class FitReport:
 def train_forecaster(series: Sequence[DatedSeries], horizon: int, max_time: float | None = 60,
                      max_steps: int | None = None, seed: int = 0,
                      on_check: Callable[[dict], None] | None = None,
+                     covariates: Sequence[Covariates] | None = None,
                      **overrides) -> tuple[Forecaster, FitReport]:
     """Train a forecaster of ``horizon`` steps on every row of ``series`` (hold out test
     rows before calling). The config comes from ``default_config`` (``overrides`` replace
     fields). Stops at ``max_time`` seconds, ``max_steps``, or early stopping; without
     validation rows and without ``max_steps``, after ``config.default_steps``. Series
     shorter than ``windows.min_length(horizon)`` are left out with a warning (all of them:
-    a DataError) and named in ``FitReport.left_out``."""
+    a DataError) and named in ``FitReport.left_out``. ``covariates``: one ``Covariates``
+    per series (``forecasting.covariates``), their rows aligned with the series'."""
+    by_name = _by_name(series, covariates)
     series, left_out = drop_short(series, horizon)
-    cfg = forecast_config(series, horizon, **overrides)
+    covs = None if by_name is None else [by_name[s.name] for s in series]
+    cfg = forecast_config(series, horizon, covariates=covs, **overrides)
     values = [s.values / cfg.unit for s in series]
-    calendars = [calendar_features(s.dates, cfg.calendar) for s in series]
+    calendars = [step_inputs(cfg, s.dates, c, series=s.name)
+                 for s, c in zip(series, covs or [None] * len(series))]
     names = [s.name for s in series]
     start = time.monotonic()
     members, reports = [], []
@@ -114,11 +119,27 @@ def train_forecaster(series: Sequence[DatedSeries], horizon: int, max_time: floa
     return Forecaster(model, names), report
 
 
-def forecast_config(series: Sequence[DatedSeries], horizon: int, **overrides) -> ForecastConfig:
+def _by_name(series: Sequence[DatedSeries], covariates: Sequence[Covariates] | None
+             ) -> dict[str, Covariates] | None:
+    """``{series name: its Covariates}`` (None without covariates)."""
+    if covariates is None:
+        return None
+    if len(covariates) != len(series):
+        raise ValueError(f"{len(covariates)} covariates for {len(series)} series; give one "
+                         "Covariates per series, in their order")
+    return {s.name: c for s, c in zip(series, covariates)}
+
+
+def forecast_config(series: Sequence[DatedSeries], horizon: int,
+                    covariates: Sequence[Covariates] | None = None,
+                    **overrides) -> ForecastConfig:
     """The config ``train_forecaster`` trains ``series`` with: ``default_config`` for their
-    lengths and (single) frequency, an embedding of each series when there are several, then
-    ``overrides``."""
+    lengths and (single) frequency, an embedding of each series when there are several, the
+    ``covariates``' names and normalization (``covariate_settings``), then ``overrides``."""
     freq = series_frequency(series)  # a series' stated or inferred season included
+    if covariates:
+        overrides = {**covariate_settings([s.name for s in series],
+                                          [s.dates for s in series], covariates), **overrides}
     overrides.setdefault("embedding_dim", 4 if len(series) > 1 else 0)
     overrides.setdefault("unit", value_unit([s.values for s in series]))
     return default_config([len(s.values) for s in series], freq, horizon, **overrides)
@@ -210,17 +231,18 @@ def calibrate(model: DeepAR | DeepAREnsemble, val: Windows, seed: int = 0, by: s
 @torch.no_grad()
 def init_skip(model: DeepAR, sampler: WindowSampler, windows: int = 2048,
               ridge: float = 1e-3) -> None:
-    """Start the linear autoregression on the lags (``model.skip``) at its least-squares fit
-    on (up to) ``windows`` training windows, in the windows' scaled units: the network then
-    starts from the linear AR(lags) forecast and learns what it misses. Ridge-regularized
-    so collinear lags stay bounded."""
+    """Start the linear autoregression on the lags and covariate inputs (``model.skip``) at
+    its least-squares fit on (up to) ``windows`` training windows, in the windows' scaled
+    units: the network then starts from that linear forecast and learns what it misses.
+    Ridge-regularized so collinear inputs stay bounded."""
     if model.skip is None:
         return
     cfg = model.config
     w = sampler.sample(min(windows, 8 * len(sampler)))
     loc, scale = model.scale(w.values, cfg.context_length)
     z = (w.values - loc) / scale
-    x = model.inputs(z, w.calendar, w.series)[..., : len(cfg.lags)].reshape(-1, len(cfg.lags))
+    x = model.skip_inputs(model.inputs(z, w.calendar, w.series))
+    x = x.reshape(-1, x.shape[-1])
     y = z[:, cfg.max_lag:].reshape(-1, 1)
     design = torch.cat([x, torch.ones_like(y)], 1).double()
     gram = design.T @ design + ridge * len(y) * torch.eye(design.shape[1], dtype=torch.float64)

@@ -1,6 +1,7 @@
 """The DeepAR model (Salinas et al. 2020): an autoregressive LSTM with a likelihood head.
 
-At step t the input is ``[z_{t-l} for l in lags] ++ calendar(t) ++ embedding(series)``, with
+At step t the input is ``[z_{t-l} for l in lags] ++ calendar(t) ++ covariates(t) ++
+embedding(series)`` (``covariates``: none unless the config names some), with
 ``z = (value - loc) / scale`` scaled per window (``features.window_scale``); the LSTM's
 output gives the parameters of p(z_t). Training maximizes the likelihood of every step of a
 context + horizon window with the true values fed back (teacher forcing, Sec. 3.1).
@@ -22,7 +23,8 @@ from torch import Tensor, nn
 
 import rnnkit
 from rnnkit.data.errors import DataError
-from rnnkit.forecasting.features import calendar_features, lagged, window_scale
+from rnnkit.forecasting.covariates import Covariates, covariate_width, step_inputs, window_inputs
+from rnnkit.forecasting.features import lagged, window_scale
 from rnnkit.forecasting.frequency import FREQUENCIES, check_dates, future_dates
 from rnnkit.forecasting.windows import ForecastConfig, Windows
 from rnnkit.heads import GaussianHead
@@ -79,9 +81,11 @@ def t_quantile(p: float, df: Tensor) -> Tensor:
 
 class DeepAR(nn.Module):
     """Inputs -> ``rnnkit.LSTM`` -> Gaussian (``rnnkit.heads.GaussianHead``) or Student-t head,
-    plus (``config.skip``) a linear autoregression on the lags added to the location.
+    plus (``config.skip``) a linear autoregression on the lags (and the covariate inputs)
+    added to the location.
 
-    Shapes: ``values [B, max_lag + T]`` raw, ``calendar [B, T, K]``, ``series [B]`` int64.
+    Shapes: ``values [B, max_lag + T]`` raw, ``calendar [B, T, K]`` (calendar features then
+    covariate inputs), ``series [B]`` int64.
     """
 
     def __init__(self, config: ForecastConfig, num_series: int = 1) -> None:
@@ -90,7 +94,7 @@ class DeepAR(nn.Module):
         cfg = config
         self.embedding = (nn.Embedding(num_series, cfg.embedding_dim)
                           if cfg.embedding_dim and num_series > 1 else None)
-        inputs = len(cfg.lags) + 2 * len(cfg.calendar)
+        inputs = len(cfg.lags) + 2 * len(cfg.calendar) + covariate_width(cfg)
         inputs += cfg.embedding_dim if self.embedding is not None else 0
         self.rnn = rnnkit.LSTM(inputs, cfg.hidden_size, cfg.num_layers, batch_first=True,
                                dropout=cfg.dropout if cfg.num_layers > 1 else 0.0)
@@ -101,8 +105,13 @@ class DeepAR(nn.Module):
         self.skip = None
         if cfg.skip not in ("", "naive", "least_squares"):
             raise ValueError(f"skip must be '', 'naive' or 'least_squares', got {cfg.skip!r}")
+        # the covariates enter the linear part too (a regression with AR terms, fpp's
+        # dynamic regression): their effect is there from the first step (init_skip)
+        cov_start = len(cfg.lags) + 2 * len(cfg.calendar)
+        self.skip_columns = [*range(len(cfg.lags)),
+                             *range(cov_start, cov_start + covariate_width(cfg))]
         if cfg.skip:
-            self.skip = nn.Linear(len(cfg.lags), 1)
+            self.skip = nn.Linear(len(self.skip_columns), 1)
             with torch.no_grad():
                 self.skip.weight.zero_()
                 self.skip.bias.zero_()
@@ -134,9 +143,16 @@ class DeepAR(nn.Module):
         out, state = self.rnn(x, state)
         params = self.head(out)
         if self.skip is not None:
-            shift = self.skip(x[..., : len(self.config.lags)])
+            shift = self.skip(self.skip_inputs(x))
             params = torch.cat([params[..., :1] + shift, params[..., 1:]], dim=-1)
         return params, state
+
+    def skip_inputs(self, x: Tensor) -> Tensor:
+        """The columns of the RNN inputs ``x [..., I]`` the linear part reads: the lags, then
+        the covariate inputs."""
+        if len(self.skip_columns) == len(self.config.lags):
+            return x[..., : len(self.config.lags)]
+        return x[..., self.skip_columns]
 
     def scale(self, values: Tensor, context: int) -> tuple[Tensor, Tensor]:
         """(loc, scale) ``[B, 1]`` from the ``context`` values after the lag prefix."""
@@ -320,13 +336,19 @@ class Forecaster:
 
     def forecast(self, context_values: np.ndarray, context_dates: np.ndarray, horizon: int,
                  num_samples: int = 200, series: str | None = None,
-                 levels: tuple[float, ...] = (0.1, 0.5, 0.9), seed: int = 0) -> Forecast:
+                 levels: tuple[float, ...] = (0.1, 0.5, 0.9), seed: int = 0,
+                 covariates: Covariates | None = None) -> Forecast:
         """Forecast ``horizon`` steps after ``context_values [T]`` at ``context_dates [T]``.
 
         Only the context is read, and of it only the last ``max_lag + context_length`` rows.
         It must hold more rows than the largest lag. ``series`` names the training series
         it continues (its embedding; default the first) and is named in errors. A horizon
         beyond the trained one (``config.horizon``) is forecast with a warning.
+
+        ``covariates``: those the model was trained with (``config.future_covariates``...),
+        their rows aligned with the context's; future-known ones go on for the ``horizon``
+        rows after it (a DataError names the dates without a value), past-only ones are
+        read for the context rows only.
         """
         cfg = self.config
         values = np.asarray(context_values, dtype=np.float64)
@@ -352,9 +374,10 @@ class Forecaster:
         dates = np.asarray(context_dates).astype("datetime64[m]")
         check_dates(dates)
         keep = min(len(values), cfg.max_lag + cfg.context_length)
+        first = len(values) - keep
         values, dates = values[-keep:] / cfg.unit, dates[-keep:]
         future = future_dates(dates[-1], self.freq, horizon)
-        cal = calendar_features(np.concatenate([dates[cfg.max_lag:], future]), cfg.calendar)
+        cal = self._features(dates, future, covariates, first, series or self.series_names[0])
         idx = None
         if self.model.embedding is not None:
             if series is not None and series not in self.series_names:
@@ -365,11 +388,22 @@ class Forecaster:
             torch.manual_seed(seed)
             paths = self.model.sample_paths(
                 torch.tensor(values, dtype=torch.float32).unsqueeze(0),
-                torch.from_numpy(cal).unsqueeze(0), idx, horizon, num_samples,
+                cal, idx, horizon, num_samples,
                 context_spread=cfg.context_spread)[0]
         samples = paths.double().numpy() * cfg.unit
         return Forecast(future, samples, samples.mean(0),
                         np.quantile(samples, levels, axis=0), tuple(levels))
+
+    def _features(self, dates: np.ndarray, future: np.ndarray, covariates: Covariates | None,
+                  first: int, series: str) -> Tensor:
+        """``[1, T + H, K]``: the calendar features and covariate inputs of the context's
+        steps after the lag prefix (``dates [max_lag + T]``, the context's rows from row
+        ``first`` of the given ones) and of the ``future [H]`` dates."""
+        cfg = self.config
+        cov = covariates.rows(first) if covariates is not None else None
+        cal = step_inputs(cfg, np.concatenate([dates, future]), cov, len(dates), series)
+        cal = torch.from_numpy(cal[cfg.max_lag:]).unsqueeze(0)
+        return window_inputs(cal, cfg, len(dates) - cfg.max_lag)
 
     def save(self, path: str | Path) -> None:
         """Write atomically (``save_checkpoint``): a crash leaves the old file or the new one."""
@@ -385,8 +419,10 @@ class Forecaster:
         if "config" not in saved or "model" not in saved:
             raise CheckpointError(f"{path} is not a forecaster saved by rnnkit forecast")
         cfg = saved["config"]
-        for key in ("lags", "calendar", "temperatures"):
-            cfg[key] = tuple(cfg[key])
+        for key in ("lags", "calendar", "temperatures", "future_covariates", "past_covariates",
+                    "static_covariates"):
+            if key in cfg:  # covariates: absent from files saved before them
+                cfg[key] = tuple(cfg[key])
         model = build_model(ForecastConfig(**cfg), saved["num_series"])
         model.load_state_dict(saved["model"])
         return cls(model, saved["series_names"])

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from rnnkit.data.errors import DataError
+from rnnkit.forecasting.covariates import window_inputs
 from rnnkit.forecasting.frequency import Frequency
 
 __all__ = ["ForecastConfig", "default_config", "Windows", "WindowSampler", "last_windows",
@@ -73,6 +74,13 @@ class ForecastConfig:
     # the power of ten the values are divided by before the model sees them (value_unit):
     # window_scale's floors are absolute, so series of magnitude 1e-30 read as all zeros
     unit: float = 1.0
+    # covariates (forecasting.covariates): the names of each kind, in input order
+    future_covariates: tuple[str, ...] = ()  # known for the horizon too, read at step t
+    past_covariates: tuple[str, ...] = ()  # observed only: read at t - 1 within the context
+    static_covariates: tuple[str, ...] = ()  # one value per series
+    # {name: [mean, std]} each numeric covariate is normalized by (over the training rows)
+    covariate_stats: dict = field(default_factory=dict)
+    static_levels: dict = field(default_factory=dict)  # {name: [categories]} (one-hot)
     extra: dict = field(default_factory=dict)  # free-form notes (e.g. why a lag was dropped)
 
     def __post_init__(self) -> None:
@@ -228,7 +236,10 @@ def default_config(lengths: Sequence[int], freq: Frequency, horizon: int,
 @dataclass
 class Windows:
     """A batch of B windows: raw ``values [B, max_lag + C + H]`` (float32), calendar
-    features of the scored steps ``calendar [B, C + H, K]``, series index ``series [B]``."""
+    features and covariate inputs of the scored steps ``calendar [B, C + H, K]``
+    (``covariates.window_inputs``: centred over the context, past-only ones cleared after
+    it), series index
+    ``series [B]``."""
 
     values: Tensor
     calendar: Tensor
@@ -240,7 +251,8 @@ class WindowSampler:
 
     Args:
         values: one ``[T_i]`` array per series (only rows ``< ends[i]`` are ever read).
-        calendars: one ``[T_i, K]`` array per series (features of every row).
+        calendars: one ``[T_i, K]`` array per series (features of every row: calendar,
+            then ``covariates.covariate_features``).
         ends: training end of each series (exclusive); windows stay strictly before it.
         config: supplies C, H and the lags.
     """
@@ -277,7 +289,8 @@ class WindowSampler:
         span = cfg.context_length + cfg.horizon
         vals = torch.stack([self.values[i][s - cfg.max_lag: s + span] for i, s in starts])
         cal = torch.stack([self.calendars[i][s: s + span] for i, s in starts])
-        return Windows(vals, cal, torch.tensor([i for i, _ in starts]))
+        return Windows(vals, window_inputs(cal, cfg, cfg.context_length),
+                       torch.tensor([i for i, _ in starts]))
 
 
 def last_windows(sampler: WindowSampler, values: Sequence[np.ndarray],
@@ -295,4 +308,5 @@ def last_windows(sampler: WindowSampler, values: Sequence[np.ndarray],
                                                    dtype=np.float32)) for i, s in picks])
     cal = torch.stack([torch.as_tensor(np.asarray(calendars[i][s: s + span], dtype=np.float32))
                        for i, s in picks])
-    return Windows(vals, cal, torch.tensor([i for i, _ in picks]))
+    return Windows(vals, window_inputs(cal, cfg, cfg.context_length),
+                   torch.tensor([i for i, _ in picks]))
