@@ -211,3 +211,13 @@ def test_a_stated_season_overrides_the_dates_and_sets_the_backtest_m(in_tmp, cap
     summary = json.loads(Path("backtest-m.json").read_text())
     assert summary["season"] == 1  # not the monthly 12
     assert summary["methods"]["naive"]["mae"] == summary["methods"]["seasonal_naive"]["mae"]
+
+
+def test_an_ablate_study_of_an_undated_file_uses_its_season(in_tmp):
+    from rnnkit.cli import ablate
+    from rnnkit.cli.settings import AblateSettings
+
+    path = heartrate(n=240, m=6)
+    s = ablate.resolve_study(AblateSettings(files=[path], quick=True), set())
+    base = ablate.plan_series(s, Path("study"), 1)[1]
+    assert 6 in base.lags  # infer_frequency alone gave the steps' frequency, no season

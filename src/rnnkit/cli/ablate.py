@@ -434,15 +434,16 @@ def plan_series(s: AblateSettings, out: Path, threads: int) -> tuple[Plan, Any, 
     """A study of ``rnnkit forecast``'s forecaster on a dated CSV: the plan, the default
     ForecastConfig and what study.json records. The test split is the last ``windows * H``
     rows of each series (``windows`` origins H apart); no run trains on them."""
-    from rnnkit.cli.forecast import default_horizon, load_csv_series
-    from rnnkit.forecasting import default_config, infer_frequency
+    from rnnkit.cli.forecast import load_csv_series
+    from rnnkit.forecasting import default_config
     from rnnkit.forecasting.backtest import min_train_rows
+    from rnnkit.forecasting.data import default_horizon, series_frequency
 
     path = Path(s.files[0])
     meta = series_meta(s)
     series = load_csv_series(str(path), meta)
     horizon = s.horizon or default_horizon(series)
-    freq = infer_frequency(series[0].dates)
+    freq = series_frequency(series)
     lengths = [len(x.values) - s.windows * horizon for x in series]
     need = min_train_rows(horizon, freq.season)
     short = min(lengths) < need

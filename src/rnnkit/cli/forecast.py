@@ -25,7 +25,7 @@ from rnnkit.cli import rundir
 from rnnkit.cli.settings import BacktestSettings, ConfigError, ForecastSettings, set_threads
 from rnnkit.data.errors import DataError
 from rnnkit.forecasting import DatedSeries, Forecaster, backtest, load_series, train_forecaster
-from rnnkit.forecasting.data import series_frequency
+from rnnkit.forecasting.data import default_horizon, series_frequency
 from rnnkit.forecasting.fit import INTERRUPTED, describe_budget, forecast_config
 from rnnkit.forecasting.frequency import format_dates, to_steps
 from rnnkit.forecasting.metrics import coverage_note
@@ -35,14 +35,6 @@ from rnnkit.train import CheckpointError
 
 MODEL, META = "forecaster.pt", "forecaster.json"
 CHART_SERIES = 6  # the fan chart draws this many series, the first ones
-
-
-def default_horizon(series: list[DatedSeries]) -> int:
-    """Two seasons for (half-)hourly data, one season otherwise, 10 steps for yearly data."""
-    freq = series_frequency(series)
-    if freq.name in ("hourly", "half-hourly"):
-        return 2 * freq.season
-    return freq.season if freq.season > 1 else 10
 
 
 def load_csv_series(path: str, meta: dict[str, Any]) -> list[DatedSeries]:

@@ -50,7 +50,7 @@ from rnnkit.forecasting.frequency import (
 )
 from rnnkit.forecasting.season import infer_season
 
-__all__ = ["DatedSeries", "load_series", "interpolate_gaps", "series_frequency",
+__all__ = ["DatedSeries", "load_series", "interpolate_gaps", "series_frequency", "default_horizon",
            "DATE_COLUMN_NAMES", "STEP_COLUMN_NAMES"]
 
 # ds, unique_id and y: the long format of statsforecast and neuralforecast.
@@ -118,6 +118,15 @@ def series_frequency(series: Sequence[DatedSeries]) -> Frequency:
             raise DataError(f"series {s.name!r} is {freq.name}, {series[0].name!r} is "
                             f"{freqs[0].name}; train series of one frequency together")
     return with_season(freqs[0], season) if season else freqs[0]
+
+
+def default_horizon(series: Sequence[DatedSeries]) -> int:
+    """The horizon used when none is given: two seasons for (half-)hourly data, one season
+    otherwise, 10 steps without a season (yearly data, an undated series with none)."""
+    freq = series_frequency(series)
+    if freq.name in ("hourly", "half-hourly"):
+        return 2 * freq.season
+    return freq.season if freq.season > 1 else 10
 
 
 def interpolate_gaps(values: np.ndarray) -> np.ndarray:

@@ -29,7 +29,7 @@ except ImportError:  # pragma: no cover - the one optional dependency of this mo
 
 from rnnkit.data.errors import DataError
 from rnnkit.forecasting.backtest import backtest
-from rnnkit.forecasting.data import DatedSeries
+from rnnkit.forecasting.data import DatedSeries, default_horizon
 from rnnkit.forecasting.fit import FitReport, train_forecaster
 from rnnkit.forecasting.frequency import (
     FREQUENCIES,
@@ -116,7 +116,7 @@ class RNNForecast:
         naming the series and rows: a missing column, a missing id, a value that is not a
         finite number, a date repeated or missing within a series, dates off ``freq``."""
         panel = _read_frame(df, id_col, time_col, target_col, self.freq)
-        h = self.h if self.h is not None else _default_horizon(panel.series)
+        h = self.h if self.h is not None else default_horizon(panel.series)
         self.forecaster_, self.report_ = train_forecaster(
             panel.series, h, max_time=self.max_time, max_steps=self.max_steps, seed=self.seed,
             ensemble=self.ensemble, **self.config)
@@ -187,12 +187,6 @@ def _levels(level: Sequence[float] | None) -> list[float]:
         raise DataError(f"level must hold percentages in (0, 100), e.g. level=[80, 95]; got "
                         f"{list(level)}")
     return levels
-
-
-def _default_horizon(series: list[DatedSeries]) -> int:
-    from rnnkit.cli.forecast import default_horizon  # the CLI's rule, one place
-
-    return default_horizon(series)
 
 
 def _frame(panel: _Panel, forecasts: Sequence[tuple[DatedSeries, Forecast]],
