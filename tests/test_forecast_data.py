@@ -245,3 +245,18 @@ def test_fpp_long_format_quarters_and_a_hint_for_a_missing_id_column(tmp_path):
     japan, uk = load_series(path, by="Origin")
     assert uk.name == "UK" and uk.date_format == "%Y Q%q"
     assert format_dates(uk.dates[-1:], uk.date_format) == ["1981 Q4"]
+
+
+def test_a_file_of_one_row_is_refused_naming_it_and_a_one_row_member_is_left_to_the_rule(
+        tmp_path):
+    one = tmp_path / "one.csv"
+    one.write_text("date,v\n2020-01-01,3\n")
+    with pytest.raises(DataError, match=r"one.csv: every series has one row"):
+        load_series(one)
+    panel = tmp_path / "panel.csv"
+    panel.write_text("id,date,v\n" + "".join(f"a,2020-01-{d:02d},{d}\n" for d in range(1, 29))
+                     + "b,2020-01-01,3\n")
+    series = load_series(panel, by="id")
+    assert [len(s.values) for s in series] == [28, 1]
+    from rnnkit.forecasting.data import series_frequency
+    assert series_frequency(series).name == "daily"  # b has no spacing, a does

@@ -105,7 +105,14 @@ def series_frequency(series: Sequence[DatedSeries]) -> Frequency:
     together. A DataError when the series differ in frequency or season."""
     if not series:
         raise DataError("no series to train on")
-    freqs = [infer_frequency(s.dates) for s in series]
+    # a series of one row has no spacing to read (the too-short rule leaves it out later)
+    series = [s for s in series if len(s.dates) >= 2] or series[:1]
+    freqs = []
+    for s in series:
+        try:
+            freqs.append(infer_frequency(s.dates))
+        except DataError as err:
+            raise DataError(f"series {s.name!r}: {err}") from None
     seasons = {s.season for s in series}
     if len(seasons) > 1:
         raise DataError(f"the series have different seasons {sorted(seasons)}; train series "
@@ -165,6 +172,9 @@ def load_series(path: str | Path, value: str | None = None, date: str | None = N
                                                      "--date-column NAME")
     series = [reader.read(name, idx) for name, idx in
               _groups(path, header, rows, lines, b, v).items()]
+    if all(len(s.values) < 2 for s in series):
+        raise DataError(f"{path}: every series has one row; a series needs two rows to have a "
+                        f"frequency, and 2H + min(H, 12) + 1 to train a forecaster of H steps")
     if season is None and series[0].undated:
         season = series_frequency(series).season
     return series if season is None else [dataclasses.replace(s, season=season)
