@@ -196,7 +196,10 @@ def stats_forecasts(y: np.ndarray, h: int, m: int, key: str, args) -> dict:
             got[name] = {"mean": mean, "sigma": sigma, "seconds": time.monotonic() - t0}
         cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
         cache[key] = got
-        cache_path.write_text(json.dumps(cache, indent=1))
+        # whole or not at all: another run may be reading the cache
+        tmp = cache_path.with_name(f".{cache_path.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(cache, indent=1))
+        tmp.replace(cache_path)
     return {name: (gaussian_forecast(np.array(v["mean"]), np.array(v["sigma"])), v["seconds"])
             for name, v in cache.get(key, {}).items() if "mean" in v}
 
