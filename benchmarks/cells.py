@@ -12,8 +12,8 @@ length.
     python benchmarks/cells.py --hidden 256 --repeats 3
     python benchmarks/cells.py --layers 2     # between-layer dropout rows need 2 layers
     python benchmarks/cells.py --modes LSTM --configs layer_norm "every step trick"
-    python benchmarks/cells.py --step-loop        # + each trick on the Python loop over the
-                                                  #   step ops (the path before issue 18)
+    python benchmarks/cells.py --eager            # + each trick with the kernels off (the
+                                                  #   Python loop over the eager step)
     python benchmarks/cells.py --threads 1 --clock cpu --stat min   # on a crowded machine
     python benchmarks/cells.py --device cuda --out benchmarks/results/cells-cuda.json
 
@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -43,12 +44,11 @@ from pathlib import Path
 import torch
 
 import rnnkit
-from rnnkit import fast_loop
 
-STEP_LOOP = " (step loop)"  # suffix of a configuration run as a Python loop over the step ops
+EAGER = " (eager)"  # suffix of a configuration run with the kernels off (RNNKIT_KERNELS=0)
 
 
-def configs(mode: str, step_loop: bool = False) -> dict[str, dict]:
+def configs(mode: str, eager: bool = False) -> dict[str, dict]:
     zone = dict(zoneout_cell=0.1, zoneout_hidden=0.1) if mode == "LSTM" else dict(zoneout=0.1)
     tricks = {
         "all tricks off": {},
@@ -68,23 +68,26 @@ def configs(mode: str, step_loop: bool = False) -> dict[str, dict]:
         "every step trick": dict(layer_norm=True, recurrent_dropout=0.25,
                                  learned_initial_state=True, **zone),
     }
-    if step_loop:
+    if eager:
         for name in ("layer_norm", "zoneout", "recurrent_dropout", "all tricks on",
                      "every step trick"):
-            tricks[name + STEP_LOOP] = tricks[name]
+            tricks[name + EAGER] = tricks[name]
     return tricks
 
 
 @contextlib.contextmanager
-def python_step_loop(on: bool):
-    """Run the fast loop as a Python loop over the per-step ops (no sequence ops) when on."""
-    saved = fast_loop._sequence_ops
+def kernels_off(on: bool):
+    """Run with ``RNNKIT_KERNELS=0`` when on: the path of a machine without a compiler."""
+    saved = os.environ.get("RNNKIT_KERNELS")
     if on:
-        fast_loop._sequence_ops = lambda x, cell: None
+        os.environ["RNNKIT_KERNELS"] = "0"
     try:
         yield
     finally:
-        fast_loop._sequence_ops = saved
+        if saved is None:
+            os.environ.pop("RNNKIT_KERNELS", None)
+        else:
+            os.environ["RNNKIT_KERNELS"] = saved
 
 
 MATCHED = "torch.nn + the same input layer"  # the arithmetic of "all tricks on", no step trick
@@ -163,7 +166,7 @@ def run(args) -> list[dict]:
             modules = {f"torch.nn.{mode}": peer,
                        MATCHED: MatchedPeer(mode, args.input, H, args.layers, args.device)}
             input_layers = {MATCHED: 1}
-            for name, kw in configs(mode, args.step_loop).items():
+            for name, kw in configs(mode, args.eager).items():
                 if kw.get("fast") is False and H > 256 and not args.slow:
                     continue
                 if args.configs and name not in args.configs:
@@ -173,7 +176,7 @@ def run(args) -> list[dict]:
                 input_layers[name] = kw.get("input_layers", 0)
 
             def step(m, name, x=x):
-                with python_step_loop(name.endswith(STEP_LOOP)):
+                with kernels_off(name.endswith(EAGER)):
                     out, _ = m(x)
                     out.sum().backward()
                 if x.is_cuda:  # the clock stops when the GPU is done, not when it is queued
@@ -199,7 +202,7 @@ def run(args) -> list[dict]:
             base_mem = saved_bytes(lambda: peer(x)[0])  # noqa: B023 (called right here)
             for name, m in modules.items():
                 t = stat(times[name])
-                with python_step_loop(name.endswith(STEP_LOOP)):
+                with kernels_off(name.endswith(EAGER)):
                     mem = saved_bytes(lambda m=m: m(x)[0])  # noqa: B023
                 gflop = matmul_gflop(gates, args.batch * args.steps, args.input, H, args.layers,
                                      input_layers.get(name, 0))
@@ -234,8 +237,8 @@ def main() -> None:
     p.add_argument("--configs", nargs="+", default=[],
                    help="only these rows (names as printed), beside the two torch.nn ones")
     p.add_argument("--slow", action="store_true", help="also time the reference loop at H>256")
-    p.add_argument("--step-loop", action="store_true",
-                   help="also time each trick as a Python loop over the step ops")
+    p.add_argument("--eager", action="store_true",
+                   help="also time each trick with the kernels off (RNNKIT_KERNELS=0)")
     p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                    help="cpu: this process's CPU time, which other processes on a shared machine "
                    "disturb less (use with --threads 1: idle OpenMP threads spin on CPU time)")

@@ -48,31 +48,25 @@ def _inputs(gates: int, *, ln_hh: bool, ln_cell: bool, mask: bool, keep: bool, r
 CASES = list(itertools.product([False, True], repeat=4))  # ln, mask, keep, reset
 
 
-def _use_step_loop(monkeypatch):
-    """The Python loop over the per-step ops instead of the compiled sequence ops."""
-    monkeypatch.setattr(fast_loop, "_sequence_ops", lambda x, cell: None)
+def _without_kernels(monkeypatch):
+    """The path of a machine without a compiler: ``RNNKIT_KERNELS=0`` (read at every call),
+    so the fast loop runs as a Python loop over the eager step."""
+    monkeypatch.setenv("RNNKIT_KERNELS", "0")
 
 
-def _use_eager_steps(monkeypatch):
-    _use_step_loop(monkeypatch)
-    monkeypatch.setattr(fast_loop, "_step_ops", lambda x, cell: fast_loop._EAGER_STEPS[cell])
-
-
-@pytest.fixture(params=["sequence", "step", "eager"])
-def steps(request, monkeypatch):
-    """Run the fast loops with the compiled sequence ops (the whole loop in C++), then as a
-    Python loop over the compiled step ops, then over the eager steps."""
+@pytest.fixture(params=["sequence", "eager"])
+def loop(request, monkeypatch):
+    """Run the fast loops with the compiled sequence ops (the whole loop in C++), then with
+    the kernels off (the Python loop over the eager step)."""
     if request.param == "eager":
-        _use_eager_steps(monkeypatch)
+        _without_kernels(monkeypatch)
     elif not kernels.available():
         pytest.skip("the C++ step kernels did not build on this machine")
-    elif request.param == "step":
-        _use_step_loop(monkeypatch)
     return request.param
 
 
 @pytest.mark.parametrize("ln,mask,keep,reset", CASES)
-def test_lstm_layer_gradcheck(ln, mask, keep, reset, steps):
+def test_lstm_layer_gradcheck(ln, mask, keep, reset, loop):
     h0, kw = _inputs(4, ln_hh=ln, ln_cell=ln, mask=mask, keep=keep, reset=reset)
 
     def f(*args):
@@ -86,7 +80,7 @@ def test_lstm_layer_gradcheck(ln, mask, keep, reset, steps):
 
 
 @pytest.mark.parametrize("ln,mask,keep,reset", CASES)
-def test_gru_layer_gradcheck(ln, mask, keep, reset, steps):
+def test_gru_layer_gradcheck(ln, mask, keep, reset, loop):
     h0, kw = _inputs(3, ln_hh=ln, ln_cell=False, mask=mask, keep=keep, reset=reset)
 
     def f(*args):
@@ -98,7 +92,7 @@ def test_gru_layer_gradcheck(ln, mask, keep, reset, steps):
 
 
 @pytest.mark.parametrize("gates", [4, 3])
-def test_short_and_long_sequence_weight_layouts_agree(gates, steps, monkeypatch):
+def test_short_and_long_sequence_weight_layouts_agree(gates, loop, monkeypatch):
     """W_hh^T as a transposed view (short sequences, step()) and as a contiguous copy (long
     ones) give the same outputs and gradients."""
     h0, kw = _inputs(gates, ln_hh=True, ln_cell=gates == 4, mask=True, keep=True, reset=True)
@@ -117,9 +111,9 @@ def test_short_and_long_sequence_weight_layouts_agree(gates, steps, monkeypatch)
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_kernel_equals_eager_step(cell, dtype, monkeypatch):
-    """The compiled sequence op, the Python loop over the compiled step and the eager step
-    give the same outputs and gradients, at a size whose rows are not a multiple of the
-    vector width (the kernels' tails)."""
+    """The compiled sequence op and the Python loop over the eager step give the same outputs
+    and gradients, at a size whose rows are not a multiple of the vector width (the kernels'
+    tails)."""
     g = torch.Generator().manual_seed(1)
     T_, B_, H_ = 6, 5, 37
     G = (4 if cell == "lstm" else 3) * H_
@@ -150,23 +144,20 @@ def test_kernel_equals_eager_step(cell, dtype, monkeypatch):
                 "cell_bias", "keep_c"]
     variants = [{}, {k: None for k in optional if k in kw}]  # every option, then none
     sequence = [run(**v) for v in variants]
-    _use_step_loop(monkeypatch)
-    stepped = [run(**v) for v in variants]
-    _use_eager_steps(monkeypatch)
+    _without_kernels(monkeypatch)
     eager = [run(**v) for v in variants]
     # float32: the kernel's vector tanh and sigmoid and torch's differ by a few ulp, which
     # sums over steps (1.6e-5 at worst on an AVX-512 machine, where torch's run wider vectors)
     tol = 1e-12 if dtype == torch.float64 else 5e-5
-    for a, b, c in zip(sum(sequence, []), sum(stepped, []), sum(eager, [])):
+    for a, b in zip(sum(sequence, []), sum(eager, [])):
         torch.testing.assert_close(a, b, atol=tol, rtol=tol)
-        torch.testing.assert_close(a, c, atol=tol, rtol=tol)
 
 
 @pytest.mark.skipif(not kernels.available(), reason="the C++ step kernels did not build")
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 @pytest.mark.parametrize("sizes", [(1, 1, 1), (1, 3, 4), (7, 1, 9)])
 def test_sequence_op_at_edge_sizes(cell, sizes):
-    """One step, one row, one unit: the sequence op's values and gradients are the step
+    """One step, one row, one unit: the sequence op's values and gradients are the eager
     loop's (every row restarts at step 0 and the last row again at the last step)."""
     T_, B_, H_ = sizes
     g = torch.Generator().manual_seed(2)
@@ -193,15 +184,15 @@ def test_sequence_op_at_edge_sizes(cell, sizes):
 
     sequence = run()
     with pytest.MonkeyPatch.context() as mp:
-        _use_step_loop(mp)
-        stepped = run()
-    for a, b in zip(sequence, stepped):
+        _without_kernels(mp)
+        eager = run()
+    for a, b in zip(sequence, eager):
         torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-12)
 
 
 @pytest.mark.skipif(not kernels.available(), reason="the C++ step kernels did not build")
 @pytest.mark.parametrize("mode", ["LSTM", "GRU"])
-def test_sequence_op_saves_what_the_step_loop_saves(mode, monkeypatch):
+def test_sequence_op_saves_what_the_eager_loop_saves(mode, monkeypatch):
     """The whole loop in C++ keeps no more for backward than the Python loop over the steps."""
     m = _module(mode, "all")
     x = torch.randn(3, 6, 3)
@@ -220,7 +211,7 @@ def test_sequence_op_saves_what_the_step_loop_saves(mode, monkeypatch):
         return total
 
     sequence = saved_bytes()
-    _use_step_loop(monkeypatch)
+    _without_kernels(monkeypatch)
     assert sequence == saved_bytes()
 
 
@@ -307,7 +298,7 @@ def test_sequence_ops_on_two_threads_split_the_recurrent_matmul(mode, trick):
 
 @pytest.mark.parametrize("mode,trick", [("LSTM", "layer_norm"), ("GRU", "zoneout"),
                                         ("GRU", None)])
-def test_double_backward_is_refused_unless_fast_is_off(mode, trick, steps):
+def test_double_backward_is_refused_unless_fast_is_off(mode, trick, loop):
     """A gradient penalty needs the backward's own derivative, which the fast loop does not
     have: it refuses (never a silently missing term), and fast=False gives the right one."""
     m = (_module(mode, trick) if trick else rnnkit.GRU(3, 5, batch_first=True)).double()
@@ -333,7 +324,7 @@ def test_double_backward_is_refused_unless_fast_is_off(mode, trick, steps):
 
 
 @pytest.mark.parametrize("mode", ["LSTM", "GRU"])
-def test_states_and_gradients_of_any_strides(mode, steps):
+def test_states_and_gradients_of_any_strides(mode, loop):
     """An initial state or an incoming gradient whose last dimension is strided (a permuted
     tensor) gives what a contiguous copy gives."""
     m = _module(mode, "zoneout").eval()
@@ -353,14 +344,24 @@ def test_states_and_gradients_of_any_strides(mode, steps):
 
 @pytest.mark.skipif(not kernels.available(), reason="the C++ step kernels did not build")
 def test_kernels_refuse_tensors_of_the_wrong_size():
-    """The kernels read raw rows: a mask with fewer rows than the batch is refused by name,
-    never read past its end; gru_layer broadcasts a [1, H] mask first, like the eager step."""
-    x, a, act = torch.randn(4, 21), torch.randn(4, 21), torch.empty(4, 21)
-    h_prev, a_n, h = torch.randn(4, 7), torch.empty(4, 7), torch.empty(4, 7)
-    with pytest.raises(RuntimeError, match=r"mask and keep tensors must be \[4, 7\]"):
-        torch.ops.rnnkit.gru_forward_step(x, a, h_prev, torch.ones(1, 7), None, act, a_n, h)
-    with pytest.raises(RuntimeError, match=r"state tensors must be \[4, 7\]"):
-        torch.ops.rnnkit.gru_forward_step(x, a, torch.randn(3, 7), None, None, act, a_n, h)
+    """The kernels read raw rows: a mask or an initial state with fewer rows than the batch
+    is refused by name, never read past its end; gru_layer broadcasts a [1, H] mask first,
+    like the eager step."""
+    T_, B_, H_ = 5, 4, 7
+    gates, w_t = torch.randn(T_, B_, 3 * H_), torch.randn(H_, 3 * H_)
+    reset = torch.zeros(T_, B_, dtype=torch.bool)
+
+    def forward(mask=None, h_init=None):
+        torch.ops.rnnkit.gru_forward_seq(
+            gates, w_t, None, None, None, None, mask, None, reset if h_init is not None
+            else None, h_init, torch.zeros(T_ + 1, B_, H_), torch.empty(T_, B_, 3 * H_),
+            torch.empty(T_, B_, H_), None, None, None)
+
+    forward(torch.ones(B_, H_), torch.zeros(B_, H_))
+    with pytest.raises(RuntimeError, match=r"mask must be \[4, 7\]"):
+        forward(mask=torch.ones(1, 7))
+    with pytest.raises(RuntimeError, match=r"h_init must be \[4, 7\]"):
+        forward(h_init=torch.randn(3, 7))
     gates, h0, w = torch.randn(5, 4, 21), torch.randn(4, 7), torch.randn(21, 7)
     mask = torch.rand(1, 7) * 2
     broadcast, _ = fast_loop.gru_layer(gates, h0, w, candidate_mask=mask)

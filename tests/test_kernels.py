@@ -44,11 +44,11 @@ def test_available_builds_under_the_hashed_name_from_the_staged_copy(tmp_path, m
     monkeypatch.delenv("RNNKIT_KERNELS", raising=False)
     calls = []
     monkeypatch.setattr(cpp_extension, "load", lambda **kw: calls.append(kw))
-    kernels.available.cache_clear()
+    kernels._built.cache_clear()
     try:
         assert kernels.available()
     finally:
-        kernels.available.cache_clear()  # the next caller loads the real build
+        kernels._built.cache_clear()  # the next caller loads the real build
     (call,) = calls
     name = kernels.build_name(kernels.CSRC, [*kernels._flags(), *kernels._openmp()])
     assert call["name"] == name and call["build_directory"] == str(tmp_path / name)
@@ -58,3 +58,13 @@ def test_available_builds_under_the_hashed_name_from_the_staged_copy(tmp_path, m
 @pytest.mark.parametrize("flags", [[], ["-O3"]])
 def test_the_build_name_is_a_valid_extension_name(flags):
     assert kernels.build_name(kernels.CSRC, flags).isidentifier()
+
+
+def test_rnnkit_kernels_0_turns_them_off_after_they_loaded(monkeypatch):
+    """The switch is read at every call: a test or a benchmark can run the eager path in a
+    process whose kernels have already loaded."""
+    built = kernels._built()
+    monkeypatch.setenv("RNNKIT_KERNELS", "0")
+    assert not kernels.available()
+    monkeypatch.setenv("RNNKIT_KERNELS", "1")
+    assert kernels.available() == built

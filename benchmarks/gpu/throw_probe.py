@@ -39,10 +39,11 @@ OURS = """
 import torch
 from rnnkit import kernels
 assert kernels.available()
-x, a, act = torch.randn(4, 21), torch.randn(4, 21), torch.empty(4, 21)
-h_prev, a_n, h = torch.randn(4, 7), torch.empty(4, 7), torch.empty(4, 7)
+x, w_t, act = torch.randn(5, 4, 21), torch.randn(7, 21), torch.empty(5, 4, 21)
+hs, a_n = torch.zeros(6, 4, 7), torch.empty(5, 4, 7)
 try:
-    torch.ops.rnnkit.gru_forward_step(x, a, h_prev, torch.ones(1, 7), None, act, a_n, h)
+    torch.ops.rnnkit.gru_forward_seq(x, w_t, None, None, None, None, torch.ones(1, 7), None,
+                                     None, None, hs, act, a_n, None, None, None)
 except RuntimeError as e:
     print("RuntimeError:", str(e).splitlines()[0])
 """
@@ -67,4 +68,4 @@ if __name__ == "__main__":
     for i, (name, flags) in enumerate(FLAGS.items()):
         src = MINIMAL.replace("TAG", str(i))
         report(name, CASE.format(flags=flags, src=src, tag=i))
-    report("rnnkit gru_forward_step, bad mask", OURS)
+    report("rnnkit gru_forward_seq, bad mask", OURS)

@@ -4,8 +4,8 @@ Autograd over a per-step Python loop records ~40 small ops per step and replays 
 one; here each layer is one ``torch.autograd.Function`` instead. Where the C++ kernels built
 (CPU, float32/float64), its forward and its backward are one call each of a compiled sequence
 op (``torch.ops.rnnkit.{lstm,gru}_{forward,backward}_seq``) that runs the whole time loop, so
-no Python runs per step; elsewhere the same loop runs in Python over one step op per step
-(compiled, or eager PyTorch). Either way:
+no Python runs per step; elsewhere (no compiler, ``RNNKIT_KERNELS=0``, other devices and
+dtypes) the same loop runs in Python over the eager step below. Either way:
 
 - forward writes every step into preallocated buffers (``out=`` and in-place ops), so it
   allocates nothing per step except the layer-norm outputs;
@@ -96,8 +96,8 @@ def _lstm_forward_step(
     ``raw`` is ``W_hh h`` before its layer norm (without it, ``hh_bias`` is the plain recurrent
     bias, added to ``x``, or None). Writes the activated gates to ``act``, the
     cell before zoneout to ``c_new``, the new state to ``c`` and ``h``, ``tanh(LN(c_new))`` to
-    ``tanh_c`` and layer-norm statistics [2, B] (mean, rstd). The C++ kernel
-    ``torch.ops.rnnkit.lstm_forward_step`` (csrc/lstm_step.cpp) does the same in one pass.
+    ``tanh_c`` and layer-norm statistics [2, B] (mean, rstd). The sequence op's row function
+    (``forward_rows`` in csrc/lstm_step.cpp) does the same in one pass per row.
     """
     H = c.shape[-1]
     if ih_gain is not None:
@@ -190,8 +190,8 @@ def _gru_forward_step(x, a, h_prev, mask, keep_h, act, a_n, h):
 
     ``x`` [B, 3H] is ``W_ih x_t + b_ih``, ``a`` [B, 3H] the recurrent map ``W_hh h + b_hh``
     (after its layer norm). Writes the activated gates r, z, n to ``act``, the recurrent part
-    of the candidate ``a_n`` and the new state ``h``. The C++ kernel
-    ``torch.ops.rnnkit.gru_forward_step`` (csrc/gru_step.cpp) does the same in one pass.
+    of the candidate ``a_n`` and the new state ``h``. The sequence op's row function
+    (``forward_rows`` in csrc/gru_step.cpp) does the same in one pass per row.
     """
     H = h.shape[-1]
     torch.add(x[:, : 2 * H], a[:, : 2 * H], out=act[:, : 2 * H]).sigmoid_()
@@ -235,29 +235,16 @@ def _gru_backward_step(dh, dh_extra, act, a_n, h_prev, mask, keep_h, d_gates, d_
         torch.addcmul(direct, d, u, out=dh_carry)
 
 
-_EAGER_STEPS = {"lstm": (_lstm_forward_step, _lstm_backward_step),
-                "gru": (_gru_forward_step, _gru_backward_step)}
-
-
 def compiled_steps(x: Tensor) -> bool:
-    """Whether the compiled step kernels run for tensors like ``x`` (float32 or float64 on
-    CPU, once they have built)."""
+    """Whether the compiled sequence ops run for tensors like ``x`` (float32 or float64 on
+    CPU, once they have built, and not turned off by ``RNNKIT_KERNELS=0``)."""
     return (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
             and kernels.available())
 
 
-def _step_ops(x: Tensor, cell: str) -> tuple:
-    """The compiled step kernels of ``cell`` for CPU float tensors when they built, else the
-    eager steps."""
-    if compiled_steps(x):
-        ops = torch.ops.rnnkit
-        return getattr(ops, f"{cell}_forward_step"), getattr(ops, f"{cell}_backward_step")
-    return _EAGER_STEPS[cell]
-
-
 def _sequence_ops(x: Tensor, cell: str) -> tuple | None:
     """The compiled sequence ops of ``cell`` (the whole time loop in one call each way) where
-    the kernels run for tensors like ``x``, else None: the Python loop over the steps."""
+    the kernels run for tensors like ``x``, else None: the Python loop over the eager step."""
     if compiled_steps(x):
         ops = torch.ops.rnnkit
         return getattr(ops, f"{cell}_forward_seq"), getattr(ops, f"{cell}_backward_seq")
@@ -339,13 +326,12 @@ def _full(t: Tensor | None, shape: tuple[int, ...], new) -> Tensor | None:
 
 
 def _lstm_forward_loop(input_gates, w_t, norms, masks, resets, h_init, c_init, bufs) -> dict:
-    """The LSTM forward as a Python loop over the step ops (compiled or eager), writing into
-    ``bufs``. Returns the restarts {t: (rows, h, c)} the backward needs."""
+    """The LSTM forward as a Python loop over the eager step, writing into ``bufs``. Returns
+    the restarts {t: (rows, h, c)} the backward needs."""
     ih_gain, ih_bias, hh_gain, hh_bias, cell_gain, cell_bias = norms
     candidate_mask, keep_c, keep_h = masks
     hs, cs, act, raw_hh, c_new, tanh_c, ih_stats, hh_stats, cell_stats = bufs
     T = input_gates.shape[0]
-    step, _ = _step_ops(input_gates, "lstm")
     restarts = {}
     # Per-step views made up front in C++ (unbind) instead of indexing in the loop.
     X, Z, HS, CS, CN, TC = (u.unbind(0) for u in (input_gates, act, hs, cs, c_new, tanh_c))
@@ -362,9 +348,9 @@ def _lstm_forward_loop(input_gates, w_t, norms, masks, resets, h_init, c_init, b
             x = X[t]
         else:
             x = torch.addmm(X[t], h, w_t, out=Z[t])
-        step(x, ih_gain, ih_bias, IST[t], RAW[t], hh_gain, hh_bias, c, h, cell_gain, cell_bias,
-             candidate_mask, KC[t], KH[t], Z[t], CN[t], CS[t + 1], TC[t], HS[t + 1], HST[t],
-             CST[t])
+        _lstm_forward_step(x, ih_gain, ih_bias, IST[t], RAW[t], hh_gain, hh_bias, c, h,
+                           cell_gain, cell_bias, candidate_mask, KC[t], KH[t], Z[t], CN[t],
+                           CS[t + 1], TC[t], HS[t + 1], HST[t], CST[t])
         h, c = HS[t + 1], CS[t + 1]
     return restarts
 
@@ -399,7 +385,7 @@ class _LSTMLayer(torch.autograd.Function):
         norms = (ih_gain, ih_bias, hh_gain, hh_bias, cell_gain, cell_bias)
         masks = (candidate_mask, keep_c, keep_h)
         if seq is None and hh_gain is None and hh_bias is not None:
-            # The step ops read the plain recurrent bias as part of their input; the sequence
+            # The eager step reads the plain recurrent bias as part of its input; the sequence
             # op adds it in its pass over each row instead of a pass over all of [T, B, 4H].
             input_gates, norms = input_gates + hh_bias, (*norms[:3], None, *norms[4:])
         if seq is not None:
@@ -482,13 +468,12 @@ def _lstm_backward_seq(reset_state, weight_hh, d_hs, dh, dc, saved, grads):
 
 
 def _lstm_backward_loop(restarts, weight_hh, d_hs, dh, dc, saved, grads):
-    """The LSTM backward as a Python loop over the step ops (compiled or eager); writes
+    """The LSTM backward as a Python loop over the eager step; writes
     dL/dh0 and dL/dc0 into ``dh`` and ``dc``. Returns (dL/dW_hh, dL/dh_init, dL/dc_init)."""
     (act, tanh_c, hs, cs, c_new, mask, keep_c, keep_h, cell_gain, cell_stats, raw_hh, hh_gain,
      hh_stats, raw_ih, ih_gain, ih_stats) = saved
     d_gates, d_raw, d_x, d_cnorm = grads
     T = act.shape[0]
-    _, step = _step_ops(act, "lstm")
     dh_direct = torch.empty_like(hs[0]) if keep_h is not None else None
     d_h_init = torch.zeros_like(hs[0]) if restarts else None
     d_c_init = torch.zeros_like(cs[0]) if restarts else None
@@ -500,9 +485,9 @@ def _lstm_backward_loop(restarts, weight_hh, d_hs, dh, dc, saved, grads):
     IST, HST, CST = (_steps(u, T, dim=1) for u in (ih_stats, hh_stats, cell_stats))
     for t in range(T - 1, -1, -1):
         c_prev = restarts[t][2] if t in restarts else CS[t]
-        step(dh, DHS[t], dc, A[t], TC[t], CN[t], c_prev, mask, KC[t], KH[t],
-             cell_gain, CST[t], RAW[t], hh_gain, HST[t], X[t], ih_gain, IST[t], DZ[t], DRAW[t],
-             DX[t], DCN[t], dh_direct, dc)
+        _lstm_backward_step(dh, DHS[t], dc, A[t], TC[t], CN[t], c_prev, mask, KC[t], KH[t],
+                            cell_gain, CST[t], RAW[t], hh_gain, HST[t], X[t], ih_gain, IST[t],
+                            DZ[t], DRAW[t], DX[t], DCN[t], dh_direct, dc)
         d_pre = DZ[t] if d_raw is None else DRAW[t]  # dL/d(W_hh h_{t-1})
         if keep_h is not None:
             dh = torch.addmm(dh_direct, d_pre, weight_hh)
@@ -519,12 +504,11 @@ def _lstm_backward_loop(restarts, weight_hh, d_hs, dh, dc, saved, grads):
 
 
 def _gru_forward_loop(input_gates, w_t, hh_gain, hh_bias, masks, resets, h_init, bufs):
-    """The GRU forward as a Python loop over the step ops (compiled or eager), writing into
-    ``bufs``. Returns the restarts {t: (rows, h)} and the layer-norm statistics (or None)."""
+    """The GRU forward as a Python loop over the eager step, writing into ``bufs``. Returns
+    the restarts {t: (rows, h)} and the layer-norm statistics (or None)."""
     candidate_mask, keep_h = masks
     hs, act, a_n, raw_hh = bufs
     T, B, G = input_gates.shape
-    step, _ = _step_ops(input_gates, "gru")
     a = workspace.empty((B, G), input_gates)  # the recurrent map of the current step
     hh_stats = []
     restarts = {}
@@ -543,25 +527,24 @@ def _gru_forward_loop(input_gates, w_t, hh_gain, hh_bias, masks, resets, h_init,
             torch.addmm(hh_bias, h, w_t, out=a)
         else:
             torch.mm(h, w_t, out=a)
-        step(X[t], a, h, candidate_mask, KH[t], Z[t], AN[t], HS[t + 1])
+        _gru_forward_step(X[t], a, h, candidate_mask, KH[t], Z[t], AN[t], HS[t + 1])
         h = HS[t + 1]
     return restarts, [torch.stack(s) for s in zip(*hh_stats)] if hh_stats else None
 
 
 def _gru_backward_loop(restarts, hh_stats, weight_hh, hh_gain, d_hs, dh, saved, grads):
-    """The GRU backward as a Python loop over the step ops (compiled or eager); writes dL/dh0
+    """The GRU backward as a Python loop over the eager step; writes dL/dh0
     into ``dh``. Returns (dL/dW_hh, dL/dh_init)."""
     hs, act, a_n, raw_hh, mask, keep_h = saved
     d_gates, d_a, d_raw = grads
     T = act.shape[0]
-    _, step = _step_ops(act, "gru")
     d_h_init = torch.zeros_like(hs[0]) if restarts else None
     dh_out = dh
     A, AN, HS, DZ, DA, DRAW = (u.unbind(0) for u in (act, a_n, hs, d_gates, d_a, d_raw))
     RAW, KH, DHS = (_steps(u, T) for u in (raw_hh, keep_h, d_hs))
     for t in range(T - 1, -1, -1):
         h_prev = restarts[t][1] if t in restarts else HS[t]
-        step(dh, DHS[t], A[t], AN[t], h_prev, mask, KH[t], DZ[t], DA[t], dh)
+        _gru_backward_step(dh, DHS[t], A[t], AN[t], h_prev, mask, KH[t], DZ[t], DA[t], dh)
         if raw_hh is not None:
             mean, rstd = hh_stats[0][t], hh_stats[1][t]
             DRAW[t].copy_(_ln_input_grad(DA[t], RAW[t], mean, rstd, hh_gain))

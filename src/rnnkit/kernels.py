@@ -85,11 +85,21 @@ def stage_sources(csrc: Path, directory: Path) -> list[Path]:
     return [target / source.name for source in SOURCES]
 
 
-@functools.cache
+def switched_off() -> bool:
+    """True when ``RNNKIT_KERNELS=0``: read at every call, so a test or a benchmark can turn
+    the kernels off for a while (``monkeypatch.setenv``) after they have loaded."""
+    return os.environ.get("RNNKIT_KERNELS", "1") == "0"
+
+
 def available() -> bool:
-    """True when ``torch.ops.rnnkit`` holds the step kernels (building them if needed)."""
-    if os.environ.get("RNNKIT_KERNELS", "1") == "0":
-        return False
+    """True when ``torch.ops.rnnkit`` holds the step kernels (building them if needed) and
+    ``RNNKIT_KERNELS=0`` does not turn them off."""
+    return not switched_off() and _built()
+
+
+@functools.cache
+def _built() -> bool:
+    """Build (or load) the kernels once per process; False when they cannot be built."""
     try:
         from torch.utils import cpp_extension
 

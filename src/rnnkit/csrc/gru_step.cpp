@@ -1,10 +1,9 @@
 // The GRU's time loop in compiled code: the elementwise part of one step, forward and backward,
 // fused into one pass per row, and the whole loop over a sequence around it.
 //
-// The step ops (gru_{forward,backward}_step) do everything between the recurrent map (W_hh
-// h_{t-1} and its layer norm) and the next step that eager PyTorch does in ~8 small ops per
-// step; the sequence ops (gru_{forward,backward}_seq) run the same row functions for every
-// step together with the matmuls, the recurrent layer norm, resets and the recurrent weight
+// The row functions (forward_rows, backward_rows) do everything between the recurrent map
+// (W_hh h_{t-1} and its layer norm) and the next step that eager PyTorch does in ~8 small ops
+// per step; the sequence ops (gru_{forward,backward}_seq) run them for every step together with the matmuls, the recurrent layer norm, resets and the recurrent weight
 // gradient, one call per layer each way (Cho et al. 2014, torch's gate order r, z, n; z is
 // the fraction of h kept):
 //
@@ -24,7 +23,7 @@ namespace {
 
 using namespace rnnkit_step;
 
-// One step's rows: see gru_forward_step's schema.
+// One step's rows, as gru_forward_seq sets them.
 template <typename T>
 struct ForwardRows {
   Rows<T> x, a, h_prev, mask, keep_h, act, a_n, h;
@@ -53,7 +52,7 @@ void forward_rows(const ForwardRows<T>& s, int64_t B, int64_t H) {
   });
 }
 
-// One step's rows for the backward: see gru_backward_step's schema. dh_carry may be dh
+// One step's rows for the backward, as gru_backward_seq sets them. dh_carry may be dh
 // itself: each piece of dh is read before that piece is written.
 template <typename T>
 struct BackwardRows {
@@ -88,49 +87,6 @@ void backward_rows(const BackwardRows<T>& s, int64_t B, int64_t H) {
       store(dn * r, da + 2 * H, j, c);
       store(d * u + direct, carry, j, c);
     });
-  });
-}
-
-void gru_forward_step(const Tensor& x, const Tensor& a, const Tensor& h_prev,
-                      const OptTensor& mask, const OptTensor& keep_h, Tensor act, Tensor a_n,
-                      Tensor h) {
-  const auto [B, H] = batch_and_hidden(act, 3, "gru step");
-  for (const Tensor* t : TensorList{&x, &a, &act}) {
-    check_rows(*t, B, 3 * H, "gru step", "gate tensors");
-  }
-  for (const Tensor* t : TensorList{&h_prev, &a_n, &h}) {
-    check_rows(*t, B, H, "gru step", "state tensors");
-  }
-  for (const OptTensor* t : {&mask, &keep_h}) {
-    if (*t) check_rows(**t, B, H, "gru step", "mask and keep tensors");
-  }
-  AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "rnnkit_gru_forward_step", [&] {
-    using T = scalar_t;
-    ForwardRows<T> s{rows<T>(x),      rows<T>(a),      rows<T>(h_prev), rows<T>(mask),
-                     rows<T>(keep_h), rows<T>(act),    rows<T>(a_n),    rows<T>(h)};
-    forward_rows(s, B, H);
-  });
-}
-
-void gru_backward_step(const Tensor& dh, const OptTensor& dh_extra, const Tensor& act,
-                       const Tensor& a_n, const Tensor& h_prev, const OptTensor& mask,
-                       const OptTensor& keep_h, Tensor d_gates, Tensor d_a, Tensor dh_carry) {
-  const auto [B, H] = batch_and_hidden(act, 3, "gru step");
-  for (const Tensor* t : TensorList{&act, &d_gates, &d_a}) {
-    check_rows(*t, B, 3 * H, "gru step", "gate tensors");
-  }
-  for (const Tensor* t : TensorList{&dh, &a_n, &h_prev, &dh_carry}) {
-    check_rows(*t, B, H, "gru step", "state tensors");
-  }
-  for (const OptTensor* t : {&dh_extra, &mask, &keep_h}) {
-    if (*t) check_rows(**t, B, H, "gru step", "optional per-step tensors");
-  }
-  AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "rnnkit_gru_backward_step", [&] {
-    using T = scalar_t;
-    BackwardRows<T> s{rows<T>(dh),     rows<T>(dh_extra), rows<T>(act),     rows<T>(a_n),
-                      rows<T>(h_prev), rows<T>(mask),     rows<T>(keep_h),  rows<T>(d_gates),
-                      rows<T>(d_a),    rows<T>(dh_carry)};
-    backward_rows(s, B, H);
   });
 }
 
@@ -319,13 +275,6 @@ void gru_backward_seq(const Tensor& weight_hh, const OptTensor& d_hs, Tensor dh,
 
 TORCH_LIBRARY_FRAGMENT(rnnkit, m) {
   m.def(
-      "gru_forward_step(Tensor x, Tensor a, Tensor h_prev, Tensor? mask, Tensor? keep_h, "
-      "Tensor(a!) act, Tensor(b!) a_n, Tensor(c!) h) -> ()");
-  m.def(
-      "gru_backward_step(Tensor dh, Tensor? dh_extra, Tensor act, Tensor a_n, Tensor h_prev, "
-      "Tensor? mask, Tensor? keep_h, Tensor(a!) d_gates, Tensor(b!) d_a, Tensor(c!) dh_carry) "
-      "-> ()");
-  m.def(
       "gru_forward_seq(Tensor input_gates, Tensor weight_t, Tensor? ih_gain, Tensor? ih_bias, "
       "Tensor? hh_gain, Tensor? hh_bias, Tensor? mask, Tensor? keep_h, Tensor? reset, "
       "Tensor? h_init, Tensor(a!) hs, Tensor(b!) act, Tensor(c!) a_n, Tensor(d!)? raw, "
@@ -339,8 +288,6 @@ TORCH_LIBRARY_FRAGMENT(rnnkit, m) {
 }
 
 TORCH_LIBRARY_IMPL(rnnkit, CPU, m) {
-  m.impl("gru_forward_step", &gru_forward_step);
-  m.impl("gru_backward_step", &gru_backward_step);
   m.impl("gru_forward_seq", &gru_forward_seq);
   m.impl("gru_backward_seq", &gru_backward_seq);
 }

@@ -1,18 +1,18 @@
 // The LSTM's time loop in compiled code: the elementwise part of one step, forward and
 // backward, fused into one pass per row, and the whole loop over a sequence around it.
 //
-// The step ops (lstm_{forward,backward}_step) do everything between the matmuls that eager
-// PyTorch would do in ~12 small ops per step: the layer norms of the input and recurrent
+// The row functions (forward_rows, backward_rows) do everything between the matmuls that
+// eager PyTorch would do in ~12 small ops per step: the layer norms of the input and recurrent
 // maps, the gate nonlinearities, the cell update with recurrent dropout and zoneout, the
 // layer norm of the cell, and the output. The sequence ops (lstm_{forward,backward}_seq) run
-// the same row functions for every step, with the recurrent matmul (StepMatmul: per-thread
-// column blocks into the step's slice of a preallocated buffer), resets and the recurrent
-// weight gradient, so a layer costs one call each way instead of a Python loop. The math is exactly
-// rnnkit.fast_loop._lstm_forward_step / _lstm_backward_step (the eager version, used when this
-// file cannot be compiled, and the reference tests/test_fast_loop.py holds it to).
+// them for every step, with the recurrent matmul (StepMatmul: per-thread column blocks into
+// the step's slice of a preallocated buffer), resets and the recurrent weight gradient, so a
+// layer costs one call each way. The math is exactly rnnkit.fast_loop._lstm_forward_step /
+// _lstm_backward_step (the eager version, used when this file cannot be compiled, and the
+// reference tests/test_fast_loop.py holds it to).
 //
-// Per-step tensors are [B, N] with a contiguous last dimension; statistics are [2, B]
-// (mean, rstd), possibly strided views of a [2, T, B] buffer.
+// Per-step rows are [B, N] with a contiguous last dimension; statistics are [2, T, B]
+// (mean, rstd).
 #include "rows.h"
 
 #include <initializer_list>
@@ -22,7 +22,7 @@ namespace {
 
 using namespace rnnkit_step;
 
-// One step's rows for the forward (absent ones are null): see lstm_forward_step's schema.
+// One step's rows for the forward (absent ones are null), as lstm_forward_seq sets them.
 template <typename T>
 struct ForwardRows {
   Rows<T> x, raw, c_prev, h_prev, mask, keep_c, keep_h, act, c_new, c, tanh_c, h;
@@ -89,7 +89,7 @@ void forward_rows(const ForwardRows<T>& a, int64_t B, int64_t H) {
   });
 }
 
-// One step's rows for the backward: see lstm_backward_step's schema. dc and dc_prev may be
+// One step's rows for the backward, as lstm_backward_seq sets them. dc and dc_prev may be
 // the same rows (each piece is read before it is written).
 template <typename T>
 struct BackwardRows {
@@ -160,99 +160,6 @@ void backward_rows(const BackwardRows<T>& a, int64_t B, int64_t H) {
       a.ih_stats.read(b, mean, rstd);
       row_ln_backward(dz, a.x(b), a.ih_gain, mean, rstd, G, a.d_x(b));
     }
-  });
-}
-
-void lstm_forward_step(const Tensor& x, const OptTensor& ih_gain, const OptTensor& ih_bias,
-                       const OptTensor& ih_stats, const OptTensor& raw, const OptTensor& hh_gain,
-                       const OptTensor& hh_bias, const Tensor& c_prev, const Tensor& h_prev,
-                       const OptTensor& cell_gain, const OptTensor& cell_bias,
-                       const OptTensor& mask, const OptTensor& keep_c, const OptTensor& keep_h,
-                       Tensor act, Tensor c_new, Tensor c, Tensor tanh_c, Tensor h,
-                       const OptTensor& hh_stats, const OptTensor& cell_stats) {
-  const auto [B, H] = batch_and_hidden(act, 4, "lstm step");
-  const int64_t G = 4 * H;
-  for (const Tensor* t : TensorList{&x, &act}) {
-    check_rows(*t, B, G, "lstm step", "gate tensors");
-  }
-  for (const Tensor* t : TensorList{&c_prev, &h_prev, &c_new, &c, &tanh_c, &h}) {
-    check_rows(*t, B, H, "lstm step", "state tensors");
-  }
-  if (raw) check_rows(*raw, B, G, "lstm step", "raw");
-  for (const OptTensor* t : {&mask, &keep_c, &keep_h}) {
-    if (*t) check_rows(**t, B, H, "lstm step", "mask and keep tensors");
-  }
-  for (const OptTensor* t : {&ih_gain, &ih_bias, &hh_gain, &hh_bias}) {
-    if (*t) check_vector(**t, G, "lstm step", "gate layer norm gains and biases");
-  }
-  for (const OptTensor* t : {&cell_gain, &cell_bias}) {
-    if (*t) check_vector(**t, H, "lstm step", "cell layer norm gain and bias");
-  }
-  for (const OptTensor* t : {&ih_stats, &hh_stats, &cell_stats}) {
-    if (*t) check_stats(**t, B, "lstm step", "layer norm statistics");
-  }
-  TORCH_CHECK(!raw || (hh_gain && hh_stats), "rnnkit lstm step: raw needs hh_gain and hh_stats");
-  TORCH_CHECK(!ih_gain || ih_stats, "rnnkit lstm step: ih_gain needs ih_stats");
-  TORCH_CHECK(!cell_gain || cell_stats, "rnnkit lstm step: cell_gain needs cell_stats");
-  AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "rnnkit_lstm_forward_step", [&] {
-    using T = scalar_t;
-    ForwardRows<T> rows_{rows<T>(x), rows<T>(raw), rows<T>(c_prev), rows<T>(h_prev),
-                         rows<T>(mask), rows<T>(keep_c), rows<T>(keep_h), rows<T>(act),
-                         rows<T>(c_new), rows<T>(c), rows<T>(tanh_c), rows<T>(h),
-                         stat_rows<T>(ih_stats), stat_rows<T>(hh_stats), stat_rows<T>(cell_stats),
-                         data<T>(ih_gain), data<T>(ih_bias), data<T>(hh_gain), data<T>(hh_bias),
-                         data<T>(cell_gain), data<T>(cell_bias)};
-    forward_rows(rows_, B, H);
-  });
-}
-
-void lstm_backward_step(const Tensor& dh, const OptTensor& dh_extra, const Tensor& dc,
-                        const Tensor& act, const Tensor& tanh_c, const Tensor& c_new,
-                        const Tensor& c_prev, const OptTensor& mask, const OptTensor& keep_c,
-                        const OptTensor& keep_h, const OptTensor& cell_gain,
-                        const OptTensor& cell_stats, const OptTensor& raw,
-                        const OptTensor& hh_gain, const OptTensor& hh_stats,
-                        const OptTensor& x, const OptTensor& ih_gain, const OptTensor& ih_stats,
-                        Tensor d_gates, const OptTensor& d_raw, const OptTensor& d_x,
-                        const OptTensor& d_cnorm, const OptTensor& dh_direct, Tensor dc_prev) {
-  const auto [B, H] = batch_and_hidden(act, 4, "lstm step");
-  const int64_t G = 4 * H;
-  for (const Tensor* t : TensorList{&act, &d_gates}) {
-    check_rows(*t, B, G, "lstm step", "gate tensors");
-  }
-  for (const Tensor* t : TensorList{&dh, &dc, &tanh_c, &c_new, &c_prev, &dc_prev}) {
-    check_rows(*t, B, H, "lstm step", "state tensors");
-  }
-  for (const OptTensor* t : {&raw, &d_raw, &x, &d_x}) {
-    if (*t) check_rows(**t, B, G, "lstm step", "optional gate tensors");
-  }
-  for (const OptTensor* t : {&dh_extra, &mask, &keep_c, &keep_h, &d_cnorm, &dh_direct}) {
-    if (*t) check_rows(**t, B, H, "lstm step", "optional state tensors");
-  }
-  for (const OptTensor* t : {&ih_gain, &hh_gain}) {
-    if (*t) check_vector(**t, G, "lstm step", "gate layer norm gains");
-  }
-  if (cell_gain) check_vector(*cell_gain, H, "lstm step", "cell layer norm gain");
-  for (const OptTensor* t : {&ih_stats, &hh_stats, &cell_stats}) {
-    if (*t) check_stats(**t, B, "lstm step", "layer norm statistics");
-  }
-  TORCH_CHECK(!hh_gain || (raw && hh_stats && d_raw), "rnnkit lstm step: hh_gain needs raw, "
-              "hh_stats and d_raw");
-  TORCH_CHECK(!cell_gain || (cell_stats && d_cnorm), "rnnkit lstm step: cell_gain needs "
-              "cell_stats and d_cnorm");
-  TORCH_CHECK(!keep_h || dh_direct, "rnnkit lstm step: keep_h needs dh_direct");
-  TORCH_CHECK(!ih_gain || (x && ih_stats && d_x), "rnnkit lstm step: ih_gain needs x, ih_stats "
-              "and d_x");
-  AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "rnnkit_lstm_backward_step", [&] {
-    using T = scalar_t;
-    BackwardRows<T> rows_{rows<T>(dh), rows<T>(dh_extra), rows<T>(dc), rows<T>(act),
-                          rows<T>(tanh_c), rows<T>(c_new), rows<T>(c_prev), rows<T>(mask),
-                          rows<T>(keep_c), rows<T>(keep_h), rows<T>(raw), rows<T>(x),
-                          rows<T>(d_gates), rows<T>(d_raw), rows<T>(d_x), rows<T>(d_cnorm),
-                          rows<T>(dh_direct), rows<T>(dc_prev), stat_rows<T>(cell_stats),
-                          stat_rows<T>(hh_stats), stat_rows<T>(ih_stats), data<T>(cell_gain),
-                          data<T>(hh_gain), data<T>(ih_gain)};
-    backward_rows(rows_, B, H);
   });
 }
 
@@ -468,18 +375,6 @@ void lstm_backward_seq(const Tensor& weight_hh, const OptTensor& d_hs, Tensor dh
 
 TORCH_LIBRARY(rnnkit, m) {
   m.def(
-      "lstm_forward_step(Tensor x, Tensor? ih_gain, Tensor? ih_bias, Tensor(h!)? ih_stats, "
-      "Tensor? raw, Tensor? hh_gain, Tensor? hh_bias, "
-      "Tensor c_prev, Tensor h_prev, Tensor? cell_gain, Tensor? cell_bias, Tensor? mask, "
-      "Tensor? keep_c, Tensor? keep_h, Tensor(a!) act, Tensor(b!) c_new, Tensor(c!) c, "
-      "Tensor(d!) tanh_c, Tensor(e!) h, Tensor(f!)? hh_stats, Tensor(g!)? cell_stats) -> ()");
-  m.def(
-      "lstm_backward_step(Tensor dh, Tensor? dh_extra, Tensor dc, Tensor act, Tensor tanh_c, "
-      "Tensor c_new, Tensor c_prev, Tensor? mask, Tensor? keep_c, Tensor? keep_h, "
-      "Tensor? cell_gain, Tensor? cell_stats, Tensor? raw, Tensor? hh_gain, Tensor? hh_stats, "
-      "Tensor? x, Tensor? ih_gain, Tensor? ih_stats, Tensor(a!) d_gates, Tensor(b!)? d_raw, "
-      "Tensor(f!)? d_x, Tensor(c!)? d_cnorm, Tensor(d!)? dh_direct, Tensor(e!) dc_prev) -> ()");
-  m.def(
       "lstm_forward_seq(Tensor input_gates, Tensor weight_t, Tensor? ih_gain, Tensor? ih_bias, "
       "Tensor? hh_gain, Tensor? hh_bias, Tensor? cell_gain, Tensor? cell_bias, Tensor? mask, "
       "Tensor? keep_c, Tensor? keep_h, Tensor? reset, Tensor? h_init, Tensor? c_init, "
@@ -497,8 +392,6 @@ TORCH_LIBRARY(rnnkit, m) {
 }
 
 TORCH_LIBRARY_IMPL(rnnkit, CPU, m) {
-  m.impl("lstm_forward_step", &lstm_forward_step);
-  m.impl("lstm_backward_step", &lstm_backward_step);
   m.impl("lstm_forward_seq", &lstm_forward_seq);
   m.impl("lstm_backward_seq", &lstm_backward_seq);
 }

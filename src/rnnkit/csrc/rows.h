@@ -1,8 +1,8 @@
-// Row views and layer-norm rows shared by the step kernels and the sequence kernels.
+// Row views and layer-norm rows of the sequence kernels.
 //
-// The step math reads and writes rows of [B, N] matrices. A per-step op gets each as a
-// Tensor; a sequence op gets [T, B, N] buffers and moves to step t by pointer arithmetic, so
-// neither builds a Tensor per step: both hand the same row function a set of Rows.
+// The step math reads and writes rows of [B, N] matrices. A sequence op gets [T, B, N]
+// buffers and moves to step t by pointer arithmetic, so it builds no Tensor per step: it
+// hands the row functions a set of Rows.
 #pragma once
 
 #include "step_common.h"
@@ -56,13 +56,6 @@ struct StatRows {
     rstd = p[b * row + second];
   }
 };
-
-// Statistics [2, B] of one step (possibly a strided view of a [2, T, B] buffer).
-template <typename T>
-inline StatRows<T> stat_rows(const OptTensor& t) {
-  if (!t) return {};
-  return {t->data_ptr<T>(), t->stride(1), t->stride(0)};
-}
 
 // Step t of statistics [2, T, B].
 template <typename T>

@@ -110,14 +110,6 @@ void for_rows(int64_t B, int64_t row_elements, const F& f) {
 // The kernels index raw pointers, so every size is checked before any is read: a tensor
 // smaller than expected would be read (or written) past its end.
 
-// Batch size B and hidden size H from the gate tensor `act`, [B, gates * H].
-inline std::pair<int64_t, int64_t> batch_and_hidden(const Tensor& act, int64_t gates,
-                                                    const char* op) {
-  TORCH_CHECK(act.dim() == 2 && act.size(1) % gates == 0, "rnnkit ", op,
-              ": act must be [B, ", gates, " * H], got sizes ", act.sizes());
-  return {act.size(0), act.size(1) / gates};
-}
-
 // A per-step tensor: [rows, cols] with a contiguous last dimension.
 inline void check_rows(const Tensor& t, int64_t rows, int64_t cols, const char* op,
                        const char* name) {
@@ -131,12 +123,6 @@ inline void check_rows(const Tensor& t, int64_t rows, int64_t cols, const char* 
 inline void check_vector(const Tensor& t, int64_t n, const char* op, const char* name) {
   TORCH_CHECK(t.numel() == n && t.is_contiguous(), "rnnkit ", op, ": ", name, " must be ", n,
               " contiguous elements, got sizes ", t.sizes());
-}
-
-// Per-row statistics of a layer norm: [2, B] (mean, rstd).
-inline void check_stats(const Tensor& t, int64_t B, const char* op, const char* name) {
-  TORCH_CHECK(t.dim() == 2 && t.size(0) == 2 && t.size(1) == B, "rnnkit ", op, ": ", name,
-              " must be [2, ", B, "], got sizes ", t.sizes());
 }
 
 // The per-step recurrent matmul of a sequence op, out [B, N] = a [B, K] @ w [K, N] (plus
