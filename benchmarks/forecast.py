@@ -611,7 +611,19 @@ def subset_summary(table: dict[str, dict], labels: list[str]) -> dict:
     wins = sum("rnnkit" in c and c["rnnkit"]["mase"] < c["SeasonalNaive"]["mase"] for c in sn)
     return {"series": len(labels), "methods": methods, "rnnkit_beats_seasonal_naive": {
         "wins": wins, "series": len(sn), "share": wins / len(sn) if sn else None,
-        "rnnkit_not_scored": sum("rnnkit" not in c for c in sn)}}
+        "rnnkit_not_scored": sum("rnnkit" not in c for c in sn)},
+        "rnnkit_vs": {n: paired(table, labels, n) for n in names if n != "rnnkit"}}
+
+
+def paired(table: dict[str, dict], labels: list[str], name: str) -> dict:
+    """rnnkit's and ``name``'s panel_means over the series of ``labels`` both scored (the
+    methods' own summaries may cover different series: a time-out, a refusal)."""
+    both = [table[k]["methods"] for k in labels
+            if "rnnkit" in table[k]["methods"] and name in table[k]["methods"]]
+    if not both:
+        return {"series": 0}
+    return {"series": len(both), "rnnkit": panel_means([c["rnnkit"] for c in both]),
+            name: panel_means([c[name] for c in both])}
 
 
 def summarize(rows: list[dict]) -> dict:
@@ -798,7 +810,8 @@ def main() -> None:
     names = [n for n in PANELS[args.panel] if not args.only or n in args.only.split(",")]
     earlier = args.restats or args.add_nf
     if earlier:  # an earlier run's rows; statsforecast from its cache, neuralforecast refit
-        rows = json.loads(Path(earlier).read_text())["series"]
+        old = json.loads(Path(earlier).read_text())
+        rows = old["series"]
         if args.restats:
             refresh_stats(rows, args)
         if args.add_nf:
@@ -816,8 +829,9 @@ def main() -> None:
     skipped = [{k: r[k] for k in ("series", "origin_horizons_back", "skipped")}
                for r in rows if "skipped" in r]
     result = {"args": vars(args), "summary": summary, "summary_by_seed": by_seed,
-              "skipped": skipped, "series": rows, "machine": {**machine(),
-                                                              "threads": args.threads}}
+              "skipped": skipped, "series": rows,
+              # an earlier run's rows keep the machine they were made on
+              "machine": old["machine"] if earlier else {**machine(), "threads": args.threads}}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1))
     print(f"wrote {args.out}")

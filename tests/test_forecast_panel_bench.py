@@ -85,5 +85,8 @@ def test_summary_scores_every_method_where_rnnkit_forecast_and_counts_refusals_a
     assert (wins["wins"], wins["series"], wins["rnnkit_not_scored"]) == (1, 3, 1)
     assert summary["panel p"]["methods"]["rnnkit"]["series"] == 1
     assert summary["all"]["methods"]["rnnkit"]["gmean_mase"] == pytest.approx(2.0)
+    vs = summary["all"]["rnnkit_vs"]["SeasonalNaive"]  # on the 2 series both forecast
+    assert vs["series"] == 2
+    assert vs["SeasonalNaive"]["gmean_mase"] == pytest.approx(2 ** 0.5)
     table = bench.series_table(rows)
     assert table["a"]["rnnkit_not_scored"] == ["refused"]
