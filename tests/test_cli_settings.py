@@ -152,3 +152,67 @@ def test_a_config_files_old_key_names_count_as_given_against_the_preset():
     settings, _ = settings_for({}, {"chunk_len": 16, "max_time": 0, "max_steps": 5}, "c.yaml",
                                None)
     assert (settings.model_size, settings.chunk_length) == ("large", 16)
+
+
+# --- one home for the defaults: rnnkit.train.presets ---------------------------------------
+
+def cli_trainer_config(size, task="text", train_steps=10**6, **flags):
+    """The TrainConfig `rnnkit train` builds for these flags (as run_training does)."""
+    from rnnkit.cli.train import step_budget, trainer_config
+
+    files = ["x.csv"] if task == "forecast" else []
+    s = resolve_model_size(TrainSettings(model_size=size, files=files, **flags), set(flags))
+    return trainer_config(s, "auto", step_budget(s, train_steps))
+
+
+@pytest.mark.parametrize("size,task", [("small", "text"), ("large", "text"),
+                                       ("small", "forecast"), ("large", "forecast")])
+def test_library_preset_is_the_cli_default(size, task):
+    from rnnkit.train import TrainConfig
+
+    assert TrainConfig.preset(size, task, train_steps=10**6) == cli_trainer_config(size, task)
+    # without the data's length the large preset's epoch cap is not applied
+    assert TrainConfig.preset(size, task).max_steps == 0
+
+
+def test_library_preset_overrides_win_as_flags_do():
+    from rnnkit.train import TrainConfig
+
+    flags = {"lr": 2e-3, "weight_decay": 0.01, "max_steps": 50}
+    assert (TrainConfig.preset("small", train_steps=10**6, **flags)
+            == cli_trainer_config("small", **flags))
+    assert TrainConfig.preset("small", weight_decay=0.01).optimizer == "adamw"
+    with pytest.raises(ValueError, match="size must be one of"):
+        TrainConfig.preset("medium")
+
+
+def test_presets_have_one_home():
+    from rnnkit.train import presets
+
+    assert MODEL_SIZES is presets.MODEL_SIZES and ONE_LAYER is presets.NEXT_STEP
+    assert presets.model_options("small", "forecast")["num_layers"] == 1
+    for name, value in presets.TRAINING.items():
+        assert getattr(TrainSettings(), name) == value
+
+
+def test_train_config_default_differing_from_the_cli_says_why():
+    """A TrainConfig() default that differs from TrainConfig.preset('small') (what the CLI
+    trains with) has a comment naming the presets, on its line or just above it."""
+    import dataclasses
+    import inspect
+
+    from rnnkit.train import TrainConfig
+
+    lines = inspect.getsource(TrainConfig).splitlines()
+    plain, preset = TrainConfig(), TrainConfig.preset("small")
+    differ = [f.name for f in dataclasses.fields(TrainConfig)
+              if getattr(plain, f.name) != getattr(preset, f.name)]
+    assert "lr" in differ and "clip" in differ
+    for name in differ:
+        at = next(i for i, line in enumerate(lines) if line.strip().startswith(f"{name}:"))
+        comment = [lines[at]]
+        for line in reversed(lines[:at]):
+            if not line.strip().startswith("#"):
+                break
+            comment.append(line)
+        assert "presets" in " ".join(comment), f"TrainConfig.{name}: say why it differs"

@@ -22,6 +22,8 @@ from typing import Any
 import torch
 import yaml
 
+from rnnkit.train.presets import LARGE_FROM_SECONDS, MODEL_SIZES, NEXT_STEP, TRAINING
+
 
 class ConfigError(ValueError):
     """A config file or flag value that cannot be used; the message names the key and value."""
@@ -74,22 +76,9 @@ def set_threads(threads: int) -> int:
 FRACTION = (0.0, 0.99, "in [0, 1)")
 DECAY = (0.0, math.nextafter(1.0, 0.0), "in [0, 1)")
 
-# The two model presets of --model-size, chosen by benchmarks/charlm.py and ablation.py on
-# tinyshakespeare with 2 CPU threads; the measurements behind each value are in docs/cli.md.
-MODEL_SIZES: dict[str, dict[str, Any]] = {
-    "small": {"cell": "gru", "embed_dim": 64, "hidden_size": 192, "num_layers": 2,
-              "sum_outputs": True, "layer_norm": False,
-              "forget_bias": 1.0, "dropout": 0.0, "embed_dropout": 0.0, "weight_decay": 0.0,
-              "ema_decay": 0.0, "chunk_length": 64, "max_epochs": 0.0},
-    "large": {"cell": "lstm", "embed_dim": 128, "hidden_size": 512, "num_layers": 1,
-              "sum_outputs": False, "layer_norm": True,
-              "forget_bias": 0.0, "dropout": 0.2, "embed_dropout": 0.1, "weight_decay": 0.1,
-              "ema_decay": 0.995, "chunk_length": 128, "max_epochs": 6.0},
-}
-LARGE_FROM_SECONDS = 300.0
-# The CSV next-step model keeps its one layer of 384: the summed layers of "small" were
-# measured on text (docs/evidence/).
-ONE_LAYER = {"num_layers": 1, "sum_outputs": False, "hidden_size": 384}
+# The presets and tuned training defaults live in the library (rnnkit.train.presets); the
+# fields below take their defaults from there. ONE_LAYER: the older name of NEXT_STEP.
+ONE_LAYER = NEXT_STEP
 _BY_SIZE = "set by --model-size"
 _SMALL = MODEL_SIZES["small"]  # the fields' defaults
 
@@ -188,31 +177,34 @@ class TrainSettings:
     ar: float = _opt(0.0, "activation regularization: ar * mean(h^2) of the last layer's "
                      "outputs (Merity 2018); teacher forcing only")
     tar: float = _opt(0.0, "temporal activation regularization: tar * mean((h_t - h_t-1)^2)")
-    # --- training ---
-    batch_size: int = _opt(32, "parallel streams per batch")
+    # --- training (defaults: rnnkit.train.presets.TRAINING, and the preset's fields) ---
+    batch_size: int = _opt(TRAINING["batch_size"], "parallel streams per batch")
     chunk_length: int = _opt(_SMALL["chunk_length"], "truncated-BPTT chunk length (steps per "
                              "gradient)", shown=_BY_SIZE)
-    lr: float = _opt(4e-3, "Adam learning rate")
+    lr: float = _opt(TRAINING["lr"], "Adam learning rate")
     weight_decay: float = _opt(_SMALL["weight_decay"], "decoupled weight decay of AdamW "
                                "(Loshchilov & Hutter 2019) on every parameter; 0: plain Adam",
                                shown=_BY_SIZE)
     ema_decay: float = _opt(_SMALL["ema_decay"], "evaluate, save and sample an exponential "
                             "moving average of the weights with this decay per step (Polyak "
                             "averaging); 0: the trained weights", shown=_BY_SIZE)
-    lr_schedule: str = _opt("cosine", "learning rate over the budget (steps or time): constant, "
-                            "or cosine decay to min_lr_ratio * lr", choices=("constant", "cosine"))
-    min_lr_ratio: float = _opt(0.05, "the cosine schedule's final fraction of lr")
-    clip: str = _opt("norm", "gradient clipping: none, norm (at clip_max_norm) or auto "
+    lr_schedule: str = _opt(TRAINING["lr_schedule"], "learning rate over the budget (steps or "
+                            "time): constant, or cosine decay to min_lr_ratio * lr",
+                            choices=("constant", "cosine"))
+    min_lr_ratio: float = _opt(TRAINING["min_lr_ratio"],
+                               "the cosine schedule's final fraction of lr")
+    clip: str = _opt(TRAINING["clip"], "gradient clipping: none, norm (at clip_max_norm) or auto "
                      "(AutoClip at clip_percentile of the observed norms)",
                      choices=("none", "norm", "auto"))
-    clip_max_norm: float = _opt(1.0, "clipping threshold of --clip norm")
-    clip_percentile: float = _opt(10.0, "percentile of --clip auto")
-    max_time: float = _opt(180.0, "training budget in seconds (0: no limit)")
-    max_steps: int = _opt(0, "training budget in optimizer steps (0: no limit)")
+    clip_max_norm: float = _opt(TRAINING["clip_max_norm"], "clipping threshold of --clip norm")
+    clip_percentile: float = _opt(TRAINING["clip_percentile"], "percentile of --clip auto")
+    max_time: float = _opt(TRAINING["max_time"], "training budget in seconds (0: no limit)")
+    max_steps: int = _opt(TRAINING["max_steps"], "training budget in optimizer steps (0: no limit)")
     max_epochs: float = _opt(_SMALL["max_epochs"], "training budget in passes over the "
                              "training data (0: no limit)", shown=_BY_SIZE)
-    eval_every: int = _opt(100, "evaluate, checkpoint and sample every N steps")
-    patience: int = _opt(0, "stop after N evaluations without a better validation loss (0: off)")
+    eval_every: int = _opt(TRAINING["eval_every"], "evaluate, checkpoint and sample every N steps")
+    patience: int = _opt(TRAINING["patience"], "stop after N evaluations without a better "
+                         "validation loss (0: off)")
     sample_length: int = _opt(200, "characters (or steps) generated at each evaluation")
     objective: str = _opt("teacher", "training loss", choices=(
         "teacher", "open_loop", "scheduled_sampling", "professor"))
@@ -288,7 +280,7 @@ def resolve_model_size(settings: TrainSettings, given: set[str] | None = None,
     text = task_kind(settings) == "text"
     for name, value in MODEL_SIZES[size].items():
         if not text:
-            value = ONE_LAYER.get(name, value)
+            value = NEXT_STEP.get(name, value)
         # a step budget the user gives is a training length: the preset's epochs do not cut it
         if name not in given and not (name == "max_epochs" and settings.max_steps):
             setattr(settings, name, value)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from rnnkit.objectives import make_objective
 from rnnkit.tasks import load_task
 from rnnkit.train import StreamBatcher, TrainConfig, Trainer
 from rnnkit.train import distributed as ddp
+from rnnkit.train.presets import epoch_steps
 from rnnkit.train.trainer import resolve_device
 
 # What may change when a run is resumed: the budget and where it runs, never the model or data.
@@ -73,8 +73,7 @@ def step_budget(s: TrainSettings, train_steps: int) -> int:
     ``train_steps // batch_size`` steps per stream, in whole chunks of ``chunk_length``."""
     budgets = [s.max_steps] if s.max_steps else []
     if s.max_epochs:
-        per_epoch = max(1, train_steps // s.batch_size // s.chunk_length)
-        budgets.append(max(1, math.ceil(s.max_epochs * per_epoch)))
+        budgets.append(epoch_steps(s.max_epochs, train_steps, s.batch_size, s.chunk_length))
     return min(budgets, default=0)
 
 

@@ -1,10 +1,15 @@
-"""TrainConfig: every setting of the trainer, one commented field each."""
+"""TrainConfig: every setting of the trainer, one commented field each.
+
+``TrainConfig()`` holds defaults for any model; ``TrainConfig.preset("small")`` holds those
+``rnnkit train`` tuned for its char models (rnnkit.train.presets). A field whose default differs
+says why in its comment."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
+import rnnkit.train.presets as presets
 from rnnkit.train.clipping import CLIP_MODES
 from rnnkit.train.schedule import LR_SCHEDULES
 
@@ -15,7 +20,10 @@ __all__ = ["TrainConfig"]
 class TrainConfig:
     # --- data layout and truncated BPTT (O4) ---
     batch_size: int = 32  # B: parallel streams (or sequences) per step, over all processes
-    chunk_length: int = 200  # T = k1: new, scored steps per optimizer step
+    # T = k1: new, scored steps per optimizer step. The presets' 64 / 128 were tuned for their
+    # char models within minutes; 200 lets the gradient reach further back, for data whose
+    # dependency length is unknown.
+    chunk_length: int = 200
     # Curriculum: ((from_step, chunk_length), ...) sorted by step, e.g. ((0, 50), (2000, 200));
     # empty = chunk_length throughout. The first entry must start at step 0.
     chunk_schedule: tuple[tuple[int, int], ...] = ()
@@ -26,31 +34,45 @@ class TrainConfig:
 
     # --- optimizer (O1) ---
     optimizer: str = "adam"  # name of a torch.optim class, any case: adam, adamw, sgd, ...
-    lr: float = 1e-3  # peak learning rate
+    # peak learning rate. Adam's usual 1e-3 suits a model of any size; the presets' 4e-3 was
+    # tuned with clipping at norm 1 and a cosine decay on their own small char models.
+    lr: float = 1e-3
     weight_decay: float = 0.0  # passed to the optimizer
     optimizer_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. {"betas": [0.9, 0.99]}
-    # "constant" or "cosine": decay to min_lr_ratio * lr at the end of the budget (steps or time)
+    # "constant" or "cosine": decay to min_lr_ratio * lr at the end of the budget (steps or time).
+    # Constant here: with patience on, a run may stop long before its budget, where a cosine
+    # over that budget has barely decayed; the presets run their whole, known budget.
     lr_schedule: str = "constant"
     warmup_steps: int = 0  # linear warm-up from 0 to lr over this many steps
-    min_lr_ratio: float = 0.1  # final lr / peak lr of the cosine schedule
+    min_lr_ratio: float = 0.1  # final lr / peak lr of the cosine schedule (presets: 0.05)
     # Polyak averaging: evaluate, and save for use, an exponential moving average of the
     # weights, ema = decay * ema + (1 - decay) * weights after each step; 0 = off
     ema_decay: float = 0.0
 
     # --- gradient norm (O2) ---
-    clip: str = "auto"  # "none", "norm" (at clip_max_norm) or "auto" (AutoClip percentile)
+    # "none", "norm" (at clip_max_norm) or "auto" (AutoClip percentile). AutoClip here: it
+    # adapts to a model's gradient scale, which the library cannot know; the presets clip at
+    # norm 1: their ablation found no clear difference (clip_auto row, docs/evidence/).
+    clip: str = "auto"
     clip_max_norm: float = 1.0  # threshold of clip="norm"
     clip_percentile: float = 10.0  # p of clip="auto" (Seetharaman et al. 2020 use 10)
     max_nonfinite_steps: int = 20  # stop after this many non-finite steps in a row
 
     # --- stopping (O5) ---
     # Budgets count the whole run, resumes included; 0 (or None) = no limit, but one is needed.
-    max_steps: int = 10_000  # optimizer steps
-    max_time: float = 0.0  # seconds of training
-    eval_every: int = 500  # steps between evaluations (and early-stopping checks)
+    # optimizer steps. A step budget here (the presets: 180 s of time) so that a library run
+    # does the same work on any machine.
+    max_steps: int = 10_000
+    max_time: float = 0.0  # seconds of training (the presets: 180; see max_steps)
+    # steps between evaluations (and early-stopping checks); the presets evaluate every 100,
+    # which suits their 180 s budget, too often for 10,000 steps of a larger model
+    eval_every: int = 500
     eval_chunk_length: int | None = None  # chunk length for evaluation; None = chunk_length
     eval_max_batches: int | None = None  # evaluate on at most this many chunks; None = all
-    patience: int = 5  # evaluations without a new best loss before stopping; 0 (or None) = off
+    # evaluations without a new best loss before stopping; 0 (or None) = off. On here: with a
+    # step budget of unknown size, stopping when validation stops improving saves the rest;
+    # the presets keep training to the end of their short budget and keep the best checkpoint.
+    patience: int = 5
     plateau_patience: int | None = None  # evaluations with a flat training loss; None = off
     min_delta: float = 0.0  # smallest decrease of a loss that counts as an improvement
 
@@ -61,7 +83,7 @@ class TrainConfig:
     plot: bool = True  # write plot.png (losses, gradient norm, clip threshold) at evaluations
     # evaluate (and checkpoint) after the last step too, when it was not an evaluation step:
     # a time budget usually ends between two evaluations, and the last steps would go unscored
-    eval_at_end: bool = False
+    eval_at_end: bool = False  # the presets: True
 
     # --- run ---
     seed: int = 0  # seeds torch, random and numpy at the start of a fresh run
@@ -125,6 +147,27 @@ class TrainConfig:
                 f"({self.chunk_length}..{2 * self.chunk_length})",
             )
             need(self.burn_in == 0, "burn_in", "0 when backprop_length is set")
+
+    @classmethod
+    def preset(cls, size: str = "small", task: str = "text", train_steps: int | None = None,
+               **overrides: Any) -> TrainConfig:
+        """The settings ``rnnkit train`` uses with preset ``size`` ("small" or "large") for
+        ``task`` ("text" or "forecast"): presets.TRAINING, the preset's chunk length, weight
+        decay (AdamW when above 0) and weight average, and an evaluation after the last step.
+        ``train_steps`` (the training data's length in steps) turns the preset's epoch cap
+        into a step budget as the CLI does; without it the large preset's 6 epochs are not
+        applied. ``overrides`` win, as flags do."""
+        preset = presets.model_options(size, task)
+        fields = cls.__dataclass_fields__
+        values = {**presets.TRAINING, **{k: v for k, v in preset.items() if k in fields},
+                  "eval_at_end": True, **overrides}
+        if train_steps is not None and preset["max_epochs"] and "max_steps" not in overrides:
+            cap = presets.epoch_steps(preset["max_epochs"], train_steps, values["batch_size"],
+                                      values["chunk_length"])
+            values["max_steps"] = min(cap, values["max_steps"] or cap)
+        # AdamW with no decay is Adam; naming Adam keeps older runs' optimizer exact
+        values.setdefault("optimizer", "adamw" if values.get("weight_decay") else "adam")
+        return cls(**values)
 
     def chunk_length_at(self, step: int) -> int:
         """The chunk length of the curriculum at optimizer step `step`."""
