@@ -200,3 +200,18 @@ def test_backtest_with_covariates_reads_each_origins_rows():
                       **TINY)
     assert seen == [64, 64, 68, 68]
     assert result["fits"][0]["steps"] == 2 and "deepar" in result["methods"]
+
+
+def test_a_covariate_changing_only_in_the_validation_rows_is_refused():
+    # seatbelts' law is 1 only in its last 23 rows: a backtest origin near the end held all
+    # of them out for early stopping, and the model forecast from a weight it never trained
+    s = seasonal(60)
+    law = np.r_[np.zeros(57), np.ones(3)]
+    with pytest.raises(DataError, match=r"future covariate 'law' is 0 on every row the "
+                                        r"training windows read: it changes only in the last "
+                                        r"\d+ rows of each series, held out for early stopping"):
+        train_forecaster([s], 4, max_time=None, max_steps=1,
+                         covariates=[Covariates(future={"law": law})], **TINY)
+    law = np.r_[np.zeros(40), np.ones(20)]
+    train_forecaster([s], 4, max_time=None, max_steps=1,
+                     covariates=[Covariates(future={"law": law})], **TINY)

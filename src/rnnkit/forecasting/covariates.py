@@ -52,7 +52,7 @@ if TYPE_CHECKING:  # windows imports this module
     from rnnkit.forecasting.windows import ForecastConfig
 
 __all__ = ["Covariates", "covariate_settings", "covariate_width", "covariate_features",
-           "step_inputs", "window_inputs", "KINDS", "FUTURE_HINT"]
+           "check_training_windows", "step_inputs", "window_inputs", "KINDS", "FUTURE_HINT"]
 
 KINDS = ("future", "past", "static")
 FUTURE_HINT = "rnnkit forecast: --future FILE.csv with the date (and id) column and these"
@@ -120,10 +120,14 @@ def _finite(values: np.ndarray, name: str, series: str, dates: np.ndarray) -> np
     return values
 
 
+def _constant(rows: np.ndarray) -> bool:
+    return not rows.std() > 1e-12 * max(1.0, float(np.abs(rows).max()))
+
+
 def _dynamic_stats(name: str, kind: str, arrays: list[np.ndarray]) -> list[float]:
     rows = np.concatenate(arrays)
     std = float(rows.std())
-    if not std > 1e-12 * max(1.0, float(np.abs(rows).max())):
+    if _constant(rows):
         raise DataError(f"{kind} covariate {name!r} is {rows[0]:g} on every training row: "
                         "it says nothing the model could learn; leave it out")
     return [float(rows.mean()), std]
@@ -185,8 +189,22 @@ def covariate_settings(names: Sequence[str], dates: Sequence[np.ndarray],
             "static_levels": levels}
 
 
-def _past_start(cfg: ForecastConfig) -> int:
-    return 2 * len(cfg.calendar) + len(cfg.future_covariates)
+def check_training_windows(cfg: ForecastConfig, lengths: Sequence[int],
+                           covariates: Sequence[Covariates]) -> None:
+    """A DataError when a dynamic covariate changes only in the validation rows (the last
+    ``cfg.validation`` of each series of ``lengths`` rows): no training window reads a
+    change, so the model cannot learn what it does (found on seatbelts' ``law``, 1 from
+    1983-02 on: a backtest that far had every change in the held-out rows)."""
+    for kind in ("future", "past"):
+        for name in getattr(cfg, f"{kind}_covariates"):
+            rows = np.concatenate([np.asarray(c.kind(kind)[name], np.float64)[: n - cfg.validation]
+                                   for c, n in zip(covariates, lengths)])
+            if rows.size and _constant(rows):
+                raise DataError(
+                    f"{kind} covariate {name!r} is {rows[0]:g} on every row the training "
+                    f"windows read: it changes only in the last {cfg.validation} rows of each "
+                    "series, held out for early stopping, so the model cannot learn it; leave "
+                    "it out, or train on more rows where it changes")
 
 
 def _row_width(cfg: ForecastConfig) -> int:

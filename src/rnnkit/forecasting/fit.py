@@ -30,7 +30,12 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from rnnkit.forecasting.covariates import Covariates, covariate_settings, step_inputs
+from rnnkit.forecasting.covariates import (
+    Covariates,
+    check_training_windows,
+    covariate_settings,
+    step_inputs,
+)
 from rnnkit.forecasting.data import DatedSeries, series_frequency
 from rnnkit.forecasting.metrics import crps_by_step
 from rnnkit.forecasting.model import DeepAR, DeepAREnsemble, Forecaster
@@ -142,7 +147,10 @@ def forecast_config(series: Sequence[DatedSeries], horizon: int,
                                           [s.dates for s in series], covariates), **overrides}
     overrides.setdefault("embedding_dim", 4 if len(series) > 1 else 0)
     overrides.setdefault("unit", value_unit([s.values for s in series]))
-    return default_config([len(s.values) for s in series], freq, horizon, **overrides)
+    cfg = default_config([len(s.values) for s in series], freq, horizon, **overrides)
+    if covariates:
+        check_training_windows(cfg, [len(s.values) for s in series], covariates)
+    return cfg
 
 
 def step_budget(cfg: ForecastConfig, max_time: float | None,
