@@ -1,6 +1,9 @@
 """Where the compiled step kernels are built: one build per set of sources, shared by installs."""
 
 import shutil
+import sys
+import types
+from pathlib import Path
 
 import pytest
 from torch.utils import cpp_extension
@@ -68,3 +71,50 @@ def test_rnnkit_kernels_0_turns_them_off_after_they_loaded(monkeypatch):
     assert not kernels.available()
     monkeypatch.setenv("RNNKIT_KERNELS", "1")
     assert kernels.available() == built
+
+
+@pytest.fixture
+def fresh_build(monkeypatch):
+    monkeypatch.delenv("RNNKIT_KERNELS", raising=False)
+    kernels._built.cache_clear()
+    yield
+    kernels._built.cache_clear()  # the next caller loads the real build
+
+
+def test_without_ninja_one_line_says_why_once(fresh_build, monkeypatch, capsys):
+    monkeypatch.setenv("PATH", "")  # neither ninja nor a compiler on PATH
+    monkeypatch.setitem(sys.modules, "ninja", None)  # nor the ninja package
+    monkeypatch.setattr(cpp_extension, "load", lambda **kw: pytest.fail("built without ninja"))
+    assert not kernels.available()
+    assert not kernels.available()
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("rnnkit: the compiled kernels are off")
+    assert "ninja not found: pip install ninja" in err
+
+
+def test_the_ninja_package_is_put_on_path(fresh_build, monkeypatch, tmp_path):
+    """A venv's ninja (the PyPI package) is found when its bin is not on PATH."""
+    ninja = tmp_path / "ninja"
+    ninja.write_text("#!/bin/sh\n")
+    ninja.chmod(0o755)
+    monkeypatch.setenv("PATH", "")
+    monkeypatch.setitem(sys.modules, "ninja", types.SimpleNamespace(BIN_DIR=str(tmp_path)))
+    kernels._put_ninja_on_path()
+    assert shutil.which("ninja") == str(ninja)
+
+
+def test_a_failed_build_says_its_first_line(fresh_build, monkeypatch, capsys):
+    def fail(**kw):
+        raise RuntimeError("Error building extension 'x'\nlong compiler output")
+
+    monkeypatch.setattr(kernels, "_missing_tool", lambda: None)
+    monkeypatch.setattr(cpp_extension, "load", fail)
+    assert not kernels.available()
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "(Error building extension 'x')" in err
+
+
+def test_ninja_is_a_dependency():
+    text = (Path(kernels.__file__).parents[2] / "pyproject.toml").read_text()
+    dependencies = text.split("dependencies = [", 1)[1].split("]", 1)[0]
+    assert '"ninja>=' in dependencies

@@ -9,8 +9,9 @@ The C++ sources in ``rnnkit/csrc`` (and their headers, which ninja tracks) are c
 and Python versions, and compiles a copy of the sources kept in its directory: two installs
 of the same rnnkit share one build, and different ones keep their own instead of rebuilding
 over each other (ninja rebuilds whenever a source's path changes). Where they cannot be built
-(no compiler), :func:`available` is False, a warning says why, and the fast loop runs the
-same step math in eager PyTorch: slower, never different. ``RNNKIT_KERNELS=0`` turns them off.
+(no compiler, no ninja: the ``ninja`` package is a dependency), :func:`available` is False,
+one line on stderr says why (once per process), and the fast loop runs the same step math in
+eager PyTorch: slower, never different. ``RNNKIT_KERNELS=0`` turns them off.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import shutil
 import sys
 import tempfile
 import threading
-import warnings
 from pathlib import Path
 
 import torch
@@ -99,28 +100,61 @@ def available() -> bool:
 
 @functools.cache
 def _built() -> bool:
-    """Build (or load) the kernels once per process; False when they cannot be built."""
-    try:
-        from torch.utils import cpp_extension
-
-        # Loading a built kernel takes well under a second; say so only when compiling.
-        notice = threading.Timer(2.0, print, ["rnnkit: compiling the fused LSTM and GRU step "
-                                              "kernels (once per machine, about a minute)...",],
-                                 {"file": sys.stderr, "flush": True})
-        notice.start()
+    """Build (or load) the kernels once per process. When they cannot be built, print one
+    line saying why (once: this is cached) and return False: the eager step runs instead."""
+    _put_ninja_on_path()
+    reason = _missing_tool()
+    if reason is None:
         try:
-            name = build_name(CSRC, [*_flags(), *_openmp()])
-            directory = build_directory(name)
-            sources = stage_sources(CSRC, directory)
-            cpp_extension.load(name=name, sources=[str(s) for s in sources],
-                               extra_cflags=_flags(), extra_ldflags=_openmp(),
-                               build_directory=str(directory), is_python_module=False)
-        finally:
-            notice.cancel()
-    except Exception as e:  # no compiler, no ninja, a broken toolchain: run the eager step
-        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        warnings.warn(f"rnnkit: the fused step kernels could not be built ({first_line}); "
-                      "LSTMs with tricks and GRUs run the eager step or torch's, "
-                      "which is slower (same results)", RuntimeWarning, stacklevel=2)
-        return False
-    return True
+            _build()
+            return True
+        except Exception as e:  # a broken toolchain, a compile error: run the eager step
+            lines = str(e).strip().splitlines()
+            reason = lines[0] if lines else type(e).__name__
+    print(f"rnnkit: the compiled kernels are off ({reason}); LSTMs with tricks and GRUs run "
+          "the eager step: the same numbers, several times slower (RNNKIT_KERNELS=0 silences "
+          "this)", file=sys.stderr, flush=True)
+    return False
+
+
+def _put_ninja_on_path() -> None:
+    """Put the ``ninja`` package's binary on PATH when no ninja is: a virtual environment's
+    ``bin`` is not on PATH when its python runs by its full path, and torch's build calls
+    ``ninja`` by name."""
+    if shutil.which("ninja"):
+        return
+    try:
+        import ninja  # the PyPI package, a dependency of rnnkit
+    except ImportError:
+        return
+    os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
+
+
+def _missing_tool() -> str | None:
+    """Why the build cannot start (a tool it needs is missing, and how to get it), or None."""
+    if not shutil.which("ninja"):
+        return "ninja not found: pip install ninja"
+    compiler = os.environ.get("CXX", "cl" if sys.platform == "win32" else "c++")  # torch's
+    if not shutil.which(compiler):
+        return f"no C++ compiler: {compiler} not found (install g++, or set CXX)"
+    return None
+
+
+def _build() -> None:
+    """Compile (or load the cached build of) the kernels into ``torch.ops.rnnkit``."""
+    from torch.utils import cpp_extension
+
+    # Loading a built kernel takes well under a second; say so only when compiling.
+    notice = threading.Timer(2.0, print, ["rnnkit: compiling the fused LSTM and GRU step "
+                                          "kernels (once per machine, about a minute)..."],
+                             {"file": sys.stderr, "flush": True})
+    notice.start()
+    try:
+        name = build_name(CSRC, [*_flags(), *_openmp()])
+        directory = build_directory(name)
+        sources = stage_sources(CSRC, directory)
+        cpp_extension.load(name=name, sources=[str(s) for s in sources],
+                           extra_cflags=_flags(), extra_ldflags=_openmp(),
+                           build_directory=str(directory), is_python_module=False)
+    finally:
+        notice.cancel()
