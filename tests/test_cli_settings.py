@@ -216,3 +216,23 @@ def test_train_config_default_differing_from_the_cli_says_why():
                 break
             comment.append(line)
         assert "presets" in " ".join(comment), f"TrainConfig.{name}: say why it differs"
+
+
+def test_forecast_cli_defaults_are_the_librarys():
+    """The forecaster's preset is the library's (ForecastConfig from windows.default_config,
+    which the CLI calls too); the CLI's budget, samples and windows are the functions'."""
+    import inspect
+
+    from rnnkit.cli.settings import BacktestSettings, ForecastSettings
+    from rnnkit.forecasting.backtest import backtest
+    from rnnkit.forecasting.fit import train_forecaster
+    from rnnkit.forecasting.model import Forecaster
+
+    def default(fn, name):
+        return inspect.signature(fn).parameters[name].default
+
+    f, b = ForecastSettings(), BacktestSettings()
+    assert f.max_time == b.max_time == default(train_forecaster, "max_time")
+    assert f.samples == default(Forecaster.forecast, "num_samples")
+    assert b.windows == default(backtest, "windows")
+    assert b.samples == default(backtest, "num_samples")

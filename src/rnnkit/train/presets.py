@@ -9,6 +9,8 @@ The command line reads every value here; a library user gets the same in one cal
     options = model_options("small")             # cell, sizes, dropout, ... of the model
 
 The measurements behind each value are in docs/cli.md ("Why two sizes") and docs/benchmarks.md.
+The forecaster's defaults (``rnnkit forecast``) are the library's too: ForecastConfig as
+rnnkit.forecasting.windows.default_config fits it to the data, which the CLI calls.
 """
 
 from __future__ import annotations
