@@ -24,7 +24,7 @@ every file). ``--split validation`` drops the panel's test rows (its test origin
 each) and scores on the H rows before them, so settings can be chosen without looking at
 the test rows. A series with too few rows at an origin for the scale of MASE (a season) or
 for H held-out rows is skipped there for every method (``skipped`` in the JSON); one that
-rnnkit's library refuses or leaves out as too short to train on (``windows.min_length``)
+rnnkit's library refuses or leaves out as too short to train on (``windows.too_short``)
 has no rnnkit cell there (``not_scored``). Per series, each method's MASE, CRPS and coverage
 are its means over the series' origins and seeds where rnnkit has a forecast (all of them
 where it has none); ``summary`` gives, per subset (all, single series, each long panel,
@@ -84,7 +84,6 @@ from rnnkit.forecasting import infer_frequency, load_series, naive, seasonal_nai
 from rnnkit.forecasting.baselines import gaussian_forecast  # noqa: E402
 from rnnkit.forecasting.data import DatedSeries  # noqa: E402
 from rnnkit.forecasting.metrics import evaluate  # noqa: E402
-from rnnkit.forecasting.windows import min_length  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 Z80 = 1.2815515655446004  # the 0.9 quantile of N(0, 1)
@@ -400,8 +399,8 @@ def rnnkit_cell(forecaster, report, fit_seconds: float, s: DatedSeries, t: Dated
                 h: int, n_series: int, args) -> tuple | str:
     """Ours on one series: (point, samples, seconds), or why it has no forecast."""
     if s.name in report.left_out:
-        return (f"left out of training: {report.left_out[s.name]} rows, fewer than "
-                f"min_length({h}) = {min_length(h)}")
+        return (f"left out of training: {report.left_out[s.name]} rows, too short at "
+                f"H={h} (windows.too_short)")
     t1 = time.monotonic()
     fc = forecaster.forecast(t.values, t.dates, h, num_samples=args.samples,
                              series=s.name, seed=args.seed)

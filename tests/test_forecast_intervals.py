@@ -29,7 +29,9 @@ def test_min_length_is_two_horizons_a_context_and_a_lag():
     for rows in (3, 4, 21, 22, 365):
         h = max_horizon(rows)
         assert (h == 0 or min_length(h) <= rows) and min_length(h + 1) > rows
-    assert too_short([("a", 3), ("b", 22), ("c", 21)], 7) == {"a": 3, "c": 21}
+    assert too_short([("a", 21)], 7) == {"a": 21}
+    # in a panel a series needs one window of its own (15 rows at H = 7): c is kept
+    assert too_short([("a", 3), ("b", 22), ("c", 21)], 7) == {"a": 3}
     with pytest.raises(ValueError, match="horizon must be >= 1"):
         min_length(0)
 

@@ -23,8 +23,8 @@ from rnnkit.forecasting.covariates import window_inputs
 from rnnkit.forecasting.frequency import Frequency
 
 __all__ = ["ForecastConfig", "default_config", "Windows", "WindowSampler", "last_windows",
-           "min_length", "max_horizon", "value_unit", "too_short", "too_short_message",
-           "drop_short"]
+           "window_rows", "min_length", "pooled_windows", "max_horizon", "value_unit",
+           "too_short", "too_short_message", "drop_short"]
 
 
 @dataclass
@@ -102,57 +102,92 @@ def _room(rows: int, lags: Sequence[int], horizon: int) -> int:
     return rows - max(lags) - horizon
 
 
-def min_length(horizon: int) -> int:
-    """The fewest rows a series needs to train a forecaster of ``horizon`` steps on:
-    ``2 H + min(H, 12) + 1``, one training window (lag 1, a context of min(H, 12) steps and
-    the H steps) and H rows more to slide it over, so that every lead time is scored in
-    H + 1 distinct windows. Fewer rows fit a model to a handful of windows it learns by
-    heart: its intervals measure that fit, not the series (a 3-row series gave an 80%
-    interval 0.0007 wide)."""
+def window_rows(horizon: int) -> int:
+    """The rows of the smallest training window of ``horizon`` steps: lag 1, a context of
+    ``min(H, 12)`` steps and the H steps, ``H + min(H, 12) + 1``."""
     if horizon < 1:
         raise ValueError(f"horizon must be >= 1, got {horizon}")
-    return 2 * horizon + min(horizon, 12) + 1
+    return horizon + min(horizon, 12) + 1
 
 
-def max_horizon(rows: int) -> int:
-    """The longest horizon ``min_length`` allows on ``rows`` rows (0 when none does)."""
-    return max((h for h in range(1, rows // 2 + 1) if min_length(h) <= rows), default=0)
+def min_length(horizon: int) -> int:
+    """The fewest rows a series needs to train a forecaster of ``horizon`` steps on alone:
+    ``2 H + min(H, 12) + 1``, one training window (``window_rows``) and H rows more to slide
+    it over, so that every lead time is scored in H + 1 distinct windows. Fewer rows fit a
+    model to a handful of windows it learns by heart: its intervals measure that fit, not
+    the series (a 3-row series gave an 80% interval 0.0007 wide)."""
+    return window_rows(horizon) + horizon
+
+
+def pooled_windows(rows: Sequence[int], horizon: int) -> int:
+    """The distinct smallest windows (``window_rows``) that series of ``rows`` rows offer
+    together: a global model trains on all of them."""
+    need = window_rows(horizon)
+    return sum(max(0, r - need + 1) for r in rows)
+
+
+def max_horizon(rows: int | Sequence[int]) -> int:
+    """The longest horizon ``too_short`` keeps a series at on ``rows`` rows (a panel: the
+    longest that keeps all of ``rows``' series); 0 when none does."""
+    rows = [rows] if isinstance(rows, int | np.integer) else list(rows)
+    pairs = list(enumerate(rows))
+    return max((h for h in range(1, max(rows) // 2 + 1) if not too_short(pairs, h)),
+               default=0)
 
 
 def too_short(series: Sequence, horizon: int) -> dict[str, int]:
-    """``{name: rows}`` of the series with fewer than ``min_length(horizon)`` rows, in their
-    order. ``series``: ``DatedSeries`` (anything with ``name`` and ``values``) or
-    ``(name, rows)`` pairs."""
-    need = min_length(horizon)
+    """``{name: rows}`` of the series too short to train a forecaster of ``horizon`` steps
+    on, in their order. Series trained together pool their windows: each needs one window
+    of its own (``window_rows``), and those together at least the H + 1 windows that one
+    series of ``min_length`` rows offers (else all are too short). A single series is held
+    to ``min_length``, the same rule. ``series``: ``DatedSeries`` (anything with ``name``
+    and ``values``) or ``(name, rows)`` pairs."""
     pairs = [(s.name, len(s.values)) if hasattr(s, "values") else (s[0], int(s[1]))
              for s in series]
-    return {name: rows for name, rows in pairs if rows < need}
+    own = window_rows(horizon)
+    if pooled_windows([rows for _, rows in pairs], horizon) < horizon + 1:
+        return dict(pairs)
+    return {name: rows for name, rows in pairs if rows < own}
 
 
 def drop_short(series: Sequence, horizon: int) -> tuple[list, dict[str, int]]:
     """``(the series long enough, too_short(series, horizon))``: a DataError
     (``too_short_message``) when none is long enough, a warning naming the others."""
     short = too_short(series, horizon)
+    rows = {s.name: len(s.values) for s in series}
     if short and len(short) == len(series):
-        raise DataError(too_short_message(short, horizon))
+        raise DataError(too_short_message(short, horizon, rows))
     if short:
-        warnings.warn(f"{too_short_message(short, horizon)}; left out, the other "
+        warnings.warn(f"{too_short_message(short, horizon, rows)}; left out, the other "
                       f"{len(series) - len(short)} trained and forecast", stacklevel=3)
     return [s for s in series if s.name not in short], short
 
 
-def too_short_message(short: dict[str, int], horizon: int) -> str:
-    """One line naming the series of ``too_short``, their rows, the minimum and the longest
-    ``--horizon`` the shortest of them allows."""
+def too_short_message(short: dict[str, int], horizon: int,
+                      panel: dict[str, int] | None = None) -> str:
+    """One line naming the series of ``too_short``, their rows, what they needed and the
+    longest ``--horizon`` that keeps them. ``panel``: ``{name: rows}`` of every series
+    trained together (default: ``short`` alone)."""
+    panel = short if panel is None else panel
     listed = ", ".join(f"{name!r} ({rows} rows)" for name, rows in list(short.items())[:5])
     more = f" and {len(short) - 5} more" if len(short) > 5 else ""
     verb = "is" if len(short) == 1 else "are"
-    longest = max_horizon(min(short.values()))
-    fix = (f"use --horizon {longest} or less" if longest else
-           f"no horizon fits fewer than {min_length(1)} rows")
-    return (f"series {listed}{more} {verb} too short to train a forecaster of {horizon} "
-            f"steps on: that needs at least {min_length(horizon)} rows (2 x {horizon} + "
-            f"{min(horizon, 12)} + 1); {fix}")
+    h, c = horizon, min(horizon, 12)
+    if len(panel) == 1:
+        need = f"that needs at least {min_length(h)} rows (2 x {h} + {c} + 1)"
+    elif pooled_windows(panel.values(), h) < h + 1:
+        need = (f"a panel's series together need {h + 1} windows of {window_rows(h)} rows "
+                f"({h} + {c} + 1), these offer {pooled_windows(panel.values(), h)}")
+    else:
+        need = (f"each series of a panel needs at least {window_rows(h)} rows ({h} + {c} + 1,"
+                f" one window)")
+    longest = max((g for g in range(1, max(panel.values()) // 2 + 1)
+                   if not set(short) & set(too_short(list(panel.items()), g))), default=0)
+    least = min_length(1) if len(panel) == 1 else window_rows(1)
+    fix = f"use --horizon {longest} or less" if longest else (
+        f"no horizon fits fewer than {least} rows")
+    return (f"series {listed}{more} {verb} too short to train a forecaster of {h} steps on: "
+            f"{need}; {fix}")
 
 
 # Typical magnitudes (median over series of the mean |value|) at which the model reads the

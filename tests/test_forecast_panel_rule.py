@@ -1,0 +1,91 @@
+"""The too-short rule for series trained together (issue 28): a global model pools the
+windows of a panel, so each series needs one window of its own and the panel as a whole
+the H + 1 windows one series of ``min_length`` rows offers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rnnkit.data.errors import DataError
+from rnnkit.forecasting import DatedSeries, train_forecaster
+from rnnkit.forecasting.windows import (
+    max_horizon,
+    min_length,
+    pooled_windows,
+    too_short,
+    window_rows,
+)
+
+TINY = {"hidden_size": 8, "num_layers": 1}
+
+
+def quarterly(rows: int, name: str, seed: int = 0) -> DatedSeries:
+    dates = np.array([np.datetime64("2000-01") + np.timedelta64(3 * i, "M")
+                      for i in range(rows)]).astype("datetime64[m]")
+    values = 100 + np.cumsum(np.random.default_rng(seed).standard_normal(rows))
+    return DatedSeries(name, dates, values)
+
+
+def test_one_window_is_lag_context_and_horizon_and_panels_pool_them():
+    assert [window_rows(h) for h in (1, 8, 18)] == [3, 17, 31]
+    assert min_length(8) == window_rows(8) + 8
+    assert pooled_windows([24] * 32, 8) == 32 * 8
+    assert pooled_windows([16, 17, 20], 8) == 0 + 1 + 4
+
+
+def test_a_single_series_keeps_the_min_length_rule():
+    for h in (1, 7, 8, 18):
+        assert too_short([("s", min_length(h) - 1)], h) == {"s": min_length(h) - 1}
+        assert too_short([("s", min_length(h))], h) == {}
+    assert max_horizon(24) == 7 and max_horizon([24]) == 7
+
+
+def test_a_panel_needs_one_window_a_series_and_h_plus_one_in_all():
+    # prison on the validation split: 32 quarterly series of 24 rows at H = 8
+    assert too_short([(f"p{i}", 24) for i in range(32)], 8) == {}
+    assert max_horizon([24] * 32) == 11
+    # a member shorter than one window is left out; the others pool enough
+    assert too_short([("a", 24), ("b", 16), ("c", 24)], 8) == {"b": 16}
+    # together too few windows: every series is too short
+    assert too_short([("a", 17), ("b", 18)], 8) == {"a": 17, "b": 18}
+
+
+def test_a_panel_of_32_series_of_24_rows_trains_at_h8():
+    panel = [quarterly(24, f"p{i}", i) for i in range(32)]
+    fc, report = train_forecaster(panel, 8, max_time=None, max_steps=1, **TINY)
+    assert report.left_out == {} and len(fc.series_names) == 32
+    out = fc.forecast(panel[5].values, panel[5].dates, 8, num_samples=4, series="p5")
+    assert out.samples.shape == (4, 8)
+
+
+def test_a_single_24_row_series_at_h8_is_still_refused_in_one_line():
+    with pytest.raises(DataError) as err:
+        train_forecaster([quarterly(24, "alone")], 8, max_time=None, max_steps=1, **TINY)
+    message = str(err.value)
+    assert "\n" not in message
+    assert ("'alone' (24 rows) is too short to train a forecaster of 8 steps on: that needs "
+            "at least 25 rows (2 x 8 + 8 + 1); use --horizon 7 or less") in message
+
+
+def test_a_member_shorter_than_one_window_is_left_out_in_one_line():
+    panel = [quarterly(24, "a"), quarterly(16, "b", 1), quarterly(24, "c", 2)]
+    with pytest.warns(UserWarning) as caught:
+        fc, report = train_forecaster(panel, 8, max_time=None, max_steps=1, **TINY)
+    message = str(caught[0].message)
+    assert "\n" not in message
+    assert ("'b' (16 rows) is too short to train a forecaster of 8 steps on: each series of "
+            "a panel needs at least 17 rows (8 + 8 + 1, one window); use --horizon 7 or less;"
+            " left out, the other 2 trained and forecast") in message
+    assert report.left_out == {"b": 16} and fc.series_names == ["a", "c"]
+
+
+def test_a_panel_with_too_few_windows_in_all_is_refused_in_one_line():
+    with pytest.raises(DataError) as err:
+        train_forecaster([quarterly(17, "a"), quarterly(18, "b", 1)], 8, max_time=None,
+                         max_steps=1, **TINY)
+    message = str(err.value)
+    assert "\n" not in message
+    assert ("'a' (17 rows), 'b' (18 rows) are too short to train a forecaster of 8 steps on: "
+            "a panel's series together need 9 windows of 17 rows (8 + 8 + 1), these offer 3; "
+            "use --horizon 6 or less") in message
