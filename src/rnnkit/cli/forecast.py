@@ -10,6 +10,11 @@ SeasonalNaive.
 A file without dates is read as steps 0..n-1 (or by its integer ``ds`` / ``step`` column):
 no calendar features, the season ``--season`` states or the one inferred from the values
 (said on stderr), and forecasts written under a ``step`` column (or the file's own).
+
+Covariates: ``--future-covariates``, ``--past-covariates`` and ``--static-covariates`` name
+columns of the CSV (:mod:`rnnkit.forecasting.covariates`); a forecast reads the future-known
+ones' horizon values from ``--future FILE.csv``. A run keeps the names, so
+``rnnkit forecast RUN --context FILE --future FILE`` and ``rnnkit backtest RUN`` read them.
 """
 
 from __future__ import annotations
@@ -24,8 +29,15 @@ from typing import Any
 from rnnkit.cli import rundir
 from rnnkit.cli.settings import BacktestSettings, ConfigError, ForecastSettings, set_threads
 from rnnkit.data.errors import DataError
-from rnnkit.forecasting import DatedSeries, Forecaster, backtest, load_series, train_forecaster
-from rnnkit.forecasting.data import default_horizon, series_frequency
+from rnnkit.forecasting import (
+    Covariates,
+    DatedSeries,
+    Forecaster,
+    backtest,
+    load_series,
+    train_forecaster,
+)
+from rnnkit.forecasting.data import default_horizon, load_future, series_frequency
 from rnnkit.forecasting.fit import INTERRUPTED, describe_budget, forecast_config
 from rnnkit.forecasting.frequency import format_dates, to_steps
 from rnnkit.forecasting.metrics import coverage_note
@@ -35,13 +47,60 @@ from rnnkit.train import CheckpointError
 
 MODEL, META = "forecaster.pt", "forecaster.json"
 CHART_SERIES = 6  # the fan chart draws this many series, the first ones
+COVARIATE_FLAGS = ("future_covariates", "past_covariates", "static_covariates")
 
 
 def load_csv_series(path: str, meta: dict[str, Any]) -> list[DatedSeries]:
-    """The series of a CSV as ``meta`` (target, date_column, id_column, fill, season) says."""
+    """The series of a CSV as ``meta`` (target, date_column, id_column, fill, season and
+    the covariate columns of each kind) says."""
     return load_series(path, value=meta["target"] or None, date=meta["date_column"] or None,
                        by=meta["id_column"] or None, fill_gaps=meta["fill"] == "interpolate",
-                       season=meta.get("season") or None)
+                       season=meta.get("season") or None,
+                       future=meta.get("future_covariates") or (),
+                       past=meta.get("past_covariates") or (),
+                       static=meta.get("static_covariates") or ())
+
+
+def series_meta(s: ForecastSettings | BacktestSettings) -> dict[str, Any]:
+    """What a run records of how its CSV is read (the columns, --fill, --season)."""
+    return {"target": s.target, "date_column": s.date_column, "id_column": s.id_column,
+            "fill": s.fill, "season": s.season,
+            **{flag: list(getattr(s, flag)) for flag in COVARIATE_FLAGS}}
+
+
+def training_covariates(series: list[DatedSeries]) -> list[Covariates] | None:
+    """Each series' covariates as ``train_forecaster`` and ``backtest`` take them (None:
+    none named)."""
+    return None if series[0].covariates is None else [x.covariates for x in series]
+
+
+def _no_covariate_flags(s: ForecastSettings | BacktestSettings, run: Path, meta: dict) -> None:
+    """A ConfigError for covariate columns named with a trained run (it keeps its own)."""
+    given = [flag for flag in COVARIATE_FLAGS if getattr(s, flag)]
+    if given:
+        kept = ", ".join(f"{flag.split('_')[0]} {meta.get(flag) or []}"
+                         for flag in COVARIATE_FLAGS)
+        raise ConfigError(f"--{given[0].replace('_', '-')} is for training; {run} was trained "
+                          f"with the covariates it keeps ({kept})")
+
+
+def _forecast_covariates(series: list[DatedSeries], meta: dict[str, Any], future: str,
+                         horizon: int) -> list[Covariates | None]:
+    """The covariates of each series for a forecast of ``horizon`` steps: the future-known
+    ones go on with the values of the ``--future`` file (a DataError names the dates it
+    lacks); a ConfigError when the file is needed and not given, or given and not needed."""
+    names = meta.get("future_covariates") or []
+    if future and not names:
+        raise ConfigError("--future gives the values of future covariates at the forecast's "
+                          "steps; this forecaster has none (name them with "
+                          "--future-covariates when training)")
+    if names and not future:
+        raise ConfigError(f"the future covariates {names} are needed at each of the {horizon} "
+                          "forecast steps: give --future FILE.csv with the date (and id) column "
+                          "and those columns")
+    if names:
+        return list(load_future(future, series, horizon, names))
+    return [x.covariates for x in series]
 
 
 def note_steps(series: list[DatedSeries], stated: int | None) -> None:
@@ -80,13 +139,13 @@ def forecast(s: ForecastSettings) -> Path:
         _check_output(Path(s.output))
     found = find_run(s.source, s.runs_dir)
     if found is not None:
-        run, meta, forecaster, series = _load_run(found, s)
+        run, meta, forecaster, series, covs = _load_run(found, s)
         interrupted = False
     else:
-        run, meta, forecaster, series, interrupted = _train_run(s)
+        run, meta, forecaster, series, covs, interrupted = _train_run(s)
     horizon = s.horizon or meta["horizon"]
     out = Path(s.output) if s.output else run / "forecast.csv"
-    panels = _forecast_each(forecaster, series, horizon, s, levels)
+    panels = _forecast_each(forecaster, series, horizon, s, levels, covs)
     _write_csv(out, panels, levels, meta["id_column"], series[0])
     _fan_chart(panels, out.with_suffix(".png"), series[0].value_column)
     print(f"wrote {out} and {out.with_suffix('.png')}", file=sys.stderr)
@@ -102,9 +161,9 @@ def _check_output(out: Path) -> None:
 
 
 def _load_run(run: Path, s: ForecastSettings) -> tuple[Path, dict, Forecaster,
-                                                     list[DatedSeries]]:
-    """A trained run's settings, forecaster and the series to forecast after (--context, or
-    the file it trained on)."""
+                                                     list[DatedSeries], list]:
+    """A trained run's settings, forecaster, the series to forecast after (--context, or
+    the file it trained on) and their covariates for the forecast (``--future``)."""
     try:
         meta = json.loads((run / META).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -121,25 +180,31 @@ def _load_run(run: Path, s: ForecastSettings) -> tuple[Path, dict, Forecaster,
     if s.season is not None:
         raise ConfigError(f"--season is for training; {run} is trained with lags "
                           f"{list(forecaster.config.lags)}")
-    return run, meta, forecaster, load_csv_series(s.context or meta["file"], meta)
+    _no_covariate_flags(s, run, meta)
+    series = load_csv_series(s.context or meta["file"], meta)
+    covs = _forecast_covariates(series, meta, s.future, s.horizon or meta["horizon"])
+    return run, meta, forecaster, series, covs
 
 
-def _train_run(s: ForecastSettings) -> tuple[Path, dict, Forecaster, list[DatedSeries], bool]:
+def _train_run(s: ForecastSettings) -> tuple[Path, dict, Forecaster, list[DatedSeries], list,
+                                              bool]:
     """Train a forecaster on the CSV file ``s.source`` in a new run directory (made only once
-    the input is accepted, removed if training fails); returns the run, its settings, the
-    forecaster, the series it forecasts and whether Ctrl-C stopped training."""
+    the input is accepted, the --future file included; removed if training fails); returns
+    the run, its settings, the forecaster, the series it forecasts, their covariates for the
+    forecast and whether Ctrl-C stopped training."""
     if s.context:
         raise ConfigError("--context is for a trained run; a CSV file is trained on itself")
     source = Path(s.source)
-    meta = {"target": s.target, "date_column": s.date_column, "id_column": s.id_column,
-            "fill": s.fill, "season": s.season, "file": str(source.resolve())}
+    meta = {**series_meta(s), "file": str(source.resolve())}
     series = load_csv_series(s.source, meta)
     note_steps(series, s.season)
     meta["season"] = series[0].season or None  # inferred: the context is read with it
     horizon = s.horizon or default_horizon(series)
     max_time = s.max_time or None
     series, left_out = trainable(series, horizon)
-    cfg = forecast_config(series, horizon, ensemble=s.ensemble)
+    covs = _forecast_covariates(series, meta, s.future, horizon)
+    cfg = forecast_config(series, horizon, covariates=training_covariates(series),
+                          ensemble=s.ensemble)
     meta.update(horizon=horizon, left_out=left_out)
     run = rundir.make_new(s.runs_dir, s.name, f"forecast-{source.stem}",
                           reuse="forecast with it: rnnkit forecast {path}")
@@ -149,7 +214,8 @@ def _train_run(s: ForecastSettings) -> tuple[Path, dict, Forecaster, list[DatedS
               f"{describe_budget(cfg, max_time, None)}{members}; run directory {run}",
               file=sys.stderr)
         forecaster, report = train_forecaster(series, horizon, max_time=max_time, seed=s.seed,
-                                              ensemble=s.ensemble)
+                                              ensemble=s.ensemble,
+                                              covariates=training_covariates(series))
         forecaster.save(run / MODEL)
         meta.update(steps=report.steps, stop_reason=report.stop_reason)
         (run / META).write_text(json.dumps(meta) + "\n")
@@ -161,7 +227,7 @@ def _train_run(s: ForecastSettings) -> tuple[Path, dict, Forecaster, list[DatedS
     else:
         print(f"trained: {report.steps} steps ({report.stop_reason}) in {report.seconds:.0f} s;"
               f" run directory {run}", file=sys.stderr)
-    return run, meta, forecaster, series, interrupted
+    return run, meta, forecaster, series, covs, interrupted
 
 
 def trainable(series: list[DatedSeries], horizon: int) -> tuple[list[DatedSeries],
@@ -178,17 +244,17 @@ def trainable(series: list[DatedSeries], horizon: int) -> tuple[list[DatedSeries
 
 
 def _forecast_each(forecaster: Forecaster, series: list[DatedSeries], horizon: int,
-                   s: ForecastSettings, levels: tuple[float, ...]) -> list[tuple[DatedSeries,
-                                                                                Any]]:
-    """(series, forecast) for each series; one that cannot be forecast is named on stderr and
-    left out (all of them: a DataError naming each)."""
+                   s: ForecastSettings, levels: tuple[float, ...],
+                   covs: list[Covariates | None]) -> list[tuple[DatedSeries, Any]]:
+    """(series, forecast) for each series with its covariates ``covs``; one that cannot be
+    forecast is named on stderr and left out (all of them: a DataError naming each)."""
     known = set(forecaster.series_names)
     panels, failed = [], []
-    for one in series:
+    for one, cov in zip(series, covs):
         name = one.name if one.name in known else None
         try:
             fc = forecaster.forecast(one.values, one.dates, horizon, s.samples, series=name,
-                                     levels=levels, seed=s.seed)
+                                     levels=levels, seed=s.seed, covariates=cov)
         except DataError as err:  # the model names the series it knows; name the others
             failed.append(str(err) if name is not None else f"series {one.name!r}: {err}")
             continue
@@ -263,11 +329,11 @@ def run_backtest(s: BacktestSettings) -> dict:
     run = find_run(s.file, s.runs_dir)
     if run is not None:
         meta = json.loads((run / META).read_text())
+        _no_covariate_flags(s, run, meta)
         meta["season"] = s.season or meta.get("season")
         file, default_out = meta["file"], run / "backtest.json"
     else:
-        meta = {"target": s.target, "date_column": s.date_column, "id_column": s.id_column,
-                "fill": s.fill, "season": s.season}
+        meta = series_meta(s)
         file, default_out = s.file, Path(f"backtest-{Path(s.file).stem}.json")
     series = load_csv_series(file, meta)
     note_steps(series, s.season)
@@ -279,7 +345,7 @@ def run_backtest(s: BacktestSettings) -> dict:
           f"{file}, training a forecaster at each", file=sys.stderr)
     result = backtest(series, horizon, windows=s.windows, max_time=s.max_time or None,
                       num_samples=s.samples, seed=s.seed, ensemble=s.ensemble,
-                      on_window=_print_window)
+                      on_window=_print_window, covariates=training_covariates(series))
     names = {"deepar": "rnnkit", "naive": "Naive", "seasonal_naive": "SeasonalNaive"}
     metrics = ("mae", "rmse", "mase", "smape", "crps", "coverage")
     print(f"{file}: {s.windows} windows of {horizon} steps, {len(series)} series")

@@ -438,6 +438,13 @@ class _SeriesColumns:
     ensemble: int = _opt(1, "models trained from seeds seed, seed + 1, ... (each 1/K of "
                          "--max-time); a forecast pools their sample paths: wider intervals "
                          "where they disagree (docs/forecasting.md)")
+    future_covariates: list[str] = _opt([], "covariate columns known for the horizon too (a "
+                                        "holiday flag, a planned price): read at each step; "
+                                        "a forecast reads the horizon's from --future FILE")
+    past_covariates: list[str] = _opt([], "covariate columns observed with the target only: "
+                                      "read one step late, never after the context")
+    static_covariates: list[str] = _opt([], "covariate columns with one value per series: a "
+                                        "number, or text as a category")
 
     def _check(self, extra: dict[str, tuple[float, float, str]]) -> None:
         if self.horizon is not None and not 1 <= self.horizon <= 100_000:
@@ -458,6 +465,8 @@ class ForecastSettings(_SeriesColumns):
                        positional=True)
     context: str = _opt("", "a trained run: the CSV to forecast after (the same columns)",
                         shown="the file it trained on")
+    future: str = _opt("", "CSV of the --future-covariates' values at the forecast's steps, "
+                       "with the date (and id) column of the training file", shown="none")
     quantiles: list[str] = _opt(["0.1", "0.5", "0.9"], "quantile levels written as "
                                 "<target>_q<level> columns")
     output: str = _opt("", "CSV path; the fan chart goes beside it as .png",
