@@ -38,7 +38,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from numbers import Real
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -48,8 +48,18 @@ from rnnkit.data.errors import DataError
 from rnnkit.forecasting.features import calendar_features
 from rnnkit.forecasting.frequency import format_dates
 
-if TYPE_CHECKING:  # windows imports this module
-    from rnnkit.forecasting.windows import ForecastConfig
+
+class ForecastConfig(Protocol):
+    """The fields of ``windows.ForecastConfig`` this module reads (a Protocol: windows
+    imports this module, so this module cannot import windows)."""
+
+    calendar: tuple[str, ...]
+    validation: int
+    future_covariates: tuple[str, ...]
+    past_covariates: tuple[str, ...]
+    static_covariates: tuple[str, ...]
+    covariate_stats: dict
+    static_levels: dict
 
 __all__ = ["Covariates", "covariate_settings", "covariate_width", "covariate_features",
            "check_training_windows", "step_inputs", "window_inputs", "KINDS", "FUTURE_HINT"]
