@@ -146,6 +146,56 @@ def test_trainer_stops_early_and_keeps_the_best_checkpoint(tmp_path):
     )
 
 
+def test_an_eval_fn_scores_and_keep_best_loads_the_best_weights_without_a_run_dir():
+    # a score per evaluation instead of a loss over eval_data (the forecaster's CRPS)
+    objective, scores = Scripted(eval_every=2), iter([1.0, 0.8, 0.9, 0.95, 0.7])
+    trainer = Trainer(TinyLSTM(), small_config(max_steps=100, eval_every=2, patience=2),
+                      text_ids(1000), objective=objective, eval_fn=lambda model: next(scores),
+                      keep_best=True)
+    summary = trainer.fit()
+    assert (summary["steps"], summary["best_step"]) == (8, 4)
+    assert summary["best_eval_loss"] == 0.8 and summary["best_checkpoint"] is None
+    # the model holds the weights after step 4 (snapshot at the start of step 5), not step 8's
+    after_4 = objective.snapshots[4]
+    assert all(torch.equal(a, b) for a, b in zip(trainer.model.parameters(), after_4, strict=True))
+    with pytest.raises(ValueError, match="eval_data or eval_fn, not both"):
+        Trainer(TinyLSTM(), small_config(), text_ids(1000), text_ids(300), eval_fn=len)
+
+
+def test_without_keep_best_the_model_keeps_its_last_weights():
+    scores = iter([1.0, 2.0, 3.0])
+    trainer = Trainer(TinyLSTM(), small_config(), text_ids(1000), eval_fn=lambda m: next(scores))
+    trainer.fit()
+    last = [p.detach().clone() for p in trainer.model.parameters()]
+    assert trainer.best_state is None and not trainer.restore_best()
+    assert all(torch.equal(a, b) for a, b in zip(trainer.model.parameters(), last, strict=True))
+
+
+def test_a_plateau_scheduler_steps_at_evaluations_on_their_score():
+    # halve after 2 evaluations without a new best: scores 1, 2, 3 (halve), 0.5, 4, 5 (halve)
+    scores = iter([1.0, 2.0, 3.0, 0.5, 4.0, 5.0])
+    trainer = Trainer(
+        TinyLSTM(), small_config(max_steps=12, eval_every=2, patience=0, lr=0.1),
+        text_ids(1000), eval_fn=lambda m: next(scores),
+        scheduler=lambda opt: torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, factor=0.5, patience=1, threshold=0.0),
+        on_eval=lambda t, m: lrs.append(t.optimizer.param_groups[0]["lr"]))
+    lrs = []
+    trainer.fit()
+    assert lrs == [0.1, 0.1, 0.1, 0.05, 0.05, 0.05]  # lr of the steps each evaluation scored
+    assert trainer.optimizer.param_groups[0]["lr"] == 0.025
+
+
+def test_seed_none_leaves_the_generators_as_the_caller_set_them():
+    def draw_after_fit(seed):
+        torch.manual_seed(123)
+        Trainer(TinyLSTM(), small_config(max_steps=1, seed=seed), text_ids(1000)).fit()
+        return torch.rand(1)
+
+    assert torch.equal(draw_after_fit(None), draw_after_fit(None))
+    assert not torch.equal(draw_after_fit(None), draw_after_fit(0))  # seed 0 reseeds
+
+
 def test_extra_metrics_are_logged_and_max_time_stops(tmp_path):
     trainer = Trainer(
         TinyLSTM(),

@@ -86,7 +86,9 @@ class TrainConfig:
     eval_at_end: bool = False  # the presets: True
 
     # --- run ---
-    seed: int = 0  # seeds torch, random and numpy at the start of a fresh run
+    # seeds torch, random and numpy at the start of a fresh run; None = leave them as the
+    # caller set them (e.g. seeded before building the model, whose init drew from them)
+    seed: int | None = 0
     device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:1", ...
 
     def __post_init__(self) -> None:

@@ -7,6 +7,7 @@ skip if not finite, else clip and step -> log -> evaluate, early-stop, checkpoin
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import logging
@@ -24,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.optim.lr_scheduler import ReduceLROnPlateau
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
@@ -125,9 +127,14 @@ class Trainer:
         model: any nn.Module with `forward(inputs, state) -> (outputs, state)`; state None
             means the model's default. If forward accepts `reset=`, it gets the reset mask.
         config: TrainConfig.
-        train_data: a BatchSource (StreamBatcher, PaddedBatcher), or a tensor [N, ...] / a
-            list of documents, laid out as config.batch_size streams (next-step targets).
+        train_data: a BatchSource (StreamBatcher, PaddedBatcher, or one of your own), or a
+            tensor [N, ...] / a list of documents, laid out as config.batch_size streams
+            (next-step targets).
         eval_data: like train_data; evaluated every config.eval_every steps.
+        eval_fn: instead of eval_data, a score of the model, lower is better (e.g. a
+            forecast's CRPS on held-out rows): eval_fn(model) -> float, called every
+            config.eval_every steps under no_grad with ``eval_model`` in eval mode. Early
+            stopping, best.pt and keep_best follow it as they follow the evaluation loss.
         objective: objective(model, batch, state) -> (per_step_loss [B, T], state, metrics);
             default TeacherForcing() (the model's own loss(outputs, targets) if it has one,
             else cross-entropy for integer targets, MSE for float ones).
@@ -135,10 +142,14 @@ class Trainer:
             None = write nothing.
         optimizer: an optimizer over model.parameters(), or a factory params -> optimizer;
             None = the one named in config (Adam by default).
-        scheduler: a factory optimizer -> LR scheduler (stepped once per optimizer step);
-            None = config.lr_schedule with config.warmup_steps over the budget (steps or
-            time, see rnnkit.train.schedule).
+        scheduler: a factory optimizer -> LR scheduler (stepped once per optimizer step; a
+            ReduceLROnPlateau is stepped at each evaluation with its loss instead); None =
+            config.lr_schedule with config.warmup_steps over the budget (steps or time, see
+            rnnkit.train.schedule).
         on_eval: called on rank 0 after every evaluation as on_eval(trainer, metrics).
+        keep_best: keep the weights of the best evaluation in memory (``best_state``) and
+            load them into the model when fit() returns, as best.pt keeps them on disk (a
+            run without run_dir); ``restore_best()`` loads them after an exception too.
 
     Example:
         >>> trainer = Trainer(model, TrainConfig(max_steps=1000), text_ids, run_dir="runs/a")
@@ -158,7 +169,11 @@ class Trainer:
         optimizer: OptimizerArg = None,
         scheduler: SchedulerArg = None,
         on_eval: Callable[[Trainer, dict[str, float]], None] | None = None,
+        eval_fn: Callable[[nn.Module], float] | None = None,
+        keep_best: bool = False,
     ) -> None:
+        if eval_data is not None and eval_fn is not None:
+            raise ValueError("give the Trainer eval_data or eval_fn, not both")
         self.config = config
         self.device = self._device(config.device)
         ddp.init_from_env(self.device)
@@ -169,6 +184,7 @@ class Trainer:
         self.objective = objective if objective is not None else TeacherForcing()
         self.train_source = self._source(train_data, config.overlap)
         self.eval_source = None if eval_data is None else self._source(eval_data, 0, True)
+        self.eval_fn = eval_fn
         params = list(self.model.parameters())
         if optimizer is None:
             self.optimizer = build_optimizer(params, config)
@@ -178,6 +194,8 @@ class Trainer:
             self.optimizer = optimizer(params)
         # a caller's torch scheduler, stepped once per step; else the budget's schedule
         self.scheduler = None if scheduler is None else scheduler(self.optimizer)
+        # stepped with the evaluation loss at each evaluation, not once per step
+        self.on_plateau = isinstance(self.scheduler, ReduceLROnPlateau)
         self.lr_schedule = LRSchedule(config.lr_schedule, config.warmup_steps,
                                       config.min_lr_ratio, config.max_steps, config.max_time)
         self.base_lrs = [group["lr"] for group in self.optimizer.param_groups]
@@ -193,6 +211,8 @@ class Trainer:
         self.run_dir = None if run_dir is None else Path(run_dir)
         self.writes = self.rank == 0 and self.run_dir is not None
         self.on_eval = on_eval
+        self.keep_best = keep_best
+        self.best_state: dict[str, Any] | None = None  # keep_best: weights of the best evaluation
         # Progress of the run; all of it goes into checkpoints.
         self.step = 0  # optimizer steps taken (skipped ones included)
         self.state: Any = None  # hidden state carried to the next chunk (detached)
@@ -248,7 +268,7 @@ class Trainer:
              "best_train_loss", "best_step", "skipped_steps", "elapsed", "best_checkpoint"}
         """
         cfg = self.config
-        if self.step == 0 and not self._resumed:
+        if self.step == 0 and not self._resumed and cfg.seed is not None:
             self._seed(cfg.seed + self.rank)
         self.model.train()
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -309,7 +329,7 @@ class Trainer:
                 if math.isfinite(norm_v):
                     self.clipper.clip(params, norm, threshold)
                     self.optimizer.step()
-                    if self.scheduler is not None:
+                    if self.scheduler is not None and not self.on_plateau:
                         self.scheduler.step()
                     if self.averaged is not None:
                         self.averaged.update_parameters(self.model)
@@ -380,6 +400,8 @@ class Trainer:
             metrics.close()
             if cfg.plot:
                 plot_metrics(self.run_dir / "metrics.jsonl", self.run_dir / "plot.png")
+        if self.keep_best:
+            self.restore_best()
         return self._summary(stop_reason)
 
     def _budget_spent(self) -> str | None:
@@ -400,7 +422,7 @@ class Trainer:
         """Evaluate, update early stopping, save best.pt/last.pt, plot, call on_eval."""
         train_loss = self.train_nats / max(self.train_count, 1.0)
         self.train_nats, self.train_count = 0.0, 0.0
-        result = self.evaluate() if self.eval_source is not None else {}
+        result = self.evaluate() if self.evaluates else {}
         improved, stop_reason = self.stopper.update(self.step, result.get("loss"), train_loss)
         record = {
             "step": self.step,
@@ -412,6 +434,8 @@ class Trainer:
         }
         if improved:
             self._save("best.pt")
+            if self.keep_best:
+                self.best_state = self._weights()
         self._save("last.pt")
         if metrics is not None:
             metrics.write(json.dumps(record) + "\n")
@@ -420,9 +444,32 @@ class Trainer:
                 plot_metrics(self.run_dir / "metrics.jsonl", self.run_dir / "plot.png")
         if self.on_eval is not None and self.rank == 0:
             self.on_eval(self, record)
+        if self.on_plateau:
+            self.scheduler.step(result.get("loss", train_loss))
         if stop_reason:
             log.info(stop_reason)
         return stop_reason
+
+    @property
+    def evaluates(self) -> bool:
+        """Whether evaluations score the model (eval_data or eval_fn); else the training
+        loss stands in for early stopping."""
+        return self.eval_source is not None or self.eval_fn is not None
+
+    def _weights(self) -> dict[str, Any]:
+        """A copy of the weights (and of the moving average's)."""
+        averaged = None if self.averaged is None else self.averaged.module.state_dict()
+        return copy.deepcopy({"model": self.model.state_dict(), "averaged": averaged})
+
+    def restore_best(self) -> bool:
+        """Load the weights keep_best kept into the model; False when there are none (no
+        evaluation yet, or keep_best off)."""
+        if self.best_state is None:
+            return False
+        self.model.load_state_dict(self.best_state["model"])
+        if self.averaged is not None and self.best_state["averaged"] is not None:
+            self.averaged.module.load_state_dict(self.best_state["averaged"])
+        return True
 
     @property
     def eval_model(self) -> nn.Module:
@@ -435,15 +482,20 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
         """Loss per time step (nats) of ``eval_model`` over the evaluation data, starting from
-        a fresh state.
+        a fresh state; with eval_fn, its score as the loss.
 
-        The objective is called under no_grad with the model in eval mode.
+        The objective (or eval_fn) is called under no_grad with the model in eval mode.
         """
-        if self.eval_source is None:
-            raise ValueError("evaluate() needs eval_data, got None")
+        if not self.evaluates:
+            raise ValueError("evaluate() needs eval_data or eval_fn, got neither")
         cfg = self.config
         model = self.eval_model
         model.eval()
+        if self.eval_fn is not None:
+            try:
+                return {"loss": float(self.eval_fn(model))}
+            finally:
+                model.train()
         total = torch.zeros(2, device=self.device)
         state = None
         batches: Iterator = self.eval_source.iter_epoch(cfg.eval_chunk_length or cfg.chunk_length)
@@ -465,7 +517,7 @@ class Trainer:
         return {
             "steps": self.step,
             "stop_reason": stop_reason,
-            "best_eval_loss": self.stopper.best if self.eval_source is not None else None,
+            "best_eval_loss": self.stopper.best if self.evaluates else None,
             "best_train_loss": self.stopper.best_train,
             "best_step": self.stopper.best_step,
             "skipped_steps": self.skipped_steps,
