@@ -28,7 +28,8 @@ on the layer's [batch * steps, hidden] @ [hidden, gates * hidden] product (on th
 machine of issue 18, 92 GFLOP/s on one thread: 32 FLOP per cycle, the width of its FMA units,
 at about 2.9 GHz). Running a row under its floor would take matrix products faster than
 torch.mm's own on the same shapes, or fewer of them; a row whose floor is above a target
-cannot reach it by a faster loop.
+cannot reach it by a faster loop. Each rnnkit row ends with the path its calls take
+(``module.route(x)``: rnnkit.dispatch), and the JSON has the reason too.
 """
 
 from __future__ import annotations
@@ -204,13 +205,15 @@ def run(args) -> list[dict]:
                 t = stat(times[name])
                 with kernels_off(name.endswith(EAGER)):
                     mem = saved_bytes(lambda m=m: m(x)[0])  # noqa: B023
+                    route = m.route(x) if hasattr(m, "route") else None
                 gflop = matmul_gflop(gates, args.batch * args.steps, args.input, H, args.layers,
                                      input_layers.get(name, 0))
                 rows.append(dict(mode=mode, hidden=H, config=name, ms=1000 * t,
                                  ratio=t / base, step_overhead_ms=1000 * (t - base) / args.steps,
                                  saved_mb=mem / 2**20, mem_ratio=mem / base_mem,
                                  matmul_gflop=gflop, matmul_gflop_per_s=rate or None,
-                                 floor_ratio=gflop / rate / base if rate else None))
+                                 floor_ratio=gflop / rate / base if rate else None,
+                                 path=str(route) if route else "torch.nn"))
                 r = rows[-1]
                 matched = ""
                 if name.startswith("all tricks on"):
@@ -220,7 +223,7 @@ def run(args) -> list[dict]:
                       f"{r['step_overhead_ms']:+6.3f} ms/step  "
                       f"saved {r['saved_mb']:7.1f} MB  x{r['mem_ratio']:5.2f}"
                       + (f"  matmul floor x{r['floor_ratio']:5.2f}" if rate else "")
-                      + matched, flush=True)
+                      + matched + (f"  [{route.path}]" if route else ""), flush=True)
     return rows
 
 

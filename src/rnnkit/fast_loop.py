@@ -281,14 +281,16 @@ def _state_precision(dtype: torch.dtype, *tensors: Tensor | None) -> list[Tensor
     return [t.to(dtype) if t is not None and t.is_floating_point() else t for t in tensors]
 
 
-def _first_order_only() -> None:
+def _first_order_only(why: str) -> None:
     """The hand-written backward is not itself differentiable. Autograd runs a backward with
     grad mode on only under create_graph=True (a gradient penalty, Hessian products), whose
-    second-order terms through this layer would silently be missing: refuse instead."""
+    second-order terms through this layer would silently be missing: refuse instead. ``why``
+    is the module's route (:func:`rnnkit.dispatch.route`): which path ran, and why."""
     if torch.is_grad_enabled():
+        taken = f"; this call took the {why}" if why else ""
         raise RuntimeError(
-            "rnnkit's fast loop has no second derivative (backward with create_graph=True); "
-            "build the LSTM or GRU with fast=False for double backward"
+            "rnnkit's fast loop has no second derivative (backward with create_graph=True)"
+            f"{taken}; build the LSTM or GRU with fast=False for double backward"
         )
 
 
@@ -359,12 +361,12 @@ class _LSTMLayer(torch.autograd.Function):
     @staticmethod
     def forward(  # type: ignore[override]
         ctx, input_gates, h0, c0, weight_hh, ih_gain, ih_bias, hh_gain, hh_bias, cell_gain,
-        cell_bias, h_init, c_init, candidate_mask, keep_h, keep_c, resets,
+        cell_bias, h_init, c_init, candidate_mask, keep_h, keep_c, resets, why,
     ):
         T, B, G = input_gates.shape
         H = G // 4
         input_gates = input_gates.contiguous()
-        ctx.device = input_gates.device
+        ctx.device, ctx.why = input_gates.device, why
 
         def new(*shape: int) -> Tensor:
             return workspace.empty(shape, input_gates)
@@ -407,7 +409,7 @@ class _LSTMLayer(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, d_hs, d_hn, d_cn):  # type: ignore[override]
-        _first_order_only()
+        _first_order_only(ctx.why)
         with _without_autocast(ctx.device):
             return _LSTMLayer._backward(ctx, d_hs, d_hn, d_cn)
 
@@ -446,7 +448,7 @@ class _LSTMLayer(torch.autograd.Function):
             )
         return (d_gates if d_x is None else d_x, dh, dc, d_weight, d_ih_gain, d_ih_bias,
                 d_hh_gain, d_hh_bias, d_cell_gain, d_cell_bias, d_h_init, d_c_init, None, None,
-                None, None)
+                None, None, None)
 
 
 def _lstm_backward_seq(reset_state, weight_hh, d_hs, dh, dc, saved, grads):
@@ -561,12 +563,12 @@ class _GRULayer(torch.autograd.Function):
     @staticmethod
     def forward(  # type: ignore[override]
         ctx, input_gates, h0, weight_hh, ih_gain, ih_bias, hh_gain, hh_bias, h_init,
-        candidate_mask, keep_h, resets,
+        candidate_mask, keep_h, resets, why,
     ):
         T, B, G = input_gates.shape
         H = G // 3
         input_gates = input_gates.contiguous()
-        ctx.device = input_gates.device
+        ctx.device, ctx.why = input_gates.device, why
 
         def new(*shape: int) -> Tensor:
             return workspace.empty(shape, input_gates)
@@ -605,7 +607,7 @@ class _GRULayer(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, d_hs, d_hn):  # type: ignore[override]
-        _first_order_only()
+        _first_order_only(ctx.why)
         with _without_autocast(ctx.device):
             return _GRULayer._backward(ctx, d_hs, d_hn)
 
@@ -649,7 +651,7 @@ class _GRULayer(torch.autograd.Function):
         else:
             d_hh_bias = None
         return (d_gates if d_x is None else d_x, dh, d_weight, d_ih_gain, d_ih_bias, d_hh_gain,
-                d_hh_bias, d_h_init, None, None, None)
+                d_hh_bias, d_h_init, None, None, None, None)
 
 
 class _InputProjection(torch.autograd.Function):
@@ -694,7 +696,7 @@ def lstm_layer(
     cell_gain: Tensor | None = None, cell_bias: Tensor | None = None,
     candidate_mask: Tensor | None = None, keep_h: Tensor | None = None,
     keep_c: Tensor | None = None, resets: dict[int, Tensor] | None = None,
-    h_init: Tensor | None = None, c_init: Tensor | None = None,
+    h_init: Tensor | None = None, c_init: Tensor | None = None, *, why: str = "",
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Run one LSTM layer over a sequence. Returns (h for every step [T, B, H], h_T, c_T).
 
@@ -702,6 +704,7 @@ def lstm_layer(
     nonlinearities (the two biases only ever appear as a sum). With ``ih_gain``,
     ``input_gates`` is ``W_ih x`` before its layer norm (gain ``ih_gain``, bias ``ih_bias``),
     which the step applies: one pass less over the [T, B, 4H] gates forward and backward.
+    ``why``: the caller's route, quoted by the double-backward error.
     """
     resets = resets or {}
     if resets and (h_init is None or c_init is None):
@@ -713,7 +716,7 @@ def lstm_layer(
                             hh_bias, cell_gain, cell_bias, h_init, c_init, candidate_mask,
                             keep_h, keep_c)
     with _without_autocast(input_gates.device):
-        return _LSTMLayer.apply(*args, resets)
+        return _LSTMLayer.apply(*args, resets, why)
 
 
 def gru_layer(
@@ -721,12 +724,13 @@ def gru_layer(
     hh_gain: Tensor | None = None, hh_bias: Tensor | None = None,
     ih_gain: Tensor | None = None, ih_bias: Tensor | None = None,
     candidate_mask: Tensor | None = None, keep_h: Tensor | None = None,
-    resets: dict[int, Tensor] | None = None, h_init: Tensor | None = None,
+    resets: dict[int, Tensor] | None = None, h_init: Tensor | None = None, *, why: str = "",
 ) -> tuple[Tensor, Tensor]:
     """Run one GRU layer over a sequence. Returns (h for every step [T, B, H], h_T).
 
     With ``ih_gain``, ``input_gates`` is ``W_ih x`` before its layer norm (gain ``ih_gain``,
-    bias ``ih_bias``), which the layer applies in one pass over all steps.
+    bias ``ih_bias``), which the layer applies in one pass over all steps. ``why``: the
+    caller's route, quoted by the double-backward error.
     """
     resets = resets or {}
     if resets and h_init is None:
@@ -735,4 +739,4 @@ def gru_layer(
     args = _state_precision(dtype, input_gates, h0, weight_hh, ih_gain, ih_bias, hh_gain,
                             hh_bias, h_init, candidate_mask, keep_h)
     with _without_autocast(input_gates.device):
-        return _GRULayer.apply(*args, resets)
+        return _GRULayer.apply(*args, resets, why)

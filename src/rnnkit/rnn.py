@@ -9,23 +9,24 @@ norm, recurrent dropout, zoneout, state resets) run a per-layer time loop:
 :mod:`rnnkit.functional` here (``fast=False``), which is the reference the fast loop is
 tested against. The fast loop's backward is first order: it refuses double backward, for
 which ``fast=False`` gives the autograd loop (or, every trick off, torch's kernel).
+:func:`rnnkit.dispatch.route` (``module.route(x)``) says which path a call takes and why.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
 import math
 from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.autograd.forward_ad as forward_ad
 import torch.nn.functional as F
 from torch import _VF, Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from rnnkit import fast_loop, functional
+from rnnkit import dispatch, fast_loop, functional
 from rnnkit import init as rnn_init
 from rnnkit.cells import _check_bias, init_recurrent_parameters, set_gate_bias
 from rnnkit.regularizers import (
@@ -41,19 +42,6 @@ from rnnkit.regularizers import (
 
 DROPOUT_MODES = ("standard", "locked")
 RECURRENT_DROPOUT_MODES = ("per_call", "per_sequence", "per_step")
-
-
-def _func_transform_active() -> bool:
-    """Under torch.func transforms (vmap, grad, jvp) or forward-mode AD, the reference loop
-    runs: the fast loop's autograd.Function has no batching or forward-mode rule, and torch's
-    fused kernel no batching rule; the reference loop is plain differentiable ops."""
-    return bool(torch._C._are_functorch_transforms_active()) or forward_ad._current_level >= 0
-
-
-def _streaming_step(x: Tensor) -> bool:
-    """One time step of ``x [T, B, F]`` with no backward to pay for (``step()`` in
-    generation): torch's cell kernels are the fastest path there."""
-    return x.shape[0] == 1 and not torch.is_grad_enabled()
 
 
 class _RecurrentBase(nn.Module):
@@ -271,7 +259,8 @@ class _RecurrentBase(nn.Module):
                              f"{self.input_size}")
         if T == 0:
             raise ValueError(f"{name}: input has no time steps (T=0)")
-        if lengths is None and reset is None and not packed and self._streaming_shortcut(x):
+        plain = lengths is None and reset is None and not packed
+        if plain and self._streaming_shortcut(x):  # before any other work: see _streaming_forward
             output, states_out = self._streaming_forward(x, state)
             return output.transpose(0, 1) if self.batch_first else output, states_out
         valid = self._valid_steps(lengths, T, B, x.device, x.dtype)
@@ -281,6 +270,7 @@ class _RecurrentBase(nn.Module):
             # there must not replace the returned state with the initial one.
             reset_tb = reset_tb & (valid[..., 0] > 0)
             reset_tb = reset_tb if bool(reset_tb.any()) else None
+        route = dispatch.route(self, x, reset=reset_tb, plain=False)
 
         if state is None and self.training:
             self.sequence_masks.clear()  # new sequences: new locked masks
@@ -302,16 +292,9 @@ class _RecurrentBase(nn.Module):
             reset_tb[0] = False
             reset_tb = reset_tb if bool(reset_tb.any()) else None
 
-        needs_loop = (
-            self.layer_norm or self._zoneout_rates_nonzero() or reset_tb is not None
-            or (self.recurrent_dropout > 0 and self.training) or self._loop_is_faster(x)
-            or _func_transform_active()  # torch's kernel has no vmap rule; the loop has
-            # Under autocast torch's kernel runs the recurrence, state included, in bfloat16 or
-            # float16; the loop keeps the state float32 and only the projections reduced.
-            or torch.is_autocast_enabled(x.device.type)
-        )
-        if needs_loop:
-            output, states_out = self._loop_forward(x, states, valid, reset_tb, w_hh, mask_resets)
+        if route.path in dispatch.LOOPS:
+            output, states_out = self._loop_forward(x, states, valid, reset_tb, w_hh, mask_resets,
+                                                    route)
         else:
             output, states_out = self._fused_forward(x, states, lengths, w_hh, mask_resets)
         output = self._dropout(output, "output", self.output_dropout, mask_resets)
@@ -322,8 +305,19 @@ class _RecurrentBase(nn.Module):
             output = output.transpose(0, 1)
         return output, self._pack_state(states_out)
 
+    def route(self, input: Tensor, *, reset: Tensor | None = None) -> dispatch.Route:
+        """Which path ``self(input, reset=reset)`` takes in the current mode, and why
+        (:func:`rnnkit.dispatch.route`); ``input`` is shaped as for :meth:`forward`, or
+        [B, input_size] as for :meth:`step`."""
+        if input.dim() == 2:
+            input = input.unsqueeze(1 if self.batch_first else 0)
+        x = input.transpose(0, 1) if self.batch_first else input
+        reset_tb = self._check_reset(reset, x.shape[0], x.shape[1], x.device)
+        return dispatch.route(self, x, reset=reset_tb, plain=reset is None)
+
     def step(self, input: Tensor, state=None):
         """One time step for streaming inference: input [B, input_size] -> ([B, H], state).
+        ``self.route(input)`` says which path it takes.
 
         Gives the same numbers as the sequence call over the same inputs in eval mode. In
         training, locked-dropout masks and ``recurrent_dropout_mode="per_sequence"`` masks
@@ -409,7 +403,8 @@ class _RecurrentBase(nn.Module):
     # same graph break here lets torch.compile(rnnkit.LSTM(...)) work as it does for torch's.
     @torch.compiler.disable
     def _fused(self, x, data_sizes, states, weights, num_layers, dropout=0.0):
-        if _streaming_step(x) and data_sizes is None and not (self.training and dropout > 0):
+        training_dropout = self.training and dropout > 0
+        if dispatch.streaming_step(x) and data_sizes is None and not training_dropout:
             return self._cell_steps(x, states, weights, num_layers)
         kernel = _VF.lstm if self.num_gates == 4 else _VF.gru
         states = [s.contiguous() for s in states]  # cuDNN refuses a strided state
@@ -425,7 +420,8 @@ class _RecurrentBase(nn.Module):
     def _streaming_shortcut(self, x: Tensor) -> bool:
         """One step without gradients in eval: dropout, weight drop and recurrent dropout are
         identities there, and zoneout is its expectation."""
-        return (not self.training and _streaming_step(x) and not _func_transform_active()
+        return (not self.training and dispatch.streaming_step(x)
+                and not dispatch.func_transform_active()
                 and not torch.is_autocast_enabled(x.device.type))
 
     def _streaming_forward(self, x: Tensor, state) -> tuple[Tensor, Any]:
@@ -534,7 +530,7 @@ class _RecurrentBase(nn.Module):
         return False
 
     def _fast_loop_applies(self) -> bool:
-        return self.fast and not _func_transform_active()
+        return self.fast and not dispatch.func_transform_active()
 
     def _zoneout_rates_nonzero(self) -> bool:
         return any(p > 0 for p in self._zoneout_rates())
@@ -568,7 +564,7 @@ class _RecurrentBase(nn.Module):
         bias = getattr(self, f"bias_hh_l{layer}") if self.bias else None
         return getattr(self, f"ln_weight_hh_l{layer}"), bias
 
-    def _loop_forward(self, x, states, valid, reset, w_hh, mask_resets):
+    def _loop_forward(self, x, states, valid, reset, w_hh, mask_resets, route):
         T, B, _ = x.shape
         H = self.hidden_size
         rates = self._zoneout_rates()
@@ -593,11 +589,9 @@ class _RecurrentBase(nn.Module):
                 keep.append(k)
             candidate_mask = self._recurrent_mask(layer, T, B, x, mask_resets)
             layer_init = [s[layer] for s in init] if init is not None else [None] * len(states)
-            per_step = candidate_mask is not None and self.recurrent_dropout_mode == "per_step"
-            # the fast loop takes one mask per run, and views its buffers as [T * B, -1],
-            # which no shape fits for an empty batch (the reference loop returns empties)
-            fast = self._fast_loop_applies() and not per_step and B > 0
-            run = self._fast_layer if fast else self._reference_layer
+            fast = route.path != dispatch.REFERENCE_LOOP
+            run = functools.partial(self._fast_layer, why=str(route)) if fast \
+                else self._reference_layer
             gates = self._input_gates(x, layer, fast)
             x, s = self._run_segments(run, gates, [s[layer] for s in states], layer,
                                       candidate_mask, keep, resets, layer_init, w_hh[layer])
@@ -760,7 +754,8 @@ class LSTM(_RecurrentBase):
         return functional.lstm_step(gates_x, h, c, weight_hh, bias_hh, self._hh_norm(layer),
                                     self._cell_norm(layer), candidate_mask)
 
-    def _fast_layer(self, gates_x, state, layer, candidate_mask, keep, resets, init, weight_hh):
+    def _fast_layer(self, gates_x, state, layer, candidate_mask, keep, resets, init, weight_hh,
+                    why=""):
         hh_gain, hh_bias = self._hh_norm(layer) or (None, None)
         if hh_gain is None and self.bias:
             hh_bias = getattr(self, f"bias_hh_l{layer}")
@@ -769,7 +764,7 @@ class LSTM(_RecurrentBase):
         out, h, c = fast_loop.lstm_layer(
             gates_x, state[0], state[1], weight_hh, hh_gain, hh_bias,
             ih_gain, ih_bias, cell_gain, cell_bias, candidate_mask, keep[0], keep[1], resets,
-            init[0], init[1],
+            init[0], init[1], why=why,
         )
         return out, [h, c]
 
@@ -825,7 +820,7 @@ class GRU(_RecurrentBase):
         # With no backward to pay for, one step (streaming generation) is faster in torch's
         # cell kernel (_cell_steps): 1.9x the bare GRUCell's time against 2.8x through the
         # compiled loop at batch 1 (benchmarks/step.py).
-        if _streaming_step(x):
+        if dispatch.streaming_step(x):
             return False
         return self._fast_loop_applies() and fast_loop.compiled_steps(x)
 
@@ -835,13 +830,14 @@ class GRU(_RecurrentBase):
                                 candidate_mask)
         return [h]
 
-    def _fast_layer(self, gates_x, state, layer, candidate_mask, keep, resets, init, weight_hh):
+    def _fast_layer(self, gates_x, state, layer, candidate_mask, keep, resets, init, weight_hh,
+                    why=""):
         hh_gain, hh_bias = self._hh_norm(layer) or (None, None)
         if hh_gain is None and self.bias:
             hh_bias = getattr(self, f"bias_hh_l{layer}")
         ih_gain, ih_bias = self._ih_norm(layer) or (None, None)
         out, h = fast_loop.gru_layer(gates_x, state[0], weight_hh, hh_gain, hh_bias, ih_gain,
-                                     ih_bias, candidate_mask, keep[0], resets, init[0])
+                                     ih_bias, candidate_mask, keep[0], resets, init[0], why=why)
         return out, [h]
 
     def extra_repr(self) -> str:
