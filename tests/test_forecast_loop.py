@@ -4,11 +4,20 @@ a fixed step budget and seed, held to numbers recorded from the loop of
 
 from __future__ import annotations
 
+import logging
+import math
+import os
+import signal
+
 import numpy as np
 import pytest
 import torch
 
 from rnnkit.forecasting import DatedSeries, train_forecaster
+from rnnkit.forecasting.fit import INTERRUPTED, NON_FINITE, WindowBatches, forecast_config
+from rnnkit.forecasting.model import DeepAR
+from rnnkit.forecasting.windows import WindowSampler
+from rnnkit.train import TrainConfig
 
 
 @pytest.fixture(autouse=True)
@@ -65,3 +74,51 @@ def test_a_fixed_step_budget_trains_the_recorded_forecaster(case):
     # the same op order and draws give the same bits; the tolerance only spares other CPUs'
     # kernels (a different draw moves the mean by whole units)
     np.testing.assert_allclose(out.mean, mean, rtol=1e-6)
+
+
+def test_non_finite_steps_are_counted_said_and_stop_the_run(monkeypatch, caplog):
+    # the forecaster's own loop skipped them silently and without limit: 60 steps, "max_steps"
+    nll = DeepAR.nll
+    monkeypatch.setattr(DeepAR, "nll", lambda self, w: nll(self, w) * math.nan)
+    series = [wave(90, 0, "a")]
+    with caplog.at_level(logging.WARNING, logger="rnnkit.train"):
+        forecaster, report = train_forecaster(series, 5, max_time=None, max_steps=60, **SMALL)
+    limit = TrainConfig().max_nonfinite_steps
+    assert (report.stop_reason, report.steps, report.skipped_steps) == (NON_FINITE, limit, limit)
+    assert f"{limit} steps in a row had non-finite gradients" in caplog.text
+    assert "step 1 skipped: the gradient norm is nan" in caplog.text
+    out = forecaster.forecast(series[0].values, series[0].dates, 5, num_samples=4)
+    assert np.isfinite(out.mean).all()  # no NaN step reached the weights
+
+
+def test_ctrl_c_finishes_the_step_it_interrupts():
+    # SIGINT, as a terminal sends it: the Trainer's handler lets step 3 end, then stops
+    nll, calls = DeepAR.nll, []
+
+    def ctrl_c_in_step_3(self, w):
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+        return nll(self, w)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(DeepAR, "nll", ctrl_c_in_step_3)
+        _, report = train_forecaster([wave(90, 0, "a")], 5, max_time=None, max_steps=60,
+                                     **SMALL)
+    assert (report.stop_reason, report.steps) == (INTERRUPTED, 3)
+
+
+def test_window_batches_resume_the_same_draws():
+    series = wave(90, 0, "a")
+    cfg = forecast_config([series], 5)
+    sampler = WindowSampler([series.values], [np.zeros((90, 0))], [80], cfg, seed=4)
+    source = WindowBatches(sampler, batch_size=8)
+    source.next_batch(0)
+    saved = source.state_dict()
+    first = source.next_batch(0).windows.values
+    source.load_state_dict(saved)
+    again = source.next_batch(0)
+    assert torch.equal(again.windows.values, first) and again.fresh
+    assert again.mask.shape == (1, 1)  # DeepAR.nll scores the windows with one number
+    every = list(source.iter_epoch(0))
+    assert sum(len(b.windows.values) for b in every) == len(sampler)

@@ -1,34 +1,39 @@
 """Train a DeepAR forecaster on windows of one or many series, within a time or step budget.
 
-One small loop, not ``rnnkit.train.Trainer``: the Trainer is built for truncated BPTT over
-long streams (a carried hidden state, chunk batchers, best checkpoints written to a run
-directory, evaluation as a loss over an epoch of chunks). DeepAR's windows are independent
-(every window starts from a fresh state), the best weights must be kept in memory without a
-run directory, and the validation score is forecast quality (CRPS of ancestral sample paths
-over the held-out rows), so the Trainer's machinery would be bypassed rather than used.
+Training goes through ``rnnkit.train.Trainer``, the loop ``rnnkit train`` uses, with three
+pieces of its own: ``WindowBatches`` (the batch source: batches of independent windows
+drawn uniformly, each starting from a fresh state), ``WindowNLL`` (the objective:
+``DeepAR.nll``, the windows' mean NLL), and the validation score as the Trainer's
+``eval_fn`` (CRPS of ancestral sample paths over the held-out rows).
 
-Before the loop the linear autoregression on the lags starts at its least-squares fit
-(``init_skip``, when ``config.skip == "least_squares"``). The loop: sample a batch of
-windows -> NLL over their C + H steps -> backward -> clip the gradient norm -> Adam step;
-every ``eval_every`` steps score the validation windows (whose horizons tile the last
-``validation`` training rows of each series, never read by a training window), keep the
-best weights, halve the learning rate after ``patience // 2`` checks without a new best,
-and stop after ``patience``. Ctrl-C (KeyboardInterrupt) stops it too, as in ``rnnkit train``:
-the best weights so far are kept and the report says ``"interrupted"``. Then the sampling
-temperature (the factor on the predicted scale) is chosen on the same validation windows
-(``calibrate``).
+Before training the linear autoregression on the lags starts at its least-squares fit
+(``init_skip``, when ``config.skip == "least_squares"``). Each Trainer step: a batch of
+windows -> NLL over their C + H steps -> backward -> clip the gradient norm at
+``config.clip`` -> Adam step, or skip a step whose gradient is not finite (the Trainer
+counts them, says so, and stops after ``TrainConfig.max_nonfinite_steps`` in a row). Every
+``eval_every`` steps and at the end it scores the validation windows (whose horizons tile
+the last ``validation`` training rows of each series, never read by a training window),
+keeps the best weights in memory (``keep_best``), halves the learning rate after each
+``patience // 2`` checks without a new best (``ReduceLROnPlateau``) and stops after
+``patience``. Ctrl-C stops it too, as in ``rnnkit train``, after the step it interrupts (a
+KeyboardInterrupt raised within a step, a second Ctrl-C, stops at once): the best weights so
+far are kept and the report says ``"interrupted"``. Then the sampling temperature (the factor on the
+predicted scale) is chosen on the same validation windows (``calibrate``).
+
+At a fixed step budget and seed this trains the weights the forecaster's own loop did
+before it moved onto the Trainer, bit for bit (tests/test_forecast_loop.py).
 """
 
 from __future__ import annotations
 
-import copy
-import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor, nn
 
 from rnnkit.forecasting.covariates import (
     Covariates,
@@ -48,11 +53,17 @@ from rnnkit.forecasting.windows import (
     last_windows,
     value_unit,
 )
+from rnnkit.objectives.base import Objective
+from rnnkit.train import Batch, TrainConfig, Trainer
 
 __all__ = ["FitReport", "train_forecaster", "forecast_config", "fit_model", "step_budget",
-           "describe_budget", "validation_score", "calibrate", "init_skip", "INTERRUPTED"]
+           "describe_budget", "validation_score", "calibrate", "init_skip", "WindowBatch",
+           "WindowBatches", "WindowNLL", "INTERRUPTED", "NON_FINITE"]
 
 INTERRUPTED = "interrupted"  # FitReport.stop_reason after Ctrl-C (the best weights are kept)
+# FitReport.stop_reason after TrainConfig.max_nonfinite_steps steps in a row whose gradient
+# was not finite (the best weights are kept)
+NON_FINITE = "non_finite_gradients"
 
 
 @dataclass
@@ -67,6 +78,7 @@ class FitReport:
     history: list[dict] = field(default_factory=list)  # one record per validation check
     # {name: rows} of the series too short to train on (windows.drop_short), left out
     left_out: dict[str, int] = field(default_factory=dict)
+    skipped_steps: int = 0  # steps whose gradient was not finite (not applied)
 
 
 def train_forecaster(series: Sequence[DatedSeries], horizon: int, max_time: float | None = 60,
@@ -119,7 +131,8 @@ def train_forecaster(series: Sequence[DatedSeries], horizon: int, max_time: floa
     report = FitReport(sum(r.steps for r in reports), reports[0].best_step, best,
                        INTERRUPTED if INTERRUPTED in stops else ", ".join(sorted(stops)),
                        time.monotonic() - start,
-                       [{"member": k, **h} for k, r in enumerate(reports) for h in r.history])
+                       [{"member": k, **h} for k, r in enumerate(reports) for h in r.history],
+                       skipped_steps=sum(r.skipped_steps for r in reports))
     report.left_out = left_out
     return Forecaster(model, names), report
 
@@ -259,62 +272,141 @@ def init_skip(model: DeepAR, sampler: WindowSampler, windows: int = 2048,
     model.skip.bias.copy_(coef[-1])
 
 
+@dataclass
+class WindowBatch(Batch):
+    """Training windows as a Trainer batch. ``DeepAR.nll`` scores them with one number (the
+    mean NLL over their scored steps), so the batch is one row of one scored step: ``mask``
+    and ``reset`` are ``[1, 1]``; ``inputs`` are the windows' calendar ``[B, C + H, K]``,
+    ``targets`` their values."""
+
+    windows: Windows | None = None
+
+    def to(self, device: torch.device | str) -> WindowBatch:
+        w = self.windows
+        return replace(super().to(device), windows=Windows(
+            w.values.to(device), w.calendar.to(device), w.series.to(device)))
+
+
+def window_batch(w: Windows) -> WindowBatch:
+    """``w`` as a WindowBatch: every row starts from a fresh state."""
+    one = torch.ones(1, 1, dtype=torch.bool)
+    return WindowBatch(w.calendar, w.values, one, ~one, fresh=True, windows=w)
+
+
+class WindowBatches:
+    """A Trainer batch source (``rnnkit.train.BatchSource``) of ``batch_size`` windows drawn
+    uniformly by ``sampler`` each step. A window's length is the config's C + H: the chunk
+    length the Trainer asks for is not used."""
+
+    def __init__(self, sampler: WindowSampler, batch_size: int) -> None:
+        self.sampler, self.batch_size = sampler, batch_size
+
+    def next_batch(self, chunk_length: int) -> WindowBatch:
+        return window_batch(self.sampler.sample(self.batch_size))
+
+    def iter_epoch(self, chunk_length: int) -> Iterator[WindowBatch]:
+        """Every distinct window once, in order."""
+        starts = self.sampler.starts
+        for i in range(0, len(starts), self.batch_size):
+            yield window_batch(self.sampler.gather(starts[i: i + self.batch_size]))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rng": self.sampler.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.sampler.rng.bit_generator.state = state["rng"]
+
+
+class WindowNLL(Objective):
+    """DeepAR's training loss on a WindowBatch: ``DeepAR.nll`` as a ``[1, 1]`` per-step
+    loss, which the Trainer's normalization (sum over time / T, mean over rows) leaves as it
+    is, so the gradient is DeepAR's own."""
+
+    loss_is_nll = True
+
+    def __call__(self, model: nn.Module, batch: WindowBatch, state: Any
+                 ) -> tuple[Tensor, None, dict]:
+        self.advance(model)
+        return model.nll(batch.windows).reshape(1, 1), None, {}
+
+
+def train_config(cfg: ForecastConfig, max_time: float | None, max_steps: int | None,
+                 validates: bool) -> TrainConfig:
+    """The Trainer settings ``fit_model`` trains ``cfg`` with: its batch size, Adam's learning
+    rate and weight decay, clipping at ``cfg.clip``, the budget (``step_budget``), checks
+    every ``eval_every`` steps and at the end with ``patience`` (when ``validates``), on the
+    CPU, writing nothing, and without seeding: the caller seeded torch before building the
+    model."""
+    steps = step_budget(cfg, max_time, max_steps)
+    return TrainConfig(
+        batch_size=cfg.batch_size, chunk_length=cfg.context_length + cfg.horizon, lr=cfg.lr,
+        weight_decay=cfg.weight_decay, clip="norm", clip_max_norm=cfg.clip,
+        max_steps=steps or 0,
+        # a budget of 0 s (an ensemble member left none) still trains one step, as before
+        max_time=0.0 if max_time is None else max(max_time, 1e-9),
+        eval_every=cfg.eval_every, patience=cfg.patience if validates else 0,
+        eval_at_end=validates, checkpoint_every=0, progress=False, plot=False, seed=None,
+        device="cpu")
+
+
+def halve_on_plateau(cfg: ForecastConfig) -> Callable[[torch.optim.Optimizer], Any]:
+    """The scheduler factory that halves the learning rate after each ``patience // 2``
+    checks without a new best validation score (any lower score is one)."""
+    return lambda optimizer: torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, factor=0.5, patience=max(1, cfg.patience // 2) - 1, threshold=0.0)
+
+
+def _stop_name(reason: str) -> str:
+    """The Trainer's stop reason as FitReport names it (one word)."""
+    if reason.startswith("early stop"):
+        return "early_stopping"
+    if "non-finite" in reason:
+        return NON_FINITE
+    return reason
+
+
 def fit_model(model: DeepAR, values: Sequence[np.ndarray], calendars: Sequence[np.ndarray],
               max_time: float | None = 60, max_steps: int | None = None, seed: int = 0,
               on_check: Callable[[dict], None] | None = None,
               calibrate_model: bool = True) -> FitReport:
     """Train ``model`` in place on windows of ``values`` (one ``[T_i]`` array per series,
     ``calendars [T_i, K]`` alike) and load its best weights; see the module doc. With
-    ``calibrate_model`` (and ``config.calibrate``), then choose its sampling temperature."""
+    ``calibrate_model`` (and ``config.calibrate``), then choose its sampling temperature.
+    ``on_check`` gets a record of each validation check: step, mean training loss since the
+    last check, validation CRPS, learning rate, seconds."""
     cfg: ForecastConfig = model.config
     sampler, val = _windows(cfg, values, calendars, seed)
-    max_steps = step_budget(cfg, max_time, max_steps)
     if cfg.skip == "least_squares":
         init_skip(model, sampler)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    history: list[dict] = []
+
+    def checked(trainer: Trainer, metrics: dict[str, float]) -> None:
+        history.append({"step": metrics["step"], "loss": metrics["train_loss"],
+                        "val_crps": metrics["loss"],
+                        "lr": trainer.optimizer.param_groups[0]["lr"],
+                        "time": round(trainer.elapsed, 2)})
+        if on_check is not None:
+            on_check(history[-1])
+
+    validates = val is not None
+    trainer = Trainer(
+        model, train_config(cfg, max_time, max_steps, validates),
+        WindowBatches(sampler, cfg.batch_size), objective=WindowNLL(),
+        scheduler=halve_on_plateau(cfg) if validates else None,
+        eval_fn=(lambda m: validation_score(m, val, seed=seed)) if validates else None,
+        on_eval=checked if validates else None, keep_best=validates)
     start = time.monotonic()
-    best_state, best, best_step, since_best = None, math.inf, 0, 0
-    history, step, stop = [], 0, None
-    model.train()
-    while stop is None:
-        try:
-            loss = model.nll(sampler.sample(cfg.batch_size))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-            if torch.isfinite(norm):
-                optimizer.step()
-            step += 1
-            elapsed = time.monotonic() - start
-            if max_steps is not None and step >= max_steps:
-                stop = "max_steps"
-            elif max_time is not None and elapsed >= max_time:
-                stop = "max_time"
-            if val is not None and (step % cfg.eval_every == 0 or stop):
-                score = validation_score(model, val, seed=seed)
-                record = {"step": step, "loss": float(loss.detach()), "val_crps": score,
-                          "lr": optimizer.param_groups[0]["lr"], "time": round(elapsed, 2)}
-                history.append(record)
-                if on_check is not None:
-                    on_check(record)
-                if score < best:
-                    best, best_step, since_best = score, step, 0
-                    best_state = copy.deepcopy(model.state_dict())
-                else:
-                    since_best += 1
-                    if since_best % max(1, cfg.patience // 2) == 0:
-                        for group in optimizer.param_groups:
-                            group["lr"] /= 2
-                    if since_best >= cfg.patience and stop is None:
-                        stop = "early_stopping"
-        except KeyboardInterrupt:  # Ctrl-C: stop here and keep the best weights so far
-            stop = INTERRUPTED
-            if val is not None and best_state is None:  # before the first check
-                best, best_step = validation_score(model, val, seed=seed), step
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    if val is not None and cfg.calibrate and calibrate_model:
+    try:
+        stop = _stop_name(trainer.fit()["stop_reason"])
+    except KeyboardInterrupt:  # raised within a step (a second Ctrl-C, a callback)
+        trainer.restore_best()
+        stop = INTERRUPTED
+    best, best_step = trainer.stopper.best, trainer.stopper.best_step
+    if validates and best_step is None:  # stopped before the first check
+        best, best_step = validation_score(model, val, seed=seed), trainer.step
+    if validates and cfg.calibrate and calibrate_model:
         best = calibrate(model, val, seed, by=cfg.calibrate, grid=cfg.temperatures)
     model.eval()
-    return FitReport(step, best_step if val is not None else step,
-                     best if val is not None else None, stop, time.monotonic() - start, history)
+    return FitReport(trainer.step, best_step if validates else trainer.step,
+                     best if validates else None, stop, time.monotonic() - start, history,
+                     skipped_steps=trainer.skipped_steps)
