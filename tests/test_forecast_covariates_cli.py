@@ -179,3 +179,107 @@ def test_load_future_lines_up_by_date_and_steps(tmp_path):
     with pytest.raises(DataError, match=r"uf.csv: no future covariate values for the series "
                                         r"at 32"):
         load_future("uf.csv", [u], 3, ["x"])
+
+
+# ---------------------------------------------------------------- the DataFrame API
+
+TINY = dict(max_time=None, max_steps=4, num_samples=20, hidden_size=8)
+EXOG = dict(futr_exog_list=["promo"], hist_exog_list=["price"], stat_exog_list=["region"])
+
+
+def read_frame(path):
+    pd = pytest.importorskip("pandas")
+    df = pd.read_csv(path)
+    return df.assign(ds=pd.to_datetime(df["ds"]))
+
+
+def csv_forecasts(h, seed):
+    """The CSV path's forecasts of p.csv with f.csv's future promo, at ``seed``."""
+    from rnnkit.forecasting import train_forecaster
+    from rnnkit.forecasting.data import series_covariates
+
+    series = load_series("p.csv", future=["promo"], past=["price"], static=["region"])
+    forecaster, _ = train_forecaster(series, h, seed=seed, covariates=series_covariates(series),
+                                     **{k: v for k, v in TINY.items() if k != "num_samples"})
+    covs = load_future("f.csv", series, h, ["promo"])
+    return [forecaster.forecast(s.values, s.dates, h, 20, series=s.name, seed=seed,
+                                covariates=c) for s, c in zip(series, covs)]
+
+
+def test_the_frame_with_covariates_gives_the_csv_paths_numbers():
+    from rnnkit.forecasting.frame import RNNForecast
+
+    panel(), future()
+    rf = RNNForecast(h=4, seed=3, **TINY, **EXOG).fit(read_frame("p.csv"))
+    got = rf.predict(level=[80], futr_df=read_frame("f.csv"))
+    for fc, (_, rows) in zip(csv_forecasts(4, 3), got.groupby("unique_id", sort=False)):
+        np.testing.assert_array_equal(rows["DeepAR"], fc.mean)
+        np.testing.assert_array_equal(rows["DeepAR-hi-80"], fc.quantiles[2])
+    assert rf.forecaster_.config.future_covariates == ("promo",)
+    flipped = read_frame(future("g.csv", flip=True))
+    assert not np.array_equal(rf.predict(futr_df=flipped)["DeepAR"], got["DeepAR"])
+
+
+def test_frame_cross_validation_passes_the_covariates_to_backtest():
+    from rnnkit.forecasting import backtest
+    from rnnkit.forecasting.data import series_covariates
+    from rnnkit.forecasting.frame import RNNForecast
+
+    cv = RNNForecast(seed=1, **TINY, **EXOG).cross_validation(read_frame(panel()), h=3,
+                                                              n_windows=2)
+    series = load_series("p.csv", future=["promo"], past=["price"], static=["region"])
+    got = []
+    backtest(series, 3, windows=2, seed=1, covariates=series_covariates(series),
+             on_forecast=lambda s, t, fc: got.append(fc.mean), **TINY)
+    np.testing.assert_array_equal(cv["DeepAR"], np.concatenate(got))
+
+
+def test_frame_covariate_refusals_are_one_line():
+    from rnnkit.forecasting.frame import RNNForecast
+
+    df = read_frame(panel())
+    rf = RNNForecast(h=3, **TINY, **EXOG).fit(df)
+    cases = [
+        (lambda: rf.predict(), r"predict needs futr_df= with the future values of \['promo'\]"),
+        (lambda: rf.predict(futr_df=read_frame(future(skip=(49,)))),
+         r"futr_df has no row for series 'A' at 2004-02-01"),
+        (lambda: RNNForecast(h=3, **TINY, **EXOG).fit(df.assign(
+            price=df["price"].where(df.index != 7))),
+         r"series 'A': covariate 'price' is missing or not finite at rows \[7\]"),
+        (lambda: RNNForecast(h=3, **TINY, **EXOG).fit(df.assign(
+            region=df["region"].where(df.index != 60, "east"))),
+         r"series 'B': static covariate 'region' varies: 'south' at row 48, 'east' at row 60"),
+        (lambda: RNNForecast(h=3, futr_exog_list=["nope"], **TINY).fit(df),
+         r"futr_exog_list: the DataFrame has no column 'nope'"),
+    ]
+    for call, message in cases:
+        with pytest.raises(DataError, match=message) as err:
+            call()
+        assert "\n" not in str(err.value)
+    # static_df instead of a column of df
+    pd = pytest.importorskip("pandas")
+    static = pd.DataFrame({"unique_id": ["B", "A"], "region": ["south", "north"]})
+    again = RNNForecast(h=3, stat_exog_list=["region"], **TINY).fit(
+        df.drop(columns="region"), static_df=static)
+    assert again.forecaster_.config.static_levels == {"region": ["north", "south"]}
+
+
+def test_an_integer_ds_round_trips_as_steps():
+    pd = pytest.importorskip("pandas")
+    from rnnkit.forecasting import train_forecaster
+    from rnnkit.forecasting.frame import RNNForecast
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"unique_id": np.repeat(["a", "b"], 40), "ds": np.tile(np.arange(40), 2),
+                       "y": np.tile(np.sin(np.arange(40)), 2) + rng.normal(0, 0.1, 80)})
+    got = RNNForecast(h=3, seed=2, **TINY).fit(df).predict()
+    assert got["ds"].dtype == df["ds"].dtype and list(got["ds"]) == [40, 41, 42] * 2
+    df.to_csv("steps.csv", index=False)
+    series = load_series("steps.csv")
+    assert series[0].undated
+    forecaster, _ = train_forecaster(series, 3, seed=2, max_time=None, max_steps=4, hidden_size=8)
+    fc = forecaster.forecast(series[1].values, series[1].dates, 3, 20, series="b", seed=2)
+    np.testing.assert_array_equal(got["DeepAR"][3:], fc.mean)
+    cv = RNNForecast(**TINY).cross_validation(df, h=3, n_windows=2)
+    assert cv["cutoff"].dtype == df["ds"].dtype and sorted(cv["cutoff"].unique()) == [33, 36]
+    assert (cv["ds"] > cv["cutoff"]).all()

@@ -183,9 +183,8 @@ BAD = {
         r"whole number of daily steps after 2000-01-05"),
     "text y": (dict(f=lambda d: d.assign(y=d["y"].astype(str))), r"column 'y' holds .*, not "
                r"numbers; convert it with pd.to_numeric"),
-    "integer ds": (dict(f=lambda d: d.assign(ds=np.arange(len(d)) % 40)),
-                   r"column 'ds' holds int64 steps, not dates: series without dates are not "
-                   r"supported by RNNForecast yet"),
+    "float ds": (dict(f=lambda d: d.assign(ds=np.arange(len(d)) % 40 + 0.5)),
+                 r"column 'ds' holds float64: give integer steps \(a series without dates"),
     "time zone": (dict(f=lambda d: d.assign(ds=d["ds"].dt.tz_localize("UTC"))),
                   r"column 'ds' has a time zone \(UTC\); drop it with"),
 }

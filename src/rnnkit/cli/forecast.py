@@ -37,7 +37,12 @@ from rnnkit.forecasting import (
     load_series,
     train_forecaster,
 )
-from rnnkit.forecasting.data import default_horizon, load_future, series_frequency
+from rnnkit.forecasting.data import (
+    default_horizon,
+    load_future,
+    series_covariates,
+    series_frequency,
+)
 from rnnkit.forecasting.fit import INTERRUPTED, describe_budget, forecast_config
 from rnnkit.forecasting.frequency import format_dates, to_steps
 from rnnkit.forecasting.metrics import coverage_note
@@ -66,12 +71,6 @@ def series_meta(s: ForecastSettings | BacktestSettings) -> dict[str, Any]:
     return {"target": s.target, "date_column": s.date_column, "id_column": s.id_column,
             "fill": s.fill, "season": s.season,
             **{flag: list(getattr(s, flag)) for flag in COVARIATE_FLAGS}}
-
-
-def training_covariates(series: list[DatedSeries]) -> list[Covariates] | None:
-    """Each series' covariates as ``train_forecaster`` and ``backtest`` take them (None:
-    none named)."""
-    return None if series[0].covariates is None else [x.covariates for x in series]
 
 
 def _no_covariate_flags(s: ForecastSettings | BacktestSettings, run: Path, meta: dict) -> None:
@@ -203,7 +202,7 @@ def _train_run(s: ForecastSettings) -> tuple[Path, dict, Forecaster, list[DatedS
     max_time = s.max_time or None
     series, left_out = trainable(series, horizon)
     covs = _forecast_covariates(series, meta, s.future, horizon)
-    cfg = forecast_config(series, horizon, covariates=training_covariates(series),
+    cfg = forecast_config(series, horizon, covariates=series_covariates(series),
                           ensemble=s.ensemble)
     meta.update(horizon=horizon, left_out=left_out)
     run = rundir.make_new(s.runs_dir, s.name, f"forecast-{source.stem}",
@@ -215,7 +214,7 @@ def _train_run(s: ForecastSettings) -> tuple[Path, dict, Forecaster, list[DatedS
               file=sys.stderr)
         forecaster, report = train_forecaster(series, horizon, max_time=max_time, seed=s.seed,
                                               ensemble=s.ensemble,
-                                              covariates=training_covariates(series))
+                                              covariates=series_covariates(series))
         forecaster.save(run / MODEL)
         meta.update(steps=report.steps, stop_reason=report.stop_reason)
         (run / META).write_text(json.dumps(meta) + "\n")
@@ -345,7 +344,7 @@ def run_backtest(s: BacktestSettings) -> dict:
           f"{file}, training a forecaster at each", file=sys.stderr)
     result = backtest(series, horizon, windows=s.windows, max_time=s.max_time or None,
                       num_samples=s.samples, seed=s.seed, ensemble=s.ensemble,
-                      on_window=_print_window, covariates=training_covariates(series))
+                      on_window=_print_window, covariates=series_covariates(series))
     names = {"deepar": "rnnkit", "naive": "Naive", "seasonal_naive": "SeasonalNaive"}
     metrics = ("mae", "rmse", "mase", "smape", "crps", "coverage")
     print(f"{file}: {s.windows} windows of {horizon} steps, {len(series)} series")

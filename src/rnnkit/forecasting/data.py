@@ -60,8 +60,8 @@ from rnnkit.forecasting.frequency import (
 )
 from rnnkit.forecasting.season import infer_season
 
-__all__ = ["DatedSeries", "load_series", "load_future", "interpolate_gaps", "series_frequency",
-           "default_horizon", "DATE_COLUMN_NAMES", "STEP_COLUMN_NAMES"]
+__all__ = ["DatedSeries", "load_series", "load_future", "series_covariates", "interpolate_gaps",
+           "series_frequency", "default_horizon", "DATE_COLUMN_NAMES", "STEP_COLUMN_NAMES"]
 
 # ds, unique_id and y: the long format of statsforecast and neuralforecast.
 DATE_COLUMN_NAMES = TIME_COLUMN_NAMES | {"ds", "quarter", "week"}
@@ -111,6 +111,12 @@ class DatedSeries:
         return dataclasses.replace(self, dates=self.dates[:n], values=self.values[:n],
                                    covariates=None if self.covariates is None else
                                    self.covariates.head(n))
+
+
+def series_covariates(series: Sequence[DatedSeries]) -> list[Covariates] | None:
+    """Each series' ``covariates`` as ``train_forecaster`` and ``backtest`` take them
+    (None when the series have none)."""
+    return None if series[0].covariates is None else [s.covariates for s in series]
 
 
 def series_frequency(series: Sequence[DatedSeries]) -> Frequency:
