@@ -283,3 +283,14 @@ def test_an_integer_ds_round_trips_as_steps():
     cv = RNNForecast(**TINY).cross_validation(df, h=3, n_windows=2)
     assert cv["cutoff"].dtype == df["ds"].dtype and sorted(cv["cutoff"].unique()) == [33, 36]
     assert (cv["ds"] > cv["cutoff"]).all()
+
+
+def test_the_library_names_a_series_of_steps_missing_future_values_by_step():
+    from rnnkit.forecasting import Covariates, DatedSeries, train_forecaster
+
+    x = np.random.default_rng(0).integers(0, 2, 40).astype(float)
+    s = DatedSeries("u", np.arange(40), np.sin(np.arange(40)) + x, season=1)
+    fc, _ = train_forecaster([s], 3, max_time=None, max_steps=2, hidden_size=4,
+                             covariates=[Covariates(future={"x": x})])
+    with pytest.raises(DataError, match=r"series 'u' has no values for the horizon's 41, 42;"):
+        fc.forecast(s.values, s.dates, 3, covariates=Covariates(future={"x": np.r_[x, 1.0]}))

@@ -46,7 +46,7 @@ from torch import Tensor
 
 from rnnkit.data.errors import DataError
 from rnnkit.forecasting.features import calendar_features
-from rnnkit.forecasting.frequency import format_dates
+from rnnkit.forecasting.frequency import format_dates, to_steps
 
 
 class ForecastConfig(Protocol):
@@ -114,7 +114,16 @@ def _check_names(covariates: Sequence[Covariates], names: Sequence[str]) -> None
                                 f"covariates ({diff}); give every series the same ones")
 
 
-def _finite(values: np.ndarray, name: str, series: str, dates: np.ndarray) -> np.ndarray:
+def _shown(dates: np.ndarray, cfg: ForecastConfig | None = None) -> str:
+    """``dates`` as a message names them: step numbers for a model of steps (whose dates
+    ``Forecaster.forecast`` handles as minutes)."""
+    if cfg is not None and cfg.freq == "steps":
+        dates = to_steps(dates)
+    return ", ".join(format_dates(dates))
+
+
+def _finite(values: np.ndarray, name: str, series: str, dates: np.ndarray,
+            cfg: ForecastConfig | None = None) -> np.ndarray:
     """``values`` as float64, or a DataError naming the rows (dates) that are not finite."""
     try:
         values = np.asarray(values, dtype=np.float64)
@@ -123,7 +132,7 @@ def _finite(values: np.ndarray, name: str, series: str, dates: np.ndarray) -> np
                         "category that varies within a series is not supported") from None
     bad = np.flatnonzero(~np.isfinite(values))
     if bad.size:
-        where = ", ".join(format_dates(dates[bad[:5]]))
+        where = _shown(dates[bad[:5]], cfg)
         more = f" and {bad.size - 5} more" if bad.size > 5 else ""
         raise DataError(f"covariate {name!r} of series {series!r} is missing or infinite at "
                         f"{where}{more}; fill those rows")
@@ -289,10 +298,10 @@ def covariate_features(cfg: ForecastConfig, cov: Covariates | None, dates: np.nd
         missing = np.ones(rows, dtype=bool)
         missing[: len(values)] = ~np.isfinite(values)
         if missing[observed:].any():
-            where = ", ".join(format_dates(dates[observed:][missing[observed:]][:6]))
+            where = _shown(dates[observed:][missing[observed:]][:6], cfg)
             raise DataError(f"future covariate {name!r} of series {series!r} has no values "
                             f"for the horizon's {where}; give them ({FUTURE_HINT})")
-        cols.append(_normalized(cfg, name, _finite(values, name, series, dates)))
+        cols.append(_normalized(cfg, name, _finite(values, name, series, dates, cfg)))
     if cfg.past_covariates:
         for name in cfg.past_covariates:
             values = np.zeros(rows)
@@ -300,7 +309,7 @@ def covariate_features(cfg: ForecastConfig, cov: Covariates | None, dates: np.nd
             if len(seen) < observed:
                 raise DataError(f"past covariate {name!r} of series {series!r} has "
                                 f"{len(seen)} values for {observed} rows; give one a row")
-            seen = _finite(seen, name, series, dates[:observed])
+            seen = _finite(seen, name, series, dates[:observed], cfg)
             values[1: len(seen) + 1] = _normalized(cfg, name, seen)[: rows - 1]
             cols.append(values)  # row t holds the value at t - 1
         cols.append(np.ones(rows))  # observed; window_inputs clears it after the context
