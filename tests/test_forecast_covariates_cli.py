@@ -294,3 +294,16 @@ def test_the_library_names_a_series_of_steps_missing_future_values_by_step():
                              covariates=[Covariates(future={"x": x})])
     with pytest.raises(DataError, match=r"series 'u' has no values for the horizon's 41, 42;"):
         fc.forecast(s.values, s.dates, 3, covariates=Covariates(future={"x": np.r_[x, 1.0]}))
+
+
+def test_the_library_trains_on_the_covariates_the_series_carry():
+    """load_series(future=...) puts them on the series; train_forecaster and backtest read
+    them from there, so loading covariates and forgetting covariates= cannot drop them."""
+    from rnnkit.forecasting import backtest, train_forecaster
+
+    series = load_series(panel(), future=["promo"])
+    forecaster, _ = train_forecaster(series, horizon=6, max_steps=2, max_time=None)
+    assert forecaster.config.future_covariates == ("promo",)
+    result = backtest(series, horizon=6, windows=1, max_steps=2, max_time=None,
+                      num_samples=5)
+    assert result["fits"] and result["methods"]["deepar"]["mase"] > 0

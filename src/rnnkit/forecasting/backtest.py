@@ -16,7 +16,7 @@ import numpy as np
 from rnnkit.data.errors import DataError
 from rnnkit.forecasting.baselines import naive, seasonal_naive
 from rnnkit.forecasting.covariates import Covariates
-from rnnkit.forecasting.data import DatedSeries, series_frequency
+from rnnkit.forecasting.data import DatedSeries, series_covariates, series_frequency
 from rnnkit.forecasting.fit import train_forecaster
 from rnnkit.forecasting.metrics import evaluate
 from rnnkit.forecasting.model import Forecast
@@ -65,7 +65,8 @@ def backtest(series: DatedSeries | Sequence[DatedSeries], horizon: int, windows:
             ``Forecast`` of the next H rows (e.g. to keep the forecasts themselves).
         covariates: one ``Covariates`` per series, over all its rows: each origin trains on
             their rows before it; its forecast reads the future-known ones for the H rows
-            after it too, the past-only ones only before it.
+            after it too, the past-only ones only before it (default: the series' own
+            ``covariates``).
 
     Returns:
         ``{"methods": {name: summary}, "windows": [{"origin", "series", name: metrics}],
@@ -84,6 +85,8 @@ def backtest(series: DatedSeries | Sequence[DatedSeries], horizon: int, windows:
         raise DataError(f"series {short} are too short for {windows} windows of {horizon} "
                         f"steps {step} apart: each needs {need} rows before the first window, "
                         f"{back + need} in all; give fewer --windows or a shorter --horizon")
+    if covariates is None:
+        covariates = series_covariates(series)
     if covariates is not None and len(covariates) != len(series):
         raise ValueError(f"{len(covariates)} covariates for {len(series)} series")
     covs = list(covariates) if covariates is not None else [None] * len(series)

@@ -41,7 +41,7 @@ from rnnkit.forecasting.covariates import (
     covariate_settings,
     step_inputs,
 )
-from rnnkit.forecasting.data import DatedSeries, series_frequency
+from rnnkit.forecasting.data import DatedSeries, series_covariates, series_frequency
 from rnnkit.forecasting.metrics import crps_by_step
 from rnnkit.forecasting.model import DeepAR, DeepAREnsemble, Forecaster
 from rnnkit.forecasting.windows import (
@@ -92,7 +92,10 @@ def train_forecaster(series: Sequence[DatedSeries], horizon: int, max_time: floa
     validation rows and without ``max_steps``, after ``config.default_steps``. Series
     shorter than ``windows.min_length(horizon)`` are left out with a warning (all of them:
     a DataError) and named in ``FitReport.left_out``. ``covariates``: one ``Covariates``
-    per series (``forecasting.covariates``), their rows aligned with the series'."""
+    per series (``forecasting.covariates``), their rows aligned with the series' (default:
+    the series' own ``covariates``, as ``load_series`` read them)."""
+    if covariates is None and series:
+        covariates = series_covariates(series)
     by_name = _by_name(series, covariates)
     series, left_out = drop_short(series, horizon)
     covs = None if by_name is None else [by_name[s.name] for s in series]
