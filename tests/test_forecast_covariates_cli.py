@@ -307,3 +307,24 @@ def test_the_library_trains_on_the_covariates_the_series_carry():
     result = backtest(series, horizon=6, windows=1, max_steps=2, max_time=None,
                       num_samples=5)
     assert result["fits"] and result["methods"]["deepar"]["mase"] > 0
+
+
+def test_an_ablate_series_study_trains_with_the_covariates_named(tmp_path, monkeypatch):
+    import rnnkit.forecasting
+    from rnnkit.cli import ablate
+    from rnnkit.cli.settings import AblateSettings
+
+    s = ablate.resolve_study(AblateSettings(files=[panel()], quick=True, steps=2, horizon=6,
+                                            windows=1, future_covariates=["promo"],
+                                            season=12), set())
+    job = ablate.plan_series(s, tmp_path / "study", 1)[0].jobs[0]
+    assert job["settings"]["future_covariates"] == ["promo"] and job["settings"]["season"] == 12
+    seen, real = {}, rnnkit.forecasting.backtest
+
+    def spy(series, *args, **kwargs):
+        seen["covariates"] = series[0].covariates
+        return real(series, *args, **kwargs)
+
+    monkeypatch.setattr(rnnkit.forecasting, "backtest", spy)
+    ablate.run_series(job)
+    assert seen["covariates"] is not None and "promo" in seen["covariates"].future

@@ -425,16 +425,11 @@ def test_score(run_dir: Path, test_file: str, device: str) -> dict[str, Any]:
 # ------------------------------------------------------------------ series studies
 
 
-def series_meta(s: AblateSettings) -> dict[str, Any]:
-    return {"target": s.target, "date_column": s.date_column, "id_column": s.id_column,
-            "fill": s.fill}
-
-
 def plan_series(s: AblateSettings, out: Path, threads: int) -> tuple[Plan, Any, dict[str, Any]]:
     """A study of ``rnnkit forecast``'s forecaster on a dated CSV: the plan, the default
     ForecastConfig and what study.json records. The test split is the last ``windows * H``
     rows of each series (``windows`` origins H apart); no run trains on them."""
-    from rnnkit.cli.forecast import load_csv_series
+    from rnnkit.cli.forecast import load_csv_series, series_meta
     from rnnkit.forecasting import default_config
     from rnnkit.forecasting.backtest import min_train_rows
     from rnnkit.forecasting.data import default_horizon, series_frequency

@@ -27,7 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from rnnkit.cli import rundir
-from rnnkit.cli.settings import BacktestSettings, ConfigError, ForecastSettings, set_threads
+from rnnkit.cli.settings import (
+    AblateSettings,
+    BacktestSettings,
+    ConfigError,
+    ForecastSettings,
+    set_threads,
+)
 from rnnkit.data.errors import DataError
 from rnnkit.forecasting import (
     Covariates,
@@ -66,7 +72,7 @@ def load_csv_series(path: str, meta: dict[str, Any]) -> list[DatedSeries]:
                        static=meta.get("static_covariates") or ())
 
 
-def series_meta(s: ForecastSettings | BacktestSettings) -> dict[str, Any]:
+def series_meta(s: ForecastSettings | BacktestSettings | AblateSettings) -> dict[str, Any]:
     """What a run records of how its CSV is read (the columns, --fill, --season)."""
     return {"target": s.target, "date_column": s.date_column, "id_column": s.id_column,
             "fill": s.fill, "season": s.season,

@@ -380,15 +380,31 @@ class AblateSettings:
                                "otherwise, 10 for yearly")
     windows: int = _opt(3, "CSV: test origins, H rows apart at the end of each series (the "
                         "test split: W * H rows no run trains on)")
+    season: int | None = _opt(None, "CSV: steps in a season, as rnnkit forecast's --season",
+                              shown="the frequency's; without dates, inferred")
+    future_covariates: list[str] = _opt([], "CSV: covariate columns known for the horizon too, "
+                                        "as rnnkit forecast's")
+    past_covariates: list[str] = _opt([], "CSV: covariate columns observed with the target "
+                                      "only, as rnnkit forecast's")
+    static_covariates: list[str] = _opt([], "CSV: covariate columns with one value per series, "
+                                        "as rnnkit forecast's")
 
     def __post_init__(self) -> None:
-        if self.horizon is not None and not 1 <= self.horizon <= 100_000:
-            raise ConfigError(f"horizon (--horizon) must be in [1, 100000], got {self.horizon}")
+        _check_horizon_and_season(self)
         _require(self, {"budget": NON_NEGATIVE, "steps": NON_NEGATIVE, "windows": (1, 1000,
                                                                                "in [1, 1000]"),
                         "seeds": (1, 1000, "in [1, 1000]"), "jobs": (0, 4096, "in [0, 4096]"),
                         "threads": THREADS,
                         "test_fraction": (0.01, 0.5, "in [0.01, 0.5]")})
+
+
+def _check_horizon_and_season(s: Any) -> None:
+    """The series options a forecast, a backtest and a series study share."""
+    if s.horizon is not None and not 1 <= s.horizon <= 100_000:
+        raise ConfigError(f"horizon (--horizon) must be in [1, 100000], got {s.horizon}")
+    if s.season is not None and not 1 <= s.season <= 100_000:
+        raise ConfigError(f"season (--season) must be in [1, 100000] (1: no season), got "
+                          f"{s.season}")
 
 
 # Fields whose None means "not set" (a file may say null).
@@ -447,11 +463,7 @@ class _SeriesColumns:
                                         "number, or text as a category")
 
     def _check(self, extra: dict[str, tuple[float, float, str]]) -> None:
-        if self.horizon is not None and not 1 <= self.horizon <= 100_000:
-            raise ConfigError(f"horizon (--horizon) must be in [1, 100000], got {self.horizon}")
-        if self.season is not None and not 1 <= self.season <= 100_000:
-            raise ConfigError(f"season (--season) must be in [1, 100000] (1: no season), got "
-                              f"{self.season}")
+        _check_horizon_and_season(self)
         _require(self, {"samples": (1, 100_000, "in [1, 100000]"), "max_time": NON_NEGATIVE,
                         "threads": THREADS, "ensemble": (1, 100, "in [1, 100]"), **extra})
 
