@@ -232,13 +232,16 @@ def test_a_chunk_longer_than_the_data_skips_the_row():
 
 
 def test_paired_interval_and_verdict():
-    assert t975(1) == 12.706 and t975(30) == 2.042
+    # scipy.stats.t.ppf(0.975, df): exact at 1 and 2, the expansion within 0.11% from 3
+    exact = {1: 12.7062, 2: 4.3027, 3: 3.1824, 4: 2.7764, 5: 2.5706, 10: 2.2281, 30: 2.0423}
+    for df, q in exact.items():
+        assert abs(t975(df) / q - 1) < (1e-4 if df <= 2 else 1.2e-3), (df, t975(df))
     assert abs(t975(60) - 2.000) < 1e-3 and abs(t975(120) - 1.980) < 1e-3
     default = {0: 1.50, 1: 1.52, 2: 1.49}
     better = {0: 1.40, 1: 1.43, 2: 1.38}  # differences -0.10, -0.09, -0.11
     mean, low, high, n = paired_effect(better, default)
     assert n == 3 and mean == pytest.approx(-0.10)
-    assert (high - low) / 2 == pytest.approx(4.303 * 0.01 / 3**0.5)
+    assert (high - low) / 2 == pytest.approx(4.302653 * 0.01 / 3**0.5, rel=1e-5)  # t(0.975, 2)
     assert verdict(low, high) == HELPS
     assert verdict(0.01, 0.2) == HURTS and verdict(-0.1, 0.1) == UNCLEAR
     assert paired_effect({0: 1.0}, default)[1:] == (None, None, 1)

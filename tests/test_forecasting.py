@@ -29,8 +29,9 @@ from rnnkit.forecasting.metrics import (
     evaluate,
     seasonal_naive_scale,
 )
-from rnnkit.forecasting.model import DeepAR, DeepAREnsemble, t_quantile
+from rnnkit.forecasting.model import DeepAR, DeepAREnsemble
 from rnnkit.forecasting.windows import WindowSampler
+from rnnkit.stats import t_quantile
 
 
 def dated(values, start="2020-01-01", step="D") -> DatedSeries:

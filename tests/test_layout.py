@@ -12,8 +12,9 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 LAYERS = [
     ("core", ["rnnkit.data", "rnnkit.state", "rnnkit.functional", "rnnkit.regularizers",
               "rnnkit.workspace", "rnnkit.kernels", "rnnkit.normalization", "rnnkit.losses",
-              "rnnkit.init"]),
-    ("recurrent", ["rnnkit.cells", "rnnkit.fast_loop", "rnnkit.rnn", "rnnkit.export"]),
+              "rnnkit.init", "rnnkit.stats"]),
+    ("recurrent", ["rnnkit.cells", "rnnkit.fast_loop", "rnnkit.dispatch", "rnnkit.rnn",
+                   "rnnkit.export"]),
     ("model parts", ["rnnkit.heads", "rnnkit.models", "rnnkit.rollout"]),
     ("objectives", ["rnnkit.objectives"]),
     ("trainer", ["rnnkit.train"]),

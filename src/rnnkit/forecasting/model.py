@@ -28,9 +28,10 @@ from rnnkit.forecasting.features import lagged, window_scale
 from rnnkit.forecasting.frequency import FREQUENCIES, check_dates, future_dates
 from rnnkit.forecasting.windows import ForecastConfig, Windows
 from rnnkit.heads import GaussianHead
+from rnnkit.stats import t_quantile
 from rnnkit.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
-__all__ = ["t_quantile", "StudentTHead", "DeepAR", "DeepAREnsemble", "build_model", "Forecast",
+__all__ = ["StudentTHead", "DeepAR", "DeepAREnsemble", "build_model", "Forecast",
            "Forecaster"]
 
 OBJECTIVES = ("teacher_forcing", "open_loop")
@@ -64,19 +65,6 @@ class StudentTHead(nn.Module):
         d = self.dist(params)
         draw = torch.distributions.StudentT(d.df, d.loc, d.scale * temperature).sample()
         return draw.unsqueeze(-1)
-
-
-def t_quantile(p: float, df: Tensor) -> Tensor:
-    """The p-quantile of a standard Student-t with ``df`` degrees of freedom (elementwise):
-    the expansion in 1/df of Abramowitz & Stegun 26.7.5 around the Normal quantile, to the
-    1/df^4 term (within 0.2% of the exact value at p = 0.9 for df >= 2, the heads' range)."""
-    z = torch.special.ndtri(torch.tensor(p, dtype=df.dtype))
-    z2 = z * z
-    terms = (z * (z2 + 1) / 4,
-             z * ((5 * z2 + 16) * z2 + 3) / 96,
-             z * (((3 * z2 + 19) * z2 + 17) * z2 - 15) / 384,
-             z * ((((79 * z2 + 776) * z2 + 1482) * z2 - 1920) * z2 - 945) / 92160)
-    return z + sum(term / df ** (k + 1) for k, term in enumerate(terms))
 
 
 class DeepAR(nn.Module):
