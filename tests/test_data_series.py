@@ -165,3 +165,11 @@ def test_line_numbers_count_from_where_a_row_starts(tmp_path):
     path = write(tmp_path, 'x,note\n1,"a\nb"\n,"c\nd"\n')
     with pytest.raises(DataError, match=r"'x' has 1 empty value\(s\) at line\(s\) 4 "):
         load_csv(path, ["x"])
+
+
+@pytest.mark.parametrize("sep", [";", "\t", "|"])
+def test_a_file_separated_by_another_character_says_so(tmp_path, sep):
+    path = tmp_path / "s.csv"
+    path.write_text(f"date{sep}v\n2020-01-01{sep}1\n2020-01-02{sep}2\n")
+    with pytest.raises(DataError, match=f"is {sep!r} the separator"):
+        load_csv(path)
