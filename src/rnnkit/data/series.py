@@ -68,11 +68,6 @@ def read_rows(path: Path) -> tuple[list[str], list[list[str]], list[int]]:
     if not rows:
         raise DataError(f"{path}: holds no values (only commas, quotes or blank lines)")
     header = [name.strip() for name in rows[0]]
-    other = [sep for sep in (";", "\t", "|") if len(header) == 1 and sep in header[0]]
-    if other:  # read as commas, such a file is one text column: say why, not "no numbers"
-        raise DataError(f"{path}: the header {rows[0][0]!r} is one column; rnnkit reads "
-                        f"comma-separated files: is {other[0]!r} the separator? write it "
-                        "with commas")
     if all(_parse_float(name) is not None for name in header if name):
         raise DataError(f"{path}: the first row must be a header naming the columns, got {rows[0]}")
     repeated = sorted({name for name in header if name and header.count(name) > 1})
@@ -91,6 +86,11 @@ def read_rows(path: Path) -> tuple[list[str], list[list[str]], list[int]]:
                 f"{path}: line {line} has {len(row)} cells but the header names {len(header)} "
                 f"column(s) ({row}); is a decimal comma or another separator than ',' in use?"
             )
+    other = [sep for sep in (";", "\t", "|") if len(header) == 1 and sep in header[0]]
+    if other:  # read as commas, such a file is one text column: say why, not "no numbers"
+        raise DataError(f"{path}: the header {rows[0][0]!r} is one column; rnnkit reads "
+                        f"comma-separated files: is {other[0]!r} the separator? write it "
+                        "with commas")
     return header, rows[1:], lines[1:]
 
 
