@@ -143,3 +143,19 @@ def test_the_docs_example_uses_step_onnx_and_parts_pt_as_rnnkit_does(cell, tmp_p
     namespace["initial"].update({k: v * 0 for k, v in namespace["initial"].items()})
     zero = torch.from_numpy(namespace["next_char_logits"]("t"))
     assert (zero - first).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_exported_step_is_the_reference_step(mode, monkeypatch):
+    """to_step runs rnnkit.functional's step (one definition of the math), not a copy."""
+    from rnnkit import functional
+
+    name = f"{mode.lower()}_step"
+    calls = []
+    real = getattr(functional, name)
+    monkeypatch.setattr(functional, name, lambda *a, **k: calls.append(1) or real(*a, **k))
+    m = getattr(rnnkit, mode)(3, 5, 2, layer_norm=True).eval()
+    step = to_step(m)
+    with torch.no_grad():
+        step(torch.randn(4, 3), *_tuple(step.initial_state(4)))
+    assert len(calls) == 2  # one per layer

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit import functional
@@ -77,10 +76,8 @@ class _CellBase(nn.Module):
         if x.dim() != 2 or x.shape[1] != self.input_size:
             raise ValueError(f"{type(self).__name__}: input must be [B, {self.input_size}], "
                              f"got shape {tuple(x.shape)}")
-        if self.layer_norm:
-            return F.layer_norm(F.linear(x, self.weight_ih), (self.weight_ih.shape[0],),
-                                self.ln_weight_ih, self.bias_ih)
-        return F.linear(x, self.weight_ih, self.bias_ih)
+        norm = (self.ln_weight_ih, self.bias_ih) if self.layer_norm else None
+        return functional.projection(x, self.weight_ih, self.bias_ih, norm)
 
     def _hh_norm(self) -> functional.Norm:
         return (self.ln_weight_hh, self.bias_hh) if self.layer_norm else None

@@ -18,9 +18,10 @@ from __future__ import annotations
 import copy
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rnnkit import functional
+from rnnkit.regularizers import zoneout
 from rnnkit.rnn import GRU, LSTM, _RecurrentBase
 
 __all__ = ["to_torch", "to_step", "to_onnx", "LSTMStep", "GRUStep"]
@@ -74,7 +75,8 @@ def _param(t: Tensor | None, fill: float, size: int, like: Tensor) -> nn.Paramet
 
 
 class _LayerStep(nn.Module):
-    """One layer's weights for one step; ``layer_norm`` decides how the maps combine."""
+    """One layer's weights for one step, run through :mod:`rnnkit.functional`'s step (the
+    module's own reference math); ``layer_norm`` says whether its norms apply."""
 
     def __init__(self, module: _RecurrentBase, layer: int) -> None:
         super().__init__()
@@ -82,8 +84,6 @@ class _LayerStep(nn.Module):
         G, H = w_ih.shape[0], module.hidden_size
         get = lambda name: getattr(module, f"{name}_l{layer}", None)  # noqa: E731
         self.layer_norm: bool = module.layer_norm
-        self.gate_size: int = G  # ints, not traced shapes: ONNX export needs them constant
-        self.hidden_size: int = H
         self.weight_ih = nn.Parameter(w_ih.detach().clone())
         self.weight_hh = nn.Parameter(get("weight_hh").detach().clone())
         self.bias_ih = _param(get("bias_ih"), 0.0, G, w_ih)
@@ -93,21 +93,32 @@ class _LayerStep(nn.Module):
         self.ln_weight_cell = _param(get("ln_weight_cell"), 1.0, H, w_ih)
         self.ln_bias_cell = _param(get("ln_bias_cell"), 0.0, H, w_ih)
 
-    def gates(self, x: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
-        """(input map, recurrent map): ``LN(W x; g, b)`` each with layer norm (Ba 2016), else
-        ``W x + b``. x: [B, I], h: [B, H] -> two [B, G*H]."""
-        gx = F.linear(x, self.weight_ih)
-        gh = F.linear(h, self.weight_hh)
+    def _norm(self, gain: Tensor, bias: Tensor) -> functional.Norm:
+        """(gain, bias) with layer norm, else None."""
         if self.layer_norm:
-            gx = F.layer_norm(gx, [self.gate_size], self.ln_weight_ih, self.bias_ih)
-            gh = F.layer_norm(gh, [self.gate_size], self.ln_weight_hh, self.bias_hh)
-            return gx, gh
-        return gx + self.bias_ih, gh + self.bias_hh
+            return gain, bias
+        return None
 
-    def cell_norm(self, c: Tensor) -> Tensor:
-        if self.layer_norm:
-            return F.layer_norm(c, [self.hidden_size], self.ln_weight_cell, self.ln_bias_cell)
-        return c
+    def input_gates(self, x: Tensor) -> Tensor:
+        """The input map of one step, x [B, I] -> [B, G*H]."""
+        return functional.projection(x, self.weight_ih, self.bias_ih,
+                                     self._norm(self.ln_weight_ih, self.bias_ih))
+
+    def lstm(self, x: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+        """:func:`rnnkit.functional.lstm_step` on ``x``'s input map: (h', c')."""
+        return functional.lstm_step(self.input_gates(x), h, c, self.weight_hh, self.bias_hh,
+                                    self._norm(self.ln_weight_hh, self.bias_hh),
+                                    self._norm(self.ln_weight_cell, self.ln_bias_cell))
+
+    def gru(self, x: Tensor, h: Tensor) -> Tensor:
+        """:func:`rnnkit.functional.gru_step` on ``x``'s input map: h'."""
+        return functional.gru_step(self.input_gates(x), h, self.weight_hh, self.bias_hh,
+                                   self._norm(self.ln_weight_hh, self.bias_hh))
+
+
+def _eval_keep(p: float, like: Tensor) -> Tensor:
+    """Zoneout's eval-mode keep (its expectation, as regularizers.zoneout_keep gives it)."""
+    return torch.full((1, 1), p, dtype=like.dtype, device=like.device)
 
 
 class _StepBase(nn.Module):
@@ -139,8 +150,10 @@ class LSTMStep(_StepBase):
 
     def __init__(self, module: LSTM) -> None:
         super().__init__(module)
-        self.zoneout_h: float = module.zoneout_hidden
-        self.zoneout_c: float = module.zoneout_cell
+        # not in the state_dict: a constant of the module's eval step, not a weight
+        ref = module.weight_hh_l0
+        self.register_buffer("keep_h", _eval_keep(module.zoneout_hidden, ref), persistent=False)
+        self.register_buffer("keep_c", _eval_keep(module.zoneout_cell, ref), persistent=False)
 
     @torch.jit.export
     def initial_state(self, batch_size: int) -> tuple[Tensor, Tensor]:
@@ -153,13 +166,9 @@ class LSTMStep(_StepBase):
         hs, cs = [], []
         out = torch.zeros_like(h[0])
         for k, layer in enumerate(self.layers):
-            gx, gh = layer.gates(x, h[k])
-            i, f, g, o = (gx + gh).chunk(4, dim=-1)
-            c_new = torch.sigmoid(f) * c[k] + torch.sigmoid(i) * torch.tanh(g)
-            h_new = torch.sigmoid(o) * torch.tanh(layer.cell_norm(c_new))
-            # zoneout's eval step: the expectation p * previous + (1 - p) * new
-            c_new = self.zoneout_c * c[k] + (1.0 - self.zoneout_c) * c_new
-            h_new = self.zoneout_h * h[k] + (1.0 - self.zoneout_h) * h_new
+            h_new, c_new = layer.lstm(x, h[k], c[k])
+            h_new = zoneout(h[k], h_new, self.keep_h)
+            c_new = zoneout(c[k], c_new, self.keep_c)
             hs.append(h_new)
             cs.append(c_new)
             out = out + h_new if self.sum_outputs else h_new
@@ -175,7 +184,8 @@ class GRUStep(_StepBase):
 
     def __init__(self, module: GRU) -> None:
         super().__init__(module)
-        self.zoneout_h: float = module.zoneout
+        ref = module.weight_hh_l0
+        self.register_buffer("keep_h", _eval_keep(module.zoneout, ref), persistent=False)
 
     @torch.jit.export
     def initial_state(self, batch_size: int) -> Tensor:
@@ -187,14 +197,7 @@ class GRUStep(_StepBase):
         hs = []
         out = torch.zeros_like(h[0])
         for k, layer in enumerate(self.layers):
-            gx, gh = layer.gates(x, h[k])
-            x_r, x_z, x_n = gx.chunk(3, dim=-1)
-            a_r, a_z, a_n = gh.chunk(3, dim=-1)
-            r = torch.sigmoid(x_r + a_r)
-            z = torch.sigmoid(x_z + a_z)
-            n = torch.tanh(x_n + r * a_n)
-            h_new = (1.0 - z) * n + z * h[k]  # torch.nn.GRU: z keeps the previous state
-            h_new = self.zoneout_h * h[k] + (1.0 - self.zoneout_h) * h_new
+            h_new = zoneout(h[k], layer.gru(x, h[k]), self.keep_h)
             hs.append(h_new)
             out = out + h_new if self.sum_outputs else h_new
             x = h_new

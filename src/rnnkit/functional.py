@@ -26,7 +26,20 @@ def layer_norm(x: Tensor, norm: Norm, eps: float = 1e-5) -> Tensor:
     if norm is None:
         return x
     gain, bias = norm
-    return F.layer_norm(x, (x.shape[-1],), gain, bias, eps)
+    # the gain's shape, not x's: ONNX export traces x's shape as a tensor, and layer_norm's
+    # normalized_shape must be a constant there
+    return F.layer_norm(x, gain.shape, gain, bias, eps)
+
+
+def projection(x: Tensor, weight: Tensor, bias: Tensor | None, norm: Norm) -> Tensor:
+    """One gate map: ``W x + b``, or ``LN(W x; gain, bias)`` with a layer norm (Ba 2016),
+    whose bias is then the map's (``norm[1]``; ``bias`` is unused). x: [..., in] -> [..., G*H].
+
+    The input map ``W_ih x + b_ih`` of a whole sequence and the recurrent map of one step
+    (:func:`hidden_gates`) are both this."""
+    if norm is None:
+        return F.linear(x, weight, bias)
+    return layer_norm(F.linear(x, weight), norm)
 
 
 def hidden_gates(h: Tensor, weight_hh: Tensor, bias_hh: Tensor | None, hh_norm: Norm) -> Tensor:
@@ -35,14 +48,13 @@ def hidden_gates(h: Tensor, weight_hh: Tensor, bias_hh: Tensor | None, hh_norm: 
     With layer norm the bias of the map is the norm's bias (``hh_norm[1]``), so ``bias_hh``
     is unused then. h: [B, H] -> [B, G*H].
     """
-    if torch.is_autocast_enabled(h.device.type):
-        # the recurrence runs in the state's precision under autocast, as the fast loop does:
-        # rounding W_hh h to bfloat16 at every step compounds over time
-        with torch.autocast(h.device.type, enabled=False):
-            return hidden_gates(h, weight_hh.to(h.dtype), bias_hh, hh_norm)
-    if hh_norm is None:
-        return F.linear(h, weight_hh, bias_hh)
-    return layer_norm(F.linear(h, weight_hh), hh_norm)
+    if not torch.jit.is_scripting():  # TorchScript (rnnkit.export) has no autocast to ask
+        if torch.is_autocast_enabled(h.device.type):
+            # the recurrence runs in the state's precision under autocast, as the fast loop
+            # does: rounding W_hh h to bfloat16 at every step compounds over time
+            with torch.autocast(h.device.type, enabled=False):
+                return projection(h, weight_hh.to(h.dtype), bias_hh, hh_norm)
+    return projection(h, weight_hh, bias_hh, hh_norm)
 
 
 def lstm_step(

@@ -22,7 +22,6 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import _VF, Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
@@ -544,12 +543,10 @@ class _RecurrentBase(nn.Module):
         into a kept buffer (:func:`fast_loop.input_projection`)."""
         w = getattr(self, f"weight_ih_l{layer}")
         norm = self._ih_norm(layer)
-        linear = fast_loop.input_projection if fast else F.linear
-        if norm is None:
-            return linear(x, w, getattr(self, f"bias_ih_l{layer}") if self.bias else None)
-        if fast:
-            return linear(x, w)
-        return F.layer_norm(linear(x, w), (w.shape[0],), *norm)
+        bias = getattr(self, f"bias_ih_l{layer}") if self.bias else None
+        if not fast:
+            return functional.projection(x, w, bias, norm)
+        return fast_loop.input_projection(x, w, bias if norm is None else None)
 
     def _ih_norm(self, layer: int) -> functional.Norm:
         """Gain and bias of the input map's layer norm (its bias is b_ih), or None."""
