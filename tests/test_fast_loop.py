@@ -45,6 +45,23 @@ def _inputs(gates: int, *, ln_hh: bool, ln_cell: bool, mask: bool, keep: bool, r
     return rand(B, H), kw
 
 
+def _bundled(layer, input_gates, h0, weight_hh, c0=None, resets=None, h_init=None,
+              c_init=None, candidate_mask=None, keep_h=None, keep_c=None, **norms):
+    """Call a fast-loop layer with the tensors by name, as _inputs names them."""
+    state = (h0,) if c0 is None else (h0, c0)
+    return layer(input_gates, *state, weight_hh, fast_loop.LayerNorms(**norms),
+                 fast_loop.Masks(candidate_mask, keep_h, keep_c),
+                 fast_loop.Resets(resets, h_init, c_init))
+
+
+def lstm_layer(*args, **kw):
+    return _bundled(fast_loop.lstm_layer, *args, **kw)
+
+
+def gru_layer(*args, **kw):
+    return _bundled(fast_loop.gru_layer, *args, **kw)
+
+
 CASES = list(itertools.product([False, True], repeat=4))  # ln, mask, keep, reset
 
 
@@ -72,7 +89,7 @@ def test_lstm_layer_gradcheck(ln, mask, keep, reset, loop):
     def f(*args):
         names = [k for k, v in kw.items() if isinstance(v, torch.Tensor) and v.requires_grad]
         call = dict(kw, **dict(zip(names, args[1:])))
-        out, h, c = fast_loop.lstm_layer(h0=args[0], **call)
+        out, h, c = lstm_layer(h0=args[0], **call)
         return out, h, c
 
     grads = [h0] + [v for v in kw.values() if isinstance(v, torch.Tensor) and v.requires_grad]
@@ -85,7 +102,7 @@ def test_gru_layer_gradcheck(ln, mask, keep, reset, loop):
 
     def f(*args):
         names = [k for k, v in kw.items() if isinstance(v, torch.Tensor) and v.requires_grad]
-        return fast_loop.gru_layer(h0=args[0], **dict(kw, **dict(zip(names, args[1:]))))
+        return gru_layer(h0=args[0], **dict(kw, **dict(zip(names, args[1:]))))
 
     grads = [h0] + [v for v in kw.values() if isinstance(v, torch.Tensor) and v.requires_grad]
     assert torch.autograd.gradcheck(f, grads)
@@ -96,7 +113,7 @@ def test_short_and_long_sequence_weight_layouts_agree(gates, loop, monkeypatch):
     """W_hh^T as a transposed view (short sequences, step()) and as a contiguous copy (long
     ones) give the same outputs and gradients."""
     h0, kw = _inputs(gates, ln_hh=True, ln_cell=gates == 4, mask=True, keep=True, reset=True)
-    layer = fast_loop.lstm_layer if gates == 4 else fast_loop.gru_layer
+    layer = lstm_layer if gates == 4 else gru_layer
     inputs = [h0] + [v for v in kw.values() if isinstance(v, torch.Tensor) and v.requires_grad]
     results = []
     for min_steps in (T + 1, 1):  # view, then copy
@@ -130,7 +147,7 @@ def test_kernel_equals_eager_step(cell, dtype, monkeypatch):
     if cell == "lstm":
         kw.update(c0=rand(B_, H_), cell_gain=rand(H_), cell_bias=rand(H_), c_init=rand(B_, H_),
                   keep_c=(torch.rand(T_, B_, 1, generator=g, dtype=dtype) > 0.5).to(dtype))
-    layer = fast_loop.lstm_layer if cell == "lstm" else fast_loop.gru_layer
+    layer = lstm_layer if cell == "lstm" else gru_layer
 
     def run(**changes):
         args = dict(kw, **changes)
@@ -174,7 +191,7 @@ def test_sequence_op_at_edge_sizes(cell, sizes):
               resets=reset, h_init=rand(H_))
     if cell == "lstm":
         kw.update(c0=rand(B_, H_), cell_gain=rand(H_), cell_bias=rand(H_), c_init=rand(1, H_))
-    layer = fast_loop.lstm_layer if cell == "lstm" else fast_loop.gru_layer
+    layer = lstm_layer if cell == "lstm" else gru_layer
 
     def run():
         out, *states = layer(**kw)
@@ -364,8 +381,8 @@ def test_kernels_refuse_tensors_of_the_wrong_size():
         forward(h_init=torch.randn(3, 7))
     gates, h0, w = torch.randn(5, 4, 21), torch.randn(4, 7), torch.randn(21, 7)
     mask = torch.rand(1, 7) * 2
-    broadcast, _ = fast_loop.gru_layer(gates, h0, w, candidate_mask=mask)
-    full, _ = fast_loop.gru_layer(gates, h0, w, candidate_mask=mask.expand(4, 7).contiguous())
+    broadcast, _ = gru_layer(gates, h0, w, candidate_mask=mask)
+    full, _ = gru_layer(gates, h0, w, candidate_mask=mask.expand(4, 7).contiguous())
     torch.testing.assert_close(broadcast, full)
 
 
@@ -471,3 +488,30 @@ def test_input_projection_is_linear_in_kept_buffers(bias, monkeypatch):
     del second
     assert fast_loop.input_projection(x, w, b).data_ptr() == ptr
     workspace.clear()
+
+
+def _positional_parameters(func) -> int:
+    import inspect
+
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return sum(p.kind in kinds and p.name not in ("self", "ctx")
+               for p in inspect.signature(func).parameters.values())
+
+
+def test_no_engine_function_takes_more_than_ten_positional_arguments():
+    """The fast loop and the modules' layer methods pass bundles (LayerNorms, Masks, Resets,
+    the buffers) instead of long runs of tensors whose order changes between functions."""
+    import inspect
+
+    from rnnkit import rnn
+
+    owners = [fast_loop, fast_loop._LSTMLayer, fast_loop._GRULayer, rnn._RecurrentBase,
+              rnn.LSTM, rnn.GRU]
+    counts = {}
+    for owner in owners:
+        for name, value in vars(owner).items():
+            func = value.__func__ if isinstance(value, staticmethod) else value
+            if inspect.isfunction(func) and func.__module__ in ("rnnkit.fast_loop", "rnnkit.rnn"):
+                counts[f"{owner.__name__}.{name}"] = _positional_parameters(func)
+    assert "rnnkit.fast_loop._lstm_forward_step" in counts
+    assert {k: n for k, n in counts.items() if n > 10} == {}

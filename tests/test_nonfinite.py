@@ -80,8 +80,7 @@ def test_step_kernel_activations_at_infinity_and_nan(dtype, monkeypatch):
     x_z = torch.full((H,), -INF, dtype=dtype)
     x_z[-3:] = torch.tensor([INF, NAN, 200.0], dtype=dtype)
     gates = torch.cat([torch.zeros(H, dtype=dtype), x_z, x_n]).view(1, 1, 3 * H)
-    args = (gates, torch.zeros(1, H, dtype=dtype), torch.zeros(3 * H, H, dtype=dtype),
-            None, None, None, None)
+    args = (gates, torch.zeros(1, H, dtype=dtype), torch.zeros(3 * H, H, dtype=dtype))
 
     _, h = fast_loop.gru_layer(*args)
     assert h[0, :2].tolist() == [1.0, -1.0] and h[0, 2].isnan()

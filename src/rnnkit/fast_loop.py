@@ -35,6 +35,7 @@ Shared arguments of :func:`lstm_layer` and :func:`gru_layer`:
 from __future__ import annotations
 
 import contextlib
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -85,140 +86,257 @@ def _weight_grad(d_raw: Tensor, states: Tensor, restarts: dict) -> Tensor:
     return grad
 
 
-def _lstm_forward_step(
-    x, ih_gain, ih_bias, ih_stats, raw, hh_gain, hh_bias, c_prev, h_prev, cell_gain, cell_bias,
-    mask, keep_c, keep_h, act, c_new, c, tanh_c, h, hh_stats, cell_stats,
-):
-    """Everything of one LSTM step after the matmul, in eager PyTorch; writes its outputs.
+class LayerNorms(NamedTuple):
+    """A layer's layer norms (Ba 2016), each a gain and a bias, None where off. Without
+    ``hh_gain``, ``hh_bias`` is the plain recurrent bias ``b_hh``; with ``ih_gain`` the layer
+    gets the input map ``W_ih x`` before its norm and applies it (bias ``ih_bias``)."""
 
-    ``x`` [B, 4H] is ``W_ih x_t + b`` (plus ``W_hh h`` when ``raw`` is None, and then it may
-    be ``act`` itself), or ``W_ih x_t`` before its layer norm when ``ih_gain`` is given;
-    ``raw`` is ``W_hh h`` before its layer norm (without it, ``hh_bias`` is the plain recurrent
-    bias, added to ``x``, or None). Writes the activated gates to ``act``, the
-    cell before zoneout to ``c_new``, the new state to ``c`` and ``h``, ``tanh(LN(c_new))`` to
-    ``tanh_c`` and layer-norm statistics [2, B] (mean, rstd). The sequence op's row function
-    (``forward_rows`` in csrc/lstm_step.cpp) does the same in one pass per row.
+    ih_gain: Tensor | None = None
+    ih_bias: Tensor | None = None
+    hh_gain: Tensor | None = None
+    hh_bias: Tensor | None = None
+    cell_gain: Tensor | None = None  # LSTM only: the cell's norm before tanh
+    cell_bias: Tensor | None = None
+
+
+class Masks(NamedTuple):
+    """A layer's regularizer masks, None where off: ``candidate`` [B, H], recurrent dropout
+    (scaled); ``keep_h``, ``keep_c`` [T, B, H] or [T, B, 1] or [T, 1, 1], how much of the
+    previous state each unit keeps at each step (zoneout, and 1 past a sequence's end);
+    ``keep_c`` is the LSTM's cell. For one step, the step's slice of each."""
+
+    candidate: Tensor | None = None
+    keep_h: Tensor | None = None
+    keep_c: Tensor | None = None
+
+
+class Resets(NamedTuple):
+    """Rows that restart: ``rows`` {t: bool [B, 1]} restart from ``h_init`` (and the LSTM's
+    ``c_init``) before step t."""
+
+    rows: dict[int, Tensor] | None = None
+    h_init: Tensor | None = None
+    c_init: Tensor | None = None
+
+
+NO_NORMS, NO_MASKS, NO_RESETS = LayerNorms(), Masks(), Resets()
+
+
+class LSTMBuffers(NamedTuple):
+    """What the LSTM forward writes, per sequence or (:func:`_per_step`) per step: the states
+    ``h``, ``c`` ([T + 1, B, H], [t + 1] is step t's), the activated gates ``act`` i, f, g, o
+    [T, B, 4H], the recurrent map before its norm ``raw_hh``, the cell before zoneout
+    ``c_new``, ``tanh_c`` = tanh(LN(c_new)), and each layer norm's [2, T, B] mean and rstd."""
+
+    h: Tensor
+    c: Tensor
+    act: Tensor
+    raw_hh: Tensor | None
+    c_new: Tensor
+    tanh_c: Tensor
+    ih_stats: Tensor | None
+    hh_stats: Tensor | None
+    cell_stats: Tensor | None
+
+
+class LSTMGrads(NamedTuple):
+    """What the LSTM backward writes, [T, B, .] or one step of it: dL/d(preactivations)
+    ``d_gates``, dL/d(the recurrent map before its norm) ``d_raw``, dL/d(the input map before
+    its norm) ``d_x``, dL/d(the cell norm's output) ``d_cnorm``."""
+
+    d_gates: Tensor
+    d_raw: Tensor | None
+    d_x: Tensor | None
+    d_cnorm: Tensor | None
+
+
+class GRUBuffers(NamedTuple):
+    """What the GRU forward writes, per sequence or per step: ``h`` [T + 1, B, H] ([t + 1] is
+    step t's), the activated gates ``act`` r, z, n [T, B, 3H], the recurrent part of the
+    candidate ``a_n`` [T, B, H] (b_hn included), the recurrent map before its norm ``raw_hh``."""
+
+    h: Tensor
+    act: Tensor
+    a_n: Tensor
+    raw_hh: Tensor | None
+
+
+class GRUGrads(NamedTuple):
+    """What the GRU backward writes: dL/d(the input map after its norm) ``d_gates``,
+    dL/d(the recurrent map after its norm) ``d_a``, and before it ``d_raw`` (``d_a`` itself
+    without a norm)."""
+
+    d_gates: Tensor
+    d_a: Tensor
+    d_raw: Tensor
+
+
+def _per_step(bufs: NamedTuple, T: int) -> list:
+    """The T steps' views of a sequence's buffers (made up front in C++, unbind): step t's
+    states are ``h[t + 1]`` (and ``c[t + 1]``), its statistics ``stats[:, t]``."""
+    views = []
+    for name, u in zip(bufs._fields, bufs):
+        if name in ("h", "c"):
+            u = u[1:]
+        views.append(_steps(u, T, dim=1 if name.endswith("stats") else 0))
+    return [type(bufs)(*fields) for fields in zip(*views)]
+
+
+def _step_masks(masks: Masks, T: int) -> list[Masks]:
+    """Each step's masks: the candidate mask (one per sequence) and the step's keeps."""
+    keeps = zip(_steps(masks.keep_h, T), _steps(masks.keep_c, T))
+    return [Masks(masks.candidate, keep_h, keep_c) for keep_h, keep_c in keeps]
+
+
+def _write_stats(stats: Tensor, mean: Tensor, rstd: Tensor) -> None:
+    stats[0].copy_(mean.view(-1))
+    stats[1].copy_(rstd.view(-1))
+
+
+def _flat(norms: LayerNorms, masks: Masks, resets: Resets) -> tuple:
+    """The bundles as the autograd Functions take them (autograd sees only top-level
+    tensors): the norms, the masks, then h_init and c_init. :func:`_unflat` inverts it."""
+    return (*norms, *masks, resets.h_init, resets.c_init)
+
+
+def _unflat(tensors: tuple) -> tuple[LayerNorms, Masks, tuple]:
+    n, m = len(LayerNorms._fields), len(Masks._fields)
+    return LayerNorms(*tensors[:n]), Masks(*tensors[n : n + m]), tensors[n + m :]
+
+
+def _lstm_forward_step(x: Tensor, h_prev: Tensor, c_prev: Tensor, norms: LayerNorms,
+                       masks: Masks, out: LSTMBuffers) -> None:
+    """Everything of one LSTM step after the matmul, in eager PyTorch; writes ``out`` (one
+    step's views).
+
+    ``x`` [B, 4H] is ``W_ih x_t + b`` (plus ``W_hh h`` when ``out.raw_hh`` is None, and then
+    it may be ``out.act`` itself), or ``W_ih x_t`` before its layer norm with ``ih_gain``;
+    ``out.raw_hh`` is ``W_hh h`` before its layer norm (without it, ``hh_bias`` is the plain
+    recurrent bias, added to ``x``, or None). The sequence op's row function (``forward_rows``
+    in csrc/lstm_step.cpp) does the same in one pass per row.
     """
-    H = c.shape[-1]
-    if ih_gain is not None:
-        x, mean, rstd = _ln_forward(x, ih_gain, ih_bias)
-        ih_stats[0].copy_(mean.view(-1))
-        ih_stats[1].copy_(rstd.view(-1))
-    if raw is not None:
-        y, mean, rstd = _ln_forward(raw, hh_gain, hh_bias)
-        hh_stats[0].copy_(mean.view(-1))
-        hh_stats[1].copy_(rstd.view(-1))
+    H = c_prev.shape[-1]
+    if norms.ih_gain is not None:
+        x, mean, rstd = _ln_forward(x, norms.ih_gain, norms.ih_bias)
+        _write_stats(out.ih_stats, mean, rstd)
+    act = out.act
+    if out.raw_hh is not None:
+        y, mean, rstd = _ln_forward(out.raw_hh, norms.hh_gain, norms.hh_bias)
+        _write_stats(out.hh_stats, mean, rstd)
         torch.add(x, y, out=act)
-    elif hh_bias is not None:  # no layer norm: the plain recurrent bias
-        torch.add(x, hh_bias, out=act)
+    elif norms.hh_bias is not None:  # no layer norm: the plain recurrent bias
+        torch.add(x, norms.hh_bias, out=act)
     elif x is not act:
         act.copy_(x)
     i, f, g, o = act.split(H, 1)
     act[:, : 2 * H].sigmoid_()
     g.tanh_()
     o.sigmoid_()
-    torch.mul(i, g if mask is None else g * mask, out=c_new).addcmul_(f, c_prev)
-    if keep_c is not None:
-        torch.lerp(c_new, c_prev, keep_c, out=c)
-    elif c is not c_new:
-        c.copy_(c_new)
-    if cell_gain is not None:
-        y, mean, rstd = _ln_forward(c_new, cell_gain, cell_bias)
-        cell_stats[0].copy_(mean.view(-1))
-        cell_stats[1].copy_(rstd.view(-1))
-        torch.tanh(y, out=tanh_c)
+    candidate = g if masks.candidate is None else g * masks.candidate
+    torch.mul(i, candidate, out=out.c_new).addcmul_(f, c_prev)
+    if masks.keep_c is not None:
+        torch.lerp(out.c_new, c_prev, masks.keep_c, out=out.c)
+    elif out.c is not out.c_new:
+        out.c.copy_(out.c_new)
+    if norms.cell_gain is not None:
+        y, mean, rstd = _ln_forward(out.c_new, norms.cell_gain, norms.cell_bias)
+        _write_stats(out.cell_stats, mean, rstd)
+        torch.tanh(y, out=out.tanh_c)
     else:
-        torch.tanh(c_new, out=tanh_c)
-    if keep_h is not None:
-        torch.lerp(o * tanh_c, h_prev, keep_h, out=h)
+        torch.tanh(out.c_new, out=out.tanh_c)
+    if masks.keep_h is not None:
+        torch.lerp(o * out.tanh_c, h_prev, masks.keep_h, out=out.h)
     else:
-        torch.mul(o, tanh_c, out=h)
+        torch.mul(o, out.tanh_c, out=out.h)
 
 
-def _lstm_backward_step(
-    dh, dh_extra, dc, act, tanh_c, c_new, c_prev, mask, keep_c, keep_h, cell_gain,
-    cell_stats, raw, hh_gain, hh_stats, x, ih_gain, ih_stats, d_gates, d_raw, d_x, d_cnorm,
-    dh_direct, dc_prev,
-):
-    """The backward of :func:`_lstm_forward_step` for one step; writes its outputs.
+def _lstm_backward_step(dh: Tensor, dc: Tensor, c_prev: Tensor, x: Tensor | None,
+                        saved: LSTMBuffers, norms: LayerNorms, masks: Masks, grads: LSTMGrads,
+                        dh_direct: Tensor | None) -> None:
+    """The backward of :func:`_lstm_forward_step` for one step; writes ``grads`` (one step's
+    views).
 
-    ``dh`` (+ ``dh_extra``) and ``dc`` are dL/dh_t and dL/dc_t. Writes dL/d(preactivations)
-    to ``d_gates``, its layer-norm input gradients to ``d_raw`` (the recurrent map's output)
-    and ``d_x`` (the input map's, when ``ih_gain`` is given),
-    dL/d(the cell layer norm's output) to ``d_cnorm``, the part of dL/dh_{t-1} that zoneout
-    passes straight through to ``dh_direct``, and dL/dc_{t-1} to ``dc_prev`` (which may be
-    ``dc``). The caller adds ``d_raw W_hh`` to get dL/dh_{t-1}.
+    ``dh`` and ``dc`` are dL/dh_t and dL/dc_t; ``x`` the input map before its layer norm
+    (with ``ih_gain``). Writes the part of dL/dh_{t-1} that zoneout passes straight through
+    to ``dh_direct``, and dL/dc_{t-1} to ``dc``. The caller adds ``d_raw W_hh`` (``d_gates``
+    without a recurrent norm) to get dL/dh_{t-1}.
     """
+    act, tanh_c = saved.act, saved.tanh_c
     H = c_prev.shape[-1]
     i, f, g, o = act.split(H, 1)
-    if dh_extra is not None:
-        dh = dh + dh_extra
-    if keep_h is not None:
-        torch.mul(dh, keep_h, out=dh_direct)
+    if masks.keep_h is not None:
+        torch.mul(dh, masks.keep_h, out=dh_direct)
         dh = dh - dh_direct
     d_act = torch.empty_like(act)  # dL/d(activated gates)
     d_i, d_f, d_g, d_o = d_act.split(H, 1)
     torch.mul(dh, tanh_c, out=d_o)
     d_c = torch.ops.aten.tanh_backward(dh * o, tanh_c)
-    if cell_gain is not None:
-        d_cnorm.copy_(d_c)
-        d_c = _ln_input_grad(d_c, c_new, cell_stats[0].unsqueeze(1), cell_stats[1].unsqueeze(1),
-                             cell_gain)
-    if keep_c is not None:
-        dc_direct = dc * keep_c
+    if norms.cell_gain is not None:
+        grads.d_cnorm.copy_(d_c)
+        d_c = _ln_input_grad(d_c, saved.c_new, *_stat_columns(saved.cell_stats), norms.cell_gain)
+    dc_direct = None
+    if masks.keep_c is not None:
+        dc_direct = dc * masks.keep_c
         d_c += dc - dc_direct
     else:
         d_c += dc
+    mask = masks.candidate
     torch.mul(d_c, g if mask is None else g * mask, out=d_i)
     torch.mul(d_c, c_prev, out=d_f)
     torch.mul(d_c, i if mask is None else i * mask, out=d_g)
-    _sigmoid_grad(d_act, act, grad_input=d_gates)
-    _tanh_grad(d_g, g, grad_input=d_gates[:, 2 * H : 3 * H])
-    torch.mul(d_c, f, out=dc_prev)
-    if keep_c is not None:
-        dc_prev += dc_direct
-    if hh_gain is not None:
-        d_raw.copy_(_ln_input_grad(d_gates, raw, hh_stats[0].unsqueeze(1),
-                                   hh_stats[1].unsqueeze(1), hh_gain))
-    if ih_gain is not None:
-        d_x.copy_(_ln_input_grad(d_gates, x, ih_stats[0].unsqueeze(1),
-                                 ih_stats[1].unsqueeze(1), ih_gain))
+    _sigmoid_grad(d_act, act, grad_input=grads.d_gates)
+    _tanh_grad(d_g, g, grad_input=grads.d_gates[:, 2 * H : 3 * H])
+    torch.mul(d_c, f, out=dc)
+    if dc_direct is not None:
+        dc += dc_direct
+    if norms.hh_gain is not None:
+        grads.d_raw.copy_(_ln_input_grad(grads.d_gates, saved.raw_hh,
+                                         *_stat_columns(saved.hh_stats), norms.hh_gain))
+    if norms.ih_gain is not None:
+        grads.d_x.copy_(_ln_input_grad(grads.d_gates, x, *_stat_columns(saved.ih_stats),
+                                       norms.ih_gain))
 
 
-def _gru_forward_step(x, a, h_prev, mask, keep_h, act, a_n, h):
-    """Everything of one GRU step after the recurrent map, in eager PyTorch; writes its outputs.
+def _stat_columns(stats: Tensor) -> tuple[Tensor, Tensor]:
+    """One step's [2, B] (mean, rstd) as two [B, 1] columns, the layer-norm backward's form."""
+    return stats[0].unsqueeze(1), stats[1].unsqueeze(1)
+
+
+def _gru_forward_step(x: Tensor, a: Tensor, h_prev: Tensor, masks: Masks,
+                      out: GRUBuffers) -> None:
+    """Everything of one GRU step after the recurrent map, in eager PyTorch; writes ``out``
+    (one step's views; ``out.raw_hh`` is the caller's).
 
     ``x`` [B, 3H] is ``W_ih x_t + b_ih``, ``a`` [B, 3H] the recurrent map ``W_hh h + b_hh``
-    (after its layer norm). Writes the activated gates r, z, n to ``act``, the recurrent part
-    of the candidate ``a_n`` and the new state ``h``. The sequence op's row function
-    (``forward_rows`` in csrc/gru_step.cpp) does the same in one pass per row.
+    (after its layer norm). The sequence op's row function (``forward_rows`` in
+    csrc/gru_step.cpp) does the same in one pass per row.
     """
-    H = h.shape[-1]
+    H = out.h.shape[-1]
+    act = out.act
     torch.add(x[:, : 2 * H], a[:, : 2 * H], out=act[:, : 2 * H]).sigmoid_()
     r, u = act[:, :H], act[:, H : 2 * H]
-    a_n.copy_(a[:, 2 * H :])
-    n = torch.addcmul(x[:, 2 * H :], r, a_n, out=act[:, 2 * H :]).tanh_()
-    if mask is not None:
-        n = n * mask
-    if keep_h is not None:
-        torch.lerp(torch.lerp(n, h_prev, u), h_prev, keep_h, out=h)
+    out.a_n.copy_(a[:, 2 * H :])
+    n = torch.addcmul(x[:, 2 * H :], r, out.a_n, out=act[:, 2 * H :]).tanh_()
+    if masks.candidate is not None:
+        n = n * masks.candidate
+    if masks.keep_h is not None:
+        torch.lerp(torch.lerp(n, h_prev, u), h_prev, masks.keep_h, out=out.h)
     else:
-        torch.lerp(n, h_prev, u, out=h)
+        torch.lerp(n, h_prev, u, out=out.h)
 
 
-def _gru_backward_step(dh, dh_extra, act, a_n, h_prev, mask, keep_h, d_gates, d_a, dh_carry):
-    """The backward of :func:`_gru_forward_step` for one step; writes its outputs.
-
-    ``dh`` (+ ``dh_extra``) is dL/dh_t. Writes dL/d(preactivations) to ``d_gates`` (= dL/dx),
-    dL/da to ``d_a``, and to ``dh_carry`` (which may be ``dh``) the part of dL/dh_{t-1} that
-    does not pass through the recurrent map; the caller adds ``d_a W_hh``.
+def _gru_backward_step(dh: Tensor, h_prev: Tensor, saved: GRUBuffers, masks: Masks,
+                       grads: GRUGrads) -> None:
+    """The backward of :func:`_gru_forward_step` for one step; writes ``grads.d_gates``
+    (= dL/dx), ``grads.d_a`` (dL/da), and to ``dh`` the part of dL/dh_{t-1} that does not
+    pass through the recurrent map; the caller adds ``d_a W_hh``.
     """
     H = h_prev.shape[-1]
-    r, u, n = act.split(H, 1)
-    d = dh if dh_extra is None else dh + dh_extra
+    r, u, n = saved.act.split(H, 1)
+    d, d_gates, d_a, mask = dh, grads.d_gates, grads.d_a, masks.candidate
     direct = None
-    if keep_h is not None:  # zoneout: the kept fraction flows straight to h_{t-1}
-        direct = d * keep_h
+    if masks.keep_h is not None:  # zoneout: the kept fraction flows straight to h_{t-1}
+        direct = d * masks.keep_h
         d = d - direct
     n_in = n if mask is None else n * mask
     _sigmoid_grad(d * (h_prev - n_in), u, grad_input=d_gates[:, H : 2 * H])
@@ -226,13 +344,13 @@ def _gru_backward_step(dh, dh_extra, act, a_n, h_prev, mask, keep_h, d_gates, d_
     if mask is not None:
         d_n *= mask
     d_n = _tanh_grad(d_n, n, grad_input=d_gates[:, 2 * H :])
-    _sigmoid_grad(d_n * a_n, r, grad_input=d_gates[:, :H])
+    _sigmoid_grad(d_n * saved.a_n, r, grad_input=d_gates[:, :H])
     d_a[:, : 2 * H] = d_gates[:, : 2 * H]
     torch.mul(d_n, r, out=d_a[:, 2 * H :])
     if direct is None:
-        torch.mul(d, u, out=dh_carry)
+        torch.mul(d, u, out=dh)
     else:
-        torch.addcmul(direct, d, u, out=dh_carry)
+        torch.addcmul(direct, d, u, out=dh)
 
 
 def compiled_steps(x: Tensor) -> bool:
@@ -327,42 +445,36 @@ def _full(t: Tensor | None, shape: tuple[int, ...], new) -> Tensor | None:
     return new(*shape).copy_(t.expand(shape))
 
 
-def _lstm_forward_loop(input_gates, w_t, norms, masks, resets, h_init, c_init, bufs) -> dict:
+def _lstm_forward_loop(input_gates: Tensor, w_t: Tensor, norms: LayerNorms, masks: Masks,
+                       resets: Resets, bufs: LSTMBuffers) -> dict:
     """The LSTM forward as a Python loop over the eager step, writing into ``bufs``. Returns
     the restarts {t: (rows, h, c)} the backward needs."""
-    ih_gain, ih_bias, hh_gain, hh_bias, cell_gain, cell_bias = norms
-    candidate_mask, keep_c, keep_h = masks
-    hs, cs, act, raw_hh, c_new, tanh_c, ih_stats, hh_stats, cell_stats = bufs
     T = input_gates.shape[0]
     restarts = {}
-    # Per-step views made up front in C++ (unbind) instead of indexing in the loop.
-    X, Z, HS, CS, CN, TC = (u.unbind(0) for u in (input_gates, act, hs, cs, c_new, tanh_c))
-    RAW, KH, KC = (_steps(u, T) for u in (raw_hh, keep_h, keep_c))
-    IST, HST, CST = (_steps(u, T, dim=1) for u in (ih_stats, hh_stats, cell_stats))
-    h, c = HS[0], CS[0]  # contiguous copies of h0 and c0, as the steps need
-    for t in range(T):
-        if t in resets:
-            m = resets[t]
-            h, c = torch.where(m, h_init, h), torch.where(m, c_init, c)
-            restarts[t] = (m, h, c)
-        if raw_hh is not None:
-            torch.mm(h, w_t, out=RAW[t])
-            x = X[t]
+    h, c = bufs.h[0], bufs.c[0]  # contiguous copies of h0 and c0, as the steps need
+    steps = zip(input_gates.unbind(0), _per_step(bufs, T), _step_masks(masks, T))
+    for t, (x, out, step_masks) in enumerate(steps):
+        if t in resets.rows:
+            rows = resets.rows[t]
+            h, c = torch.where(rows, resets.h_init, h), torch.where(rows, resets.c_init, c)
+            restarts[t] = (rows, h, c)
+        if out.raw_hh is not None:
+            torch.mm(h, w_t, out=out.raw_hh)
         else:
-            x = torch.addmm(X[t], h, w_t, out=Z[t])
-        _lstm_forward_step(x, ih_gain, ih_bias, IST[t], RAW[t], hh_gain, hh_bias, c, h,
-                           cell_gain, cell_bias, candidate_mask, KC[t], KH[t], Z[t], CN[t],
-                           CS[t + 1], TC[t], HS[t + 1], HST[t], CST[t])
-        h, c = HS[t + 1], CS[t + 1]
+            x = torch.addmm(x, h, w_t, out=out.act)
+        _lstm_forward_step(x, h, c, norms, step_masks, out)
+        h, c = out.h, out.c
     return restarts
 
 
 class _LSTMLayer(torch.autograd.Function):
+    """One LSTM layer over a sequence. Its tensors come flat (autograd tracks only top-level
+    arguments): the input map, h0, c0, W_hh, then :func:`_flat`'s bundles."""
+
     @staticmethod
-    def forward(  # type: ignore[override]
-        ctx, input_gates, h0, c0, weight_hh, ih_gain, ih_bias, hh_gain, hh_bias, cell_gain,
-        cell_bias, h_init, c_init, candidate_mask, keep_h, keep_c, resets, why,
-    ):
+    def forward(ctx, spec, input_gates, h0, c0, weight_hh, *bundled):  # type: ignore[override]
+        reset_rows, why = spec
+        norms, masks, (h_init, c_init) = _unflat(bundled)
         T, B, G = input_gates.shape
         H = G // 4
         input_gates = input_gates.contiguous()
@@ -371,40 +483,37 @@ class _LSTMLayer(torch.autograd.Function):
         def new(*shape: int) -> Tensor:
             return workspace.empty(shape, input_gates)
 
-        keep_h, keep_c = (_full(k, (T, B, H), new) for k in (keep_h, keep_c))
-        candidate_mask = _full(candidate_mask, (B, H), new)
-        hs, cs, tanh_c = new(T + 1, B, H), new(T + 1, B, H), new(T, B, H)  # hs[t+1] = h_t
-        act = new(T, B, G)  # activated gates i, f, g, o
-        raw_hh = new(T, B, G) if hh_gain is not None else None
-        c_new = new(T, B, H) if keep_c is not None else cs[1:]
-        ih_stats = new(2, T, B) if ih_gain is not None else None  # mean, rstd
-        hh_stats = new(2, T, B) if hh_gain is not None else None
-        cell_stats = new(2, T, B) if cell_gain is not None else None
+        masks = Masks(_full(masks.candidate, (B, H), new),
+                      *(_full(k, (T, B, H), new) for k in (masks.keep_h, masks.keep_c)))
+        hs, cs = new(T + 1, B, H), new(T + 1, B, H)
+        bufs = LSTMBuffers(
+            h=hs, c=cs, act=new(T, B, G), raw_hh=new(T, B, G) if norms.hh_gain is not None
+            else None, c_new=new(T, B, H) if masks.keep_c is not None else cs[1:],
+            tanh_c=new(T, B, H), ih_stats=_stats_buffer(norms.ih_gain, new, T, B),
+            hh_stats=_stats_buffer(norms.hh_gain, new, T, B),
+            cell_stats=_stats_buffer(norms.cell_gain, new, T, B))
         w_t = _transposed(weight_hh, T)
         hs[0], cs[0] = h0, c0
         seq = _sequence_ops(input_gates, "lstm")
-        bufs = (hs, cs, act, raw_hh, c_new, tanh_c, ih_stats, hh_stats, cell_stats)
-        norms = (ih_gain, ih_bias, hh_gain, hh_bias, cell_gain, cell_bias)
-        masks = (candidate_mask, keep_c, keep_h)
-        if seq is None and hh_gain is None and hh_bias is not None:
-            # The eager step reads the plain recurrent bias as part of its input; the sequence
-            # op adds it in its pass over each row instead of a pass over all of [T, B, 4H].
-            input_gates, norms = input_gates + hh_bias, (*norms[:3], None, *norms[4:])
         if seq is not None:
-            reset = _reset_mask(resets, T, B, input_gates.device)
+            reset = _reset_mask(reset_rows, T, B, input_gates.device)
             h_init, c_init = (_rows(s, B, H) if reset is not None else None
                               for s in (h_init, c_init))
-            seq[0](input_gates, w_t, *norms, *masks, reset, h_init, c_init, *bufs)
+            seq[0](input_gates, w_t, *norms, masks.candidate, masks.keep_c, masks.keep_h,
+                   reset, h_init, c_init, *bufs)
             ctx.reset, ctx.restarts = (reset, h_init, c_init), {}
         else:
             ctx.reset = None
-            ctx.restarts = _lstm_forward_loop(input_gates, w_t, norms, masks, resets, h_init,
-                                              c_init, bufs)
-        ctx.save_for_backward(
-            weight_hh, ih_gain, ih_bias, hh_gain, hh_bias, cell_gain, cell_bias, hs, cs, c_new,
-            tanh_c, act, input_gates if ih_gain is not None else None, raw_hh, candidate_mask,
-            keep_h, keep_c, ih_stats, hh_stats, cell_stats,
-        )
+            gates, loop_norms = input_gates, norms
+            if norms.hh_gain is None and norms.hh_bias is not None:
+                # The eager step reads the plain recurrent bias as part of its input; the
+                # sequence op adds it in its pass over each row instead of a pass over all of
+                # [T, B, 4H].
+                gates, loop_norms = input_gates + norms.hh_bias, norms._replace(hh_bias=None)
+            ctx.restarts = _lstm_forward_loop(gates, w_t, loop_norms, masks,
+                                              Resets(reset_rows, h_init, c_init), bufs)
+        raw_ih = input_gates if norms.ih_gain is not None else None
+        ctx.save_for_backward(weight_hh, raw_ih, *norms, *masks, *bufs)
         return hs[1:], hs[-1].clone(), cs[-1].clone()
 
     @staticmethod
@@ -415,156 +524,174 @@ class _LSTMLayer(torch.autograd.Function):
 
     @staticmethod
     def _backward(ctx, d_hs, d_hn, d_cn):
-        (weight_hh, ih_gain, ih_bias, hh_gain, hh_bias, cell_gain, cell_bias, hs, cs, c_new,
-         tanh_c, act, raw_ih, raw_hh, candidate_mask, keep_h, keep_c, ih_stats, hh_stats,
-         cell_stats) = ctx.saved_tensors
-        d_gates = workspace.empty(act.shape, act)  # dL/d(input_gates) = dL/d(preactivations)
-        d_raw = workspace.empty(act.shape, act) if raw_hh is not None else None
-        d_x = workspace.empty(act.shape, act) if raw_ih is not None else None
-        d_cnorm = workspace.empty(tanh_c.shape, tanh_c) if cell_gain is not None else None
-        dh = _contiguous_copy(d_hn) if d_hn is not None else torch.zeros_like(hs[0])
-        dc = _contiguous_copy(d_cn) if d_cn is not None else torch.zeros_like(cs[0])
+        weight_hh, raw_ih, *rest = ctx.saved_tensors
+        norms, masks, rest = _unflat(rest)
+        saved = LSTMBuffers(*rest)
+        act = saved.act
+
+        def new_like(t: Tensor | None, needed: bool = True) -> Tensor | None:
+            return workspace.empty(t.shape, t) if needed else None
+
+        grads = LSTMGrads(d_gates=new_like(act), d_raw=new_like(act, saved.raw_hh is not None),
+                          d_x=new_like(act, raw_ih is not None),
+                          d_cnorm=new_like(saved.tanh_c, norms.cell_gain is not None))
+        dh = _contiguous_copy(d_hn) if d_hn is not None else torch.zeros_like(saved.h[0])
+        dc = _contiguous_copy(d_cn) if d_cn is not None else torch.zeros_like(saved.c[0])
         if d_hs is not None:
             d_hs = _contiguous(d_hs)
-        grads = (d_gates, d_raw, d_x, d_cnorm)
-        saved = (act, tanh_c, hs, cs, c_new, candidate_mask, keep_c, keep_h, cell_gain,
-                 cell_stats, raw_hh, hh_gain, hh_stats, raw_ih, ih_gain, ih_stats)
         if ctx.reset is not None:  # the compiled sequence op ran the forward
             d_weight, d_h_init, d_c_init = _lstm_backward_seq(
-                ctx.reset, weight_hh, d_hs, dh, dc, saved, grads)
+                ctx.reset, weight_hh, d_hs, dh, dc, raw_ih, norms, masks, saved, grads)
         else:
             d_weight, d_h_init, d_c_init = _lstm_backward_loop(
-                ctx.restarts, weight_hh, d_hs, dh, dc, saved, grads)
-        d_ih_gain = d_ih_bias = d_hh_gain = d_hh_bias = d_cell_gain = d_cell_bias = None
-        if raw_ih is not None:
-            d_ih_gain, d_ih_bias = _ln_param_grads(d_gates, raw_ih, *ih_stats, ih_gain, ih_bias)
-        if raw_hh is not None:
-            d_hh_gain, d_hh_bias = _ln_param_grads(d_gates, raw_hh, *hh_stats, hh_gain, hh_bias)
-        elif hh_bias is not None:
-            d_hh_bias = d_gates.sum((0, 1))
-        if cell_gain is not None:
-            d_cell_gain, d_cell_bias = _ln_param_grads(
-                d_cnorm, c_new, *cell_stats, cell_gain, cell_bias
-            )
-        return (d_gates if d_x is None else d_x, dh, dc, d_weight, d_ih_gain, d_ih_bias,
-                d_hh_gain, d_hh_bias, d_cell_gain, d_cell_bias, d_h_init, d_c_init, None, None,
-                None, None, None)
+                ctx.restarts, weight_hh, d_hs, dh, dc, raw_ih, norms, masks, saved, grads)
+        d_norms = _lstm_norm_grads(norms, raw_ih, saved, grads)
+        d_input = grads.d_gates if grads.d_x is None else grads.d_x
+        return (None, d_input, dh, dc, d_weight, *d_norms, *(None,) * len(Masks._fields),
+                d_h_init, d_c_init)
 
 
-def _lstm_backward_seq(reset_state, weight_hh, d_hs, dh, dc, saved, grads):
+def _stats_buffer(gain: Tensor | None, new, T: int, B: int) -> Tensor | None:
+    """[2, T, B] for a layer norm's mean and rstd at every step, where it is on."""
+    return new(2, T, B) if gain is not None else None
+
+
+def _lstm_norm_grads(norms: LayerNorms, raw_ih: Tensor | None, saved: LSTMBuffers,
+                     grads: LSTMGrads) -> LayerNorms:
+    """The layer norms' gain and bias gradients (dL/db_hh without a recurrent norm), over
+    every step at once."""
+    d = dict.fromkeys(LayerNorms._fields)
+    if raw_ih is not None:
+        d["ih_gain"], d["ih_bias"] = _ln_param_grads(grads.d_gates, raw_ih, *saved.ih_stats,
+                                                     norms.ih_gain, norms.ih_bias)
+    if saved.raw_hh is not None:
+        d["hh_gain"], d["hh_bias"] = _ln_param_grads(grads.d_gates, saved.raw_hh,
+                                                     *saved.hh_stats, norms.hh_gain,
+                                                     norms.hh_bias)
+    elif norms.hh_bias is not None:
+        d["hh_bias"] = grads.d_gates.sum((0, 1))
+    if norms.cell_gain is not None:
+        d["cell_gain"], d["cell_bias"] = _ln_param_grads(
+            grads.d_cnorm, saved.c_new, *saved.cell_stats, norms.cell_gain, norms.cell_bias)
+    return LayerNorms(**d)
+
+
+def _lstm_backward_seq(reset_state, weight_hh, d_hs, dh, dc, raw_ih, norms: LayerNorms,
+                       masks: Masks, saved: LSTMBuffers, grads: LSTMGrads) -> tuple:
     """The LSTM backward over every step in one call of the compiled sequence op; ``dh`` and
     ``dc`` become dL/dh0 and dL/dc0. Returns (dL/dW_hh, dL/dh_init, dL/dc_init)."""
     reset, h_init, c_init = reset_state
     d_h_init = torch.zeros_like(h_init) if reset is not None else None
     d_c_init = torch.zeros_like(c_init) if reset is not None else None
     d_weight = weight_hh.new_empty(weight_hh.shape)
-    (act, tanh_c, hs, cs, c_new, mask, keep_c, keep_h, cell_gain, cell_stats, raw_hh, hh_gain,
-     hh_stats, raw_ih, ih_gain, ih_stats) = saved
-    d_gates, d_raw, d_x, d_cnorm = grads
     torch.ops.rnnkit.lstm_backward_seq(
-        weight_hh, d_hs, dh, dc, act, tanh_c, hs, cs, c_new, mask, keep_c, keep_h, reset,
-        h_init, c_init, cell_gain, cell_stats, raw_hh, hh_gain, hh_stats, raw_ih, ih_gain,
-        ih_stats, d_gates, d_raw, d_x, d_cnorm, d_h_init, d_c_init, d_weight,
+        weight_hh, d_hs, dh, dc, saved.act, saved.tanh_c, saved.h, saved.c, saved.c_new,
+        masks.candidate, masks.keep_c, masks.keep_h, reset, h_init, c_init, norms.cell_gain,
+        saved.cell_stats, saved.raw_hh, norms.hh_gain, saved.hh_stats, raw_ih, norms.ih_gain,
+        saved.ih_stats, grads.d_gates, grads.d_raw, grads.d_x, grads.d_cnorm, d_h_init,
+        d_c_init, d_weight,
     )
     return d_weight, d_h_init, d_c_init
 
 
-def _lstm_backward_loop(restarts, weight_hh, d_hs, dh, dc, saved, grads):
-    """The LSTM backward as a Python loop over the eager step; writes
-    dL/dh0 and dL/dc0 into ``dh`` and ``dc``. Returns (dL/dW_hh, dL/dh_init, dL/dc_init)."""
-    (act, tanh_c, hs, cs, c_new, mask, keep_c, keep_h, cell_gain, cell_stats, raw_hh, hh_gain,
-     hh_stats, raw_ih, ih_gain, ih_stats) = saved
-    d_gates, d_raw, d_x, d_cnorm = grads
-    T = act.shape[0]
-    dh_direct = torch.empty_like(hs[0]) if keep_h is not None else None
-    d_h_init = torch.zeros_like(hs[0]) if restarts else None
-    d_c_init = torch.zeros_like(cs[0]) if restarts else None
+def _lstm_backward_loop(restarts, weight_hh, d_hs, dh, dc, raw_ih, norms: LayerNorms,
+                        masks: Masks, saved: LSTMBuffers, grads: LSTMGrads) -> tuple:
+    """The LSTM backward as a Python loop over the eager step; writes dL/dh0 and dL/dc0 into
+    ``dh`` and ``dc``. Returns (dL/dW_hh, dL/dh_init, dL/dc_init)."""
+    T = saved.act.shape[0]
+    dh_direct = torch.empty_like(saved.h[0]) if masks.keep_h is not None else None
+    d_h_init = torch.zeros_like(saved.h[0]) if restarts else None
+    d_c_init = torch.zeros_like(saved.c[0]) if restarts else None
     dh_out, dc_out = dh, dc
-    A, TC, CS, CN, DZ = (u.unbind(0) for u in (act, tanh_c, cs, c_new, d_gates))
-    RAW, DRAW, DCN, KH, KC, DHS, X, DX = (
-        _steps(u, T) for u in (raw_hh, d_raw, d_cnorm, keep_h, keep_c, d_hs, raw_ih, d_x)
-    )
-    IST, HST, CST = (_steps(u, T, dim=1) for u in (ih_stats, hh_stats, cell_stats))
+    c_prevs = saved.c[:-1].unbind(0)
+    steps = list(zip(_per_step(saved, T), _step_masks(masks, T), _per_step(grads, T),
+                     _steps(d_hs, T), _steps(raw_ih, T)))
     for t in range(T - 1, -1, -1):
-        c_prev = restarts[t][2] if t in restarts else CS[t]
-        _lstm_backward_step(dh, DHS[t], dc, A[t], TC[t], CN[t], c_prev, mask, KC[t], KH[t],
-                            cell_gain, CST[t], RAW[t], hh_gain, HST[t], X[t], ih_gain, IST[t],
-                            DZ[t], DRAW[t], DX[t], DCN[t], dh_direct, dc)
-        d_pre = DZ[t] if d_raw is None else DRAW[t]  # dL/d(W_hh h_{t-1})
-        if keep_h is not None:
-            dh = torch.addmm(dh_direct, d_pre, weight_hh)
+        step, step_masks, step_grads, d_out, x = steps[t]
+        c_prev = restarts[t][2] if t in restarts else c_prevs[t]
+        if d_out is not None:
+            dh = dh + d_out
+        _lstm_backward_step(dh, dc, c_prev, x, step, norms, step_masks, step_grads, dh_direct)
+        d_map = step_grads.d_gates if grads.d_raw is None else step_grads.d_raw  # dL/d(W_hh h)
+        if masks.keep_h is not None:
+            dh = torch.addmm(dh_direct, d_map, weight_hh)
         else:
-            dh = torch.mm(d_pre, weight_hh)
+            dh = torch.mm(d_map, weight_hh)
         if t in restarts:
-            m = restarts[t][0]
-            d_h_init += torch.where(m, dh, 0.0)
-            d_c_init += torch.where(m, dc, 0.0)
-            dh, dc = torch.where(m, 0.0, dh), torch.where(m, 0.0, dc)
+            rows = restarts[t][0]
+            d_h_init += torch.where(rows, dh, 0.0)
+            d_c_init += torch.where(rows, dc, 0.0)
+            dh, dc = torch.where(rows, 0.0, dh), torch.where(rows, 0.0, dc)
     dh_out.copy_(dh)
     dc_out.copy_(dc)
-    return _weight_grad(d_gates if d_raw is None else d_raw, hs, restarts), d_h_init, d_c_init
+    d_map = grads.d_gates if grads.d_raw is None else grads.d_raw
+    return _weight_grad(d_map, saved.h, restarts), d_h_init, d_c_init
 
 
-def _gru_forward_loop(input_gates, w_t, hh_gain, hh_bias, masks, resets, h_init, bufs):
+def _gru_forward_loop(input_gates: Tensor, w_t: Tensor, norms: LayerNorms, masks: Masks,
+                      resets: Resets, bufs: GRUBuffers) -> tuple:
     """The GRU forward as a Python loop over the eager step, writing into ``bufs``. Returns
-    the restarts {t: (rows, h)} and the layer-norm statistics (or None)."""
-    candidate_mask, keep_h = masks
-    hs, act, a_n, raw_hh = bufs
+    the restarts {t: (rows, h)} and the recurrent norm's statistics (or None)."""
     T, B, G = input_gates.shape
     a = workspace.empty((B, G), input_gates)  # the recurrent map of the current step
     hh_stats = []
     restarts = {}
-    X, Z, AN, HS = (u.unbind(0) for u in (input_gates, act, a_n, hs))
-    RAW, KH = _steps(raw_hh, T), _steps(keep_h, T)
-    h = HS[0]  # a contiguous copy of h0, as the steps need
-    for t in range(T):
-        if t in resets:
-            h = torch.where(resets[t], h_init, h)
-            restarts[t] = (resets[t], h)
-        if raw_hh is not None:
-            torch.mm(h, w_t, out=RAW[t])
-            a, mean, rstd = _ln_forward(RAW[t], hh_gain, hh_bias)
+    h = bufs.h[0]  # a contiguous copy of h0, as the steps need
+    steps = zip(input_gates.unbind(0), _per_step(bufs, T), _step_masks(masks, T))
+    for t, (x, out, step_masks) in enumerate(steps):
+        if t in resets.rows:
+            h = torch.where(resets.rows[t], resets.h_init, h)
+            restarts[t] = (resets.rows[t], h)
+        if out.raw_hh is not None:
+            torch.mm(h, w_t, out=out.raw_hh)
+            a, mean, rstd = _ln_forward(out.raw_hh, norms.hh_gain, norms.hh_bias)
             hh_stats.append((mean, rstd))
-        elif hh_bias is not None:
-            torch.addmm(hh_bias, h, w_t, out=a)
+        elif norms.hh_bias is not None:
+            torch.addmm(norms.hh_bias, h, w_t, out=a)
         else:
             torch.mm(h, w_t, out=a)
-        _gru_forward_step(X[t], a, h, candidate_mask, KH[t], Z[t], AN[t], HS[t + 1])
-        h = HS[t + 1]
+        _gru_forward_step(x, a, h, step_masks, out)
+        h = out.h
     return restarts, [torch.stack(s) for s in zip(*hh_stats)] if hh_stats else None
 
 
-def _gru_backward_loop(restarts, hh_stats, weight_hh, hh_gain, d_hs, dh, saved, grads):
-    """The GRU backward as a Python loop over the eager step; writes dL/dh0
-    into ``dh``. Returns (dL/dW_hh, dL/dh_init)."""
-    hs, act, a_n, raw_hh, mask, keep_h = saved
-    d_gates, d_a, d_raw = grads
-    T = act.shape[0]
-    d_h_init = torch.zeros_like(hs[0]) if restarts else None
+def _gru_backward_loop(restarts, hh_stats, weight_hh, d_hs, dh, norms: LayerNorms,
+                       masks: Masks, saved: GRUBuffers, grads: GRUGrads) -> tuple:
+    """The GRU backward as a Python loop over the eager step; writes dL/dh0 into ``dh``.
+    Returns (dL/dW_hh, dL/dh_init)."""
+    T = saved.act.shape[0]
+    d_h_init = torch.zeros_like(saved.h[0]) if restarts else None
     dh_out = dh
-    A, AN, HS, DZ, DA, DRAW = (u.unbind(0) for u in (act, a_n, hs, d_gates, d_a, d_raw))
-    RAW, KH, DHS = (_steps(u, T) for u in (raw_hh, keep_h, d_hs))
+    h_prevs = saved.h[:-1].unbind(0)
+    steps = list(zip(_per_step(saved, T), _step_masks(masks, T), _per_step(grads, T),
+                     _steps(d_hs, T)))
     for t in range(T - 1, -1, -1):
-        h_prev = restarts[t][1] if t in restarts else HS[t]
-        _gru_backward_step(dh, DHS[t], A[t], AN[t], h_prev, mask, KH[t], DZ[t], DA[t], dh)
-        if raw_hh is not None:
+        step, step_masks, step_grads, d_out = steps[t]
+        h_prev = restarts[t][1] if t in restarts else h_prevs[t]
+        if d_out is not None:
+            dh = dh + d_out
+        _gru_backward_step(dh, h_prev, step, step_masks, step_grads)
+        if step.raw_hh is not None:
             mean, rstd = hh_stats[0][t], hh_stats[1][t]
-            DRAW[t].copy_(_ln_input_grad(DA[t], RAW[t], mean, rstd, hh_gain))
-        dh = torch.addmm(dh, DRAW[t], weight_hh)
+            step_grads.d_raw.copy_(_ln_input_grad(step_grads.d_a, step.raw_hh, mean, rstd,
+                                                  norms.hh_gain))
+        dh = torch.addmm(dh, step_grads.d_raw, weight_hh)
         if t in restarts:
-            m = restarts[t][0]
-            d_h_init += torch.where(m, dh, 0.0)
-            dh = torch.where(m, 0.0, dh)
+            rows = restarts[t][0]
+            d_h_init += torch.where(rows, dh, 0.0)
+            dh = torch.where(rows, 0.0, dh)
     dh_out.copy_(dh)
-    return _weight_grad(d_raw, hs, restarts), d_h_init
+    return _weight_grad(grads.d_raw, saved.h, restarts), d_h_init
 
 
 class _GRULayer(torch.autograd.Function):
+    """One GRU layer over a sequence; its tensors come flat, as :class:`_LSTMLayer`'s (no
+    c0, no cell norm, no keep_c, no c_init)."""
+
     @staticmethod
-    def forward(  # type: ignore[override]
-        ctx, input_gates, h0, weight_hh, ih_gain, ih_bias, hh_gain, hh_bias, h_init,
-        candidate_mask, keep_h, resets, why,
-    ):
+    def forward(ctx, spec, input_gates, h0, weight_hh, *bundled):  # type: ignore[override]
+        reset_rows, why = spec
+        norms, masks, (h_init, _) = _unflat(bundled)
         T, B, G = input_gates.shape
         H = G // 3
         input_gates = input_gates.contiguous()
@@ -573,37 +700,32 @@ class _GRULayer(torch.autograd.Function):
         def new(*shape: int) -> Tensor:
             return workspace.empty(shape, input_gates)
 
-        keep_h = _full(keep_h, (T, B, H), new)
-        candidate_mask = _full(candidate_mask, (B, H), new)
-        hs = new(T + 1, B, H)  # hs[t+1] = h_t
-        hs[0] = h0
-        act = new(T, B, G)  # r, z, n after their nonlinearities
-        a_n = new(T, B, H)  # the recurrent part of the candidate, b_hn included
-        raw_hh = new(T, B, G) if hh_gain is not None else None
+        masks = Masks(_full(masks.candidate, (B, H), new), _full(masks.keep_h, (T, B, H), new))
+        bufs = GRUBuffers(h=new(T + 1, B, H), act=new(T, B, G), a_n=new(T, B, H),
+                          raw_hh=new(T, B, G) if norms.hh_gain is not None else None)
+        bufs.h[0] = h0
         w_t = _transposed(weight_hh, T)
-        masks, bufs = (candidate_mask, keep_h), (hs, act, a_n, raw_hh)
         seq = _sequence_ops(input_gates, "gru")
         if seq is not None:
-            reset = _reset_mask(resets, T, B, input_gates.device)
+            reset = _reset_mask(reset_rows, T, B, input_gates.device)
             h_init = _rows(h_init, B, H) if reset is not None else None
-            ih_stats = new(2, T, B) if ih_gain is not None else None  # mean, rstd
-            hh_stats = new(2, T, B) if hh_gain is not None else None
-            seq[0](input_gates, w_t, ih_gain, ih_bias, hh_gain, hh_bias, *masks, reset, h_init,
-                   *bufs, ih_stats, hh_stats)
+            ih_stats = _stats_buffer(norms.ih_gain, new, T, B)
+            hh_stats = _stats_buffer(norms.hh_gain, new, T, B)
+            seq[0](input_gates, w_t, norms.ih_gain, norms.ih_bias, norms.hh_gain,
+                   norms.hh_bias, masks.candidate, masks.keep_h, reset, h_init, *bufs,
+                   ih_stats, hh_stats)
             ctx.reset, ctx.restarts, ctx.hh_stats = (reset, h_init), {}, hh_stats
         else:
             ctx.reset = None
             x, ih_stats = input_gates, None
-            if ih_gain is not None:  # the input map's layer norm, over all steps at once
-                x, *ih_stats = _ln_forward(input_gates, ih_gain, ih_bias)
+            if norms.ih_gain is not None:  # the input map's layer norm, over all steps at once
+                x, *ih_stats = _ln_forward(input_gates, norms.ih_gain, norms.ih_bias)
             ctx.restarts, ctx.hh_stats = _gru_forward_loop(
-                x, w_t, hh_gain, hh_bias, masks, resets, h_init, bufs)
+                x, w_t, norms, masks, Resets(reset_rows, h_init), bufs)
         ctx.ih_stats = ih_stats
-        ctx.save_for_backward(
-            weight_hh, ih_gain, ih_bias, hh_gain, hh_bias, hs, act, a_n,
-            input_gates if ih_gain is not None else None, raw_hh, candidate_mask, keep_h,
-        )
-        return hs[1:], hs[-1].clone()
+        raw_ih = input_gates if norms.ih_gain is not None else None
+        ctx.save_for_backward(weight_hh, raw_ih, *norms, *masks, *bufs)
+        return bufs.h[1:], bufs.h[-1].clone()
 
     @staticmethod
     def backward(ctx, d_hs, d_hn):  # type: ignore[override]
@@ -613,16 +735,18 @@ class _GRULayer(torch.autograd.Function):
 
     @staticmethod
     def _backward(ctx, d_hs, d_hn):
-        (weight_hh, ih_gain, ih_bias, hh_gain, hh_bias, hs, act, a_n, raw_ih, raw_hh,
-         candidate_mask, keep_h) = ctx.saved_tensors
-        d_gates = workspace.empty(act.shape, act)  # dL/d(the input map, after its LN)
+        weight_hh, raw_ih, *rest = ctx.saved_tensors
+        norms, masks, rest = _unflat(rest)
+        saved = GRUBuffers(*rest)
+        act = saved.act
+        d_a = workspace.empty(act.shape, act)
+        grads = GRUGrads(d_gates=workspace.empty(act.shape, act), d_a=d_a,
+                         d_raw=workspace.empty(act.shape, act) if saved.raw_hh is not None
+                         else d_a)
         d_x = None  # dL/d(the input map, before its LN)
-        d_a = workspace.empty(act.shape, act)  # dL/d (recurrent projection, after its LN)
-        d_raw = workspace.empty(act.shape, act) if raw_hh is not None else d_a
-        dh = _contiguous_copy(d_hn) if d_hn is not None else torch.zeros_like(hs[0])
+        dh = _contiguous_copy(d_hn) if d_hn is not None else torch.zeros_like(saved.h[0])
         if d_hs is not None:
             d_hs = _contiguous(d_hs)
-        saved = (hs, act, a_n, raw_hh, candidate_mask, keep_h)
         if ctx.reset is not None:  # the compiled sequence op ran the forward
             reset, h_init = ctx.reset
             d_h_init = torch.zeros_like(h_init) if reset is not None else None
@@ -630,28 +754,28 @@ class _GRULayer(torch.autograd.Function):
                 d_x = workspace.empty(act.shape, act)
             d_weight = weight_hh.new_empty(weight_hh.shape)
             torch.ops.rnnkit.gru_backward_seq(
-                weight_hh, d_hs, dh, act, a_n, hs, candidate_mask, keep_h, reset, h_init,
-                raw_hh, hh_gain, ctx.hh_stats, raw_ih, ih_gain, ctx.ih_stats, d_gates, d_a,
-                d_raw if raw_hh is not None else None, d_x, d_h_init, d_weight,
+                weight_hh, d_hs, dh, act, saved.a_n, saved.h, masks.candidate, masks.keep_h,
+                reset, h_init, saved.raw_hh, norms.hh_gain, ctx.hh_stats, raw_ih, norms.ih_gain,
+                ctx.ih_stats, grads.d_gates, d_a,
+                grads.d_raw if saved.raw_hh is not None else None, d_x, d_h_init, d_weight,
             )
         else:
             d_weight, d_h_init = _gru_backward_loop(
-                ctx.restarts, ctx.hh_stats, weight_hh, hh_gain, d_hs, dh, saved,
-                (d_gates, d_a, d_raw))
+                ctx.restarts, ctx.hh_stats, weight_hh, d_hs, dh, norms, masks, saved, grads)
             if raw_ih is not None:
-                d_x = _ln_input_grad(d_gates, raw_ih, *ctx.ih_stats, ih_gain)
-        d_ih_gain = d_ih_bias = d_hh_gain = None
+                d_x = _ln_input_grad(grads.d_gates, raw_ih, *ctx.ih_stats, norms.ih_gain)
+        d_norms = dict.fromkeys(LayerNorms._fields)
         if raw_ih is not None:
-            d_ih_gain, d_ih_bias = _ln_param_grads(d_gates, raw_ih, *ctx.ih_stats, ih_gain,
-                                                   ih_bias)
-        if raw_hh is not None:
-            d_hh_gain, d_hh_bias = _ln_param_grads(d_a, raw_hh, *ctx.hh_stats, hh_gain, hh_bias)
-        elif hh_bias is not None:
-            d_hh_bias = d_a.sum((0, 1))
-        else:
-            d_hh_bias = None
-        return (d_gates if d_x is None else d_x, dh, d_weight, d_ih_gain, d_ih_bias, d_hh_gain,
-                d_hh_bias, d_h_init, None, None, None, None)
+            d_norms["ih_gain"], d_norms["ih_bias"] = _ln_param_grads(
+                grads.d_gates, raw_ih, *ctx.ih_stats, norms.ih_gain, norms.ih_bias)
+        if saved.raw_hh is not None:
+            d_norms["hh_gain"], d_norms["hh_bias"] = _ln_param_grads(
+                d_a, saved.raw_hh, *ctx.hh_stats, norms.hh_gain, norms.hh_bias)
+        elif norms.hh_bias is not None:
+            d_norms["hh_bias"] = d_a.sum((0, 1))
+        d_input = grads.d_gates if d_x is None else d_x
+        return (None, d_input, dh, d_weight, *LayerNorms(**d_norms),
+                *(None,) * len(Masks._fields), d_h_init, None)
 
 
 class _InputProjection(torch.autograd.Function):
@@ -691,52 +815,45 @@ def input_projection(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> T
 
 def lstm_layer(
     input_gates: Tensor, h0: Tensor, c0: Tensor, weight_hh: Tensor,
-    hh_gain: Tensor | None = None, hh_bias: Tensor | None = None,
-    ih_gain: Tensor | None = None, ih_bias: Tensor | None = None,
-    cell_gain: Tensor | None = None, cell_bias: Tensor | None = None,
-    candidate_mask: Tensor | None = None, keep_h: Tensor | None = None,
-    keep_c: Tensor | None = None, resets: dict[int, Tensor] | None = None,
-    h_init: Tensor | None = None, c_init: Tensor | None = None, *, why: str = "",
+    norms: LayerNorms = NO_NORMS, masks: Masks = NO_MASKS, resets: Resets = NO_RESETS, *,
+    why: str = "",
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Run one LSTM layer over a sequence. Returns (h for every step [T, B, H], h_T, c_T).
 
-    Without layer norm on the recurrent map, ``hh_bias`` is added to the gates before their
-    nonlinearities (the two biases only ever appear as a sum). With ``ih_gain``,
-    ``input_gates`` is ``W_ih x`` before its layer norm (gain ``ih_gain``, bias ``ih_bias``),
-    which the step applies: one pass less over the [T, B, 4H] gates forward and backward.
-    ``why``: the caller's route, quoted by the double-backward error.
+    Without layer norm on the recurrent map, ``norms.hh_bias`` is added to the gates before
+    their nonlinearities (the two biases only ever appear as a sum). With ``norms.ih_gain``,
+    ``input_gates`` is ``W_ih x`` before its layer norm, which the step applies: one pass
+    less over the [T, B, 4H] gates forward and backward. ``why``: the caller's route, quoted
+    by the double-backward error.
     """
-    resets = resets or {}
-    if resets and (h_init is None or c_init is None):
+    if resets.rows and (resets.h_init is None or resets.c_init is None):
         raise ValueError("resets need the state to restart from (h_init and c_init)")
-    if ih_gain is not None and hh_gain is None:
+    if norms.ih_gain is not None and norms.hh_gain is None:
         raise ValueError("ih_gain (the input map's layer norm) needs hh_gain as well")
     dtype = torch.promote_types(input_gates.dtype, weight_hh.dtype)
-    args = _state_precision(dtype, input_gates, h0, c0, weight_hh, ih_gain, ih_bias, hh_gain,
-                            hh_bias, cell_gain, cell_bias, h_init, c_init, candidate_mask,
-                            keep_h, keep_c)
+    tensors = _state_precision(dtype, input_gates, h0, c0, weight_hh,
+                               *_flat(norms, masks, resets))
     with _without_autocast(input_gates.device):
-        return _LSTMLayer.apply(*args, resets, why)
+        return _LSTMLayer.apply((resets.rows or {}, why), *tensors)
 
 
 def gru_layer(
-    input_gates: Tensor, h0: Tensor, weight_hh: Tensor,
-    hh_gain: Tensor | None = None, hh_bias: Tensor | None = None,
-    ih_gain: Tensor | None = None, ih_bias: Tensor | None = None,
-    candidate_mask: Tensor | None = None, keep_h: Tensor | None = None,
-    resets: dict[int, Tensor] | None = None, h_init: Tensor | None = None, *, why: str = "",
+    input_gates: Tensor, h0: Tensor, weight_hh: Tensor, norms: LayerNorms = NO_NORMS,
+    masks: Masks = NO_MASKS, resets: Resets = NO_RESETS, *, why: str = "",
 ) -> tuple[Tensor, Tensor]:
     """Run one GRU layer over a sequence. Returns (h for every step [T, B, H], h_T).
 
-    With ``ih_gain``, ``input_gates`` is ``W_ih x`` before its layer norm (gain ``ih_gain``,
-    bias ``ih_bias``), which the layer applies in one pass over all steps. ``why``: the
-    caller's route, quoted by the double-backward error.
+    With ``norms.ih_gain``, ``input_gates`` is ``W_ih x`` before its layer norm, which the
+    layer applies in one pass over all steps. The GRU has no cell: ``norms.cell_*``,
+    ``masks.keep_c`` and ``resets.c_init`` must be None. ``why``: the caller's route, quoted
+    by the double-backward error.
     """
-    resets = resets or {}
-    if resets and h_init is None:
+    if resets.rows and resets.h_init is None:
         raise ValueError("resets need the state to restart from (h_init)")
+    if (norms.cell_gain, norms.cell_bias, masks.keep_c, resets.c_init) != (None,) * 4:
+        raise ValueError("a GRU has no cell: cell_gain, cell_bias, keep_c and c_init are "
+                         "the LSTM's")
     dtype = torch.promote_types(input_gates.dtype, weight_hh.dtype)
-    args = _state_precision(dtype, input_gates, h0, weight_hh, ih_gain, ih_bias, hh_gain,
-                            hh_bias, h_init, candidate_mask, keep_h)
+    tensors = _state_precision(dtype, input_gates, h0, weight_hh, *_flat(norms, masks, resets))
     with _without_autocast(input_gates.device):
-        return _GRULayer.apply(*args, resets, why)
+        return _GRULayer.apply((resets.rows or {}, why), *tensors)

@@ -561,6 +561,30 @@ class _RecurrentBase(nn.Module):
         bias = getattr(self, f"bias_hh_l{layer}") if self.bias else None
         return getattr(self, f"ln_weight_hh_l{layer}"), bias
 
+    def _cell_norm(self, layer: int) -> functional.Norm:
+        """The cell's layer norm (the LSTM's), or None."""
+        return None
+
+    def _layer_norms(self, layer: int) -> fast_loop.LayerNorms:
+        """Layer ``layer``'s norms as the fast loop takes them: without a recurrent norm,
+        hh_bias is the plain b_hh."""
+        ih_gain, ih_bias = self._ih_norm(layer) or (None, None)
+        hh_gain, hh_bias = self._hh_norm(layer) or (None, None)
+        if hh_gain is None and self.bias:
+            hh_bias = getattr(self, f"bias_hh_l{layer}")
+        cell_gain, cell_bias = self._cell_norm(layer) or (None, None)
+        return fast_loop.LayerNorms(ih_gain, ih_bias, hh_gain, hh_bias, cell_gain, cell_bias)
+
+    def _fast_layer(self, gates_x, state, layer, candidate_mask, keep, resets, init, weight_hh,
+                    why=""):
+        """One layer through :mod:`rnnkit.fast_loop`: the state, zoneout keeps and initial
+        state come in :attr:`state_names`' order (h, then the LSTM's c)."""
+        run = fast_loop.lstm_layer if self.num_gates == 4 else fast_loop.gru_layer
+        out, *new_state = run(gates_x, *state, weight_hh, self._layer_norms(layer),
+                              fast_loop.Masks(candidate_mask, *keep),
+                              fast_loop.Resets(resets, *init), why=why)
+        return out, new_state
+
     def _loop_forward(self, x, states, valid, reset, w_hh, mask_resets, route):
         T, B, _ = x.shape
         H = self.hidden_size
@@ -633,7 +657,6 @@ class _RecurrentBase(nn.Module):
         return torch.stack(outputs), state
 
     _cell_step: Callable
-    _fast_layer: Callable
 
 
 class LSTM(_RecurrentBase):
@@ -751,20 +774,6 @@ class LSTM(_RecurrentBase):
         return functional.lstm_step(gates_x, h, c, weight_hh, bias_hh, self._hh_norm(layer),
                                     self._cell_norm(layer), candidate_mask)
 
-    def _fast_layer(self, gates_x, state, layer, candidate_mask, keep, resets, init, weight_hh,
-                    why=""):
-        hh_gain, hh_bias = self._hh_norm(layer) or (None, None)
-        if hh_gain is None and self.bias:
-            hh_bias = getattr(self, f"bias_hh_l{layer}")
-        ih_gain, ih_bias = self._ih_norm(layer) or (None, None)
-        cell_gain, cell_bias = self._cell_norm(layer) or (None, None)
-        out, h, c = fast_loop.lstm_layer(
-            gates_x, state[0], state[1], weight_hh, hh_gain, hh_bias,
-            ih_gain, ih_bias, cell_gain, cell_bias, candidate_mask, keep[0], keep[1], resets,
-            init[0], init[1], why=why,
-        )
-        return out, [h, c]
-
     def extra_repr(self) -> str:
         return _extra_repr(self, ["forget_bias", "zoneout_cell", "zoneout_hidden"])
 
@@ -826,16 +835,6 @@ class GRU(_RecurrentBase):
         h = functional.gru_step(gates_x, state[0], weight_hh, bias_hh, self._hh_norm(layer),
                                 candidate_mask)
         return [h]
-
-    def _fast_layer(self, gates_x, state, layer, candidate_mask, keep, resets, init, weight_hh,
-                    why=""):
-        hh_gain, hh_bias = self._hh_norm(layer) or (None, None)
-        if hh_gain is None and self.bias:
-            hh_bias = getattr(self, f"bias_hh_l{layer}")
-        ih_gain, ih_bias = self._ih_norm(layer) or (None, None)
-        out, h = fast_loop.gru_layer(gates_x, state[0], weight_hh, hh_gain, hh_bias, ih_gain,
-                                     ih_bias, candidate_mask, keep[0], resets, init[0], why=why)
-        return out, [h]
 
     def extra_repr(self) -> str:
         return _extra_repr(self, ["update_bias", "reset_bias", "zoneout"])
