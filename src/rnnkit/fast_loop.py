@@ -21,15 +21,13 @@ and its bias) are computed outside, as one matmul over the whole sequence; the L
 applies their layer norm itself, which saves a pass over the [T, B, 4H] gates each way.
 
 Shared arguments of :func:`lstm_layer` and :func:`gru_layer`:
-    input_gates: [T, B, G*H] the input projection of every step (G = 4 LSTM, 3 GRU); for
-        :func:`lstm_layer` with ``ih_gain``, before its layer norm (the step applies it).
+    input_gates: [T, B, G*H] the input projection of every step (G = 4 LSTM, 3 GRU); with
+        ``norms.ih_gain``, before its layer norm (the layer applies it).
     weight_hh: [G*H, H].
-    hh_gain, hh_bias: [G*H] layer norm of the recurrent map, or None (then ``hh_bias`` is
-        the plain recurrent bias).
-    candidate_mask: [B, H] recurrent-dropout mask (scaled) or None.
-    keep_h, keep_c: [T, B, H] or [T, B, 1] or [T, 1, 1]: how much of the previous state each
-        unit keeps at each step (zoneout, and 1 past the end of a sequence), or None.
-    resets: {t: bool mask [B, 1]} rows that restart from ``init`` before step t.
+    norms: :class:`LayerNorms` (gains and biases; without ``hh_gain``, ``hh_bias`` is the
+        plain recurrent bias).
+    masks: :class:`Masks` (recurrent dropout's candidate mask, zoneout's keeps).
+    resets: :class:`Resets` (rows that restart from ``h_init``/``c_init`` before step t).
 """
 
 from __future__ import annotations
