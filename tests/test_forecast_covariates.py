@@ -53,7 +53,7 @@ def panel_with_covariates(n=60):
 def test_covariates_widen_the_input_and_survive_save_load(tmp_path):
     series, covs = panel_with_covariates()
     fc, _ = train_forecaster(series, 4, max_time=None, max_steps=4, seed=0, covariates=covs,
-                             **TINY)
+                             ensemble=1, **TINY)  # one model: its rnn
     cfg = fc.config
     assert (cfg.future_covariates, cfg.past_covariates, cfg.static_covariates) == (
         ("promo",), ("price",), ("size", "region"))
@@ -197,7 +197,7 @@ def test_backtest_with_covariates_reads_each_origins_rows():
     seen = []
     result = backtest(series, 4, windows=2, max_time=None, max_steps=2, num_samples=10,
                       covariates=covs, on_forecast=lambda s, t, f: seen.append(len(t.values)),
-                      **TINY)
+                      ensemble=1, **TINY)
     assert seen == [64, 64, 68, 68]
     assert result["fits"][0]["steps"] == 2 and "deepar" in result["methods"]
 

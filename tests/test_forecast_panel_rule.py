@@ -9,7 +9,10 @@ import pytest
 
 from rnnkit.data.errors import DataError
 from rnnkit.forecasting import DatedSeries, train_forecaster
+from rnnkit.forecasting.frequency import FREQUENCIES
 from rnnkit.forecasting.windows import (
+    PANEL_ENSEMBLE,
+    default_config,
     max_horizon,
     min_length,
     pooled_windows,
@@ -89,3 +92,13 @@ def test_a_panel_with_too_few_windows_in_all_is_refused_in_one_line():
     assert ("'a' (17 rows), 'b' (18 rows) are too short to train a forecaster of 8 steps on: "
             "a panel's series together need 9 windows of 17 rows (8 + 8 + 1), these offer 3; "
             "use --horizon 6 or less") in message
+
+
+def test_several_series_get_an_ensemble_a_single_series_one_model():
+    quarter = FREQUENCIES["quarterly"]
+    assert default_config([40], quarter, 8).ensemble == 1
+    assert default_config([40, 40], quarter, 8).ensemble == PANEL_ENSEMBLE == 3
+    assert default_config([40, 40], quarter, 8, ensemble=1).ensemble == 1  # overrides win
+    panel = [quarterly(24, f"p{i}", i) for i in range(4)]
+    fc, report = train_forecaster(panel, 8, max_time=None, max_steps=1, **TINY)
+    assert fc.config.ensemble == 3 and report.steps == 3  # one step a member

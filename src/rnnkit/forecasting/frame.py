@@ -102,7 +102,8 @@ class RNNForecast:
             with ``max_time`` the steps taken vary with the machine, so a run is repeatable
             only under ``max_steps`` alone (``max_time=None``).
         seed: training and sampling seed; ``num_samples``: sample paths per forecast.
-        ensemble: models trained from seeds ``seed ..`` whose paths a forecast pools.
+        ensemble: models trained from seeds ``seed ..`` whose paths a forecast pools
+            (None: the library's default, ``windows.default_config``'s).
         alias: the name of the forecast columns (``DeepAR``, ``DeepAR-lo-80``, ...).
         futr_exog_list, hist_exog_list, stat_exog_list: covariate columns of ``df``, known
             for the horizon too (``predict`` needs ``futr_df``), observed only (past-only), or
@@ -119,7 +120,7 @@ class RNNForecast:
 
     def __init__(self, h: int | None = None, freq: str | None = None,
                  max_time: float | None = 60, max_steps: int | None = None, seed: int = 0,
-                 num_samples: int = 200, ensemble: int = 1, alias: str = "DeepAR",
+                 num_samples: int = 200, ensemble: int | None = None, alias: str = "DeepAR",
                  futr_exog_list: Sequence[str] = (), hist_exog_list: Sequence[str] = (),
                  stat_exog_list: Sequence[str] = (), season: int | None = None,
                  **config: Any) -> None:
@@ -152,7 +153,7 @@ class RNNForecast:
         h = self.h if self.h is not None else default_horizon(panel.series)
         self.forecaster_, self.report_ = train_forecaster(
             panel.series, h, max_time=self.max_time, max_steps=self.max_steps, seed=self.seed,
-            ensemble=self.ensemble, covariates=series_covariates(panel.series), **self.config)
+            covariates=series_covariates(panel.series), **self._ensemble(), **self.config)
         self._panel = panel
         return self
 
@@ -178,6 +179,10 @@ class RNNForecast:
                                                     covariates=c))
                      for s, c in zip(series, covs)]
         return _frame(self._panel, forecasts, levels, self.alias)
+
+    def _ensemble(self) -> dict[str, int]:
+        """``{"ensemble": K}`` when one was given; else nothing (the library's default)."""
+        return {} if self.ensemble is None else {"ensemble": self.ensemble}
 
     def _read(self, df: pd.DataFrame, id_col: str, time_col: str, target_col: str,
               static_df: pd.DataFrame | None = None) -> _Panel:
@@ -211,7 +216,7 @@ class RNNForecast:
         forecasts: list[tuple[DatedSeries, Forecast, DatedSeries]] = []
         backtest(panel.series, h, windows=n_windows, step=step_size, refit=refit,
                  max_time=self.max_time, max_steps=self.max_steps, seed=self.seed,
-                 num_samples=self.num_samples, ensemble=self.ensemble,
+                 num_samples=self.num_samples, **self._ensemble(),
                  on_forecast=lambda s, t, fc: forecasts.append((t, fc, s)),
                  covariates=series_covariates(panel.series), **self.config)
         out = _frame(panel, [(t, fc) for t, fc, _ in forecasts], levels, self.alias)
