@@ -443,6 +443,19 @@ def _full(t: Tensor | None, shape: tuple[int, ...], new) -> Tensor | None:
     return new(*shape).copy_(t.expand(shape))
 
 
+def _begin(ctx, spec: tuple, input_gates: Tensor, bundled: tuple) -> tuple:
+    """How both Functions' forwards begin: the input map contiguous, the reset rows, the
+    bundles (:func:`_unflat`) and ``new(*shape)``, a workspace buffer like the input map."""
+    reset_rows, ctx.why = spec
+    input_gates = input_gates.contiguous()
+    ctx.device = input_gates.device
+
+    def new(*shape: int) -> Tensor:
+        return workspace.empty(shape, input_gates)
+
+    return input_gates, reset_rows, _unflat(bundled), new
+
+
 def _lstm_forward_loop(input_gates: Tensor, w_t: Tensor, norms: LayerNorms, masks: Masks,
                        resets: Resets, bufs: LSTMBuffers) -> dict:
     """The LSTM forward as a Python loop over the eager step, writing into ``bufs``. Returns
@@ -471,16 +484,10 @@ class _LSTMLayer(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, spec, input_gates, h0, c0, weight_hh, *bundled):  # type: ignore[override]
-        reset_rows, why = spec
-        norms, masks, (h_init, c_init) = _unflat(bundled)
+        input_gates, reset_rows, bundles, new = _begin(ctx, spec, input_gates, bundled)
+        norms, masks, (h_init, c_init) = bundles
         T, B, G = input_gates.shape
         H = G // 4
-        input_gates = input_gates.contiguous()
-        ctx.device, ctx.why = input_gates.device, why
-
-        def new(*shape: int) -> Tensor:
-            return workspace.empty(shape, input_gates)
-
         masks = Masks(_full(masks.candidate, (B, H), new),
                       *(_full(k, (T, B, H), new) for k in (masks.keep_h, masks.keep_c)))
         hs, cs = new(T + 1, B, H), new(T + 1, B, H)
@@ -688,16 +695,10 @@ class _GRULayer(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, spec, input_gates, h0, weight_hh, *bundled):  # type: ignore[override]
-        reset_rows, why = spec
-        norms, masks, (h_init, _) = _unflat(bundled)
+        input_gates, reset_rows, bundles, new = _begin(ctx, spec, input_gates, bundled)
+        norms, masks, (h_init, _) = bundles
         T, B, G = input_gates.shape
         H = G // 3
-        input_gates = input_gates.contiguous()
-        ctx.device, ctx.why = input_gates.device, why
-
-        def new(*shape: int) -> Tensor:
-            return workspace.empty(shape, input_gates)
-
         masks = Masks(_full(masks.candidate, (B, H), new), _full(masks.keep_h, (T, B, H), new))
         bufs = GRUBuffers(h=new(T + 1, B, H), act=new(T, B, G), a_n=new(T, B, H),
                           raw_hh=new(T, B, G) if norms.hh_gain is not None else None)
