@@ -370,12 +370,12 @@ def test_kernels_refuse_tensors_of_the_wrong_size():
 
     def forward(mask=None, h_init=None):
         torch.ops.rnnkit.gru_forward_seq(
-            gates, w_t, None, None, None, None, mask, None, reset if h_init is not None
-            else None, h_init, torch.zeros(T_ + 1, B_, H_), torch.empty(T_, B_, 3 * H_),
-            torch.empty(T_, B_, H_), None, None, None)
+            gates, w_t, candidate=mask, reset_rows=reset if h_init is not None else None,
+            h_init=h_init, h=torch.zeros(T_ + 1, B_, H_), act=torch.empty(T_, B_, 3 * H_),
+            a_n=torch.empty(T_, B_, H_))
 
     forward(torch.ones(B_, H_), torch.zeros(B_, H_))
-    with pytest.raises(RuntimeError, match=r"mask must be \[4, 7\]"):
+    with pytest.raises(RuntimeError, match=r"candidate must be \[4, 7\]"):
         forward(mask=torch.ones(1, 7))
     with pytest.raises(RuntimeError, match=r"h_init must be \[4, 7\]"):
         forward(h_init=torch.randn(3, 7))
@@ -394,25 +394,24 @@ def test_sequence_ops_refuse_buffers_of_the_wrong_size():
     gates, w_t = torch.randn(T_, B_, 4 * H_), torch.randn(H_, 4 * H_)
     hs, cs = torch.zeros(T_ + 1, B_, H_), torch.zeros(T_ + 1, B_, H_)
     act, tanh_c = torch.empty(T_, B_, 4 * H_), torch.empty(T_, B_, H_)
-    none6 = (None,) * 6
 
     def forward(hs=hs, reset=None, h_init=None, c_init=None):
-        torch.ops.rnnkit.lstm_forward_seq(gates, w_t, *none6, None, None, None, reset, h_init,
-                                          c_init, hs, cs, act, None, cs[1:], tanh_c, None,
-                                          None, None)
+        torch.ops.rnnkit.lstm_forward_seq(gates, w_t, reset_rows=reset, h_init=h_init,
+                                          c_init=c_init, h=hs, c=cs, act=act, c_new=cs[1:],
+                                          tanh_c=tanh_c)
 
     forward()
-    with pytest.raises(RuntimeError, match=r"hs must be a contiguous \[5, 2, 3\]"):
+    with pytest.raises(RuntimeError, match=r"h must be a contiguous \[5, 2, 3\]"):
         forward(hs=torch.zeros(T_, B_, H_))
-    with pytest.raises(RuntimeError, match=r"reset must be bool \[4, 2\]"):
+    with pytest.raises(RuntimeError, match=r"reset_rows must be bool \[4, 2\]"):
         forward(reset=torch.zeros(T_, B_), h_init=hs[0], c_init=cs[0])
-    with pytest.raises(RuntimeError, match="reset needs h_init and c_init"):
+    with pytest.raises(RuntimeError, match="reset_rows needs h_init and c_init"):
         forward(reset=torch.zeros(T_, B_, dtype=torch.bool))
     with pytest.raises(RuntimeError, match=r"keep_h must be a contiguous \[4, 2, 3\]"):
         torch.ops.rnnkit.gru_forward_seq(torch.randn(T_, B_, 3 * H_), torch.randn(H_, 3 * H_),
-                                         None, None, None, None, None, torch.rand(T_, 1, H_),
-                                         None, None, hs, torch.empty(T_, B_, 3 * H_),
-                                         torch.empty(T_, B_, H_), None, None, None)
+                                         keep_h=torch.rand(T_, 1, H_), h=hs,
+                                         act=torch.empty(T_, B_, 3 * H_),
+                                         a_n=torch.empty(T_, B_, H_))
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
@@ -515,3 +514,23 @@ def test_no_engine_function_takes_more_than_ten_positional_arguments():
                 counts[f"{owner.__name__}.{name}"] = _positional_parameters(func)
     assert "rnnkit.fast_loop._lstm_forward_step" in counts
     assert {k: n for k, n in counts.items() if n > 10} == {}
+
+
+@pytest.mark.skipif(not kernels.available(), reason="the C++ step kernels did not build")
+@pytest.mark.parametrize("cell,buffers", [("lstm", fast_loop.LSTMBuffers),
+                                          ("gru", fast_loop.GRUBuffers)])
+def test_sequence_op_schemas_take_the_bundles_fields_by_name_in_one_order(cell, buffers):
+    """Past the input map (forward) or the weight (backward) every argument of the sequence
+    ops is keyword-only, and the bundles' fields come in the bundles' order for both cells
+    (the LSTM op had mask, keep_c, keep_h where Masks has candidate, keep_h, keep_c)."""
+    bundles = [*fast_loop.LayerNorms._fields, *fast_loop.Masks._fields, "reset_rows",
+               "h_init", "c_init"]
+    for direction, positional in (("forward", 2), ("backward", 1)):
+        args = getattr(torch.ops.rnnkit, f"{cell}_{direction}_seq").default._schema.arguments
+        assert [a.kwarg_only for a in args] == [False] * positional + [True] * (
+            len(args) - positional)
+        names = [a.name for a in args]
+        for fields in (bundles, buffers._fields):
+            taken = [n for n in names if n in fields]
+            assert taken == [n for n in fields if n in taken]
+        assert set(buffers._fields) <= set(names)

@@ -42,8 +42,8 @@ assert kernels.available()
 x, w_t, act = torch.randn(5, 4, 21), torch.randn(7, 21), torch.empty(5, 4, 21)
 hs, a_n = torch.zeros(6, 4, 7), torch.empty(5, 4, 7)
 try:
-    torch.ops.rnnkit.gru_forward_seq(x, w_t, None, None, None, None, torch.ones(1, 7), None,
-                                     None, None, hs, act, a_n, None, None, None)
+    torch.ops.rnnkit.gru_forward_seq(x, w_t, candidate=torch.ones(1, 7), h=hs, act=act,
+                                     a_n=a_n)
 except RuntimeError as e:
     print("RuntimeError:", str(e).splitlines()[0])
 """

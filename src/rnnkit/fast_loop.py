@@ -504,8 +504,8 @@ class _LSTMLayer(torch.autograd.Function):
             reset = _reset_mask(reset_rows, T, B, input_gates.device)
             h_init, c_init = (_rows(s, B, H) if reset is not None else None
                               for s in (h_init, c_init))
-            seq[0](input_gates, w_t, *norms, masks.candidate, masks.keep_c, masks.keep_h,
-                   reset, h_init, c_init, *bufs)
+            seq[0](input_gates, w_t, **norms._asdict(), **masks._asdict(), reset_rows=reset,
+                   h_init=h_init, c_init=c_init, **bufs._asdict())
             ctx.reset, ctx.restarts = (reset, h_init, c_init), {}
         else:
             ctx.reset = None
@@ -590,11 +590,10 @@ def _lstm_backward_seq(reset_state, weight_hh, d_hs, dh, dc, raw_ih, norms: Laye
     d_c_init = torch.zeros_like(c_init) if reset is not None else None
     d_weight = weight_hh.new_empty(weight_hh.shape)
     torch.ops.rnnkit.lstm_backward_seq(
-        weight_hh, d_hs, dh, dc, saved.act, saved.tanh_c, saved.h, saved.c, saved.c_new,
-        masks.candidate, masks.keep_c, masks.keep_h, reset, h_init, c_init, norms.cell_gain,
-        saved.cell_stats, saved.raw_hh, norms.hh_gain, saved.hh_stats, raw_ih, norms.ih_gain,
-        saved.ih_stats, grads.d_gates, grads.d_raw, grads.d_x, grads.d_cnorm, d_h_init,
-        d_c_init, d_weight,
+        weight_hh, d_hs=d_hs, dh=dh, dc=dc, ih_gain=norms.ih_gain, hh_gain=norms.hh_gain,
+        cell_gain=norms.cell_gain, **masks._asdict(), reset_rows=reset, h_init=h_init,
+        c_init=c_init, **saved._asdict(), raw_ih=raw_ih, **grads._asdict(), d_h_init=d_h_init,
+        d_c_init=d_c_init, d_weight=d_weight,
     )
     return d_weight, d_h_init, d_c_init
 
@@ -710,9 +709,10 @@ class _GRULayer(torch.autograd.Function):
             h_init = _rows(h_init, B, H) if reset is not None else None
             ih_stats = _stats_buffer(norms.ih_gain, new, T, B)
             hh_stats = _stats_buffer(norms.hh_gain, new, T, B)
-            seq[0](input_gates, w_t, norms.ih_gain, norms.ih_bias, norms.hh_gain,
-                   norms.hh_bias, masks.candidate, masks.keep_h, reset, h_init, *bufs,
-                   ih_stats, hh_stats)
+            seq[0](input_gates, w_t, ih_gain=norms.ih_gain, ih_bias=norms.ih_bias,
+                   hh_gain=norms.hh_gain, hh_bias=norms.hh_bias, candidate=masks.candidate,
+                   keep_h=masks.keep_h, reset_rows=reset, h_init=h_init, **bufs._asdict(),
+                   ih_stats=ih_stats, hh_stats=hh_stats)
             ctx.reset, ctx.restarts, ctx.hh_stats = (reset, h_init), {}, hh_stats
         else:
             ctx.reset = None
@@ -753,10 +753,12 @@ class _GRULayer(torch.autograd.Function):
                 d_x = workspace.empty(act.shape, act)
             d_weight = weight_hh.new_empty(weight_hh.shape)
             torch.ops.rnnkit.gru_backward_seq(
-                weight_hh, d_hs, dh, act, saved.a_n, saved.h, masks.candidate, masks.keep_h,
-                reset, h_init, saved.raw_hh, norms.hh_gain, ctx.hh_stats, raw_ih, norms.ih_gain,
-                ctx.ih_stats, grads.d_gates, d_a,
-                grads.d_raw if saved.raw_hh is not None else None, d_x, d_h_init, d_weight,
+                weight_hh, d_hs=d_hs, dh=dh, ih_gain=norms.ih_gain, hh_gain=norms.hh_gain,
+                candidate=masks.candidate, keep_h=masks.keep_h, reset_rows=reset,
+                h_init=h_init, **saved._asdict(), ih_stats=ctx.ih_stats,
+                hh_stats=ctx.hh_stats, raw_ih=raw_ih, d_gates=grads.d_gates, d_a=d_a,
+                d_raw=grads.d_raw if saved.raw_hh is not None else None, d_x=d_x,
+                d_h_init=d_h_init, d_weight=d_weight,
             )
         else:
             d_weight, d_h_init = _gru_backward_loop(

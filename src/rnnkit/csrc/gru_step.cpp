@@ -3,8 +3,9 @@
 //
 // The row functions (forward_rows, backward_rows) do everything between the recurrent map
 // (W_hh h_{t-1} and its layer norm) and the next step that eager PyTorch does in ~8 small ops
-// per step; the sequence ops (gru_{forward,backward}_seq) run them for every step together with the matmuls, the recurrent layer norm, resets and the recurrent weight
-// gradient, one call per layer each way (Cho et al. 2014, torch's gate order r, z, n; z is
+// per step; the sequence ops (gru_{forward,backward}_seq) run them for every step together
+// with the matmuls, the recurrent layer norm, resets and the recurrent weight gradient, one
+// call per layer each way (Cho et al. 2014, torch's gate order r, z, n; z is
 // the fraction of h kept):
 //
 //   r = sigmoid(x_r + a_r),  z = sigmoid(x_z + a_z),  n = tanh(x_n + r * a_n)
@@ -26,14 +27,14 @@ using namespace rnnkit_step;
 // One step's rows, as gru_forward_seq sets them.
 template <typename T>
 struct ForwardRows {
-  Rows<T> x, a, h_prev, mask, keep_h, act, a_n, h;
+  Rows<T> x, a, h_prev, candidate, keep_h, act, a_n, h;
 };
 
 template <typename T>
 void forward_rows(const ForwardRows<T>& s, int64_t B, int64_t H) {
   for_rows(B, 3 * H, [&](int64_t b) {
     const T *xr = s.x(b), *ar = s.a(b), *hp = s.h_prev(b);
-    const T *mk = s.mask(b), *kh = s.keep_h(b);
+    const T *mk = s.candidate(b), *kh = s.keep_h(b);
     T *z = s.act(b), *an = s.a_n(b), *hr = s.h(b);
     vec_loop<T>(H, [&](int64_t j, int64_t c) {
       Vec<T> r = sigmoid(load(xr, j, c) + load(ar, j, c));
@@ -56,14 +57,14 @@ void forward_rows(const ForwardRows<T>& s, int64_t B, int64_t H) {
 // itself: each piece of dh is read before that piece is written.
 template <typename T>
 struct BackwardRows {
-  Rows<T> dh, dh_extra, act, a_n, h_prev, mask, keep_h, d_gates, d_a, dh_carry;
+  Rows<T> dh, dh_extra, act, a_n, h_prev, candidate, keep_h, d_gates, d_a, dh_carry;
 };
 
 template <typename T>
 void backward_rows(const BackwardRows<T>& s, int64_t B, int64_t H) {
   for_rows(B, 3 * H, [&](int64_t b) {
     const T *z = s.act(b), *an = s.a_n(b), *hp = s.h_prev(b);
-    const T *mk = s.mask(b), *kh = s.keep_h(b);
+    const T *mk = s.candidate(b), *kh = s.keep_h(b);
     const T *dhr = s.dh(b), *dhx = s.dh_extra(b);
     T *dz = s.d_gates(b), *da = s.d_a(b), *carry = s.dh_carry(b);
     const Vec<T> one(1);
@@ -90,24 +91,27 @@ void backward_rows(const BackwardRows<T>& s, int64_t B, int64_t H) {
   });
 }
 
-// The sequence ops: one call runs a layer's whole time loop, forward or backward. Buffers are
-// [T, B, N] (hs [T + 1, B, H], hs[0] the initial state); reset is a [T, B] bool mask (rows
-// that restart from h_init before step t), and the backward recomputes those restarted
-// states instead of keeping them.
-void check_gru_seq(const Tensor& act, const Tensor& hs, const Tensor& a_n, const OptTensor& raw,
-                   const OptTensor& ih_gain, const OptTensor& ih_stats,
-                   const OptTensor& hh_gain, const OptTensor& hh_stats, const OptTensor& mask,
-                   const OptTensor& keep_h, const OptTensor& reset, const OptTensor& h_init,
-                   const char* op) {
+// The sequence ops: one call runs a layer's whole time loop, forward or backward. Their
+// keyword-only arguments come in the LSTM's order (lstm_step.cpp) less the cell's: the layer
+// norms (ih_gain, ih_bias, hh_gain, hh_bias), the masks (candidate, keep_h), the resets
+// (reset_rows, h_init), then the buffers (GRUBuffers: h, act, a_n, raw_hh; then ih_stats,
+// hh_stats). h is [T + 1, B, H] (h[0] the initial state), the other buffers [T, B, N];
+// reset_rows is a [T, B] bool mask (rows that restart from h_init before step t), and the
+// backward recomputes those restarted states instead of keeping them.
+void check_gru_seq(const OptTensor& ih_gain, const OptTensor& hh_gain,
+                   const OptTensor& candidate, const OptTensor& keep_h,
+                   const OptTensor& reset_rows, const OptTensor& h_init, const Tensor& h,
+                   const Tensor& act, const Tensor& a_n, const OptTensor& raw_hh,
+                   const OptTensor& ih_stats, const OptTensor& hh_stats, const char* op) {
   TORCH_CHECK(act.dim() == 3 && act.size(2) % 3 == 0, "rnnkit ", op,
               ": act must be [T, B, 3 * H], got sizes ", act.sizes());
   const int64_t T_ = act.size(0), B = act.size(1), G = act.size(2), H = G / 3;
   check_seq(act, T_, B, G, op, "act");
-  check_seq(hs, T_ + 1, B, H, op, "hs");
+  check_seq(h, T_ + 1, B, H, op, "h");
   check_seq(a_n, T_, B, H, op, "a_n");
-  if (raw) check_seq(*raw, T_, B, G, op, "raw");
+  if (raw_hh) check_seq(*raw_hh, T_, B, G, op, "raw_hh");
   if (keep_h) check_seq(*keep_h, T_, B, H, op, "keep_h");
-  if (mask) check_rows(*mask, B, H, op, "mask");
+  if (candidate) check_rows(*candidate, B, H, op, "candidate");
   if (h_init) check_rows(*h_init, B, H, op, "h_init");
   for (const OptTensor* t : {&ih_gain, &hh_gain}) {
     if (*t) check_vector(**t, G, op, "gate layer norm gains");
@@ -115,31 +119,30 @@ void check_gru_seq(const Tensor& act, const Tensor& hs, const Tensor& a_n, const
   for (const OptTensor* t : {&ih_stats, &hh_stats}) {
     if (*t) check_seq_stats(**t, T_, B, op, "layer norm statistics");
   }
-  TORCH_CHECK(!hh_gain || (raw && hh_stats), "rnnkit ", op, ": hh_gain needs raw and hh_stats");
+  TORCH_CHECK(!hh_gain || (raw_hh && hh_stats), "rnnkit ", op,
+              ": hh_gain needs raw_hh and hh_stats");
   TORCH_CHECK(!ih_gain || ih_stats, "rnnkit ", op, ": ih_gain needs ih_stats");
-  if (reset) {
-    TORCH_CHECK(reset->scalar_type() == at::kBool && reset->dim() == 2 &&
-                    reset->size(0) == T_ && reset->size(1) == B,
-                "rnnkit ", op, ": reset must be bool [", T_, ", ", B, "], got ",
-                reset->scalar_type(), " ", reset->sizes());
-    TORCH_CHECK(h_init, "rnnkit ", op, ": reset needs h_init");
+  if (reset_rows) {
+    check_reset_rows(*reset_rows, T_, B, op);
+    TORCH_CHECK(h_init, "rnnkit ", op, ": reset_rows needs h_init");
   }
   for (const OptTensor* t :
-       {&raw, &ih_gain, &ih_stats, &hh_gain, &hh_stats, &mask, &keep_h, &h_init}) {
+       {&ih_gain, &hh_gain, &candidate, &keep_h, &h_init, &raw_hh, &ih_stats, &hh_stats}) {
     if (*t) check_dtype(**t, act, op, "an optional tensor");
   }
-  for (const Tensor* t : TensorList{&hs, &a_n}) check_dtype(*t, act, op, "a state buffer");
+  for (const Tensor* t : TensorList{&h, &a_n}) check_dtype(*t, act, op, "a state buffer");
 }
 
 void gru_forward_seq(const Tensor& input_gates, const Tensor& weight_t, const OptTensor& ih_gain,
                      const OptTensor& ih_bias, const OptTensor& hh_gain,
-                     const OptTensor& hh_bias, const OptTensor& mask, const OptTensor& keep_h,
-                     const OptTensor& reset, const OptTensor& h_init, Tensor hs, Tensor act,
-                     Tensor a_n, const OptTensor& raw, const OptTensor& ih_stats,
+                     const OptTensor& hh_bias, const OptTensor& candidate,
+                     const OptTensor& keep_h, const OptTensor& reset_rows,
+                     const OptTensor& h_init, Tensor h, Tensor act, Tensor a_n,
+                     const OptTensor& raw_hh, const OptTensor& ih_stats,
                      const OptTensor& hh_stats) {
   const char* op = "gru_forward_seq";
-  check_gru_seq(act, hs, a_n, raw, ih_gain, ih_stats, hh_gain, hh_stats, mask, keep_h, reset,
-                h_init, op);
+  check_gru_seq(ih_gain, hh_gain, candidate, keep_h, reset_rows, h_init, h, act, a_n, raw_hh,
+                ih_stats, hh_stats, op);
   const int64_t T_ = act.size(0), B = act.size(1), G = act.size(2), H = G / 3;
   check_seq(input_gates, T_, B, G, op, "input_gates");
   check_dtype(input_gates, act, op, "input_gates");
@@ -152,11 +155,11 @@ void gru_forward_seq(const Tensor& input_gates, const Tensor& weight_t, const Op
   }
   AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "rnnkit_gru_forward_seq", [&] {
     using T = scalar_t;
-    Tensor h_restart = reset ? at::empty({B, H}, hs.options()) : Tensor();
+    Tensor h_restart = reset_rows ? at::empty({B, H}, h.options()) : Tensor();
     Tensor a = at::empty({B, G}, act.options());  // the recurrent map of the current step
     const T *hg = data<T>(hh_gain), *hb = data<T>(hh_bias);
     ForwardRows<T> s{};
-    s.a = rows<T>(a), s.mask = rows<T>(mask);
+    s.a = rows<T>(a), s.candidate = rows<T>(candidate);
     // x of each step: LN(input_gates) written into act (each step reads its row of x before
     // writing the same row's activations), or input_gates itself
     if (ih_gain) {
@@ -165,14 +168,14 @@ void gru_forward_seq(const Tensor& input_gates, const Tensor& weight_t, const Op
     const Tensor& x = ih_gain ? act : input_gates;
     const StepMatmul recurrent(weight_t);
     for (int64_t t = 0; t < T_; ++t) {
-      Tensor h = hs[t];
-      if (any_reset(reset, t)) {
-        restart_rows<T>(*reset, t, *h_init, h, h_restart);
-        h = h_restart;
+      Tensor h_prev = h[t];
+      if (any_reset(reset_rows, t)) {
+        restart_rows<T>(*reset_rows, t, *h_init, h_prev, h_restart);
+        h_prev = h_restart;
       }
-      if (raw) {  // a = LN(W_hh h) (its bias is hh_bias)
-        recurrent((*raw)[t], h);
-        const Rows<T> rr = step_rows<T>(raw, t);
+      if (raw_hh) {  // a = LN(W_hh h) (its bias is hh_bias)
+        recurrent((*raw_hh)[t], h_prev);
+        const Rows<T> rr = step_rows<T>(raw_hh, t);
         const StatRows<T> st = step_stat_rows<T>(hh_stats, t);
         for_rows(B, G, [&](int64_t b) {
           T* ar = s.a(b);
@@ -180,51 +183,49 @@ void gru_forward_seq(const Tensor& input_gates, const Tensor& weight_t, const Op
                          [&](int64_t j, int64_t n, const Vec<T>& y) { store(y, ar, j, n); });
         });
       } else if (hh_bias) {
-        recurrent(a, h, StepMatmul::Mode::kAdd, &*hh_bias);
+        recurrent(a, h_prev, StepMatmul::Mode::kAdd, &*hh_bias);
       } else {
-        recurrent(a, h);
+        recurrent(a, h_prev);
       }
-      s.x = step_rows<T>(x, t), s.h_prev = rows<T>(h);
+      s.x = step_rows<T>(x, t), s.h_prev = rows<T>(h_prev);
       s.keep_h = step_rows<T>(keep_h, t), s.act = step_rows<T>(act, t);
-      s.a_n = step_rows<T>(a_n, t), s.h = step_rows<T>(hs, t + 1);
+      s.a_n = step_rows<T>(a_n, t), s.h = step_rows<T>(h, t + 1);
       forward_rows(s, B, H);
     }
   });
 }
 
-// dh holds dL/dh_T on entry and dL/dh0 on return; d_h_init (zeros on entry) receives the
-// gradient of every restart; d_gates is dL/dx, and with ih_gain d_x is dL/d(input_gates)
-// before the layer norm (x the raw input_gates); d_a is dL/d(the recurrent map after its layer
-// norm), d_raw (with layer norm) dL/d(W_hh h); d_weight is dL/dW_hh.
+// dh holds dL/dh_T on entry and dL/dh0 on return; d_hs [T, B, H] is dL/d(the output h of
+// every step); d_h_init (zeros on entry) receives the gradient of every restart; d_gates is
+// dL/dx, and with ih_gain d_x is dL/d(input_gates) before the layer norm (raw_ih the input
+// map before it); d_a is dL/d(the recurrent map after its layer norm), d_raw (with layer norm)
+// dL/d(W_hh h); d_weight is dL/dW_hh.
 void gru_backward_seq(const Tensor& weight_hh, const OptTensor& d_hs, Tensor dh,
-                      const Tensor& act, const Tensor& a_n, const Tensor& hs,
-                      const OptTensor& mask, const OptTensor& keep_h, const OptTensor& reset,
-                      const OptTensor& h_init, const OptTensor& raw, const OptTensor& hh_gain,
-                      const OptTensor& hh_stats, const OptTensor& x, const OptTensor& ih_gain,
-                      const OptTensor& ih_stats, Tensor d_gates, Tensor d_a,
+                      const OptTensor& ih_gain, const OptTensor& hh_gain,
+                      const OptTensor& candidate, const OptTensor& keep_h,
+                      const OptTensor& reset_rows, const OptTensor& h_init, const Tensor& h,
+                      const Tensor& act, const Tensor& a_n, const OptTensor& raw_hh,
+                      const OptTensor& ih_stats, const OptTensor& hh_stats,
+                      const OptTensor& raw_ih, Tensor d_gates, Tensor d_a,
                       const OptTensor& d_raw, const OptTensor& d_x, const OptTensor& d_h_init,
                       Tensor d_weight) {
   const char* op = "gru_backward_seq";
-  check_gru_seq(act, hs, a_n, raw, ih_gain, ih_stats, hh_gain, hh_stats, mask, keep_h, reset,
-                h_init, op);
+  check_gru_seq(ih_gain, hh_gain, candidate, keep_h, reset_rows, h_init, h, act, a_n, raw_hh,
+                ih_stats, hh_stats, op);
   const int64_t T_ = act.size(0), B = act.size(1), G = act.size(2), H = G / 3;
   check_seq(d_gates, T_, B, G, op, "d_gates");
   check_seq(d_a, T_, B, G, op, "d_a");
-  for (const OptTensor* t : {&d_raw, &x, &d_x}) {
+  for (const OptTensor* t : {&d_raw, &raw_ih, &d_x}) {
     if (*t) check_seq(**t, T_, B, G, op, "optional gate buffers");
   }
   if (d_hs) check_seq(*d_hs, T_, B, H, op, "d_hs");
   check_rows(dh, B, H, op, "dh");
   if (d_h_init) check_rows(*d_h_init, B, H, op, "d_h_init");
-  TORCH_CHECK(weight_hh.dim() == 2 && weight_hh.size(0) == G && weight_hh.size(1) == H,
-              "rnnkit ", op, ": weight_hh must be [", G, ", ", H, "], got sizes ",
-              weight_hh.sizes());
-  TORCH_CHECK(d_weight.dim() == 2 && d_weight.size(0) == G && d_weight.size(1) == H, "rnnkit ",
-              op, ": d_weight must be [", G, ", ", H, "], got sizes ", d_weight.sizes());
+  check_weights(weight_hh, d_weight, G, H, op);
   TORCH_CHECK(!hh_gain || d_raw, "rnnkit ", op, ": hh_gain needs d_raw");
-  TORCH_CHECK(!reset || d_h_init, "rnnkit ", op, ": reset needs d_h_init");
-  TORCH_CHECK(!ih_gain || (x && d_x), "rnnkit ", op, ": ih_gain needs x and d_x");
-  for (const OptTensor* t : {&d_hs, &d_raw, &x, &d_x, &d_h_init}) {
+  TORCH_CHECK(!reset_rows || d_h_init, "rnnkit ", op, ": reset_rows needs d_h_init");
+  TORCH_CHECK(!ih_gain || (raw_ih && d_x), "rnnkit ", op, ": ih_gain needs raw_ih and d_x");
+  for (const OptTensor* t : {&d_hs, &raw_ih, &d_raw, &d_x, &d_h_init}) {
     if (*t) check_dtype(**t, act, op, "an optional tensor");
   }
   for (const Tensor* t : TensorList{&dh, &d_gates, &d_a, &d_weight}) {
@@ -232,17 +233,17 @@ void gru_backward_seq(const Tensor& weight_hh, const OptTensor& d_hs, Tensor dh,
   }
   AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "rnnkit_gru_backward_seq", [&] {
     using T = scalar_t;
-    Tensor h_restart = reset ? at::empty({B, H}, hs.options()) : Tensor();
+    Tensor h_restart = reset_rows ? at::empty({B, H}, h.options()) : Tensor();
     const Tensor& d_pre = hh_gain ? *d_raw : d_a;  // dL/d(W_hh h_{t-1}) of every step
     const T* hg = data<T>(hh_gain);
     BackwardRows<T> s{};
-    s.dh = rows<T>(dh), s.dh_carry = rows<T>(dh), s.mask = rows<T>(mask);
+    s.dh = rows<T>(dh), s.dh_carry = rows<T>(dh), s.candidate = rows<T>(candidate);
     const StepMatmul recurrent(weight_hh);
     for (int64_t t = T_ - 1; t >= 0; --t) {
-      Tensor h_prev = hs[t];
-      const bool restarts = any_reset(reset, t);
+      Tensor h_prev = h[t];
+      const bool restarts = any_reset(reset_rows, t);
       if (restarts) {
-        restart_rows<T>(*reset, t, *h_init, h_prev, h_restart);
+        restart_rows<T>(*reset_rows, t, *h_init, h_prev, h_restart);
         h_prev = h_restart;
       }
       s.dh_extra = step_rows<T>(d_hs, t), s.act = step_rows<T>(act, t);
@@ -251,7 +252,7 @@ void gru_backward_seq(const Tensor& weight_hh, const OptTensor& d_hs, Tensor dh,
       s.d_a = step_rows<T>(d_a, t);
       backward_rows(s, B, H);
       if (hh_gain) {  // through the recurrent map's layer norm
-        const Rows<T> da = step_rows<T>(d_a, t), rr = step_rows<T>(raw, t);
+        const Rows<T> da = step_rows<T>(d_a, t), rr = step_rows<T>(raw_hh, t);
         const Rows<T> dr = step_rows<T>(d_raw, t);
         const StatRows<T> st = step_stat_rows<T>(hh_stats, t);
         for_rows(B, G, [&](int64_t b) {
@@ -263,28 +264,31 @@ void gru_backward_seq(const Tensor& weight_hh, const OptTensor& d_hs, Tensor dh,
       recurrent(dh, d_pre[t], StepMatmul::Mode::kAccumulate);
       if (restarts) {
         Tensor dhi = *d_h_init;
-        route_restart_grad<T>(*reset, t, dh, dhi);
+        route_restart_grad<T>(*reset_rows, t, dh, dhi);
       }
     }
-    recurrent_weight_grad<T>(d_pre, hs, reset, h_init, d_weight);
-    if (ih_gain) input_layer_norm_backward<T>(d_gates, *x, data<T>(ih_gain), ih_stats, *d_x);
+    recurrent_weight_grad<T>(d_pre, h, reset_rows, h_init, d_weight);
+    if (ih_gain) input_layer_norm_backward<T>(d_gates, *raw_ih, data<T>(ih_gain), ih_stats, *d_x);
   });
 }
 
 }  // namespace
 
+// Keyword-only after the first two, in the bundles' order (see check_gru_seq's comment).
 TORCH_LIBRARY_FRAGMENT(rnnkit, m) {
   m.def(
-      "gru_forward_seq(Tensor input_gates, Tensor weight_t, Tensor? ih_gain, Tensor? ih_bias, "
-      "Tensor? hh_gain, Tensor? hh_bias, Tensor? mask, Tensor? keep_h, Tensor? reset, "
-      "Tensor? h_init, Tensor(a!) hs, Tensor(b!) act, Tensor(c!) a_n, Tensor(d!)? raw, "
-      "Tensor(e!)? ih_stats, Tensor(f!)? hh_stats) -> ()");
+      "gru_forward_seq(Tensor input_gates, Tensor weight_t, *, Tensor? ih_gain=None, "
+      "Tensor? ih_bias=None, Tensor? hh_gain=None, Tensor? hh_bias=None, Tensor? candidate=None, "
+      "Tensor? keep_h=None, Tensor? reset_rows=None, Tensor? h_init=None, Tensor(a!) h, "
+      "Tensor(b!) act, Tensor(c!) a_n, Tensor(d!)? raw_hh=None, Tensor(e!)? ih_stats=None, "
+      "Tensor(f!)? hh_stats=None) -> ()");
   m.def(
-      "gru_backward_seq(Tensor weight_hh, Tensor? d_hs, Tensor(a!) dh, Tensor act, Tensor a_n, "
-      "Tensor hs, Tensor? mask, Tensor? keep_h, Tensor? reset, Tensor? h_init, Tensor? raw, "
-      "Tensor? hh_gain, Tensor? hh_stats, Tensor? x, Tensor? ih_gain, Tensor? ih_stats, "
-      "Tensor(b!) d_gates, Tensor(c!) d_a, Tensor(d!)? d_raw, Tensor(g!)? d_x, "
-      "Tensor(e!)? d_h_init, Tensor(f!) d_weight) -> ()");
+      "gru_backward_seq(Tensor weight_hh, *, Tensor? d_hs=None, Tensor(a!) dh, "
+      "Tensor? ih_gain=None, Tensor? hh_gain=None, Tensor? candidate=None, Tensor? keep_h=None, "
+      "Tensor? reset_rows=None, Tensor? h_init=None, Tensor h, Tensor act, Tensor a_n, "
+      "Tensor? raw_hh=None, Tensor? ih_stats=None, Tensor? hh_stats=None, Tensor? raw_ih=None, "
+      "Tensor(b!) d_gates, Tensor(c!) d_a, Tensor(d!)? d_raw=None, Tensor(e!)? d_x=None, "
+      "Tensor(f!)? d_h_init=None, Tensor(g!) d_weight) -> ()");
 }
 
 TORCH_LIBRARY_IMPL(rnnkit, CPU, m) {

@@ -25,7 +25,7 @@ using namespace rnnkit_step;
 // One step's rows for the forward (absent ones are null), as lstm_forward_seq sets them.
 template <typename T>
 struct ForwardRows {
-  Rows<T> x, raw, c_prev, h_prev, mask, keep_c, keep_h, act, c_new, c, tanh_c, h;
+  Rows<T> x, raw_hh, c_prev, h_prev, candidate, keep_h, keep_c, act, c_new, c, tanh_c, h;
   StatRows<T> ih_stats, hh_stats, cell_stats;
   const T *ih_gain, *ih_bias, *hh_gain, *hh_bias, *cell_gain, *cell_bias;
 };
@@ -42,8 +42,8 @@ void forward_rows(const ForwardRows<T>& a, int64_t B, int64_t H) {
                      [&](int64_t j, int64_t n, const Vec<T>& y) { store(y, z, j, n); });
       xr = z;
     }
-    if (a.raw) {  // z = x + LN(raw): the recurrent map's layer norm (its bias is hh_bias)
-      row_layer_norm(a.raw(b), G, a.hh_gain, a.hh_bias, a.hh_stats, b,
+    if (a.raw_hh) {  // z = x + LN(raw_hh): the recurrent map's layer norm (its bias is hh_bias)
+      row_layer_norm(a.raw_hh(b), G, a.hh_gain, a.hh_bias, a.hh_stats, b,
                      [&](int64_t j, int64_t n, const Vec<T>& y) {
                        store(y + load(xr, j, n), z, j, n);
                      });
@@ -62,7 +62,7 @@ void forward_rows(const ForwardRows<T>& a, int64_t B, int64_t H) {
     });
     const T *i = z, *f = z + H, *g = z + 2 * H, *o = z + 3 * H;
     const T *cp = a.c_prev(b), *hp = a.h_prev(b);
-    const T *mk = a.mask(b), *kc = a.keep_c(b), *kh = a.keep_h(b);
+    const T *mk = a.candidate(b), *kc = a.keep_c(b), *kh = a.keep_h(b);
     T *cn = a.c_new(b), *cr = a.c(b), *tc = a.tanh_c(b), *hr = a.h(b);
     vec_loop<T>(H, [&](int64_t j, int64_t n) {  // c_new = f c_prev + i (g m); zoneout on c
       Vec<T> gm = mk ? load(g, j, n) * load(mk, j, n) : load(g, j, n);
@@ -93,7 +93,7 @@ void forward_rows(const ForwardRows<T>& a, int64_t B, int64_t H) {
 // the same rows (each piece is read before it is written).
 template <typename T>
 struct BackwardRows {
-  Rows<T> dh, dh_extra, dc, act, tanh_c, c_new, c_prev, mask, keep_c, keep_h, raw, x;
+  Rows<T> dh, dh_extra, dc, act, tanh_c, c_new, c_prev, candidate, keep_h, keep_c, raw_hh, raw_ih;
   Rows<T> d_gates, d_raw, d_x, d_cnorm, dh_direct, dc_prev;
   StatRows<T> cell_stats, hh_stats, ih_stats;
   const T *cell_gain, *hh_gain, *ih_gain;
@@ -107,7 +107,7 @@ void backward_rows(const BackwardRows<T>& a, int64_t B, int64_t H) {
     T* d_cn = dcn_buf.data();
     const T *z = a.act(b), *tc = a.tanh_c(b), *cn = a.c_new(b);
     const T *i = z, *f = z + H, *g = z + 2 * H, *o = z + 3 * H;
-    const T *cp = a.c_prev(b), *mk = a.mask(b);
+    const T *cp = a.c_prev(b), *mk = a.candidate(b);
     const T *kc = a.keep_c(b), *kh = a.keep_h(b);
     const T *dhr = a.dh(b), *dhx = a.dh_extra(b), *dcr = a.dc(b);
     T* dz = a.d_gates(b);
@@ -153,49 +153,51 @@ void backward_rows(const BackwardRows<T>& a, int64_t B, int64_t H) {
     if (a.hh_gain) {  // through the recurrent map's layer norm
       T mean, rstd;
       a.hh_stats.read(b, mean, rstd);
-      row_ln_backward(dz, a.raw(b), a.hh_gain, mean, rstd, G, a.d_raw(b));
+      row_ln_backward(dz, a.raw_hh(b), a.hh_gain, mean, rstd, G, a.d_raw(b));
     }
     if (a.ih_gain) {  // through the input map's layer norm
       T mean, rstd;
       a.ih_stats.read(b, mean, rstd);
-      row_ln_backward(dz, a.x(b), a.ih_gain, mean, rstd, G, a.d_x(b));
+      row_ln_backward(dz, a.raw_ih(b), a.ih_gain, mean, rstd, G, a.d_x(b));
     }
   });
 }
 
-// The sequence ops: one call runs a layer's whole time loop, forward or backward. Buffers are
-// [T, B, N] (hs and cs [T + 1, B, N], hs[0] and cs[0] the initial state); reset is a [T, B]
-// bool mask (rows that restart from h_init, c_init before step t), and the backward
-// recomputes those restarted states instead of keeping them.
-void check_lstm_seq(const Tensor& act, const OptTensor& raw, const Tensor& hs, const Tensor& cs,
-                    const Tensor& c_new, const Tensor& tanh_c, const OptTensor& mask,
-                    const OptTensor& keep_c, const OptTensor& keep_h, const OptTensor& reset,
-                    const OptTensor& h_init, const OptTensor& c_init, const OptTensor& ih_gain,
-                    const OptTensor& hh_gain, const OptTensor& cell_gain,
+// The sequence ops: one call runs a layer's whole time loop, forward or backward. Their
+// keyword-only arguments come in one order, the Python bundles' (rnnkit.fast_loop): the layer
+// norms (ih_gain, ih_bias, hh_gain, hh_bias, cell_gain, cell_bias), the masks (candidate,
+// keep_h, keep_c), the resets (reset_rows, h_init, c_init), then the buffers (LSTMBuffers: h,
+// c, act, raw_hh, c_new, tanh_c, ih_stats, hh_stats, cell_stats). h and c are [T + 1, B, H]
+// (h[0] and c[0] the initial state), the other buffers [T, B, N]; reset_rows is a [T, B] bool
+// mask (rows that restart from h_init, c_init before step t), and the backward recomputes
+// those restarted states instead of keeping them.
+void check_lstm_seq(const OptTensor& ih_gain, const OptTensor& hh_gain,
+                    const OptTensor& cell_gain, const OptTensor& candidate,
+                    const OptTensor& keep_h, const OptTensor& keep_c,
+                    const OptTensor& reset_rows, const OptTensor& h_init,
+                    const OptTensor& c_init, const Tensor& h, const Tensor& c, const Tensor& act,
+                    const OptTensor& raw_hh, const Tensor& c_new, const Tensor& tanh_c,
                     const OptTensor& ih_stats, const OptTensor& hh_stats,
                     const OptTensor& cell_stats, const char* op) {
   TORCH_CHECK(act.dim() == 3 && act.size(2) % 4 == 0, "rnnkit ", op,
               ": act must be [T, B, 4 * H], got sizes ", act.sizes());
   const int64_t T_ = act.size(0), B = act.size(1), G = act.size(2), H = G / 4;
   check_seq(act, T_, B, G, op, "act");
-  if (raw) check_seq(*raw, T_, B, G, op, "raw");
-  check_seq(hs, T_ + 1, B, H, op, "hs");
-  check_seq(cs, T_ + 1, B, H, op, "cs");
+  if (raw_hh) check_seq(*raw_hh, T_, B, G, op, "raw_hh");
+  check_seq(h, T_ + 1, B, H, op, "h");
+  check_seq(c, T_ + 1, B, H, op, "c");
   check_seq(c_new, T_, B, H, op, "c_new");
   check_seq(tanh_c, T_, B, H, op, "tanh_c");
-  for (const OptTensor* t : {&keep_c, &keep_h}) {
+  for (const OptTensor* t : {&keep_h, &keep_c}) {
     if (*t) check_seq(**t, T_, B, H, op, "keep masks");
   }
-  if (mask) check_rows(*mask, B, H, op, "mask");
+  if (candidate) check_rows(*candidate, B, H, op, "candidate");
   for (const OptTensor* t : {&h_init, &c_init}) {
     if (*t) check_rows(**t, B, H, op, "initial states");
   }
-  if (reset) {
-    TORCH_CHECK(reset->scalar_type() == at::kBool && reset->dim() == 2 &&
-                    reset->size(0) == T_ && reset->size(1) == B,
-                "rnnkit ", op, ": reset must be bool [", T_, ", ", B, "], got ",
-                reset->scalar_type(), " ", reset->sizes());
-    TORCH_CHECK(h_init && c_init, "rnnkit ", op, ": reset needs h_init and c_init");
+  if (reset_rows) {
+    check_reset_rows(*reset_rows, T_, B, op);
+    TORCH_CHECK(h_init && c_init, "rnnkit ", op, ": reset_rows needs h_init and c_init");
   }
   for (const OptTensor* t : {&ih_gain, &hh_gain}) {
     if (*t) check_vector(**t, G, op, "gate layer norm gains");
@@ -204,15 +206,16 @@ void check_lstm_seq(const Tensor& act, const OptTensor& raw, const Tensor& hs, c
   for (const OptTensor* t : {&ih_stats, &hh_stats, &cell_stats}) {
     if (*t) check_seq_stats(**t, T_, B, op, "layer norm statistics");
   }
-  TORCH_CHECK(!hh_gain || (raw && hh_stats), "rnnkit ", op, ": hh_gain needs raw and hh_stats");
+  TORCH_CHECK(!hh_gain || (raw_hh && hh_stats), "rnnkit ", op,
+              ": hh_gain needs raw_hh and hh_stats");
   TORCH_CHECK(!ih_gain || (hh_gain && ih_stats), "rnnkit ", op,
               ": ih_gain needs hh_gain and ih_stats");
   TORCH_CHECK(!cell_gain || cell_stats, "rnnkit ", op, ": cell_gain needs cell_stats");
-  for (const OptTensor* t : {&raw, &mask, &keep_c, &keep_h, &h_init, &c_init, &ih_gain,
-                             &hh_gain, &cell_gain, &ih_stats, &hh_stats, &cell_stats}) {
+  for (const OptTensor* t : {&ih_gain, &hh_gain, &cell_gain, &candidate, &keep_h, &keep_c,
+                             &h_init, &c_init, &raw_hh, &ih_stats, &hh_stats, &cell_stats}) {
     if (*t) check_dtype(**t, act, op, "an optional tensor");
   }
-  for (const Tensor* t : TensorList{&hs, &cs, &c_new, &tanh_c}) {
+  for (const Tensor* t : TensorList{&h, &c, &c_new, &tanh_c}) {
     check_dtype(*t, act, op, "a state buffer");
   }
 }
@@ -221,14 +224,15 @@ void lstm_forward_seq(const Tensor& input_gates, const Tensor& weight_t,
                       const OptTensor& ih_gain, const OptTensor& ih_bias,
                       const OptTensor& hh_gain, const OptTensor& hh_bias,
                       const OptTensor& cell_gain, const OptTensor& cell_bias,
-                      const OptTensor& mask, const OptTensor& keep_c, const OptTensor& keep_h,
-                      const OptTensor& reset, const OptTensor& h_init, const OptTensor& c_init,
-                      Tensor hs, Tensor cs, Tensor act, const OptTensor& raw, Tensor c_new,
-                      Tensor tanh_c, const OptTensor& ih_stats, const OptTensor& hh_stats,
+                      const OptTensor& candidate, const OptTensor& keep_h,
+                      const OptTensor& keep_c, const OptTensor& reset_rows,
+                      const OptTensor& h_init, const OptTensor& c_init, Tensor h, Tensor c,
+                      Tensor act, const OptTensor& raw_hh, Tensor c_new, Tensor tanh_c,
+                      const OptTensor& ih_stats, const OptTensor& hh_stats,
                       const OptTensor& cell_stats) {
   const char* op = "lstm_forward_seq";
-  check_lstm_seq(act, raw, hs, cs, c_new, tanh_c, mask, keep_c, keep_h, reset, h_init, c_init,
-                 ih_gain, hh_gain, cell_gain, ih_stats, hh_stats, cell_stats, op);
+  check_lstm_seq(ih_gain, hh_gain, cell_gain, candidate, keep_h, keep_c, reset_rows, h_init,
+                 c_init, h, c, act, raw_hh, c_new, tanh_c, ih_stats, hh_stats, cell_stats, op);
   const int64_t T_ = act.size(0), B = act.size(1), G = act.size(2), H = G / 4;
   check_seq(input_gates, T_, B, G, op, "input_gates");
   check_dtype(input_gates, act, op, "input_gates");
@@ -241,40 +245,40 @@ void lstm_forward_seq(const Tensor& input_gates, const Tensor& weight_t,
   AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "rnnkit_lstm_forward_seq", [&] {
     using T = scalar_t;
     Tensor h_restart, c_restart;  // the state restarted rows start from
-    if (reset) {
-      h_restart = at::empty({B, H}, hs.options());
-      c_restart = at::empty({B, H}, cs.options());
+    if (reset_rows) {
+      h_restart = at::empty({B, H}, h.options());
+      c_restart = at::empty({B, H}, c.options());
     }
     ForwardRows<T> a{};
-    a.mask = rows<T>(mask);
+    a.candidate = rows<T>(candidate);
     a.ih_gain = data<T>(ih_gain), a.ih_bias = data<T>(ih_bias);
     a.hh_gain = data<T>(hh_gain), a.hh_bias = data<T>(hh_bias);
     a.cell_gain = data<T>(cell_gain), a.cell_bias = data<T>(cell_bias);
-    if (ih_gain) {  // into act, where each step then adds LN(raw)
+    if (ih_gain) {  // into act, where each step then adds LN(raw_hh)
       input_layer_norm<T>(input_gates, a.ih_gain, a.ih_bias, ih_stats, act);
       a.ih_gain = nullptr;
     }
     const StepMatmul recurrent(weight_t);
     for (int64_t t = 0; t < T_; ++t) {
-      Tensor h = hs[t], c = cs[t];
-      if (any_reset(reset, t)) {
-        restart_rows<T>(*reset, t, *h_init, h, h_restart);
-        restart_rows<T>(*reset, t, *c_init, c, c_restart);
-        h = h_restart, c = c_restart;
+      Tensor h_prev = h[t], c_prev = c[t];
+      if (any_reset(reset_rows, t)) {
+        restart_rows<T>(*reset_rows, t, *h_init, h_prev, h_restart);
+        restart_rows<T>(*reset_rows, t, *c_init, c_prev, c_restart);
+        h_prev = h_restart, c_prev = c_restart;
       }
-      if (raw) {
-        recurrent((*raw)[t], h);
+      if (raw_hh) {
+        recurrent((*raw_hh)[t], h_prev);
       } else {  // no layer norm: the step reads W_ih x + b + W_hh h, summed into act
         const Tensor x_t = input_gates[t];
-        recurrent(act[t], h, StepMatmul::Mode::kAdd, &x_t);
+        recurrent(act[t], h_prev, StepMatmul::Mode::kAdd, &x_t);
       }
-      a.x = raw && !ih_gain ? step_rows<T>(input_gates, t) : step_rows<T>(act, t);
-      a.raw = step_rows<T>(raw, t);
-      a.c_prev = rows<T>(c), a.h_prev = rows<T>(h);
-      a.keep_c = step_rows<T>(keep_c, t), a.keep_h = step_rows<T>(keep_h, t);
+      a.x = raw_hh && !ih_gain ? step_rows<T>(input_gates, t) : step_rows<T>(act, t);
+      a.raw_hh = step_rows<T>(raw_hh, t);
+      a.c_prev = rows<T>(c_prev), a.h_prev = rows<T>(h_prev);
+      a.keep_h = step_rows<T>(keep_h, t), a.keep_c = step_rows<T>(keep_c, t);
       a.act = step_rows<T>(act, t), a.c_new = step_rows<T>(c_new, t);
-      a.c = step_rows<T>(cs, t + 1), a.tanh_c = step_rows<T>(tanh_c, t);
-      a.h = step_rows<T>(hs, t + 1);
+      a.c = step_rows<T>(c, t + 1), a.tanh_c = step_rows<T>(tanh_c, t);
+      a.h = step_rows<T>(h, t + 1);
       a.ih_stats = step_stat_rows<T>(ih_stats, t), a.hh_stats = step_stat_rows<T>(hh_stats, t);
       a.cell_stats = step_stat_rows<T>(cell_stats, t);
       forward_rows(a, B, H);
@@ -282,25 +286,28 @@ void lstm_forward_seq(const Tensor& input_gates, const Tensor& weight_t,
   });
 }
 
-// dh and dc hold dL/dh_T and dL/dc_T on entry and dL/dh0, dL/dc0 on return; d_h_init and
-// d_c_init (zeros on entry) receive the gradient of every restart; d_weight is dL/dW_hh.
+// dh and dc hold dL/dh_T and dL/dc_T on entry and dL/dh0, dL/dc0 on return; d_hs [T, B, H] is
+// dL/d(the output h of every step); d_h_init and d_c_init (zeros on entry) receive the
+// gradient of every restart; d_weight is dL/dW_hh. raw_ih is the input map before its layer
+// norm (with ih_gain); the buffers are the forward's.
 void lstm_backward_seq(const Tensor& weight_hh, const OptTensor& d_hs, Tensor dh, Tensor dc,
-                       const Tensor& act, const Tensor& tanh_c, const Tensor& hs,
-                       const Tensor& cs, const Tensor& c_new, const OptTensor& mask,
-                       const OptTensor& keep_c, const OptTensor& keep_h, const OptTensor& reset,
-                       const OptTensor& h_init, const OptTensor& c_init,
-                       const OptTensor& cell_gain, const OptTensor& cell_stats,
-                       const OptTensor& raw, const OptTensor& hh_gain,
-                       const OptTensor& hh_stats, const OptTensor& x, const OptTensor& ih_gain,
-                       const OptTensor& ih_stats, Tensor d_gates, const OptTensor& d_raw,
+                       const OptTensor& ih_gain, const OptTensor& hh_gain,
+                       const OptTensor& cell_gain, const OptTensor& candidate,
+                       const OptTensor& keep_h, const OptTensor& keep_c,
+                       const OptTensor& reset_rows, const OptTensor& h_init,
+                       const OptTensor& c_init, const Tensor& h, const Tensor& c,
+                       const Tensor& act, const OptTensor& raw_hh, const Tensor& c_new,
+                       const Tensor& tanh_c, const OptTensor& ih_stats,
+                       const OptTensor& hh_stats, const OptTensor& cell_stats,
+                       const OptTensor& raw_ih, Tensor d_gates, const OptTensor& d_raw,
                        const OptTensor& d_x, const OptTensor& d_cnorm,
                        const OptTensor& d_h_init, const OptTensor& d_c_init, Tensor d_weight) {
   const char* op = "lstm_backward_seq";
-  check_lstm_seq(act, raw, hs, cs, c_new, tanh_c, mask, keep_c, keep_h, reset, h_init, c_init,
-                 ih_gain, hh_gain, cell_gain, ih_stats, hh_stats, cell_stats, op);
+  check_lstm_seq(ih_gain, hh_gain, cell_gain, candidate, keep_h, keep_c, reset_rows, h_init,
+                 c_init, h, c, act, raw_hh, c_new, tanh_c, ih_stats, hh_stats, cell_stats, op);
   const int64_t T_ = act.size(0), B = act.size(1), G = act.size(2), H = G / 4;
   check_seq(d_gates, T_, B, G, op, "d_gates");
-  for (const OptTensor* t : {&d_raw, &x, &d_x}) {
+  for (const OptTensor* t : {&d_raw, &raw_ih, &d_x}) {
     if (*t) check_seq(**t, T_, B, G, op, "optional gate buffers");
   }
   for (const OptTensor* t : {&d_hs, &d_cnorm}) {
@@ -310,17 +317,13 @@ void lstm_backward_seq(const Tensor& weight_hh, const OptTensor& d_hs, Tensor dh
   for (const OptTensor* t : {&d_h_init, &d_c_init}) {
     if (*t) check_rows(**t, B, H, op, "initial state gradients");
   }
-  TORCH_CHECK(weight_hh.dim() == 2 && weight_hh.size(0) == G && weight_hh.size(1) == H,
-              "rnnkit ", op, ": weight_hh must be [", G, ", ", H, "], got sizes ",
-              weight_hh.sizes());
-  TORCH_CHECK(d_weight.dim() == 2 && d_weight.size(0) == G && d_weight.size(1) == H, "rnnkit ",
-              op, ": d_weight must be [", G, ", ", H, "], got sizes ", d_weight.sizes());
+  check_weights(weight_hh, d_weight, G, H, op);
   TORCH_CHECK(!hh_gain || d_raw, "rnnkit ", op, ": hh_gain needs d_raw");
-  TORCH_CHECK(!ih_gain || (x && d_x), "rnnkit ", op, ": ih_gain needs x and d_x");
+  TORCH_CHECK(!ih_gain || (raw_ih && d_x), "rnnkit ", op, ": ih_gain needs raw_ih and d_x");
   TORCH_CHECK(!cell_gain || d_cnorm, "rnnkit ", op, ": cell_gain needs d_cnorm");
-  TORCH_CHECK(!reset || (d_h_init && d_c_init), "rnnkit ", op,
-              ": reset needs d_h_init and d_c_init");
-  for (const OptTensor* t : {&d_hs, &x, &d_raw, &d_x, &d_cnorm, &d_h_init, &d_c_init}) {
+  TORCH_CHECK(!reset_rows || (d_h_init && d_c_init), "rnnkit ", op,
+              ": reset_rows needs d_h_init and d_c_init");
+  for (const OptTensor* t : {&d_hs, &raw_ih, &d_raw, &d_x, &d_cnorm, &d_h_init, &d_c_init}) {
     if (*t) check_dtype(**t, act, op, "an optional tensor");
   }
   for (const Tensor* t : TensorList{&dh, &dc, &d_gates, &d_weight}) {
@@ -328,28 +331,28 @@ void lstm_backward_seq(const Tensor& weight_hh, const OptTensor& d_hs, Tensor dh
   }
   AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "rnnkit_lstm_backward_seq", [&] {
     using T = scalar_t;
-    Tensor c_restart = reset ? at::empty({B, H}, cs.options()) : Tensor();
+    Tensor c_restart = reset_rows ? at::empty({B, H}, c.options()) : Tensor();
     Tensor dh_direct = keep_h ? at::empty({B, H}, dh.options()) : Tensor();
     const Tensor& d_pre = d_raw ? *d_raw : d_gates;  // dL/d(W_hh h_{t-1}) of every step
     BackwardRows<T> a{};
     a.dh = rows<T>(dh), a.dc = rows<T>(dc), a.dc_prev = rows<T>(dc);
-    a.mask = rows<T>(mask);
+    a.candidate = rows<T>(candidate);
     a.dh_direct = keep_h ? rows<T>(dh_direct) : Rows<T>{};
     a.cell_gain = data<T>(cell_gain), a.hh_gain = data<T>(hh_gain);
     a.ih_gain = nullptr;  // the input map's layer norm: one pass after the loop
     const StepMatmul recurrent(weight_hh);
     for (int64_t t = T_ - 1; t >= 0; --t) {
-      Tensor c_prev = cs[t];
-      const bool restarts = any_reset(reset, t);
+      Tensor c_prev = c[t];
+      const bool restarts = any_reset(reset_rows, t);
       if (restarts) {
-        restart_rows<T>(*reset, t, *c_init, c_prev, c_restart);
+        restart_rows<T>(*reset_rows, t, *c_init, c_prev, c_restart);
         c_prev = c_restart;
       }
       a.dh_extra = step_rows<T>(d_hs, t);
       a.act = step_rows<T>(act, t), a.tanh_c = step_rows<T>(tanh_c, t);
       a.c_new = step_rows<T>(c_new, t), a.c_prev = rows<T>(c_prev);
-      a.keep_c = step_rows<T>(keep_c, t), a.keep_h = step_rows<T>(keep_h, t);
-      a.raw = step_rows<T>(raw, t), a.x = step_rows<T>(x, t);
+      a.keep_h = step_rows<T>(keep_h, t), a.keep_c = step_rows<T>(keep_c, t);
+      a.raw_hh = step_rows<T>(raw_hh, t), a.raw_ih = step_rows<T>(raw_ih, t);
       a.d_gates = step_rows<T>(d_gates, t), a.d_raw = step_rows<T>(d_raw, t);
       a.d_x = step_rows<T>(d_x, t), a.d_cnorm = step_rows<T>(d_cnorm, t);
       a.cell_stats = step_stat_rows<T>(cell_stats, t);
@@ -362,32 +365,34 @@ void lstm_backward_seq(const Tensor& weight_hh, const OptTensor& d_hs, Tensor dh
       }
       if (restarts) {
         Tensor dhi = *d_h_init, dci = *d_c_init;
-        route_restart_grad<T>(*reset, t, dh, dhi);
-        route_restart_grad<T>(*reset, t, dc, dci);
+        route_restart_grad<T>(*reset_rows, t, dh, dhi);
+        route_restart_grad<T>(*reset_rows, t, dc, dci);
       }
     }
-    recurrent_weight_grad<T>(d_pre, hs, reset, h_init, d_weight);
-    if (ih_gain) input_layer_norm_backward<T>(d_gates, *x, data<T>(ih_gain), ih_stats, *d_x);
+    recurrent_weight_grad<T>(d_pre, h, reset_rows, h_init, d_weight);
+    if (ih_gain) input_layer_norm_backward<T>(d_gates, *raw_ih, data<T>(ih_gain), ih_stats, *d_x);
   });
 }
 
 }  // namespace
 
+// Keyword-only after the first two, in the bundles' order (see check_lstm_seq's comment).
 TORCH_LIBRARY(rnnkit, m) {
   m.def(
-      "lstm_forward_seq(Tensor input_gates, Tensor weight_t, Tensor? ih_gain, Tensor? ih_bias, "
-      "Tensor? hh_gain, Tensor? hh_bias, Tensor? cell_gain, Tensor? cell_bias, Tensor? mask, "
-      "Tensor? keep_c, Tensor? keep_h, Tensor? reset, Tensor? h_init, Tensor? c_init, "
-      "Tensor(a!) hs, Tensor(b!) cs, Tensor(c!) act, Tensor(d!)? raw, Tensor(e!) c_new, "
-      "Tensor(f!) tanh_c, Tensor(g!)? ih_stats, Tensor(h!)? hh_stats, "
-      "Tensor(i!)? cell_stats) -> ()");
+      "lstm_forward_seq(Tensor input_gates, Tensor weight_t, *, Tensor? ih_gain=None, "
+      "Tensor? ih_bias=None, Tensor? hh_gain=None, Tensor? hh_bias=None, Tensor? cell_gain=None, "
+      "Tensor? cell_bias=None, Tensor? candidate=None, Tensor? keep_h=None, Tensor? keep_c=None, "
+      "Tensor? reset_rows=None, Tensor? h_init=None, Tensor? c_init=None, Tensor(a!) h, "
+      "Tensor(b!) c, Tensor(c!) act, Tensor(d!)? raw_hh=None, Tensor(e!) c_new, Tensor(f!) tanh_c, "
+      "Tensor(g!)? ih_stats=None, Tensor(h!)? hh_stats=None, Tensor(i!)? cell_stats=None) -> ()");
   m.def(
-      "lstm_backward_seq(Tensor weight_hh, Tensor? d_hs, Tensor(a!) dh, Tensor(b!) dc, "
-      "Tensor act, Tensor tanh_c, Tensor hs, Tensor cs, Tensor c_new, Tensor? mask, "
-      "Tensor? keep_c, Tensor? keep_h, Tensor? reset, Tensor? h_init, Tensor? c_init, "
-      "Tensor? cell_gain, Tensor? cell_stats, Tensor? raw, Tensor? hh_gain, Tensor? hh_stats, "
-      "Tensor? x, Tensor? ih_gain, Tensor? ih_stats, Tensor(c!) d_gates, Tensor(d!)? d_raw, "
-      "Tensor(e!)? d_x, Tensor(f!)? d_cnorm, Tensor(g!)? d_h_init, Tensor(h!)? d_c_init, "
+      "lstm_backward_seq(Tensor weight_hh, *, Tensor? d_hs=None, Tensor(a!) dh, Tensor(b!) dc, "
+      "Tensor? ih_gain=None, Tensor? hh_gain=None, Tensor? cell_gain=None, Tensor? candidate=None, "
+      "Tensor? keep_h=None, Tensor? keep_c=None, Tensor? reset_rows=None, Tensor? h_init=None, "
+      "Tensor? c_init=None, Tensor h, Tensor c, Tensor act, Tensor? raw_hh=None, Tensor c_new, "
+      "Tensor tanh_c, Tensor? ih_stats=None, Tensor? hh_stats=None, Tensor? cell_stats=None, "
+      "Tensor? raw_ih=None, Tensor(c!) d_gates, Tensor(d!)? d_raw=None, Tensor(e!)? d_x=None, "
+      "Tensor(f!)? d_cnorm=None, Tensor(g!)? d_h_init=None, Tensor(h!)? d_c_init=None, "
       "Tensor(i!) d_weight) -> ()");
 }
 

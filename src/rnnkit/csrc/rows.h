@@ -169,6 +169,24 @@ inline void check_dtype(const Tensor& t, const Tensor& like, const char* op, con
               t.scalar_type(), " but the gates are ", like.scalar_type());
 }
 
+// A sequence op's reset_rows: bool [T, B], the rows that restart before each step.
+inline void check_reset_rows(const Tensor& reset_rows, int64_t T_, int64_t B, const char* op) {
+  TORCH_CHECK(reset_rows.scalar_type() == at::kBool && reset_rows.dim() == 2 &&
+                  reset_rows.size(0) == T_ && reset_rows.size(1) == B,
+              "rnnkit ", op, ": reset_rows must be bool [", T_, ", ", B, "], got ",
+              reset_rows.scalar_type(), " ", reset_rows.sizes());
+}
+
+// A backward's recurrent weight and the gradient it writes: both [G, H].
+inline void check_weights(const Tensor& weight_hh, const Tensor& d_weight, int64_t G, int64_t H,
+                          const char* op) {
+  for (const Tensor* t : {&weight_hh, &d_weight}) {
+    TORCH_CHECK(t->dim() == 2 && t->size(0) == G && t->size(1) == H, "rnnkit ", op, ": ",
+                t == &weight_hh ? "weight_hh" : "d_weight", " must be [", G, ", ", H,
+                "], got sizes ", t->sizes());
+  }
+}
+
 // Step t's rows of a [T, B] bool reset mask: whether any row restarts before step t.
 inline bool any_reset(const OptTensor& reset, int64_t step) {
   if (!reset) return false;
