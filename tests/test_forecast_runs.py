@@ -369,3 +369,17 @@ def test_backtest_says_when_its_intervals_are_too_narrow(monkeypatch, capsys):
                  "--threads", "1"]) == 0
     assert "covered 0.47 of 15 held-out values" in capsys.readouterr().err
     assert "too narrow" in json.loads(Path("backtest-m.json").read_text())["coverage_note"]
+
+
+def test_a_panel_gets_the_librarys_ensemble_unless_ensemble_is_given(no_training, capsys):
+    """--ensemble's default is the library's (3 models for several series, 1 for one): a CLI
+    default of 1 overrode the panel ensemble chosen on the development panel."""
+    assert main(["forecast", panel(), "--id-column", "id", *FAST]) == 0
+    assert "(an ensemble of 3, 1/3 each)" in capsys.readouterr().err
+    assert main(["forecast", panel(), "--id-column", "id", "--ensemble", "1", *FAST]) == 0
+    assert "ensemble of" not in capsys.readouterr().err
+    with open("one.csv", "w") as f:
+        f.write("date,v\n" + "".join(f"{2000 + t // 12}-{t % 12 + 1:02d}-01,{t % 5}\n"
+                                     for t in range(60)))
+    assert main(["forecast", "one.csv", *FAST]) == 0
+    assert "ensemble of" not in capsys.readouterr().err

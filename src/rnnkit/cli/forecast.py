@@ -179,7 +179,7 @@ def _load_run(run: Path, s: ForecastSettings) -> tuple[Path, dict, Forecaster,
     except CheckpointError as err:
         file = meta.get("file", "FILE.csv")
         raise CheckpointError(f"{err}; train a new one with: rnnkit forecast {file}") from None
-    if s.ensemble != 1:
+    if s.ensemble is not None:
         raise ConfigError(f"--ensemble is for training; {run} is trained (ensemble of "
                           f"{forecaster.config.ensemble})")
     if s.season is not None:
@@ -208,19 +208,20 @@ def _train_run(s: ForecastSettings) -> tuple[Path, dict, Forecaster, list[DatedS
     max_time = s.max_time or None
     series, left_out = trainable(series, horizon)
     covs = _forecast_covariates(series, meta, s.future, horizon)
-    cfg = forecast_config(series, horizon, covariates=series_covariates(series),
-                          ensemble=s.ensemble)
+    # None: the library's default (an ensemble for a panel), as train_forecaster gives it
+    ensemble = {} if s.ensemble is None else {"ensemble": s.ensemble}
+    cfg = forecast_config(series, horizon, covariates=series_covariates(series), **ensemble)
     meta.update(horizon=horizon, left_out=left_out)
     run = rundir.make_new(s.runs_dir, s.name, f"forecast-{source.stem}",
                           reuse="forecast with it: rnnkit forecast {path}")
     with rundir.removed_on_error(run):
-        members = f" (an ensemble of {s.ensemble}, 1/{s.ensemble} each)" if s.ensemble > 1 else ""
+        members = (f" (an ensemble of {cfg.ensemble}, 1/{cfg.ensemble} each)"
+                   if cfg.ensemble > 1 else "")
         print(f"training a forecaster of {horizon} steps on {len(series)} series of {source} "
               f"{describe_budget(cfg, max_time, None)}{members}; run directory {run}",
               file=sys.stderr)
         forecaster, report = train_forecaster(series, horizon, max_time=max_time, seed=s.seed,
-                                              ensemble=s.ensemble,
-                                              covariates=series_covariates(series))
+                                              covariates=series_covariates(series), **ensemble)
         forecaster.save(run / MODEL)
         meta.update(steps=report.steps, stop_reason=report.stop_reason)
         (run / META).write_text(json.dumps(meta) + "\n")
@@ -349,8 +350,9 @@ def run_backtest(s: BacktestSettings) -> dict:
     print(f"backtest: {s.windows} windows of {horizon} steps on {len(series)} series of "
           f"{file}, training a forecaster at each", file=sys.stderr)
     result = backtest(series, horizon, windows=s.windows, max_time=s.max_time or None,
-                      num_samples=s.samples, seed=s.seed, ensemble=s.ensemble,
-                      on_window=_print_window, covariates=series_covariates(series))
+                      num_samples=s.samples, seed=s.seed, on_window=_print_window,
+                      covariates=series_covariates(series),
+                      **({} if s.ensemble is None else {"ensemble": s.ensemble}))
     names = {"deepar": "rnnkit", "naive": "Naive", "seasonal_naive": "SeasonalNaive"}
     metrics = ("mae", "rmse", "mase", "smape", "crps", "coverage")
     print(f"{file}: {s.windows} windows of {horizon} steps, {len(series)} series")

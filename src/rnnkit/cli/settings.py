@@ -408,7 +408,8 @@ def _check_horizon_and_season(s: Any) -> None:
 
 
 # Fields whose None means "not set" (a file may say null).
-OPTIONAL = {"update_bias", "reset_bias", "zoneout_cell", "zoneout_hidden", "horizon"}
+OPTIONAL = {"update_bias", "reset_bias", "zoneout_cell", "zoneout_hidden", "horizon",
+            "ensemble"}
 # Options that do something for one cell only: given for the other, they are an error.
 CELL_ONLY = {"forget_bias": "lstm", "zoneout_cell": "lstm", "zoneout_hidden": "lstm",
              "update_bias": "gru", "reset_bias": "gru"}
@@ -451,9 +452,11 @@ class _SeriesColumns:
     max_time: float = _opt(60.0, "training budget in seconds (per fit)")
     seed: int = _opt(0, "random seed")
     threads: int = _opt(0, "CPU threads; 0: the cores this process may use")
-    ensemble: int = _opt(1, "models trained from seeds seed, seed + 1, ... (each 1/K of "
-                         "--max-time); a forecast pools their sample paths: wider intervals "
-                         "where they disagree (docs/forecasting.md)")
+    ensemble: int | None = _opt(None, "models trained from seeds seed, seed + 1, ... (each "
+                                "1/K of --max-time); a forecast pools their sample paths: "
+                                "wider intervals where they disagree (docs/forecasting.md)",
+                                shown="the library's: 3 when several series train together, "
+                                "else 1")
     future_covariates: list[str] = _opt([], "covariate columns known for the horizon too (a "
                                         "holiday flag, a planned price): read at each step; "
                                         "a forecast reads the horizon's from --future FILE")
@@ -464,8 +467,9 @@ class _SeriesColumns:
 
     def _check(self, extra: dict[str, tuple[float, float, str]]) -> None:
         _check_horizon_and_season(self)
+        ensemble = {} if self.ensemble is None else {"ensemble": (1, 100, "in [1, 100]")}
         _require(self, {"samples": (1, 100_000, "in [1, 100000]"), "max_time": NON_NEGATIVE,
-                        "threads": THREADS, "ensemble": (1, 100, "in [1, 100]"), **extra})
+                        "threads": THREADS, **ensemble, **extra})
 
 
 @dataclass
