@@ -126,11 +126,9 @@ void check_gru_seq(const OptTensor& ih_gain, const OptTensor& hh_gain,
     check_reset_rows(*reset_rows, T_, B, op);
     TORCH_CHECK(h_init, "rnnkit ", op, ": reset_rows needs h_init");
   }
-  for (const OptTensor* t :
-       {&ih_gain, &hh_gain, &candidate, &keep_h, &h_init, &raw_hh, &ih_stats, &hh_stats}) {
-    if (*t) check_dtype(**t, act, op, "an optional tensor");
-  }
-  for (const Tensor* t : TensorList{&h, &a_n}) check_dtype(*t, act, op, "a state buffer");
+  check_dtypes({&ih_gain, &hh_gain, &candidate, &keep_h, &h_init, &raw_hh, &ih_stats, &hh_stats},
+               act, op, "an optional tensor");
+  check_dtypes(TensorList{&h, &a_n}, act, op, "a state buffer");
 }
 
 void gru_forward_seq(const Tensor& input_gates, const Tensor& weight_t, const OptTensor& ih_gain,
@@ -168,11 +166,7 @@ void gru_forward_seq(const Tensor& input_gates, const Tensor& weight_t, const Op
     const Tensor& x = ih_gain ? act : input_gates;
     const StepMatmul recurrent(weight_t);
     for (int64_t t = 0; t < T_; ++t) {
-      Tensor h_prev = h[t];
-      if (any_reset(reset_rows, t)) {
-        restart_rows<T>(*reset_rows, t, *h_init, h_prev, h_restart);
-        h_prev = h_restart;
-      }
+      const Tensor h_prev = state_before<T>(reset_rows, t, h_init, h, h_restart);
       if (raw_hh) {  // a = LN(W_hh h) (its bias is hh_bias)
         recurrent((*raw_hh)[t], h_prev);
         const Rows<T> rr = step_rows<T>(raw_hh, t);
@@ -225,12 +219,8 @@ void gru_backward_seq(const Tensor& weight_hh, const OptTensor& d_hs, Tensor dh,
   TORCH_CHECK(!hh_gain || d_raw, "rnnkit ", op, ": hh_gain needs d_raw");
   TORCH_CHECK(!reset_rows || d_h_init, "rnnkit ", op, ": reset_rows needs d_h_init");
   TORCH_CHECK(!ih_gain || (raw_ih && d_x), "rnnkit ", op, ": ih_gain needs raw_ih and d_x");
-  for (const OptTensor* t : {&d_hs, &raw_ih, &d_raw, &d_x, &d_h_init}) {
-    if (*t) check_dtype(**t, act, op, "an optional tensor");
-  }
-  for (const Tensor* t : TensorList{&dh, &d_gates, &d_a, &d_weight}) {
-    check_dtype(*t, act, op, "a gradient buffer");
-  }
+  check_dtypes({&d_hs, &raw_ih, &d_raw, &d_x, &d_h_init}, act, op, "an optional tensor");
+  check_dtypes(TensorList{&dh, &d_gates, &d_a, &d_weight}, act, op, "a gradient buffer");
   AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "rnnkit_gru_backward_seq", [&] {
     using T = scalar_t;
     Tensor h_restart = reset_rows ? at::empty({B, H}, h.options()) : Tensor();
@@ -238,14 +228,11 @@ void gru_backward_seq(const Tensor& weight_hh, const OptTensor& d_hs, Tensor dh,
     const T* hg = data<T>(hh_gain);
     BackwardRows<T> s{};
     s.dh = rows<T>(dh), s.dh_carry = rows<T>(dh), s.candidate = rows<T>(candidate);
+    const BackwardBookkeeping<T> book{ih_gain, reset_rows, h_init, h, ih_stats,
+                                      raw_ih, d_gates, d_x, d_weight};
     const StepMatmul recurrent(weight_hh);
     for (int64_t t = T_ - 1; t >= 0; --t) {
-      Tensor h_prev = h[t];
-      const bool restarts = any_reset(reset_rows, t);
-      if (restarts) {
-        restart_rows<T>(*reset_rows, t, *h_init, h_prev, h_restart);
-        h_prev = h_restart;
-      }
+      const Tensor h_prev = state_before<T>(reset_rows, t, h_init, h, h_restart);
       s.dh_extra = step_rows<T>(d_hs, t), s.act = step_rows<T>(act, t);
       s.a_n = step_rows<T>(a_n, t), s.h_prev = rows<T>(h_prev);
       s.keep_h = step_rows<T>(keep_h, t), s.d_gates = step_rows<T>(d_gates, t);
@@ -262,13 +249,9 @@ void gru_backward_seq(const Tensor& weight_hh, const OptTensor& d_hs, Tensor dh,
         });
       }
       recurrent(dh, d_pre[t], StepMatmul::Mode::kAccumulate);
-      if (restarts) {
-        Tensor dhi = *d_h_init;
-        route_restart_grad<T>(*reset_rows, t, dh, dhi);
-      }
+      book.route_restarts(t, dh, d_h_init);
     }
-    recurrent_weight_grad<T>(d_pre, h, reset_rows, h_init, d_weight);
-    if (ih_gain) input_layer_norm_backward<T>(d_gates, *raw_ih, data<T>(ih_gain), ih_stats, *d_x);
+    book.finish(d_pre);
   });
 }
 

@@ -211,13 +211,10 @@ void check_lstm_seq(const OptTensor& ih_gain, const OptTensor& hh_gain,
   TORCH_CHECK(!ih_gain || (hh_gain && ih_stats), "rnnkit ", op,
               ": ih_gain needs hh_gain and ih_stats");
   TORCH_CHECK(!cell_gain || cell_stats, "rnnkit ", op, ": cell_gain needs cell_stats");
-  for (const OptTensor* t : {&ih_gain, &hh_gain, &cell_gain, &candidate, &keep_h, &keep_c,
-                             &h_init, &c_init, &raw_hh, &ih_stats, &hh_stats, &cell_stats}) {
-    if (*t) check_dtype(**t, act, op, "an optional tensor");
-  }
-  for (const Tensor* t : TensorList{&h, &c, &c_new, &tanh_c}) {
-    check_dtype(*t, act, op, "a state buffer");
-  }
+  check_dtypes({&ih_gain, &hh_gain, &cell_gain, &candidate, &keep_h, &keep_c, &h_init, &c_init,
+                &raw_hh, &ih_stats, &hh_stats, &cell_stats},
+               act, op, "an optional tensor");
+  check_dtypes(TensorList{&h, &c, &c_new, &tanh_c}, act, op, "a state buffer");
 }
 
 void lstm_forward_seq(const Tensor& input_gates, const Tensor& weight_t,
@@ -260,12 +257,8 @@ void lstm_forward_seq(const Tensor& input_gates, const Tensor& weight_t,
     }
     const StepMatmul recurrent(weight_t);
     for (int64_t t = 0; t < T_; ++t) {
-      Tensor h_prev = h[t], c_prev = c[t];
-      if (any_reset(reset_rows, t)) {
-        restart_rows<T>(*reset_rows, t, *h_init, h_prev, h_restart);
-        restart_rows<T>(*reset_rows, t, *c_init, c_prev, c_restart);
-        h_prev = h_restart, c_prev = c_restart;
-      }
+      const Tensor h_prev = state_before<T>(reset_rows, t, h_init, h, h_restart);
+      const Tensor c_prev = state_before<T>(reset_rows, t, c_init, c, c_restart);
       if (raw_hh) {
         recurrent((*raw_hh)[t], h_prev);
       } else {  // no layer norm: the step reads W_ih x + b + W_hh h, summed into act
@@ -323,12 +316,9 @@ void lstm_backward_seq(const Tensor& weight_hh, const OptTensor& d_hs, Tensor dh
   TORCH_CHECK(!cell_gain || d_cnorm, "rnnkit ", op, ": cell_gain needs d_cnorm");
   TORCH_CHECK(!reset_rows || (d_h_init && d_c_init), "rnnkit ", op,
               ": reset_rows needs d_h_init and d_c_init");
-  for (const OptTensor* t : {&d_hs, &raw_ih, &d_raw, &d_x, &d_cnorm, &d_h_init, &d_c_init}) {
-    if (*t) check_dtype(**t, act, op, "an optional tensor");
-  }
-  for (const Tensor* t : TensorList{&dh, &dc, &d_gates, &d_weight}) {
-    check_dtype(*t, act, op, "a gradient buffer");
-  }
+  check_dtypes({&d_hs, &raw_ih, &d_raw, &d_x, &d_cnorm, &d_h_init, &d_c_init}, act, op,
+               "an optional tensor");
+  check_dtypes(TensorList{&dh, &dc, &d_gates, &d_weight}, act, op, "a gradient buffer");
   AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "rnnkit_lstm_backward_seq", [&] {
     using T = scalar_t;
     Tensor c_restart = reset_rows ? at::empty({B, H}, c.options()) : Tensor();
@@ -340,14 +330,11 @@ void lstm_backward_seq(const Tensor& weight_hh, const OptTensor& d_hs, Tensor dh
     a.dh_direct = keep_h ? rows<T>(dh_direct) : Rows<T>{};
     a.cell_gain = data<T>(cell_gain), a.hh_gain = data<T>(hh_gain);
     a.ih_gain = nullptr;  // the input map's layer norm: one pass after the loop
+    const BackwardBookkeeping<T> book{ih_gain, reset_rows, h_init, h, ih_stats,
+                                      raw_ih, d_gates, d_x, d_weight};
     const StepMatmul recurrent(weight_hh);
     for (int64_t t = T_ - 1; t >= 0; --t) {
-      Tensor c_prev = c[t];
-      const bool restarts = any_reset(reset_rows, t);
-      if (restarts) {
-        restart_rows<T>(*reset_rows, t, *c_init, c_prev, c_restart);
-        c_prev = c_restart;
-      }
+      const Tensor c_prev = state_before<T>(reset_rows, t, c_init, c, c_restart);
       a.dh_extra = step_rows<T>(d_hs, t);
       a.act = step_rows<T>(act, t), a.tanh_c = step_rows<T>(tanh_c, t);
       a.c_new = step_rows<T>(c_new, t), a.c_prev = rows<T>(c_prev);
@@ -363,14 +350,10 @@ void lstm_backward_seq(const Tensor& weight_hh, const OptTensor& d_hs, Tensor dh
       } else {
         recurrent(dh, d_pre[t]);
       }
-      if (restarts) {
-        Tensor dhi = *d_h_init, dci = *d_c_init;
-        route_restart_grad<T>(*reset_rows, t, dh, dhi);
-        route_restart_grad<T>(*reset_rows, t, dc, dci);
-      }
+      book.route_restarts(t, dh, d_h_init);
+      book.route_restarts(t, dc, d_c_init);
     }
-    recurrent_weight_grad<T>(d_pre, h, reset_rows, h_init, d_weight);
-    if (ih_gain) input_layer_norm_backward<T>(d_gates, *raw_ih, data<T>(ih_gain), ih_stats, *d_x);
+    book.finish(d_pre);
   });
 }
 

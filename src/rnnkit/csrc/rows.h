@@ -169,6 +169,18 @@ inline void check_dtype(const Tensor& t, const Tensor& like, const char* op, con
               t.scalar_type(), " but the gates are ", like.scalar_type());
 }
 
+// check_dtype of each tensor given (of each optional one that is present).
+inline void check_dtypes(TensorList ts, const Tensor& like, const char* op, const char* name) {
+  for (const Tensor* t : ts) check_dtype(*t, like, op, name);
+}
+
+inline void check_dtypes(std::initializer_list<const OptTensor*> ts, const Tensor& like,
+                         const char* op, const char* name) {
+  for (const OptTensor* t : ts) {
+    if (*t) check_dtype(**t, like, op, name);
+  }
+}
+
 // A sequence op's reset_rows: bool [T, B], the rows that restart before each step.
 inline void check_reset_rows(const Tensor& reset_rows, int64_t T_, int64_t B, const char* op) {
   TORCH_CHECK(reset_rows.scalar_type() == at::kBool && reset_rows.dim() == 2 &&
@@ -214,11 +226,22 @@ inline void restart_rows(const Tensor& reset, int64_t step, const Tensor& init,
   }
 }
 
+// The state a step starts from: states[step] ([T + 1, B, H]), or, where rows restart before
+// it, those rows of init with the others, copied into `restart` (a [B, H] buffer).
+template <typename T>
+inline Tensor state_before(const OptTensor& reset_rows, int64_t step, const OptTensor& init,
+                           const Tensor& states, Tensor& restart) {
+  const Tensor state = states[step];
+  if (!any_reset(reset_rows, step)) return state;
+  restart_rows<T>(*reset_rows, step, *init, state, restart);
+  return restart;
+}
+
 // The rows of `grad` that restart at `step` move into `init_grad` (added) and leave zeros:
 // their gradient flows to the initial state, not to the step before.
 template <typename T>
-inline void route_restart_grad(const Tensor& reset, int64_t step, Tensor& grad,
-                               Tensor& init_grad) {
+inline void route_restart_grad(const Tensor& reset, int64_t step, const Tensor& grad,
+                               const Tensor& init_grad) {
   const int64_t B = grad.size(0), H = grad.size(1);
   for (int64_t b = 0; b < B; ++b) {
     if (!reset_row(reset, step, b)) continue;
@@ -255,5 +278,34 @@ inline void recurrent_weight_grad(const Tensor& d_pre, const Tensor& hs, const O
     d_weight.addmm_(d_pre[t].t(), diff);
   }
 }
+
+// What both cells' backward sequence ops do besides their step rows: at every step the
+// restarted rows' state gradients move to the initial state's, and after the time loop come
+// dL/dW_hh and the input map's layer-norm backward. Holds the ops' own arguments, in their
+// order.
+template <typename T>
+struct BackwardBookkeeping {
+  const OptTensor& ih_gain;
+  const OptTensor& reset_rows;
+  const OptTensor& h_init;
+  const Tensor& h;  // the forward's states [T + 1, B, H]
+  const OptTensor& ih_stats;
+  const OptTensor& raw_ih;  // with ih_gain: the input map before its layer norm
+  const Tensor& d_gates;    // dL/d(the gates' preactivations), [T, B, G]
+  const OptTensor& d_x;     // with ih_gain: dL/d(raw_ih)
+  Tensor& d_weight;
+
+  // Rows that restart before `step` hand their state gradient (dh, or the LSTM's dc) to the
+  // initial state's (d_h_init, d_c_init), and pass none to the step before.
+  void route_restarts(int64_t step, const Tensor& grad, const OptTensor& init_grad) const {
+    if (any_reset(reset_rows, step)) route_restart_grad<T>(*reset_rows, step, grad, *init_grad);
+  }
+
+  // After the time loop, given every step's dL/d(W_hh h_{t-1}).
+  void finish(const Tensor& d_pre) const {
+    recurrent_weight_grad<T>(d_pre, h, reset_rows, h_init, d_weight);
+    if (ih_gain) input_layer_norm_backward<T>(d_gates, *raw_ih, data<T>(ih_gain), ih_stats, *d_x);
+  }
+};
 
 }  // namespace rnnkit_step
