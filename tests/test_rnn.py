@@ -1,5 +1,7 @@
 """rnnkit.LSTM / GRU: the drop-in promise against torch.nn, and each structural trick."""
 
+import inspect
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -457,3 +459,22 @@ def test_an_empty_batch_gives_empty_outputs_and_states_as_torch_nn(mode, kw):
         out, state = module.train(training)(torch.zeros(0, 5, 4))
         assert out.shape == ref_out.shape
         assert [s.shape for s in _states(state)] == [s.shape for s in _states(ref_state)]
+
+
+def test_the_recurrent_base_is_split_by_concern():
+    """_RecurrentBase (585 lines in one class) is its parts, one concern a class; each method
+    is defined in one part, and LSTM/GRU override only the cell-specific ones."""
+    parts = {"_Parameters": ["__init__", "reset_parameters", "_layer_norms"],
+             "_State": ["initial_state", "_check_state", "_check_reset"],
+             "_Dispatch": ["forward", "route"],
+             "_FusedPath": ["_fused_forward"],
+             "_LoopPath": ["_loop_forward", "_reference_layer", "_fast_layer"],
+             "_Streaming": ["step", "_streaming_forward"]}
+    base = rnn_module._RecurrentBase
+    assert {b.__name__ for b in base.__bases__} == set(parts)
+    assert not [n for n, v in vars(base).items() if inspect.isfunction(v)]
+    for part, methods in parts.items():
+        owned = vars(getattr(rnn_module, part))
+        assert all(inspect.isfunction(owned.get(m)) for m in methods), part
+    defined = [n for b in base.__bases__ for n, v in vars(b).items() if inspect.isfunction(v)]
+    assert len(defined) == len(set(defined))

@@ -43,8 +43,9 @@ DROPOUT_MODES = ("standard", "locked")
 RECURRENT_DROPOUT_MODES = ("per_call", "per_sequence", "per_step")
 
 
-class _RecurrentBase(nn.Module):
-    """Parameters, checks and the sequence loop shared by LSTM and GRU."""
+class _Parameters(nn.Module):
+    """The constructor's arguments, the parameters and their init, and the per-layer views of
+    them that every path reads (weights, input gates, layer norms, zoneout rates)."""
 
     num_gates: int
     state_names: tuple[str, ...]
@@ -143,8 +144,6 @@ class _RecurrentBase(nn.Module):
     def _extra_layer_norm_params(self, layer: int, factory: dict) -> None:
         pass
 
-    # -- initialization ---------------------------------------------------------------------
-
     def reset_parameters(self) -> None:
         """torch.nn's init (uniform in +-1/sqrt(H)); with layer norm, gains 1 and biases 0;
         learned initial states 0; then W_hh's ``init`` scheme, ``chrono_init`` and the gate
@@ -174,7 +173,61 @@ class _RecurrentBase(nn.Module):
             set_gate_bias(getattr(self, f"bias_ih_l{layer}"), getattr(self, f"bias_hh_l{layer}"),
                           gate, self.hidden_size, value)
 
-    # -- state ------------------------------------------------------------------------------
+    def _layer_weights(self, layer: int, weight_hh: Tensor) -> list[Tensor]:
+        """The kernel's weights of one layer, with this call's (maybe dropped) W_hh."""
+        weights = [getattr(self, f"weight_ih_l{layer}"), weight_hh]
+        if self.bias:
+            weights += [getattr(self, f"bias_ih_l{layer}"), getattr(self, f"bias_hh_l{layer}")]
+        return weights
+
+    def _zoneout_rates_nonzero(self) -> bool:
+        return any(p > 0 for p in self._zoneout_rates())
+
+    def _zoneout_rates(self) -> tuple[float, ...]:
+        raise NotImplementedError
+
+    def _input_gates(self, x: Tensor, layer: int, fast: bool = False) -> Tensor:
+        """``W_ih x + b_ih`` for all steps at once, layer-normalized with layer_norm (Ba 2016);
+        ``fast`` leaves the layer norm (and its bias) to the fast loop's layer, and writes
+        into a kept buffer (:func:`fast_loop.input_projection`)."""
+        w = getattr(self, f"weight_ih_l{layer}")
+        norm = self._ih_norm(layer)
+        bias = getattr(self, f"bias_ih_l{layer}") if self.bias else None
+        if not fast:
+            return functional.projection(x, w, bias, norm)
+        return fast_loop.input_projection(x, w, bias if norm is None else None)
+
+    def _ih_norm(self, layer: int) -> functional.Norm:
+        """Gain and bias of the input map's layer norm (its bias is b_ih), or None."""
+        if not self.layer_norm:
+            return None
+        bias = getattr(self, f"bias_ih_l{layer}") if self.bias else None
+        return getattr(self, f"ln_weight_ih_l{layer}"), bias
+
+    def _hh_norm(self, layer: int) -> functional.Norm:
+        if not self.layer_norm:
+            return None
+        bias = getattr(self, f"bias_hh_l{layer}") if self.bias else None
+        return getattr(self, f"ln_weight_hh_l{layer}"), bias
+
+    def _cell_norm(self, layer: int) -> functional.Norm:
+        """The cell's layer norm (the LSTM's), or None."""
+        return None
+
+    def _layer_norms(self, layer: int) -> fast_loop.LayerNorms:
+        """Layer ``layer``'s norms as the fast loop takes them: without a recurrent norm,
+        hh_bias is the plain b_hh."""
+        ih_gain, ih_bias = self._ih_norm(layer) or (None, None)
+        hh_gain, hh_bias = self._hh_norm(layer) or (None, None)
+        if hh_gain is None and self.bias:
+            hh_bias = getattr(self, f"bias_hh_l{layer}")
+        cell_gain, cell_bias = self._cell_norm(layer) or (None, None)
+        return fast_loop.LayerNorms(ih_gain, ih_bias, hh_gain, hh_bias, cell_gain, cell_bias)
+
+
+class _State:
+    """The recurrent state (the initial one, checks of a given one, its dtype) and the per-call
+    inputs beside it: lengths and resets."""
 
     def initial_state(self, batch_size: int, device=None, dtype=None):
         """The state used when none is passed: zeros, or the learned initial state (S5)
@@ -221,7 +274,295 @@ class _RecurrentBase(nn.Module):
     def _state_doc(self) -> str:
         return "(h, c)" if len(self.state_names) == 2 else "h"
 
-    # -- forward ----------------------------------------------------------------------------
+    def _valid_steps(self, lengths, T, B, device, dtype) -> Tensor | None:
+        """[T, B, 1] 1.0 where t < lengths[b], or None when every row is full length."""
+        if lengths is None:
+            return None
+        name = type(self).__name__
+        lengths = torch.as_tensor(lengths)
+        if lengths.shape != (B,) or lengths.is_floating_point():
+            raise ValueError(f"{name}: lengths must be an int tensor of shape ({B},), got "
+                             f"{lengths.dtype} {tuple(lengths.shape)}")
+        if int(lengths.min()) < 1 or int(lengths.max()) > T:
+            raise ValueError(f"{name}: lengths must be in [1, {T}] (the sequence length), got "
+                             f"min {int(lengths.min())} max {int(lengths.max())}")
+        steps = torch.arange(T, device=device).unsqueeze(1)
+        return (steps < lengths.to(device).unsqueeze(0)).unsqueeze(2).to(dtype)
+
+    def _check_reset(self, reset, T, B, device) -> Tensor | None:
+        """Reset mask as bool [T, B], or None when nothing is reset."""
+        if reset is None:
+            return None
+        expected = (B, T) if self.batch_first else (T, B)
+        if not isinstance(reset, Tensor) or tuple(reset.shape) != expected:
+            got = tuple(reset.shape) if isinstance(reset, Tensor) else type(reset).__name__
+            raise ValueError(f"{type(self).__name__}: reset must be a bool tensor of shape "
+                             f"{expected}, got {got}")
+        reset = reset.to(device=device, dtype=torch.bool)
+        reset = reset.t() if self.batch_first else reset
+        return reset if bool(reset.any()) else None
+
+
+class _Streaming:
+    """One time step at a time: :meth:`step`, and the shortcut a one-step eval call takes around
+    the sequence machinery."""
+
+    def step(self, input: Tensor, state=None):
+        """One time step for streaming inference: input [B, input_size] -> ([B, H], state).
+        ``self.route(input)`` says which path it takes.
+
+        Gives the same numbers as the sequence call over the same inputs in eval mode. In
+        training, locked-dropout masks and ``recurrent_dropout_mode="per_sequence"`` masks
+        are kept across step() calls (:class:`rnnkit.regularizers.SequenceMasks`) until a
+        call without state; ``"per_call"`` recurrent-dropout masks and weight-drop masks are
+        drawn anew at every call, so at every step here.
+        """
+        if not isinstance(input, Tensor) or input.dim() != 2:
+            shape = tuple(input.shape) if isinstance(input, Tensor) else type(input).__name__
+            raise ValueError(f"{type(self).__name__}.step: input must be [B, input_size], "
+                             f"got shape {shape}")
+        output, state = self(input.unsqueeze(1 if self.batch_first else 0), state)
+        return output.squeeze(1 if self.batch_first else 0), state
+
+    def _streaming_shortcut(self, x: Tensor) -> bool:
+        """One step without gradients in eval: dropout, weight drop and recurrent dropout are
+        identities there, and zoneout is its expectation."""
+        return (not self.training and dispatch.streaming_step(x)
+                and not dispatch.func_transform_active()
+                and not torch.is_autocast_enabled(x.device.type))
+
+    def _streaming_forward(self, x: Tensor, state) -> tuple[Tensor, Any]:
+        """``forward`` of one streaming step (``_streaming_shortcut``), x [1, B, I]: the
+        stack's steps and nothing else of the sequence machinery, whose Python costs as much
+        as the cell itself at batch 1 (benchmarks/step.py)."""
+        if self.input_layers is not None:
+            x = self.input_layers(x)
+        B = x.shape[1]
+        states = (self._unpack_state(self.initial_state(B, x.device, x.dtype)) if state is None
+                  else self._check_state(state, B, x))
+        if self.layer_norm or self._zoneout_rates_nonzero():
+            output, states_out = self._eval_steps(x, states)
+        else:
+            weights = [w for layer in range(self.num_layers)
+                       for w in self._layer_weights(layer, getattr(self, f"weight_hh_l{layer}"))]
+            output, states_out = self._cell_steps(x, states, weights, self.num_layers,
+                                                  self.sum_outputs)
+        return output, self._pack_state(states_out)
+
+    def _eval_steps(self, x: Tensor, states: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
+        """One eval time step, x [1, B, I], layer by layer through the reference loop's step
+        (``_cell_step``: layer norm included) and zoneout's expectation; the output is the
+        last layer's, or every layer's summed."""
+        out, total, new = x[0], None, []
+        for layer in range(self.num_layers):
+            previous = [s[layer] for s in states]
+            step = self._cell_step(self._input_gates(out, layer), previous, layer, None,
+                                   getattr(self, f"weight_hh_l{layer}"))
+            keep = [zoneout_keep(p.shape, rate, False, p)
+                    for p, rate in zip(previous, self._zoneout_rates())]
+            layer_state = [zoneout(p, n, k) for p, n, k in zip(previous, step, keep)]
+            new.append(layer_state)
+            out = layer_state[0]
+            total = out if total is None or not self.sum_outputs else total + out
+        return total.unsqueeze(0), [torch.stack(s) for s in zip(*new)]
+
+    def _cell_steps(self, x, states, weights, num_layers, sum_outputs=False):
+        """One time step, x [1, B, I], through torch.nn.LSTMCell's or GRUCell's kernel, layer
+        by layer (the output is the last layer's, or every layer's summed): streaming
+        generation with no backward to pay for, where the sequence kernel costs 3x the
+        cell's time at batch 1 (benchmarks/step.py)."""
+        per_layer = len(weights) // num_layers
+        out, total, new = x[0], None, []
+        for layer in range(num_layers):
+            w_ih, w_hh, *biases = weights[layer * per_layer : (layer + 1) * per_layer]
+            b_ih, b_hh = biases or (None, None)
+            if self.num_gates == 4:
+                h, c = _VF.lstm_cell(out, (states[0][layer], states[1][layer]), w_ih, w_hh,
+                                     b_ih, b_hh)
+                new.append((h, c))
+            else:
+                h = _VF.gru_cell(out, states[0][layer], w_ih, w_hh, b_ih, b_hh)
+                new.append((h,))
+            out = h
+            total = h if total is None or not sum_outputs else total + h
+        return total.unsqueeze(0), [torch.stack(s) for s in zip(*new)]
+
+
+class _FusedPath:
+    """The path with every step-changing trick off: torch.nn's fused kernel."""
+
+    def _locked_between_layers(self) -> bool:
+        return (self.dropout_mode == "locked" and self.dropout > 0 and self.training
+                and self.num_layers > 1)
+
+    # Dynamo runs torch.nn.LSTM and GRU eagerly (torch._dynamo.config.allow_rnn is False)
+    # because tracing _VF.lstm fails on CPU ("expected Tensor() for op mkldnn_rnn_layer"); the
+    # same graph break here lets torch.compile(rnnkit.LSTM(...)) work as it does for torch's.
+    @torch.compiler.disable
+    def _fused(self, x, data_sizes, states, weights, num_layers, dropout=0.0):
+        training_dropout = self.training and dropout > 0
+        if dispatch.streaming_step(x) and data_sizes is None and not training_dropout:
+            return self._cell_steps(x, states, weights, num_layers)
+        kernel = _VF.lstm if self.num_gates == 4 else _VF.gru
+        states = [s.contiguous() for s in states]  # cuDNN refuses a strided state
+        hx = tuple(states) if len(states) == 2 else states[0]
+        if data_sizes is None:
+            result = kernel(x, hx, weights, self.bias, num_layers, dropout, self.training,
+                            False, False)
+        else:
+            result = kernel(x, data_sizes, hx, weights, self.bias, num_layers, dropout,
+                            self.training, False)
+        return result[0], list(result[1:])
+
+    def _fused_forward(self, x, states, lengths, w_hh, mask_resets):
+        """torch.nn's kernel, one call for the stack, or one per layer for summed outputs
+        and locked dropout between layers. ``w_hh``: each layer's W_hh for this call."""
+        packed, total_length = None, x.shape[0]
+        T, B = x.shape[:2]
+        if lengths is not None:
+            packed = pack_padded_sequence(x, lengths.cpu(), enforce_sorted=False)
+            order = packed.sorted_indices
+            states = [s.index_select(1, order) for s in states]
+            x = packed.data
+        sizes = packed.batch_sizes if packed is not None else None
+        locked = self._locked_between_layers()
+        if not self.sum_outputs and not locked:
+            weights = [w for layer in range(self.num_layers)
+                       for w in self._layer_weights(layer, w_hh[layer])]
+            output, states_out = self._fused(x, sizes, states, weights, self.num_layers,
+                                             self.dropout)
+        else:
+            output, per_layer = None, []
+            for layer in range(self.num_layers):
+                if layer > 0 and locked:
+                    mask = self.sequence_masks.get(f"between_l{layer}", (B, x.shape[-1]),
+                                                   self.dropout, x, mask_resets)
+                    if packed is not None:  # the mask of each packed row
+                        mask = pack_padded_sequence(mask.expand(T, -1, -1), lengths.cpu(),
+                                                    enforce_sorted=False).data
+                    x = x * mask
+                elif layer > 0 and self.dropout > 0:
+                    x = dropout(x, self.dropout, self.training)
+                x, s = self._fused(x, sizes, [s[layer : layer + 1] for s in states],
+                                   self._layer_weights(layer, w_hh[layer]), 1)
+                output = x if output is None or not self.sum_outputs else output + x
+                per_layer.append(s)
+            states_out = [torch.cat(s) for s in zip(*per_layer)]
+        if packed is not None:
+            output, _ = pad_packed_sequence(
+                PackedSequence(output, packed.batch_sizes, packed.sorted_indices,
+                               packed.unsorted_indices),
+                total_length=total_length,
+            )
+            states_out = [s.index_select(1, packed.unsorted_indices) for s in states_out]
+        return output, states_out
+
+
+class _LoopPath:
+    """The per-layer time loop (layer norm, zoneout, recurrent dropout, resets): the fast loop
+    (:mod:`rnnkit.fast_loop`) or the reference loop over :mod:`rnnkit.functional`."""
+
+    def _recurrent_mask(self, layer: int, T: int, B: int, like: Tensor,
+                        resets: Tensor | None) -> Tensor | None:
+        """Recurrent-dropout (Semeniuta 2016) mask of one layer: [B, H] drawn for this call
+        (``"per_call"``), [T, B, H] drawn for every step (``"per_step"``), or the stream's
+        held mask (``"per_sequence"``), [T, B, H] when rows restart inside the call."""
+        p = self.recurrent_dropout
+        if self.recurrent_dropout_mode == "per_call" or p == 0.0 or not self.training:
+            return dropout_mask((B, self.hidden_size), p, self.training, like)
+        if self.recurrent_dropout_mode == "per_step":
+            return dropout_mask((T, B, self.hidden_size), p, True, like)
+        mask = self.sequence_masks.get(f"recurrent_l{layer}", (B, self.hidden_size), p, like,
+                                       resets)
+        return mask[0] if mask.shape[0] == 1 else mask
+
+    def _fast_layer(self, gates_x, state, layer, candidate_mask, keep, resets, init, weight_hh,
+                    why=""):
+        """One layer through :mod:`rnnkit.fast_loop`: the state, zoneout keeps and initial
+        state come in :attr:`state_names`' order (h, then the LSTM's c)."""
+        run = fast_loop.lstm_layer if self.num_gates == 4 else fast_loop.gru_layer
+        out, *new_state = run(gates_x, *state, weight_hh, self._layer_norms(layer),
+                              fast_loop.Masks(candidate_mask, *keep),
+                              fast_loop.Resets(resets, *init), why=why)
+        return out, new_state
+
+    def _loop_forward(self, x, states, valid, reset, w_hh, mask_resets, route):
+        T, B, _ = x.shape
+        H = self.hidden_size
+        rates = self._zoneout_rates()
+        resets = {}  # step -> rows [B, 1] that restart before it
+        if reset is not None:
+            resets = {int(t): reset[t].unsqueeze(1) for t in reset.any(1).nonzero()[:, 0]}
+        # Only reset rows read the initial state: a call without resets (every step() call)
+        # skips building it.
+        init = (self._unpack_state(self.initial_state(B, x.device, self._state_dtype(x)))
+                if resets else None)
+        output, per_layer = None, []
+        for layer in range(self.num_layers):
+            if layer > 0:
+                x = self._dropout(x, f"between_l{layer}", self.dropout, mask_resets)
+            keep = []
+            for p in rates:
+                k = zoneout_keep((T, B, H), p, self.training, x)
+                if k is not None:
+                    k = k.expand(T, *k.shape[1:])
+                if valid is not None:  # past a row's end, keep the state unchanged
+                    k = 1 - valid if k is None else torch.lerp(torch.ones_like(k), k, valid)
+                keep.append(k)
+            candidate_mask = self._recurrent_mask(layer, T, B, x, mask_resets)
+            layer_init = [s[layer] for s in init] if init is not None else [None] * len(states)
+            fast = route.path != dispatch.REFERENCE_LOOP
+            run = functools.partial(self._fast_layer, why=str(route)) if fast \
+                else self._reference_layer
+            gates = self._input_gates(x, layer, fast)
+            x, s = self._run_segments(run, gates, [s[layer] for s in states], layer,
+                                      candidate_mask, keep, resets, layer_init, w_hh[layer])
+            if valid is not None:
+                x = x * valid
+            output = x if output is None or not self.sum_outputs else output + x
+            per_layer.append(s)
+        return output, [torch.stack(s) for s in zip(*per_layer)]
+
+    def _run_segments(self, run, gates, state, layer, candidate_mask, keep, resets, init,
+                      weight_hh):
+        """Run one layer; a [T, B, H] per-sequence candidate mask (which changes where rows
+        reset) is cut at those steps into runs with one [B, H] mask each, the form the fast
+        loop takes; per-step masks run the reference loop, which takes them whole."""
+        if (candidate_mask is None or candidate_mask.dim() == 2
+                or self.recurrent_dropout_mode == "per_step"):
+            return run(gates, state, layer, candidate_mask, keep, resets, init, weight_hh)
+        T = gates.shape[0]
+        bounds = sorted({0, *resets, T})
+        outputs = []
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            seg_resets = {t - a: m for t, m in resets.items() if a <= t < b}
+            seg_keep = [None if k is None else k[a:b] for k in keep]
+            out, state = run(gates[a:b], state, layer, candidate_mask[a], seg_keep, seg_resets,
+                             init, weight_hh)
+            outputs.append(out)
+        return torch.cat(outputs), state
+
+    def _reference_layer(self, gates_x, state, layer, candidate_mask, keep, resets, init,
+                         weight_hh):
+        """The plain loop: :mod:`rnnkit.functional` under autograd, one step at a time."""
+        outputs = []
+        for t in range(gates_x.shape[0]):
+            if t in resets:
+                state = [torch.where(resets[t], i, s) for i, s in zip(init, state)]
+            mask = candidate_mask[t] if candidate_mask is not None and candidate_mask.dim() == 3 \
+                else candidate_mask
+            new = self._cell_step(gates_x[t], state, layer, mask, weight_hh)
+            state = [zoneout(s, n, None if k is None else k[t])
+                     for s, n, k in zip(state, new, keep)]
+            outputs.append(state[0])
+        return torch.stack(outputs), state
+
+    _cell_step: Callable
+
+
+class _Dispatch:
+    """``forward``: checks the call, asks :func:`rnnkit.dispatch.route` for its path, and runs it
+    between the input and output dropout."""
 
     def forward(self, input, state=None, *, lengths: Tensor | None = None,
                 reset: Tensor | None = None):
@@ -314,23 +655,6 @@ class _RecurrentBase(nn.Module):
         reset_tb = self._check_reset(reset, x.shape[0], x.shape[1], x.device)
         return dispatch.route(self, x, reset=reset_tb, plain=reset is None)
 
-    def step(self, input: Tensor, state=None):
-        """One time step for streaming inference: input [B, input_size] -> ([B, H], state).
-        ``self.route(input)`` says which path it takes.
-
-        Gives the same numbers as the sequence call over the same inputs in eval mode. In
-        training, locked-dropout masks and ``recurrent_dropout_mode="per_sequence"`` masks
-        are kept across step() calls (:class:`rnnkit.regularizers.SequenceMasks`) until a
-        call without state; ``"per_call"`` recurrent-dropout masks and weight-drop masks are
-        drawn anew at every call, so at every step here.
-        """
-        if not isinstance(input, Tensor) or input.dim() != 2:
-            shape = tuple(input.shape) if isinstance(input, Tensor) else type(input).__name__
-            raise ValueError(f"{type(self).__name__}.step: input must be [B, input_size], "
-                             f"got shape {shape}")
-        output, state = self(input.unsqueeze(1 if self.batch_first else 0), state)
-        return output.squeeze(1 if self.batch_first else 0), state
-
     def _dropout(self, x: Tensor, site: str, p: float, resets: Tensor | None) -> Tensor:
         """Dropout on a [T, B, F] sequence: per element and step (``dropout_mode="standard"``)
         or one mask per sequence and row shared over time (``"locked"``, Gal & Ghahramani
@@ -342,188 +666,6 @@ class _RecurrentBase(nn.Module):
         mask = self.sequence_masks.get(site, tuple(x.shape[1:]), p, x, resets)
         return x * mask
 
-    def _recurrent_mask(self, layer: int, T: int, B: int, like: Tensor,
-                        resets: Tensor | None) -> Tensor | None:
-        """Recurrent-dropout (Semeniuta 2016) mask of one layer: [B, H] drawn for this call
-        (``"per_call"``), [T, B, H] drawn for every step (``"per_step"``), or the stream's
-        held mask (``"per_sequence"``), [T, B, H] when rows restart inside the call."""
-        p = self.recurrent_dropout
-        if self.recurrent_dropout_mode == "per_call" or p == 0.0 or not self.training:
-            return dropout_mask((B, self.hidden_size), p, self.training, like)
-        if self.recurrent_dropout_mode == "per_step":
-            return dropout_mask((T, B, self.hidden_size), p, True, like)
-        mask = self.sequence_masks.get(f"recurrent_l{layer}", (B, self.hidden_size), p, like,
-                                       resets)
-        return mask[0] if mask.shape[0] == 1 else mask
-
-    def _valid_steps(self, lengths, T, B, device, dtype) -> Tensor | None:
-        """[T, B, 1] 1.0 where t < lengths[b], or None when every row is full length."""
-        if lengths is None:
-            return None
-        name = type(self).__name__
-        lengths = torch.as_tensor(lengths)
-        if lengths.shape != (B,) or lengths.is_floating_point():
-            raise ValueError(f"{name}: lengths must be an int tensor of shape ({B},), got "
-                             f"{lengths.dtype} {tuple(lengths.shape)}")
-        if int(lengths.min()) < 1 or int(lengths.max()) > T:
-            raise ValueError(f"{name}: lengths must be in [1, {T}] (the sequence length), got "
-                             f"min {int(lengths.min())} max {int(lengths.max())}")
-        steps = torch.arange(T, device=device).unsqueeze(1)
-        return (steps < lengths.to(device).unsqueeze(0)).unsqueeze(2).to(dtype)
-
-    def _check_reset(self, reset, T, B, device) -> Tensor | None:
-        """Reset mask as bool [T, B], or None when nothing is reset."""
-        if reset is None:
-            return None
-        expected = (B, T) if self.batch_first else (T, B)
-        if not isinstance(reset, Tensor) or tuple(reset.shape) != expected:
-            got = tuple(reset.shape) if isinstance(reset, Tensor) else type(reset).__name__
-            raise ValueError(f"{type(self).__name__}: reset must be a bool tensor of shape "
-                             f"{expected}, got {got}")
-        reset = reset.to(device=device, dtype=torch.bool)
-        reset = reset.t() if self.batch_first else reset
-        return reset if bool(reset.any()) else None
-
-    # -- fused path (every step-changing trick off) -----------------------------------------
-
-    def _layer_weights(self, layer: int, weight_hh: Tensor) -> list[Tensor]:
-        """The kernel's weights of one layer, with this call's (maybe dropped) W_hh."""
-        weights = [getattr(self, f"weight_ih_l{layer}"), weight_hh]
-        if self.bias:
-            weights += [getattr(self, f"bias_ih_l{layer}"), getattr(self, f"bias_hh_l{layer}")]
-        return weights
-
-    def _locked_between_layers(self) -> bool:
-        return (self.dropout_mode == "locked" and self.dropout > 0 and self.training
-                and self.num_layers > 1)
-
-    # Dynamo runs torch.nn.LSTM and GRU eagerly (torch._dynamo.config.allow_rnn is False)
-    # because tracing _VF.lstm fails on CPU ("expected Tensor() for op mkldnn_rnn_layer"); the
-    # same graph break here lets torch.compile(rnnkit.LSTM(...)) work as it does for torch's.
-    @torch.compiler.disable
-    def _fused(self, x, data_sizes, states, weights, num_layers, dropout=0.0):
-        training_dropout = self.training and dropout > 0
-        if dispatch.streaming_step(x) and data_sizes is None and not training_dropout:
-            return self._cell_steps(x, states, weights, num_layers)
-        kernel = _VF.lstm if self.num_gates == 4 else _VF.gru
-        states = [s.contiguous() for s in states]  # cuDNN refuses a strided state
-        hx = tuple(states) if len(states) == 2 else states[0]
-        if data_sizes is None:
-            result = kernel(x, hx, weights, self.bias, num_layers, dropout, self.training,
-                            False, False)
-        else:
-            result = kernel(x, data_sizes, hx, weights, self.bias, num_layers, dropout,
-                            self.training, False)
-        return result[0], list(result[1:])
-
-    def _streaming_shortcut(self, x: Tensor) -> bool:
-        """One step without gradients in eval: dropout, weight drop and recurrent dropout are
-        identities there, and zoneout is its expectation."""
-        return (not self.training and dispatch.streaming_step(x)
-                and not dispatch.func_transform_active()
-                and not torch.is_autocast_enabled(x.device.type))
-
-    def _streaming_forward(self, x: Tensor, state) -> tuple[Tensor, Any]:
-        """``forward`` of one streaming step (``_streaming_shortcut``), x [1, B, I]: the
-        stack's steps and nothing else of the sequence machinery, whose Python costs as much
-        as the cell itself at batch 1 (benchmarks/step.py)."""
-        if self.input_layers is not None:
-            x = self.input_layers(x)
-        B = x.shape[1]
-        states = (self._unpack_state(self.initial_state(B, x.device, x.dtype)) if state is None
-                  else self._check_state(state, B, x))
-        if self.layer_norm or self._zoneout_rates_nonzero():
-            output, states_out = self._eval_steps(x, states)
-        else:
-            weights = [w for layer in range(self.num_layers)
-                       for w in self._layer_weights(layer, getattr(self, f"weight_hh_l{layer}"))]
-            output, states_out = self._cell_steps(x, states, weights, self.num_layers,
-                                                  self.sum_outputs)
-        return output, self._pack_state(states_out)
-
-    def _eval_steps(self, x: Tensor, states: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
-        """One eval time step, x [1, B, I], layer by layer through the reference loop's step
-        (``_cell_step``: layer norm included) and zoneout's expectation; the output is the
-        last layer's, or every layer's summed."""
-        out, total, new = x[0], None, []
-        for layer in range(self.num_layers):
-            previous = [s[layer] for s in states]
-            step = self._cell_step(self._input_gates(out, layer), previous, layer, None,
-                                   getattr(self, f"weight_hh_l{layer}"))
-            keep = [zoneout_keep(p.shape, rate, False, p)
-                    for p, rate in zip(previous, self._zoneout_rates())]
-            layer_state = [zoneout(p, n, k) for p, n, k in zip(previous, step, keep)]
-            new.append(layer_state)
-            out = layer_state[0]
-            total = out if total is None or not self.sum_outputs else total + out
-        return total.unsqueeze(0), [torch.stack(s) for s in zip(*new)]
-
-    def _cell_steps(self, x, states, weights, num_layers, sum_outputs=False):
-        """One time step, x [1, B, I], through torch.nn.LSTMCell's or GRUCell's kernel, layer
-        by layer (the output is the last layer's, or every layer's summed): streaming
-        generation with no backward to pay for, where the sequence kernel costs 3x the
-        cell's time at batch 1 (benchmarks/step.py)."""
-        per_layer = len(weights) // num_layers
-        out, total, new = x[0], None, []
-        for layer in range(num_layers):
-            w_ih, w_hh, *biases = weights[layer * per_layer : (layer + 1) * per_layer]
-            b_ih, b_hh = biases or (None, None)
-            if self.num_gates == 4:
-                h, c = _VF.lstm_cell(out, (states[0][layer], states[1][layer]), w_ih, w_hh,
-                                     b_ih, b_hh)
-                new.append((h, c))
-            else:
-                h = _VF.gru_cell(out, states[0][layer], w_ih, w_hh, b_ih, b_hh)
-                new.append((h,))
-            out = h
-            total = h if total is None or not sum_outputs else total + h
-        return total.unsqueeze(0), [torch.stack(s) for s in zip(*new)]
-
-    def _fused_forward(self, x, states, lengths, w_hh, mask_resets):
-        """torch.nn's kernel, one call for the stack, or one per layer for summed outputs
-        and locked dropout between layers. ``w_hh``: each layer's W_hh for this call."""
-        packed, total_length = None, x.shape[0]
-        T, B = x.shape[:2]
-        if lengths is not None:
-            packed = pack_padded_sequence(x, lengths.cpu(), enforce_sorted=False)
-            order = packed.sorted_indices
-            states = [s.index_select(1, order) for s in states]
-            x = packed.data
-        sizes = packed.batch_sizes if packed is not None else None
-        locked = self._locked_between_layers()
-        if not self.sum_outputs and not locked:
-            weights = [w for layer in range(self.num_layers)
-                       for w in self._layer_weights(layer, w_hh[layer])]
-            output, states_out = self._fused(x, sizes, states, weights, self.num_layers,
-                                             self.dropout)
-        else:
-            output, per_layer = None, []
-            for layer in range(self.num_layers):
-                if layer > 0 and locked:
-                    mask = self.sequence_masks.get(f"between_l{layer}", (B, x.shape[-1]),
-                                                   self.dropout, x, mask_resets)
-                    if packed is not None:  # the mask of each packed row
-                        mask = pack_padded_sequence(mask.expand(T, -1, -1), lengths.cpu(),
-                                                    enforce_sorted=False).data
-                    x = x * mask
-                elif layer > 0 and self.dropout > 0:
-                    x = dropout(x, self.dropout, self.training)
-                x, s = self._fused(x, sizes, [s[layer : layer + 1] for s in states],
-                                   self._layer_weights(layer, w_hh[layer]), 1)
-                output = x if output is None or not self.sum_outputs else output + x
-                per_layer.append(s)
-            states_out = [torch.cat(s) for s in zip(*per_layer)]
-        if packed is not None:
-            output, _ = pad_packed_sequence(
-                PackedSequence(output, packed.batch_sizes, packed.sorted_indices,
-                               packed.unsorted_indices),
-                total_length=total_length,
-            )
-            states_out = [s.index_select(1, packed.unsorted_indices) for s in states_out]
-        return output, states_out
-
-    # -- loop path (layer norm, zoneout, recurrent dropout, resets) --------------------------
-
     def _loop_is_faster(self, x: Tensor) -> bool:
         """True where the fast loop beats torch's kernel even with every trick off."""
         return False
@@ -531,132 +673,13 @@ class _RecurrentBase(nn.Module):
     def _fast_loop_applies(self) -> bool:
         return self.fast and not dispatch.func_transform_active()
 
-    def _zoneout_rates_nonzero(self) -> bool:
-        return any(p > 0 for p in self._zoneout_rates())
 
-    def _zoneout_rates(self) -> tuple[float, ...]:
-        raise NotImplementedError
-
-    def _input_gates(self, x: Tensor, layer: int, fast: bool = False) -> Tensor:
-        """``W_ih x + b_ih`` for all steps at once, layer-normalized with layer_norm (Ba 2016);
-        ``fast`` leaves the layer norm (and its bias) to the fast loop's layer, and writes
-        into a kept buffer (:func:`fast_loop.input_projection`)."""
-        w = getattr(self, f"weight_ih_l{layer}")
-        norm = self._ih_norm(layer)
-        bias = getattr(self, f"bias_ih_l{layer}") if self.bias else None
-        if not fast:
-            return functional.projection(x, w, bias, norm)
-        return fast_loop.input_projection(x, w, bias if norm is None else None)
-
-    def _ih_norm(self, layer: int) -> functional.Norm:
-        """Gain and bias of the input map's layer norm (its bias is b_ih), or None."""
-        if not self.layer_norm:
-            return None
-        bias = getattr(self, f"bias_ih_l{layer}") if self.bias else None
-        return getattr(self, f"ln_weight_ih_l{layer}"), bias
-
-    def _hh_norm(self, layer: int) -> functional.Norm:
-        if not self.layer_norm:
-            return None
-        bias = getattr(self, f"bias_hh_l{layer}") if self.bias else None
-        return getattr(self, f"ln_weight_hh_l{layer}"), bias
-
-    def _cell_norm(self, layer: int) -> functional.Norm:
-        """The cell's layer norm (the LSTM's), or None."""
-        return None
-
-    def _layer_norms(self, layer: int) -> fast_loop.LayerNorms:
-        """Layer ``layer``'s norms as the fast loop takes them: without a recurrent norm,
-        hh_bias is the plain b_hh."""
-        ih_gain, ih_bias = self._ih_norm(layer) or (None, None)
-        hh_gain, hh_bias = self._hh_norm(layer) or (None, None)
-        if hh_gain is None and self.bias:
-            hh_bias = getattr(self, f"bias_hh_l{layer}")
-        cell_gain, cell_bias = self._cell_norm(layer) or (None, None)
-        return fast_loop.LayerNorms(ih_gain, ih_bias, hh_gain, hh_bias, cell_gain, cell_bias)
-
-    def _fast_layer(self, gates_x, state, layer, candidate_mask, keep, resets, init, weight_hh,
-                    why=""):
-        """One layer through :mod:`rnnkit.fast_loop`: the state, zoneout keeps and initial
-        state come in :attr:`state_names`' order (h, then the LSTM's c)."""
-        run = fast_loop.lstm_layer if self.num_gates == 4 else fast_loop.gru_layer
-        out, *new_state = run(gates_x, *state, weight_hh, self._layer_norms(layer),
-                              fast_loop.Masks(candidate_mask, *keep),
-                              fast_loop.Resets(resets, *init), why=why)
-        return out, new_state
-
-    def _loop_forward(self, x, states, valid, reset, w_hh, mask_resets, route):
-        T, B, _ = x.shape
-        H = self.hidden_size
-        rates = self._zoneout_rates()
-        resets = {}  # step -> rows [B, 1] that restart before it
-        if reset is not None:
-            resets = {int(t): reset[t].unsqueeze(1) for t in reset.any(1).nonzero()[:, 0]}
-        # Only reset rows read the initial state: a call without resets (every step() call)
-        # skips building it.
-        init = (self._unpack_state(self.initial_state(B, x.device, self._state_dtype(x)))
-                if resets else None)
-        output, per_layer = None, []
-        for layer in range(self.num_layers):
-            if layer > 0:
-                x = self._dropout(x, f"between_l{layer}", self.dropout, mask_resets)
-            keep = []
-            for p in rates:
-                k = zoneout_keep((T, B, H), p, self.training, x)
-                if k is not None:
-                    k = k.expand(T, *k.shape[1:])
-                if valid is not None:  # past a row's end, keep the state unchanged
-                    k = 1 - valid if k is None else torch.lerp(torch.ones_like(k), k, valid)
-                keep.append(k)
-            candidate_mask = self._recurrent_mask(layer, T, B, x, mask_resets)
-            layer_init = [s[layer] for s in init] if init is not None else [None] * len(states)
-            fast = route.path != dispatch.REFERENCE_LOOP
-            run = functools.partial(self._fast_layer, why=str(route)) if fast \
-                else self._reference_layer
-            gates = self._input_gates(x, layer, fast)
-            x, s = self._run_segments(run, gates, [s[layer] for s in states], layer,
-                                      candidate_mask, keep, resets, layer_init, w_hh[layer])
-            if valid is not None:
-                x = x * valid
-            output = x if output is None or not self.sum_outputs else output + x
-            per_layer.append(s)
-        return output, [torch.stack(s) for s in zip(*per_layer)]
-
-    def _run_segments(self, run, gates, state, layer, candidate_mask, keep, resets, init,
-                      weight_hh):
-        """Run one layer; a [T, B, H] per-sequence candidate mask (which changes where rows
-        reset) is cut at those steps into runs with one [B, H] mask each, the form the fast
-        loop takes; per-step masks run the reference loop, which takes them whole."""
-        if (candidate_mask is None or candidate_mask.dim() == 2
-                or self.recurrent_dropout_mode == "per_step"):
-            return run(gates, state, layer, candidate_mask, keep, resets, init, weight_hh)
-        T = gates.shape[0]
-        bounds = sorted({0, *resets, T})
-        outputs = []
-        for a, b in zip(bounds[:-1], bounds[1:]):
-            seg_resets = {t - a: m for t, m in resets.items() if a <= t < b}
-            seg_keep = [None if k is None else k[a:b] for k in keep]
-            out, state = run(gates[a:b], state, layer, candidate_mask[a], seg_keep, seg_resets,
-                             init, weight_hh)
-            outputs.append(out)
-        return torch.cat(outputs), state
-
-    def _reference_layer(self, gates_x, state, layer, candidate_mask, keep, resets, init,
-                         weight_hh):
-        """The plain loop: :mod:`rnnkit.functional` under autograd, one step at a time."""
-        outputs = []
-        for t in range(gates_x.shape[0]):
-            if t in resets:
-                state = [torch.where(resets[t], i, s) for i, s in zip(init, state)]
-            mask = candidate_mask[t] if candidate_mask is not None and candidate_mask.dim() == 3 \
-                else candidate_mask
-            new = self._cell_step(gates_x[t], state, layer, mask, weight_hh)
-            state = [zoneout(s, n, None if k is None else k[t])
-                     for s, n, k in zip(state, new, keep)]
-            outputs.append(state[0])
-        return torch.stack(outputs), state
-
-    _cell_step: Callable
+class _RecurrentBase(_Dispatch, _Streaming, _FusedPath, _LoopPath, _State, _Parameters):
+    """What LSTM and GRU share, one concern a class: :class:`_Parameters` (arguments,
+    parameters, init), :class:`_State`, :class:`_Dispatch` (``forward`` and which path it
+    takes), the two paths (:class:`_FusedPath`, :class:`_LoopPath`) and :class:`_Streaming`
+    (``step``). A subclass sets ``num_gates``, ``state_names``, ``_zoneout_rates`` and
+    ``_cell_step``."""
 
 
 class LSTM(_RecurrentBase):
