@@ -102,3 +102,19 @@ def test_several_series_get_an_ensemble_a_single_series_one_model():
     panel = [quarterly(24, f"p{i}", i) for i in range(4)]
     fc, report = train_forecaster(panel, 8, max_time=None, max_steps=1, **TINY)
     assert fc.config.ensemble == 3 and report.steps == 3  # one step a member
+
+
+def test_a_backtest_of_a_panel_holds_its_members_to_the_panel_rule():
+    """4 quarterly series of 40 rows, 2 windows of 8: 24 training rows each, below a single
+    series' min_length(8) = 25 but a window of its own (17) in a panel that pools 32 windows;
+    the same rows alone are still refused."""
+    from rnnkit.forecasting import backtest
+
+    t = np.arange(40)
+    dates = (np.datetime64("2000-01", "M") + 3 * t).astype("datetime64[m]")
+    panel = [DatedSeries(f"s{k}", dates, 10 + k + np.sin(t * 1.57) + 0.1 * t) for k in range(4)]
+    result = backtest(panel, horizon=8, windows=2, max_steps=2, max_time=None, num_samples=5,
+                      ensemble=1)
+    assert len(result["windows"]) == 2 * 4  # one record per origin and series
+    with pytest.raises(DataError, match="too short for 2 windows"):
+        backtest(panel[:1], horizon=8, windows=2, max_steps=2, max_time=None, num_samples=5)

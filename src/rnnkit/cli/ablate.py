@@ -440,7 +440,7 @@ def plan_series(s: AblateSettings, out: Path, threads: int) -> tuple[Plan, Any, 
     horizon = s.horizon or default_horizon(series)
     freq = series_frequency(series)
     lengths = [len(x.values) - s.windows * horizon for x in series]
-    need = min_train_rows(horizon, freq.season)
+    need = min_train_rows(horizon, freq.season, panel=len(series) > 1)
     short = min(lengths) < need
     extra = {"embedding_dim": 4 if len(series) > 1 else 0}  # as train_forecaster's default
 

@@ -20,7 +20,7 @@ from rnnkit.forecasting.data import DatedSeries, series_covariates, series_frequ
 from rnnkit.forecasting.fit import train_forecaster
 from rnnkit.forecasting.metrics import evaluate
 from rnnkit.forecasting.model import Forecast
-from rnnkit.forecasting.windows import min_length
+from rnnkit.forecasting.windows import min_length, too_short, window_rows
 
 __all__ = ["backtest", "summarize", "min_train_rows"]
 
@@ -37,11 +37,12 @@ def summarize(results: Sequence[dict]) -> dict:
     return out
 
 
-def min_train_rows(horizon: int, season: int) -> int:
-    """The rows a series needs before the first origin: enough to train on
-    (``windows.min_length``) and for MASE's scale, the seasonal naive error over them (two
-    seasons and one)."""
-    return max(min_length(horizon), 2 * max(season, 1) + 1)
+def min_train_rows(horizon: int, season: int, panel: bool = False) -> int:
+    """The rows a series needs before the first origin: enough to train on (alone:
+    ``windows.min_length``; in a panel, one window of its own, ``windows.window_rows``, the
+    panel pooling the rest: ``windows.too_short``) and for MASE's scale, the seasonal naive
+    error over them (two seasons and one)."""
+    return max(window_rows(horizon) if panel else min_length(horizon), 2 * max(season, 1) + 1)
 
 
 def backtest(series: DatedSeries | Sequence[DatedSeries], horizon: int, windows: int = 3,
@@ -79,8 +80,10 @@ def backtest(series: DatedSeries | Sequence[DatedSeries], horizon: int, windows:
     step = horizon if step is None else step
     m = series_frequency(series).season
     back = (windows - 1) * step + horizon
-    need = min_train_rows(horizon, m)
-    short = [s.name for s in series if len(s.values) - back < need]
+    need = min_train_rows(horizon, m, panel=len(series) > 1)
+    train_rows = [(s.name, len(s.values) - back) for s in series]
+    pooled_short = too_short(train_rows, horizon)  # all of them when the panel is too small
+    short = [name for name, rows in train_rows if rows < need or name in pooled_short]
     if short:
         raise DataError(f"series {short} are too short for {windows} windows of {horizon} "
                         f"steps {step} apart: each needs {need} rows before the first window, "

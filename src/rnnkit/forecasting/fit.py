@@ -89,9 +89,10 @@ def train_forecaster(series: Sequence[DatedSeries], horizon: int, max_time: floa
     """Train a forecaster of ``horizon`` steps on every row of ``series`` (hold out test
     rows before calling). The config comes from ``default_config`` (``overrides`` replace
     fields). Stops at ``max_time`` seconds, ``max_steps``, or early stopping; without
-    validation rows and without ``max_steps``, after ``config.default_steps``. Series
-    shorter than ``windows.min_length(horizon)`` are left out with a warning (all of them:
-    a DataError) and named in ``FitReport.left_out``. ``covariates``: one ``Covariates``
+    validation rows and without ``max_steps``, after ``config.default_steps``. Series too
+    short to train on (``windows.too_short``: alone, ``min_length(horizon)`` rows; in a
+    panel, a window of their own and enough pooled windows) are left out with a warning (all
+    of them: a DataError) and named in ``FitReport.left_out``. ``covariates``: one ``Covariates``
     per series (``forecasting.covariates``), their rows aligned with the series' (default:
     the series' own ``covariates``, as ``load_series`` read them)."""
     if covariates is None and series:
