@@ -3,6 +3,8 @@ longer than the data allows, and intervals over lead times past the trained hori
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -105,3 +107,16 @@ def test_the_interval_of_a_random_walk_does_not_narrow_past_the_trained_horizon(
 def test_the_interval_of_a_random_walk_grows_like_sqrt_lead(walk_model):
     width = forecast_widths(walk_model)
     assert width[-1] / width[0] >= 0.5 * np.sqrt(40)
+
+
+@pytest.mark.parametrize("ensemble", [1, 2])
+def test_the_time_budget_covers_the_calibration_after_training(ensemble):
+    # a wide grid of temperatures over many validation windows makes the calibration after
+    # training cost about as much as the budget: before, it ran on top of max_time
+    grid = tuple(1.0 + 0.05 * k for k in range(60))
+    start = time.monotonic()
+    _, report = train_forecaster([walk(600)], 24, max_time=2.0, seed=0, ensemble=ensemble,
+                                 temperatures=grid, **TINY)
+    wall = time.monotonic() - start
+    assert report.best_score is not None  # it validated and calibrated
+    assert wall <= 2.0 * 1.25, wall

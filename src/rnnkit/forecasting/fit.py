@@ -58,7 +58,7 @@ from rnnkit.train import Batch, TrainConfig, Trainer
 
 __all__ = ["FitReport", "train_forecaster", "forecast_config", "fit_model", "step_budget",
            "describe_budget", "validation_score", "calibrate", "init_skip", "WindowBatch",
-           "WindowBatches", "WindowNLL", "INTERRUPTED", "NON_FINITE"]
+           "WindowBatches", "WindowNLL", "INTERRUPTED", "NON_FINITE", "calibration_cost"]
 
 INTERRUPTED = "interrupted"  # FitReport.stop_reason after Ctrl-C (the best weights are kept)
 # FitReport.stop_reason after TrainConfig.max_nonfinite_steps steps in a row whose gradient
@@ -95,6 +95,7 @@ def train_forecaster(series: Sequence[DatedSeries], horizon: int, max_time: floa
     of them: a DataError) and named in ``FitReport.left_out``. ``covariates``: one ``Covariates``
     per series (``forecasting.covariates``), their rows aligned with the series' (default:
     the series' own ``covariates``, as ``load_series`` read them)."""
+    start = time.monotonic()  # the budget covers the setup and the calibration too
     if covariates is None and series:
         covariates = series_covariates(series)
     by_name = _by_name(series, covariates)
@@ -105,14 +106,18 @@ def train_forecaster(series: Sequence[DatedSeries], horizon: int, max_time: floa
     calendars = [step_inputs(cfg, s.dates, c, series=s.name)
                  for s, c in zip(series, covs or [None] * len(series))]
     names = [s.name for s in series]
-    start = time.monotonic()
     members, reports = [], []
+    _, val = _windows(cfg, values, calendars, seed)
+    reserve = 0.0
     for k in range(cfg.ensemble):
-        # each member gets an equal share of what is left of the budget
-        budget = (None if max_time is None else
-                  max(0.0, max_time - (time.monotonic() - start)) / (cfg.ensemble - k))
         torch.manual_seed(seed + k)
         model = DeepAR(cfg, len(series))
+        if k == 0 and cfg.ensemble > 1 and max_time is not None:
+            reserve = calibration_cost(model, val, seed, cfg.ensemble)
+        # each member gets an equal share of what is left of the budget, less the
+        # ensemble's calibration after them
+        budget = (None if max_time is None else max(
+            0.0, max_time - reserve - (time.monotonic() - start)) / (cfg.ensemble - k))
         reports.append(fit_model(model, values, calendars, budget, max_steps, seed + k,
                                  on_check, calibrate_model=cfg.ensemble == 1))
         members.append(model)
@@ -126,7 +131,6 @@ def train_forecaster(series: Sequence[DatedSeries], horizon: int, max_time: floa
         for model in members:
             model.config = cfg
     model = members[0] if len(members) == 1 else DeepAREnsemble(members)
-    _, val = _windows(cfg, values, calendars, seed)
     best = None
     if val is not None:
         best = (calibrate(model, val, seed, by=cfg.calibrate, grid=cfg.temperatures)
@@ -230,6 +234,31 @@ def validation_score(model: DeepAR | DeepAREnsemble, w: Windows, num_samples: in
         return float(np.mean(scores))
     lo, hi = np.quantile(paths, [0.1, 0.9], axis=1)
     return float(np.mean(scores)), float(np.mean((lo <= actual) & (actual <= hi)))
+
+
+# calibration_cost's margin over its measured estimate: an ensemble's score runs every
+# member's context, and the load on a shared machine varies
+CALIBRATION_MARGIN = 1.5
+
+
+def calibration_cost(model: DeepAR, val: Windows | None, seed: int = 0,
+                     members: int = 1) -> float:
+    """Seconds to reserve from a time budget for what follows training on ``val``: the final
+    validation check and ``calibrate``'s scores over ``config.temperatures`` (none without
+    validation windows or ``config.calibrate``) of ``members`` models like ``model`` (an
+    ensemble's sampling steps through each member), estimated by timing one validation
+    score after a small one that warms up (its cost does not depend on the weights), times
+    ``CALIBRATION_MARGIN``."""
+    cfg = model.config
+    if val is None:
+        return 0.0
+    # a first call pays for one-off setup (allocations, kernel choice): not the cost of one
+    first = Windows(val.values[:1], val.calendar[:1], val.series[:1])
+    validation_score(model, first, num_samples=2, seed=seed)
+    start = time.monotonic()
+    validation_score(model, val, seed=seed)
+    checks = 1 + (len(cfg.temperatures) if cfg.calibrate else 0)
+    return CALIBRATION_MARGIN * checks * members * (time.monotonic() - start)
 
 
 def calibrate(model: DeepAR | DeepAREnsemble, val: Windows, seed: int = 0, by: str = "crps",
@@ -379,7 +408,11 @@ def fit_model(model: DeepAR, values: Sequence[np.ndarray], calendars: Sequence[n
     ``on_check`` gets a record of each validation check: step, mean training loss since the
     last check, validation CRPS, learning rate, seconds."""
     cfg: ForecastConfig = model.config
+    start = time.monotonic()
     sampler, val = _windows(cfg, values, calendars, seed)
+    if max_time is not None:  # the budget ends with the calibration, not before it
+        cost = calibration_cost(model, val, seed) if calibrate_model else 0.0
+        max_time = max(0.0, max_time - cost - (time.monotonic() - start))
     if cfg.skip == "least_squares":
         init_skip(model, sampler)
     history: list[dict] = []
@@ -399,7 +432,6 @@ def fit_model(model: DeepAR, values: Sequence[np.ndarray], calendars: Sequence[n
         scheduler=halve_on_plateau(cfg) if validates else None,
         eval_fn=(lambda m: validation_score(m, val, seed=seed)) if validates else None,
         on_eval=checked if validates else None, keep_best=validates)
-    start = time.monotonic()
     try:
         stop = _stop_name(trainer.fit()["stop_reason"])
     except KeyboardInterrupt:  # raised within a step (a second Ctrl-C, a callback)
