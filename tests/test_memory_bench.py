@@ -42,14 +42,15 @@ def test_settings_build_the_gate_biases_they_name():
 
 def test_summary_pairs_by_seed_and_gives_a_verdict():
     runs = [{"setting": s, "length": 50, "seed": k, "test_mse": v, "steps_per_second": 10.0}
-            for s, values in [("default", [0.16, 0.17, 0.15]), ("chrono", [0.01, 0.03, 0.02])]
+            for s, values in [("default", [0.16, 0.17, 0.15]), ("chrono", [0.005, 0.03, 0.02])]
             for k, v in enumerate(values)]
     rows = bench.summarize(runs, ["default", "chrono"], [50])
     assert rows[0]["verdict"] == "" and rows[0]["difference"] is None
     chrono = rows[1]
-    assert chrono["difference"] == pytest.approx(-0.14)
+    assert chrono["difference"] == pytest.approx((-0.155 - 0.14 - 0.13) / 3)
+    assert chrono["solved"] == 1 and rows[0]["solved"] == 0  # under 0.01 only
     assert chrono["ci_high"] < 0 and chrono["verdict"] == "helps"
-    assert "| 50 | chrono |" in bench.table(rows)
+    assert "| 1 / 3 |" in bench.table(rows)
 
 
 def test_quick_run_writes_every_setting(tmp_path, monkeypatch):
