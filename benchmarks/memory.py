@@ -20,9 +20,12 @@ paired by seed:
 - ``chunk_half``: the default trained with truncated BPTT of ``length // 2`` steps: the
   first half runs without gradient and its state is detached, so no gradient reaches the
   first marker (the claim: a chunk shorter than the dependency cannot learn it)
+- ``gru_chunk_half``: the GRU with that chunk, against the GRU (the same claim on a model
+  that learns the task with full BPTT)
 
 The effect is the per-seed difference of test MSE (setting - default) with a 95% t-interval
-over seeds (``rnnkit.cli.ablate_report.paired_effect``, ``verdict``). Steps per second are
+over seeds (``rnnkit.cli.ablate_report.paired_effect``, ``verdict``); ``gru_chunk_half``
+is paired with ``gru`` instead. Steps per second are
 reported beside: the budget is in steps, so a busy machine changes speed, never the numbers.
 
     nice python benchmarks/memory.py                       # the study (about 35 min on 1 thread)
@@ -67,12 +70,15 @@ SETTINGS = {
     "chrono": "forget bias 1 -> chrono init (T_max = length)",
     "gru": "cell lstm -> gru",
     "chunk_half": "full BPTT -> TBPTT chunk of length // 2",
+    "gru_chunk_half": "against gru: full BPTT -> TBPTT chunk of length // 2",
 }
+# the setting each is paired with, where it is not the default
+REFERENCE = {"gru_chunk_half": "gru"}
 
 
 def make_rnn(setting: str, length: int) -> nn.Module:
     """The recurrent layer of ``setting`` (input 2 channels, hidden 64, batch first)."""
-    if setting == "gru":
+    if setting in ("gru", "gru_chunk_half"):
         return rnnkit.GRU(2, HIDDEN, batch_first=True)
     if setting == "chrono":
         return rnnkit.LSTM(2, HIDDEN, batch_first=True, chrono_init=float(length))
@@ -106,7 +112,7 @@ def train_one(setting: str, length: int, seed: int, steps: int) -> dict[str, Any
     model = Regressor(make_rnn(setting, length))
     opt = torch.optim.Adam(model.parameters(), lr=LR)
     stream = torch.Generator().manual_seed(seed)
-    grad_steps = length // 2 if setting == "chunk_half" else None
+    grad_steps = length // 2 if setting.endswith("chunk_half") else None
     start = time.perf_counter()
     for _ in range(steps):
         x, y = adding_problem(BATCH, length, stream)
@@ -134,15 +140,17 @@ def summarize(runs: list[dict[str, Any]], settings: list[str], lengths: list[int
     """One row per (length, setting): MSE over seeds, the paired effect and its verdict."""
     rows = []
     for length in lengths:
-        default = {r["seed"]: r["test_mse"] for r in runs
-                   if r["length"] == length and r["setting"] == "default"}
         for setting in settings:
+            reference = REFERENCE.get(setting, "default")
+            default = {r["seed"]: r["test_mse"] for r in runs
+                       if r["length"] == length and r["setting"] == reference}
             mine = [r for r in runs if r["length"] == length and r["setting"] == setting]
             mse = {r["seed"]: r["test_mse"] for r in mine}
             values = list(mse.values())
             mean, low, high, n = paired_effect(mse, default)
             rows.append({
-                "length": length, "setting": setting, "change": SETTINGS[setting],
+                "length": length, "setting": setting, "reference": reference,
+                "change": SETTINGS[setting],
                 "seeds": len(values), "test_mse_mean": statistics.fmean(values),
                 "test_mse_sd": statistics.stdev(values) if len(values) > 1 else None,
                 "test_mse_per_seed": [mse[k] for k in sorted(mse)],
@@ -210,6 +218,10 @@ def plan(args: argparse.Namespace) -> tuple[list[int], list[int], list[str]]:
     if unknown or settings[0] != "default":
         raise SystemExit(f"--settings: expected 'default' first, then any of "
                          f"{', '.join(SETTINGS)}; got {args.settings!r}")
+    orphans = [s for s in settings if REFERENCE.get(s, "default") not in settings]
+    if orphans:
+        raise SystemExit(f"--settings: {orphans[0]} is paired with "
+                         f"{REFERENCE[orphans[0]]}; add it to --settings")
     return lengths, steps, settings
 
 

@@ -67,3 +67,14 @@ def test_bad_settings_are_refused():
         bench.plan(bench.parse_args(["--settings", "chrono,default"]))
     with pytest.raises(SystemExit, match="--steps: give one value or one per length"):
         bench.plan(bench.parse_args(["--lengths", "10,20,30", "--steps", "1,2"]))
+    with pytest.raises(SystemExit, match="gru_chunk_half is paired with gru; add it"):
+        bench.plan(bench.parse_args(["--settings", "default,gru_chunk_half"]))
+
+
+def test_gru_chunk_half_is_paired_with_the_gru():
+    runs = [{"setting": s, "length": 8, "seed": k, "test_mse": v, "steps_per_second": 1.0}
+            for s, values in [("default", [0.1, 0.1]), ("gru", [0.001, 0.002]),
+                              ("gru_chunk_half", [0.081, 0.082])]
+            for k, v in enumerate(values)]
+    row = bench.summarize(runs, ["default", "gru", "gru_chunk_half"], [8])[2]
+    assert row["reference"] == "gru" and row["difference"] == pytest.approx(0.08)
