@@ -114,9 +114,37 @@ def test_the_time_budget_covers_the_calibration_after_training(ensemble):
     # a wide grid of temperatures over many validation windows makes the calibration after
     # training cost about as much as the budget: before, it ran on top of max_time
     grid = tuple(1.0 + 0.05 * k for k in range(60))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # two threads on a loaded 2-core machine time nothing reliably
     start = time.monotonic()
     _, report = train_forecaster([walk(600)], 24, max_time=2.0, seed=0, ensemble=ensemble,
                                  temperatures=grid, **TINY)
     wall = time.monotonic() - start
+    torch.set_num_threads(threads)
     assert report.best_score is not None  # it validated and calibrated
     assert wall <= 2.0 * 1.25, wall
+
+
+class _Temperature(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("temperature", torch.tensor(1.0))
+
+
+@pytest.mark.parametrize("by, covers, chosen", [
+    ("coverage", (0.70, 0.79, 0.85, 0.95), 1.25),  # closest to 80%, from below
+    ("at_least", (0.70, 0.79, 0.85, 0.95), 1.5),  # the narrowest that reaches 80%
+    ("at_least", (0.50, 0.60, 0.70, 0.65), 1.5),  # none does: the one that covers most
+    ("crps", (0.70, 0.79, 0.85, 0.95), 1.25),
+])
+def test_calibrate_chooses_the_temperature_its_rule_asks_for(monkeypatch, by, covers, chosen):
+    from rnnkit.forecasting import fit
+
+    grid = (1.0, 1.25, 1.5, 2.0)
+    crps = dict(zip(grid, (0.9, 0.8, 0.85, 1.0)))
+    cover = dict(zip(grid, covers))
+    monkeypatch.setattr(fit, "validation_score", lambda m, val, seed=0, coverage=True: (
+        crps[float(m.temperature)], cover[float(m.temperature)]))
+    model = _Temperature()
+    assert fit.calibrate(model, None, by=by, grid=grid) == crps[chosen]
+    assert float(model.temperature) == chosen

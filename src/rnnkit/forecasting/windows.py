@@ -50,7 +50,8 @@ class ForecastConfig:
     # as "naive" (weight 1 on lag 1) or at its "least_squares" fit; "" = none
     skip: str = "least_squares"
     weight_decay: float = 0.0  # Adam's L2 penalty
-    # choose the sampling temperature on the validation rows by "crps" or "coverage"; "" = off
+    # choose the sampling temperature on the validation rows by "crps", "coverage" or
+    # "at_least" (fit.calibrate); "" = off
     calibrate: str = "coverage"
     # the temperatures calibrate tries (a small series' one-step scale can be 8x too small)
     temperatures: tuple[float, ...] = (1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
