@@ -51,7 +51,7 @@ from rnnkit.forecasting.frequency import (
     fill_grid,
     format_dates,
     future_dates,
-    grid_steps,
+    grid_break,
     infer_frequency,
     is_steps,
     read_dates,
@@ -487,24 +487,23 @@ class _SeriesReader:
             freq = infer_frequency(dates)
         except DataError as e:
             raise DataError(f"{self.path}: {where}{e}") from None
-        steps = grid_steps(dates, freq)
-        if (steps == 0).any():
-            i = int(np.flatnonzero(steps == 0)[0])
+        gap = grid_break(dates, freq)
+        if gap is None:
+            return dates, values
+        i = gap.after
+        if not gap.missing:
             raise DataError(
                 f"{self.path}: {where}the dates are not evenly spaced: {texts[i + 1]!r} at "
                 f"line {lines[i + 1]} is not a whole number of {freq.name} steps after "
                 f"{texts[i]!r} at line {lines[i]}; give one row per {freq.name} date")
-        if (steps == 1).all():
-            return dates, values
-        full, at = fill_grid(dates, freq)
         if not self.fill_gaps:
-            i = int(np.flatnonzero(steps > 1)[0])
-            first = format_dates(full[at[i] + 1:at[i] + 2], fmt)[0]
+            first = format_dates(np.array([gap.first]), fmt)[0]
             what = "step(s)" if freq.name == "steps" else f"{freq.name} date(s)"
             raise DataError(
-                f"{self.path}: {where}{len(full) - len(dates)} {what} are "
+                f"{self.path}: {where}{gap.missing} {what} are "
                 f"missing, the first {first} (after {texts[i]!r} at line {lines[i]}); add "
                 f"their rows, or pass {FILL_HINT} to interpolate them")
+        full, at = fill_grid(dates, freq)
         filled = np.full((len(full), values.shape[1]), np.nan)
         filled[at] = values
         return full, filled

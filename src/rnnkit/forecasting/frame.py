@@ -41,7 +41,7 @@ from rnnkit.forecasting.frequency import (
     FREQUENCIES,
     format_dates,
     future_dates,
-    grid_steps,
+    grid_break,
     infer_frequency,
     read_dates,
     to_steps,
@@ -519,19 +519,18 @@ def _check_grid(where: str, dates: np.ndarray, want: Any, labels: pd.Index,
         raise DataError(f"{where}: {e}") from None
     if want is not None and freq != want:
         raise DataError(f"{where}: the dates are {freq.name}, not {want.name} as freq= says")
-    steps = grid_steps(dates, freq)
-    off = np.flatnonzero(steps != 1)
-    if not off.size:
+    gap = grid_break(dates, freq)
+    if gap is None:
         return
-    i = int(off[0])
+    i = gap.after
     fmt = date_format or "%Y-%m-%d"
-    if steps[i] == 0:
+    if not gap.missing:
         raise DataError(f"{where}: the dates are not evenly spaced: "
                         f"{format_dates(dates[i + 1:i + 2], fmt)[0]} (row {labels[i + 1]!r}) is "
                         f"not a whole number of {freq.name} steps after "
                         f"{format_dates(dates[i:i + 1], fmt)[0]}; give one row per "
                         f"{freq.name} date")
-    gap = format_dates(future_dates(dates[i], freq, 1), fmt)[0]
-    total = int(np.sum(steps[steps > 1] - 1))
-    raise DataError(f"{where}: {total} {freq.name} date(s) are missing, the first {gap} (after "
-                    f"row {labels[i]!r}); add their rows (e.g. interpolated) or drop the series")
+    first = format_dates(np.array([gap.first]), fmt)[0]
+    raise DataError(f"{where}: {gap.missing} {freq.name} date(s) are missing, the first {first} "
+                    f"(after row {labels[i]!r}); add their rows (e.g. interpolated) or drop the "
+                    "series")

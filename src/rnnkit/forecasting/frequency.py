@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import NamedTuple
 
 import numpy as np
 
@@ -25,7 +26,7 @@ from rnnkit.data.errors import DataError
 
 __all__ = ["Frequency", "FREQUENCIES", "STEPS", "STEP_FORMAT", "parse_dates", "read_dates",
            "format_dates", "check_dates", "infer_frequency", "future_dates", "grid_steps",
-           "fill_grid", "is_steps", "to_steps", "with_season"]
+           "grid_break", "GridBreak", "fill_grid", "is_steps", "to_steps", "with_season"]
 
 # Quarters as people write them (1998Q1, 1998 Q1, 1998-Q1, 1998q1, Q1 1998): %q is the
 # quarter's number, read as its first month.
@@ -274,6 +275,30 @@ def grid_steps(dates: np.ndarray, freq: Frequency) -> np.ndarray:
         gaps, step = np.diff(dates.astype("datetime64[M]").astype(np.int64)), freq.months
     steps, rest = np.divmod(gaps, step)
     return np.where(rest == 0, steps, 0)
+
+
+class GridBreak(NamedTuple):
+    """Where dates leave their frequency's grid (``grid_break``): after ``dates[after]``,
+    either an uneven spacing (``missing`` 0) or a gap of which ``first`` is the first missing
+    date, with ``missing`` dates missing in all the series."""
+
+    after: int
+    missing: int
+    first: np.datetime64 | None
+
+
+def grid_break(dates: np.ndarray, freq: Frequency) -> GridBreak | None:
+    """The first uneven spacing of ``dates [T]`` (sorted, unique) at ``freq``, else its first
+    gap (``GridBreak``); None when every date is one step after the one before."""
+    steps = grid_steps(dates, freq)
+    uneven = np.flatnonzero(steps == 0)
+    if uneven.size:
+        return GridBreak(int(uneven[0]), 0, None)
+    gaps = np.flatnonzero(steps > 1)
+    if not gaps.size:
+        return None
+    i = int(gaps[0])
+    return GridBreak(i, int(np.sum(steps[gaps] - 1)), _steps_after(dates[i], freq, 1)[0])
 
 
 def fill_grid(dates: np.ndarray, freq: Frequency) -> tuple[np.ndarray, np.ndarray]:
