@@ -194,11 +194,14 @@ def run_training(s: TrainSettings, resume_run: Path | None = None,
         kernels.available()  # compile the step kernels (first use) before the clock starts
 
     ddp.init_from_env(torch.device(device))
-    rank, _ = ddp.rank_and_world()
-    run = resume_run or _make_run(s, task, rank)
-    with rundir.lock(run) if rank == 0 else contextlib.nullcontext():
-        return _train_in(run, s, task, model, objective, cfg, train, val, device, threads,
-                         max_steps, resume_run is not None, restart_schedule, note)
+    try:
+        rank, _ = ddp.rank_and_world()
+        run = resume_run or _make_run(s, task, rank)
+        with rundir.lock(run) if rank == 0 else contextlib.nullcontext():
+            return _train_in(run, s, task, model, objective, cfg, train, val, device, threads,
+                             max_steps, resume_run is not None, restart_schedule, note)
+    finally:
+        ddp.shutdown()
 
 
 def _make_run(s: TrainSettings, task: Any, rank: int) -> Path:

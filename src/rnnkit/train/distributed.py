@@ -24,6 +24,7 @@ from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
 __all__ = [
     "init_from_env",
+    "shutdown",
     "rank_and_world",
     "broadcast_module",
     "average_gradients",
@@ -40,6 +41,14 @@ def init_from_env(device: torch.device) -> None:
         if device.type == "cuda":
             torch.cuda.set_device(device)
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+
+def shutdown() -> None:
+    """Leave the process group, if one was joined. Exiting without it left gloo's threads
+    to the interpreter's teardown, where a rank now and then aborted ("terminate called
+    without an active exception", SIGABRT) after its work was done."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def rank_and_world() -> tuple[int, int]:
