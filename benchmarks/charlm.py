@@ -148,18 +148,17 @@ def train_rnnkit(budget: float, seed: int, data: str, threads: int,
     it (evaluating on its own validation split as it goes). Returns the model a user gets (the
     best checkpoint on that split), the last weights, and the trainer's summary."""
     from rnnkit.cli.infer import load_model
-    from rnnkit.cli.settings import TrainSettings, resolve_model_size
-    from rnnkit.cli.train import run_training
+    from rnnkit.cli.train import auto_size_note, run_training, settings_for
 
     with tempfile.TemporaryDirectory() as tmp:
         # threads: TrainSettings' default (0) takes every core, so without it the rnnkit arm
         # of a 1-thread comparison ran on 2 cores while the plain arms ran on one.
-        fixed = {"max_time": budget, "seed": seed, "progress": False, "sample_length": 0,
-                 "threads": threads}
-        settings = TrainSettings(files=[data], runs_dir=tmp, name="charlm", device="cpu",
-                                 **{**fixed, **(overrides or {})})
-        settings = resolve_model_size(settings, given=set(overrides or {}))
-        summary = run_training(settings)
+        flags = {"files": [data], "runs_dir": tmp, "name": "charlm", "device": "cpu",
+                 "max_time": budget, "seed": seed, "progress": False, "sample_length": 0,
+                 "threads": threads, **(overrides or {})}
+        # the path of `rnnkit train` itself: --model-size auto plans for this text and budget
+        settings, _ = settings_for(flags, {}, "charlm.py", None)
+        summary = run_training(settings, note=auto_size_note(settings, set(flags)))
         summary["settings"] = {k: getattr(settings, k) for k in SHOWN_SETTINGS}
         best, _ = load_model(Path(tmp) / "charlm", checkpoint="best", device="cpu")
         last, _ = load_model(Path(tmp) / "charlm", checkpoint="last", device="cpu")

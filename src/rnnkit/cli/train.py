@@ -22,12 +22,12 @@ from rnnkit.cli.settings import (
     task_kind,
 )
 from rnnkit.data.errors import DataError
-from rnnkit.data.split import split_documents
+from rnnkit.data.split import split_documents, split_tail
 from rnnkit.objectives import make_objective
 from rnnkit.tasks import load_task
 from rnnkit.train import StreamBatcher, TrainConfig, Trainer
 from rnnkit.train import distributed as ddp
-from rnnkit.train.presets import epoch_steps
+from rnnkit.train.presets import MODEL_SIZES, TextPlan, epoch_steps, plan_text, seconds_per_step
 from rnnkit.train.trainer import resolve_device
 
 # What may change when a run is resumed: the budget and where it runs, never the model or data.
@@ -107,9 +107,19 @@ def settings_for(argv_flags: dict[str, Any], config_values: dict[str, Any], sour
     in_file = {ALIASES.get(k, k) for k in (str(k).replace("-", "_") for k in config_values)}
     given = set(argv_flags) | in_file
     if resume is None:
-        settings = build_settings(TrainSettings, config_values, argv_flags, source)
-        return resolve_model_size(_steps_only(settings, given), given,
-                                  in_file - set(argv_flags)), None
+        settings = _steps_only(build_settings(TrainSettings, config_values, argv_flags, source),
+                               given)
+        plan = plan_auto_text(settings, given)
+        if plan:
+            settings.model_size = plan.size
+        settings = resolve_model_size(settings, given, in_file - set(argv_flags))
+        if plan:
+            for name, value in plan.changes.items():
+                if name not in given:
+                    setattr(settings, name, value)
+            # not a field (config.yaml records the settings it chose, not why): the start note
+            settings.__dict__["plan"] = plan
+        return settings, None
     run = rundir.find_run(resume)
     only = ", ".join("--" + k.replace("_", "-") for k in sorted(RESUMABLE))
     changed = sorted(set(argv_flags) - RESUMABLE - {"files"})
@@ -127,10 +137,40 @@ def settings_for(argv_flags: dict[str, Any], config_values: dict[str, Any], sour
     return _steps_only(settings, given), run
 
 
+def plan_auto_text(settings: TrainSettings, given: set[str]) -> TextPlan | None:
+    """``--model-size auto`` on text with a time budget: the plan of
+    :func:`rnnkit.train.presets.plan_text` for this text, budget and machine (each preset's
+    step rate timed on two steps, with the run's threads and the flags given). None when auto
+    does not plan (another size, a CSV, no time budget) or cannot (the data or a model fails
+    to load: the run itself then says why)."""
+    if (settings.model_size != "auto" or task_kind(settings) != "text"
+            or not settings.max_time or not settings.files):
+        return None
+    try:
+        task, docs = load_task("text", settings.files, settings.columns)
+        train_chars = split_tail(sum(len(d) for d in docs), settings.val_fraction)
+        if train_chars < 1:
+            return None
+        set_threads(settings.threads)
+        rates = {}
+        for size in MODEL_SIZES:
+            probe = resolve_model_size(dataclasses.replace(settings, model_size=size), given)
+            model = task.build_model(probe, [])
+            rates[size] = 1.0 / seconds_per_step(model, len(task.vocab), probe.batch_size,
+                                                 probe.chunk_length)
+    except (DataError, ConfigError, ValueError, TypeError, RuntimeError):
+        return None
+    return plan_text(train_chars, settings.max_time, rates, settings.batch_size)
+
+
 def auto_size_note(settings: TrainSettings, given: set[str]) -> str:
     """What a new run's start says when ``--model-size auto`` took the large preset for want
     of a time budget (a step or epoch budget alone, or --max-time 0): it is several times
-    slower per step than the small one, which a short step budget may not expect."""
+    slower per step than the small one, which a short step budget may not expect. When auto
+    planned for the text and budget (:func:`plan_auto_text`), the plan's reason."""
+    plan = settings.__dict__.get("plan")
+    if plan is not None and "model_size" not in given:
+        return f"auto: {plan.reason}"
     if "model_size" in given or settings.model_size != "large" or settings.max_time:
         return ""
     budget = "--max-time 0" if "max_time" in given else "a step or epoch budget alone"

@@ -16,10 +16,15 @@ rnnkit.forecasting.windows.default_config fits it to the data, which the CLI cal
 from __future__ import annotations
 
 import math
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["MODEL_SIZES", "LARGE_FROM_SECONDS", "NEXT_STEP", "TRAINING", "epoch_steps",
-           "model_options"]
+import torch
+from torch import nn
+
+__all__ = ["MODEL_SIZES", "LARGE_FROM_SECONDS", "NEXT_STEP", "TRAINING", "TextPlan",
+           "epoch_steps", "model_options", "plan_text", "seconds_per_step"]
 
 # The two model presets of --model-size, chosen by benchmarks/charlm.py and ablation.py on
 # tinyshakespeare with 2 CPU threads. Model fields, plus the training fields each size sets.
@@ -66,3 +71,85 @@ def epoch_steps(max_epochs: float, train_steps: int, batch_size: int, chunk_leng
     as the batcher reads it: ``train_steps // batch_size`` steps per stream in whole chunks."""
     per_epoch = max(1, train_steps // batch_size // chunk_length)
     return max(1, math.ceil(max_epochs * per_epoch))
+
+
+# --model-size auto on a text with a time budget (plan_text). The large preset when the budget
+# buys it this many steps: 300 s (LARGE_FROM_SECONDS) at 2 threads on the machine the presets
+# were measured on, where it runs 3.4 steps/s (docs/char-defaults.md).
+LARGE_MIN_STEPS = 1000
+# Passes over the training text past which the preset's own regularization overfits, and the
+# fields that replace it there, chosen on the development corpora's validation splits
+# (benchmarks/corpora.py, docs/char-defaults.md).
+REGULARIZE_FROM_PASSES = 16.0
+REGULARIZED: dict[str, dict[str, Any]] = {
+    "small": {"dropout": 0.3, "embed_dropout": 0.1, "weight_decay": 0.1, "ema_decay": 0.995},
+    "large": {"dropout": 0.4, "embed_dropout": 0.1, "weight_decay": 0.1},
+}
+# Where passes are many, the epoch cap of "large" would stop it after a few hundred steps;
+# evaluations without a better validation loss stop it instead (best.pt is kept).
+PATIENCE = 5
+
+
+@dataclass(frozen=True)
+class TextPlan:
+    """What ``--model-size auto`` trains on a text: a preset, the fields it changes, why."""
+
+    size: str
+    changes: dict[str, Any] = field(default_factory=dict)
+    passes: float = 0.0
+    reason: str = ""
+
+
+def plan_text(train_chars: int, max_time: float, steps_per_second: dict[str, float],
+              batch_size: int = TRAINING["batch_size"]) -> TextPlan:
+    """The preset and regularization for ``train_chars`` characters of training text and a
+    budget of ``max_time`` seconds, given each preset's measured ``steps_per_second``.
+
+    The large model when the budget buys it LARGE_MIN_STEPS steps, else the small one; the
+    expected passes over the text (steps x batch_size x chunk_length / train_chars) decide the
+    regularization: past REGULARIZE_FROM_PASSES the preset overfits (it memorizes a small
+    text), so REGULARIZED[size] replaces its dropout and weight decay, and patience replaces
+    the large preset's epoch cap."""
+    if train_chars < 1:
+        raise ValueError(f"train_chars must be >= 1, got {train_chars}")
+    if max_time <= 0:
+        raise ValueError(f"max_time must be > 0, got {max_time}")
+    for size in MODEL_SIZES:
+        if not steps_per_second.get(size, 0) > 0:
+            raise ValueError(f"steps_per_second[{size!r}] must be > 0, got "
+                             f"{steps_per_second.get(size)}")
+    size = "large" if max_time * steps_per_second["large"] >= LARGE_MIN_STEPS else "small"
+    steps = max_time * steps_per_second[size]
+    passes = steps * batch_size * MODEL_SIZES[size]["chunk_length"] / train_chars
+    where = (f"{_kilobytes(train_chars)} of training text, ~{passes:.0f} passes in "
+             f"{max_time:g} s")
+    if passes < REGULARIZE_FROM_PASSES:
+        return TextPlan(size, {}, passes, f"{where}: the {size} model as preset")
+    changes = dict(REGULARIZED[size])
+    if MODEL_SIZES[size]["max_epochs"]:
+        changes.update(max_epochs=0.0, patience=PATIENCE)
+    words = ", ".join(f"{k} {v:g}" for k, v in REGULARIZED[size].items())
+    return TextPlan(size, changes, passes, f"{where}: the {size} model with {words}")
+
+
+def _kilobytes(chars: int) -> str:
+    return f"{chars / 1e6:.1f} MB" if chars >= 1e6 else f"{chars / 1e3:.0f} KB"
+
+
+def seconds_per_step(model: nn.Module, vocab_size: int, batch_size: int, chunk_length: int,
+                     steps: int = 2) -> float:
+    """Wall seconds of one forward and backward pass of a next-character ``model`` (one that
+    maps ids ``[B, T]`` to ``(logits, state)``) on random ids ``[batch_size, chunk_length]``:
+    the fastest of ``steps`` after one warm-up. The optimizer step is left out (it is small
+    next to the pass through time). Gradients are cleared after."""
+    ids = torch.randint(vocab_size, (batch_size, chunk_length + 1))
+    times = []
+    model.train()
+    for _ in range(steps + 1):
+        start = time.perf_counter()
+        logits = model(ids[:, :-1])[0]
+        nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                                    ids[:, 1:].reshape(-1)).backward()
+        times.append(time.perf_counter() - start)
+    model.zero_grad(set_to_none=True)
+    return min(times[1:])

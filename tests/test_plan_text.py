@@ -1,0 +1,118 @@
+"""rnnkit.train.presets.plan_text: the char model's size and regularization from the text's
+size, the budget and the measured step rates; one test per branch, and the CLI's use of it."""
+
+import pytest
+import torch
+from torch import nn
+
+from rnnkit.cli import train as cli_train
+from rnnkit.train import presets
+from rnnkit.train.presets import (
+    LARGE_MIN_STEPS,
+    MODEL_SIZES,
+    PATIENCE,
+    REGULARIZE_FROM_PASSES,
+    REGULARIZED,
+    plan_text,
+    seconds_per_step,
+)
+
+BATCH = presets.TRAINING["batch_size"]
+
+
+def chars_for(passes: float, size: str, max_time: float, rate: float) -> int:
+    """The training text on which ``size`` makes ``passes`` passes in the budget."""
+    return int(max_time * rate * BATCH * MODEL_SIZES[size]["chunk_length"] / passes)
+
+
+def test_a_short_budget_on_a_large_text_keeps_the_small_preset():
+    rates = {"small": 12.0, "large": 2.0}  # 95 s buys the large model 190 steps
+    plan = plan_text(chars_for(3, "small", 95, 12.0), 95, rates)
+    assert (plan.size, plan.changes) == ("small", {})
+    assert plan.passes == pytest.approx(3, rel=1e-3)
+    assert "~3 passes in 95 s: the small model as preset" in plan.reason
+
+
+def test_a_budget_that_buys_the_large_model_its_steps_takes_it():
+    rates = {"small": 12.0, "large": LARGE_MIN_STEPS / 600}
+    plan = plan_text(chars_for(5, "large", 600, rates["large"]), 600, rates)
+    assert (plan.size, plan.changes) == ("large", {})
+    short = plan_text(10**7, 600, {"small": 12.0, "large": LARGE_MIN_STEPS / 600 * 0.99})
+    assert short.size == "small"
+
+
+def test_many_passes_regularize_the_small_model():
+    rates = {"small": 12.0, "large": 2.0}
+    plan = plan_text(chars_for(REGULARIZE_FROM_PASSES * 2, "small", 95, 12.0), 95, rates)
+    assert plan.size == "small" and plan.changes == REGULARIZED["small"]
+    assert plan.changes["dropout"] > MODEL_SIZES["small"]["dropout"]
+    assert "dropout 0.3" in plan.reason
+    just_under = plan_text(chars_for(REGULARIZE_FROM_PASSES * 0.99, "small", 95, 12.0), 95,
+                           rates)
+    assert just_under.changes == {}
+
+
+def test_many_passes_regularize_the_large_model_and_patience_replaces_its_epoch_cap():
+    rates = {"small": 12.0, "large": 2.0}
+    plan = plan_text(chars_for(50, "large", 600, 2.0), 600, rates)
+    assert plan.size == "large"
+    assert plan.changes == {**REGULARIZED["large"], "max_epochs": 0.0, "patience": PATIENCE}
+    assert plan.changes["dropout"] > MODEL_SIZES["large"]["dropout"]
+
+
+def test_the_reason_says_the_size_of_the_text():
+    rates = {"small": 12.0, "large": 2.0}
+    assert plan_text(174_000, 95, rates).reason.startswith("174 KB of training text")
+    assert plan_text(2_500_000, 95, rates).reason.startswith("2.5 MB of training text")
+
+
+@pytest.mark.parametrize("args, message", [
+    ((0, 95, {"small": 1.0, "large": 1.0}), "train_chars must be >= 1, got 0"),
+    ((100, 0, {"small": 1.0, "large": 1.0}), "max_time must be > 0, got 0"),
+    ((100, 95, {"small": 1.0}), r"steps_per_second\['large'\] must be > 0, got None"),
+])
+def test_bad_inputs_are_named(args, message):
+    with pytest.raises(ValueError, match=message):
+        plan_text(*args)
+
+
+def test_seconds_per_step_times_a_pass_and_leaves_no_gradient():
+    torch.manual_seed(0)
+
+    class Toy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed, self.rnn = nn.Embedding(5, 4), nn.GRU(4, 8, batch_first=True)
+            self.head = nn.Linear(8, 5)
+
+        def forward(self, ids):
+            out, state = self.rnn(self.embed(ids))
+            return self.head(out), state
+
+    model = Toy()
+    seconds = seconds_per_step(model, 5, batch_size=2, chunk_length=3)
+    assert 0 < seconds < 5
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_rnnkit_train_plans_for_a_small_text_and_flags_win(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "t.txt").write_text("the cat sat on the mat.\n" * 400)  # 9.6 KB
+    flags = {"files": ["t.txt"], "max_time": 60.0, "threads": 1}
+    settings, _ = cli_train.settings_for(flags, {}, "flags", None)
+    assert settings.model_size == "small"  # 60 s do not buy the large model 1000 steps here
+    assert settings.dropout == REGULARIZED["small"]["dropout"]  # thousands of passes
+    note = cli_train.auto_size_note(settings, set(flags))
+    assert note.startswith("auto: 9 KB of training text") and "dropout 0.3" in note
+    given, _ = cli_train.settings_for({**flags, "dropout": 0.1}, {}, "flags", None)
+    assert given.dropout == 0.1 and given.weight_decay == REGULARIZED["small"]["weight_decay"]
+
+
+@pytest.mark.parametrize("extra", [{"model_size": "small"}, {"max_time": 0.0, "max_steps": 5}])
+def test_no_plan_for_a_chosen_size_or_a_step_budget(tmp_path, monkeypatch, extra):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "t.txt").write_text("the cat sat on the mat.\n" * 400)
+    flags = {"files": ["t.txt"], "max_time": 60.0, "threads": 1, **extra}
+    settings, _ = cli_train.settings_for(flags, {}, "flags", None)
+    assert settings.dropout == MODEL_SIZES[settings.model_size]["dropout"]
+    assert not cli_train.auto_size_note(settings, set(flags)).startswith("auto:")
