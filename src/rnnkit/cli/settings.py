@@ -126,9 +126,10 @@ class TrainSettings:
                            "forget_bias, dropout, embed_dropout, weight_decay, ema_decay, "
                            "chunk_length and max_epochs (flags for those win): "
                            + "; ".join(f"{k} = {_describe(v)}" for k, v in MODEL_SIZES.items())
-                           + "; auto = large for "
-                           f"text with a time budget of {LARGE_FROM_SECONDS:g} s or more (or "
-                           "only a step or epoch budget), else small",
+                           + "; auto = on text with a time budget, the size and "
+                           "regularization planned for the text's size, the budget and this "
+                           "machine's speed (the start says it); large with only a step or "
+                           "epoch budget; small for a CSV",
                            choices=("auto", "small", "large"))
     cell: str = _opt(_SMALL["cell"], "recurrent cell", choices=("lstm", "gru"), shown=_BY_SIZE)
     embed_dim: int = _opt(_SMALL["embed_dim"], "character embedding size (text)",
@@ -274,7 +275,10 @@ def resolve_model_size(settings: TrainSettings, given: set[str] | None = None,
         given = {f.name for f in dataclasses.fields(settings)
                  if getattr(settings, f.name) != getattr(defaults, f.name)}
     size = settings.model_size
-    if size == "auto":  # the presets were measured on text; forecasting keeps the small one
+    # auto without a plan (rnnkit.cli.train.plan_auto_text plans for text with a time budget
+    # when its data loads): the budget alone decides. The presets were measured on text;
+    # forecasting keeps the small one.
+    if size == "auto":
         long_budget = not settings.max_time or settings.max_time >= LARGE_FROM_SECONDS
         size = "large" if long_budget and task_kind(settings) == "text" else "small"
     text = task_kind(settings) == "text"

@@ -143,8 +143,7 @@ def plan_auto_text(settings: TrainSettings, given: set[str]) -> TextPlan | None:
     step rate timed on two steps, with the run's threads and the flags given). None when auto
     does not plan (another size, a CSV, no time budget) or cannot (the data or a model fails
     to load: the run itself then says why)."""
-    if (settings.model_size != "auto" or task_kind(settings) != "text"
-            or not settings.max_time or not settings.files):
+    if settings.model_size != "auto" or task_kind(settings) != "text" or not settings.max_time:
         return None
     try:
         task, docs = load_task("text", settings.files, settings.columns)
