@@ -108,9 +108,13 @@ def test_rnnkit_train_plans_for_a_small_text_and_flags_win(tmp_path, monkeypatch
     assert given.dropout == 0.1 and given.weight_decay == REGULARIZED["small"]["weight_decay"]
 
 
-@pytest.mark.parametrize("extra", [{"model_size": "small"}, {"max_time": 0.0, "max_steps": 5}])
-def test_no_plan_for_a_chosen_size_or_a_step_budget(tmp_path, monkeypatch, extra):
+@pytest.mark.parametrize("extra, world", [({"model_size": "small"}, "1"),
+                                          ({"max_time": 0.0, "max_steps": 5}, "1"),
+                                          ({}, "2")])  # torchrun: ranks must not plan apart
+def test_no_plan_for_a_chosen_size_a_step_budget_or_torchrun(tmp_path, monkeypatch, extra,
+                                                             world):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WORLD_SIZE", world)
     (tmp_path / "t.txt").write_text("the cat sat on the mat.\n" * 400)
     flags = {"files": ["t.txt"], "max_time": 60.0, "threads": 1, **extra}
     settings, _ = cli_train.settings_for(flags, {}, "flags", None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -141,9 +142,11 @@ def plan_auto_text(settings: TrainSettings, given: set[str]) -> TextPlan | None:
     """``--model-size auto`` on text with a time budget: the plan of
     :func:`rnnkit.train.presets.plan_text` for this text, budget and machine (each preset's
     step rate timed on two steps, with the run's threads and the flags given). None when auto
-    does not plan (another size, a CSV, no time budget) or cannot (the data or a model fails
-    to load: the run itself then says why)."""
-    if settings.model_size != "auto" or task_kind(settings) != "text" or not settings.max_time:
+    does not plan (another size, a CSV, no time budget), cannot (the data or a model fails to
+    load: the run itself then says why), or must not: under torchrun each process would time
+    its own steps and might plan another model than its peers, so there the budget decides."""
+    if (settings.model_size != "auto" or task_kind(settings) != "text" or not settings.max_time
+            or int(os.environ.get("WORLD_SIZE", "1")) > 1):
         return None
     try:
         task, docs = load_task("text", settings.files, settings.columns)
