@@ -82,8 +82,11 @@ sys.path.insert(0, str(ROOT / "src"))
 from rnnkit.data.errors import DataError  # noqa: E402
 from rnnkit.forecasting import infer_frequency, load_series, naive, seasonal_naive, train_forecaster  # noqa: E402
 from rnnkit.forecasting.baselines import gaussian_forecast  # noqa: E402
+from rnnkit.forecasting.combination import combine  # noqa: E402
 from rnnkit.forecasting.data import DatedSeries  # noqa: E402
 from rnnkit.forecasting.metrics import evaluate  # noqa: E402
+from rnnkit.forecasting.model import Forecast  # noqa: E402
+from rnnkit.forecasting.theta import theta  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 Z80 = 1.2815515655446004  # the 0.9 quantile of N(0, 1)
@@ -407,6 +410,26 @@ def rnnkit_cell(forecaster, report, fit_seconds: float, s: DatedSeries, t: Dated
     return fc.quantile(0.5), fc.samples, fit_seconds / n_series + time.monotonic() - t1
 
 
+# --variants: ours combined with the Theta forecast, (name, weight of ours, how)
+VARIANTS = (("rnnkit+Theta q.5", 0.5, "quantiles"), ("rnnkit+Theta q.7", 0.7, "quantiles"),
+            ("rnnkit+Theta mix.5", 0.5, "mixture"))
+
+
+def variant_cells(ours: tuple, train: np.ndarray, h: int, m: int, args) -> dict:
+    """Theta alone and ours combined with it (``VARIANTS``): {name: (point, samples, s)}."""
+    _, samples, secs = ours
+    levels = (0.1, 0.5, 0.9)
+    net = Forecast(np.arange(h), samples, samples.mean(0), np.quantile(samples, levels, axis=0),
+                   levels)
+    t1 = time.monotonic()
+    th = theta(train, h, m, num_samples=args.samples, seed=args.seed)
+    out = {"Theta": (th.mean, th.samples, time.monotonic() - t1)}
+    for vname, weight, how in VARIANTS:
+        c = combine(net, th, weight, how)
+        out[vname] = (c.quantile(0.5), c.samples, secs)
+    return out
+
+
 def run_group(name: str, series: list[DatedSeries], args) -> list[dict]:
     """Every method on every series of one file at one origin; ours and neuralforecast's
     models trained once on all of them (those long enough: ``too_short``)."""
@@ -439,12 +462,15 @@ def run_group(name: str, series: list[DatedSeries], args) -> list[dict]:
             row["not_scored"] = {"rnnkit": ours}
         else:
             methods["rnnkit"] = ours
+            if args.variants:
+                methods.update(variant_cells(ours, t.values, h, m, args))
             row["config"] = {k: getattr(forecaster.config, k) for k in (
                 "context_length", "lags", "validation", "scaling", "likelihood",
                 "hidden_size", "num_layers", "batch_size", "lr")}
             row["fit"] = {"steps": report.steps, "best_step": report.best_step,
                           "stop": report.stop_reason, "seconds": fit_seconds,
-                          "temperature": float(forecaster.model.temperature)}
+                          "temperature": float(forecaster.model.temperature),
+                          "combine": report.combine}
         for base_name, fn in (("Naive", lambda v: naive(v, h)),
                               ("SeasonalNaive", lambda v: seasonal_naive(v, h, m))):
             t1 = time.monotonic()
@@ -697,6 +723,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--only", default="", help="comma-separated names of the panel's files")
     p.add_argument("--split", choices=("test", "validation"), default="test")
     p.add_argument("--samples", type=int, default=500)
+    p.add_argument("--variants", action="store_true",
+                   help="also score Theta and ours combined with it (VARIANTS)")
     p.add_argument("--seeds", "--seed", type=int, nargs="+", default=[0],
                    help="rnnkit (and neuralforecast) is trained once per seed")
     p.add_argument("--threads", type=int, default=1)

@@ -183,7 +183,8 @@ def test_load_future_lines_up_by_date_and_steps(tmp_path):
 
 # ---------------------------------------------------------------- the DataFrame API
 
-TINY = dict(max_time=None, max_steps=4, num_samples=20, hidden_size=8)
+# the network alone: a forecast mixed with Theta (test_theta.py) reads no covariate
+TINY = dict(max_time=None, max_steps=4, num_samples=20, hidden_size=8, combine="")
 EXOG = dict(futr_exog_list=["promo"], hist_exog_list=["price"], stat_exog_list=["region"])
 
 

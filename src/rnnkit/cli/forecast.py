@@ -49,7 +49,12 @@ from rnnkit.forecasting.data import (
     series_covariates,
     series_frequency,
 )
-from rnnkit.forecasting.fit import INTERRUPTED, describe_budget, forecast_config
+from rnnkit.forecasting.fit import (
+    INTERRUPTED,
+    describe_budget,
+    describe_combination,
+    forecast_config,
+)
 from rnnkit.forecasting.frequency import format_dates, to_steps
 from rnnkit.forecasting.metrics import coverage_note
 from rnnkit.forecasting.season import SEASON_THRESHOLD
@@ -223,7 +228,7 @@ def _train_run(s: ForecastSettings) -> tuple[Path, dict, Forecaster, list[DatedS
         forecaster, report = train_forecaster(series, horizon, max_time=max_time, seed=s.seed,
                                               covariates=series_covariates(series), **ensemble)
         forecaster.save(run / MODEL)
-        meta.update(steps=report.steps, stop_reason=report.stop_reason)
+        meta.update(steps=report.steps, stop_reason=report.stop_reason, combine=report.combine)
         (run / META).write_text(json.dumps(meta) + "\n")
     interrupted = report.stop_reason == INTERRUPTED
     if interrupted:
@@ -232,7 +237,7 @@ def _train_run(s: ForecastSettings) -> tuple[Path, dict, Forecaster, list[DatedS
               file=sys.stderr)
     else:
         print(f"trained: {report.steps} steps ({report.stop_reason}) in {report.seconds:.0f} s;"
-              f" run directory {run}", file=sys.stderr)
+              f" {describe_combination(report.combine)}; run directory {run}", file=sys.stderr)
     return run, meta, forecaster, series, covs, interrupted
 
 

@@ -11,6 +11,8 @@ into each series' ``covariates``). The DataFrame API is ``rnnkit.forecasting.fra
 
 Modules: frequency (dates), data (CSV), covariates, features (lags, calendar, scaling), windows
 (training windows and default sizes), model (DeepAR, Forecaster), fit (the training loop),
+forecast (sample paths), theta (the Theta method), combination (pooling two forecasts: a
+forecast mixes the network's paths with Theta's at the share chosen on validation windows),
 metrics, baselines (Naive, SeasonalNaive), backtest (rolling origin).
 """
 
@@ -22,11 +24,12 @@ from rnnkit.forecasting.fit import FitReport, train_forecaster
 from rnnkit.forecasting.frequency import Frequency, future_dates, infer_frequency, parse_dates
 from rnnkit.forecasting.metrics import evaluate
 from rnnkit.forecasting.model import DeepAR, DeepAREnsemble, Forecast, Forecaster
+from rnnkit.forecasting.theta import theta
 from rnnkit.forecasting.windows import ForecastConfig, default_config
 
 __all__ = [
     "DatedSeries", "load_series", "load_future", "Covariates", "train_forecaster", "FitReport",
     "Forecaster", "Forecast",
     "DeepAR", "DeepAREnsemble", "ForecastConfig", "default_config", "Frequency", "infer_frequency",
-    "parse_dates", "future_dates", "naive", "seasonal_naive", "evaluate", "backtest",
+    "parse_dates", "future_dates", "naive", "seasonal_naive", "theta", "evaluate", "backtest",
 ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit.data.errors import DataError
-from rnnkit.forecasting.model import Forecast
+from rnnkit.forecasting.forecast import Forecast
 
 __all__ = ["naive", "seasonal_naive", "gaussian_forecast"]
 

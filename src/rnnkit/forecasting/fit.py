@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from rnnkit.forecasting.combination import pool
 from rnnkit.forecasting.covariates import (
     Covariates,
     check_training_windows,
@@ -44,12 +45,14 @@ from rnnkit.forecasting.covariates import (
 from rnnkit.forecasting.data import DatedSeries, series_covariates, series_frequency
 from rnnkit.forecasting.metrics import crps_by_step
 from rnnkit.forecasting.model import DeepAR, DeepAREnsemble, Forecaster
+from rnnkit.forecasting.theta import theta
 from rnnkit.forecasting.windows import (
     ForecastConfig,
     Windows,
     WindowSampler,
     default_config,
     drop_short,
+    last_starts,
     last_windows,
     value_unit,
 )
@@ -58,7 +61,8 @@ from rnnkit.train import Batch, TrainConfig, Trainer
 
 __all__ = ["FitReport", "train_forecaster", "forecast_config", "fit_model", "step_budget",
            "describe_budget", "validation_score", "calibrate", "init_skip", "WindowBatch",
-           "WindowBatches", "WindowNLL", "INTERRUPTED", "NON_FINITE", "calibration_cost"]
+           "WindowBatches", "WindowNLL", "INTERRUPTED", "NON_FINITE", "calibration_cost",
+           "choose_weight", "describe_combination", "COMBINE_WEIGHTS", "NO_VALIDATION_WEIGHT"]
 
 INTERRUPTED = "interrupted"  # FitReport.stop_reason after Ctrl-C (the best weights are kept)
 # FitReport.stop_reason after TrainConfig.max_nonfinite_steps steps in a row whose gradient
@@ -79,6 +83,9 @@ class FitReport:
     # {name: rows} of the series too short to train on (windows.drop_short), left out
     left_out: dict[str, int] = field(default_factory=dict)
     skipped_steps: int = 0  # steps whose gradient was not finite (not applied)
+    # choose_weight's record: the network's share of the mixture with Theta, why, and the
+    # validation score of each share tried ({} when combine is off)
+    combine: dict = field(default_factory=dict)
 
 
 def train_forecaster(series: Sequence[DatedSeries], horizon: int, max_time: float | None = 60,
@@ -125,6 +132,7 @@ def train_forecaster(series: Sequence[DatedSeries], horizon: int, max_time: floa
             break
     if cfg.ensemble == 1:
         reports[0].left_out = left_out
+        reports[0].combine = choose_weight(members[0], values, val, seed)
         return Forecaster(members[0], names), reports[0]
     if len(members) < cfg.ensemble:  # the saved config must build the members there are
         cfg = replace(cfg, ensemble=len(members))
@@ -142,6 +150,7 @@ def train_forecaster(series: Sequence[DatedSeries], horizon: int, max_time: floa
                        [{"member": k, **h} for k, r in enumerate(reports) for h in r.history],
                        skipped_steps=sum(r.skipped_steps for r in reports))
     report.left_out = left_out
+    report.combine = choose_weight(model, values, val, seed)
     return Forecaster(model, names), report
 
 
@@ -257,8 +266,64 @@ def calibration_cost(model: DeepAR, val: Windows | None, seed: int = 0,
     validation_score(model, first, num_samples=2, seed=seed)
     start = time.monotonic()
     validation_score(model, val, seed=seed)
-    checks = 1 + (len(cfg.temperatures) if cfg.calibrate else 0)
+    checks = 1 + (len(cfg.temperatures) if cfg.calibrate else 0) + (1 if cfg.combine else 0)
     return CALIBRATION_MARGIN * checks * members * (time.monotonic() - start)
+
+
+# The network's shares of the mixture with Theta that choose_weight tries (ties go to the
+# larger), and the share without validation windows; chosen on the development panel's
+# validation split (docs/forecast-panel.md, "combined with Theta").
+COMBINE_WEIGHTS = (1.0, 0.5, 0.0)
+NO_VALIDATION_WEIGHT = 0.5
+
+
+@torch.no_grad()
+def choose_weight(model: DeepAR | DeepAREnsemble, values: Sequence[np.ndarray],
+                  val: Windows | None, seed: int = 0, num_samples: int = 50) -> dict:
+    """Set ``config.combine_weight``, the network's share of the forecast's mixture with
+    Theta, to the value of ``COMBINE_WEIGHTS`` with the best validation CRPS (each window's
+    divided by its context's mean |value|, as ``validation_score``), Theta fitted on every
+    row before each window's horizon (``values``: one ``[T_i]`` array per series, the
+    validation windows ``val`` their last ``config.validation`` rows); without validation
+    windows, to ``NO_VALIDATION_WEIGHT``. Returns what was chosen and why ({} with
+    ``config.combine`` off)."""
+    cfg = model.config
+    if not cfg.combine:
+        return {}
+    if val is None:
+        cfg.combine_weight = NO_VALIDATION_WEIGHT
+        return {"weight": cfg.combine_weight, "why": "default: no validation windows"}
+    model.eval()
+    context = val.values[:, : cfg.max_lag + cfg.context_length]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        paths = model.sample_paths(context, val.calendar, val.series, cfg.horizon, num_samples,
+                                   context_spread=cfg.context_spread).double().numpy()
+    actual = val.values[:, -cfg.horizon:].double().numpy()
+    scale = context[:, cfg.max_lag:].abs().mean(1).double().numpy() + 1e-8
+    starts = last_starts(cfg, [len(v) for v in values], cfg.validation // cfg.horizon)
+    scores = np.zeros((len(starts), len(COMBINE_WEIGHTS)))
+    for k, (i, s) in enumerate(starts):
+        stat = theta(values[i][: s + cfg.context_length], cfg.horizon, cfg.season,
+                     num_samples=num_samples, seed=seed).samples
+        for j, weight in enumerate(COMBINE_WEIGHTS):
+            mixed = pool(paths[k], stat, weight)
+            scores[k, j] = crps_by_step(mixed, actual[k]).mean() / scale[k]
+    mean = scores.mean(0)
+    cfg.combine_weight = COMBINE_WEIGHTS[int(np.argmin(mean))]
+    windows = f"{len(starts)} window" + "s" * (len(starts) > 1)
+    return {"weight": cfg.combine_weight, "why": f"validation CRPS over {windows}",
+            "scores": {str(w): float(m) for w, m in zip(COMBINE_WEIGHTS, mean)}}
+
+
+def describe_combination(record: dict) -> str:
+    """What ``choose_weight``'s ``record`` makes of the forecasts, for a log line."""
+    if not record:
+        return "forecasts: the network's alone"
+    w = record["weight"]
+    what = ("the network's" if w == 1 else "Theta's" if w == 0 else
+            f"a mixture, {w:g} of the network's sample paths and {1 - w:g} of Theta's")
+    return f"forecasts: {what} (chosen by {record['why']})"
 
 
 CALIBRATE_BY = ("crps", "coverage", "at_least")

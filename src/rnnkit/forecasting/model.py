@@ -13,7 +13,7 @@ future, and quantiles over paths give the intervals.
 from __future__ import annotations
 
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +23,12 @@ from torch import Tensor, nn
 
 import rnnkit
 from rnnkit.data.errors import DataError
+from rnnkit.forecasting.combination import pool
 from rnnkit.forecasting.covariates import Covariates, covariate_width, step_inputs, window_inputs
 from rnnkit.forecasting.features import lagged, window_scale
+from rnnkit.forecasting.forecast import Forecast
 from rnnkit.forecasting.frequency import FREQUENCIES, check_dates, future_dates
+from rnnkit.forecasting.theta import theta
 from rnnkit.forecasting.windows import ForecastConfig, Windows
 from rnnkit.heads import GaussianHead
 from rnnkit.stats import t_quantile
@@ -291,27 +294,6 @@ def build_model(config: ForecastConfig, num_series: int = 1) -> DeepAR | DeepARE
     return DeepAREnsemble([DeepAR(config, num_series) for _ in range(config.ensemble)])
 
 
-@dataclass
-class Forecast:
-    """Sample paths of one series and their summaries: ``dates [H]``, ``samples [S, H]``,
-    ``mean [H]``, ``quantiles [Q, H]`` at ``levels [Q]`` (e.g. 0.1, 0.5, 0.9)."""
-
-    dates: np.ndarray
-    samples: np.ndarray
-    mean: np.ndarray
-    quantiles: np.ndarray
-    levels: tuple[float, ...]
-
-    def quantile(self, q: float) -> np.ndarray:
-        """``[H]``: the q-quantile over paths."""
-        return np.quantile(self.samples, q, axis=0)
-
-    def interval(self, coverage: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
-        """The central interval ``(lower [H], upper [H])`` holding ``coverage`` of the paths."""
-        tail = (1 - coverage) / 2
-        return self.quantile(tail), self.quantile(1 - tail)
-
-
 class Forecaster:
     """A trained DeepAR model with what it needs to forecast new data: its config, its
     frequency and the names of the series it was trained on (their embedding rows)."""
@@ -379,6 +361,11 @@ class Forecaster:
                 cal, idx, horizon, num_samples,
                 context_spread=cfg.context_spread)[0]
         samples = paths.double().numpy() * cfg.unit
+        if cfg.combine and cfg.combine_weight < 1:
+            # the whole context given, not only the rows the network reads
+            stat = theta(np.asarray(context_values, np.float64), horizon, cfg.season,
+                         num_samples=num_samples, seed=seed).samples
+            samples = pool(samples, stat, cfg.combine_weight)
         return Forecast(future, samples, samples.mean(0),
                         np.quantile(samples, levels, axis=0), tuple(levels))
 
@@ -407,6 +394,8 @@ class Forecaster:
         if "config" not in saved or "model" not in saved:
             raise CheckpointError(f"{path} is not a forecaster saved by rnnkit forecast")
         cfg = saved["config"]
+        if "combine" not in cfg:  # saved before the combination with Theta: the network alone
+            cfg["combine"] = ""
         for key in ("lags", "calendar", "temperatures", "future_covariates", "past_covariates",
                     "static_covariates"):
             if key in cfg:  # covariates: absent from files saved before them

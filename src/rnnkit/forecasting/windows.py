@@ -23,8 +23,12 @@ from rnnkit.forecasting.covariates import window_inputs
 from rnnkit.forecasting.frequency import Frequency
 
 __all__ = ["ForecastConfig", "default_config", "Windows", "WindowSampler", "last_windows",
+           "last_starts", "COMBINE",
            "window_rows", "min_length", "pooled_windows", "max_horizon", "value_unit",
            "too_short", "too_short_message", "drop_short", "PANEL_ENSEMBLE"]
+
+
+COMBINE = ("validation", "")  # ForecastConfig.combine
 
 
 @dataclass
@@ -83,11 +87,24 @@ class ForecastConfig:
     # {name: [mean, std]} each numeric covariate is normalized by (over the training rows)
     covariate_stats: dict = field(default_factory=dict)
     static_levels: dict = field(default_factory=dict)  # {name: [categories]} (one-hot)
+    # a forecast pools (forecasting.combination.pool, "mixture") the network's sample paths,
+    # a share combine_weight of them, with the Theta forecast's (forecasting.theta) of the
+    # same context; combine="validation": train_forecaster chooses the share on the
+    # validation windows (fit.choose_weight), "": the network alone (combine_weight unused)
+    combine: str = "validation"
+    combine_weight: float = 1.0
+    season: int = 1  # the season m of the Theta forecast (Frequency.season)
     extra: dict = field(default_factory=dict)  # free-form notes (e.g. why a lag was dropped)
 
     def __post_init__(self) -> None:
         if self.ensemble < 1:
             raise ValueError(f"ensemble must be >= 1, got {self.ensemble}")
+        if self.combine not in COMBINE:
+            raise ValueError(f"combine must be one of {COMBINE}, got {self.combine!r}")
+        if not 0.0 <= self.combine_weight <= 1.0:
+            raise ValueError(f"combine_weight must be in [0, 1], got {self.combine_weight}")
+        if self.season < 1:
+            raise ValueError(f"season must be >= 1 (1: none), got {self.season}")
 
     @property
     def max_lag(self) -> int:
@@ -268,6 +285,7 @@ def default_config(lengths: Sequence[int], freq: Frequency, horizon: int,
     context = max(min(c_min, room), min(target, room - room // 2))
     cfg = ForecastConfig(freq=freq.name, horizon=horizon, context_length=context,
                          lags=tuple(lags), calendar=freq.calendar, validation=validation,
+                         season=freq.season,
                          ensemble=PANEL_ENSEMBLE if len(lengths) > 1 else 1,
                          extra={"dropped_lags": dropped} if dropped else {})
     cfg = replace(cfg, **overrides)
@@ -340,15 +358,24 @@ class WindowSampler:
                        torch.tensor([i for i, _ in starts]))
 
 
+def last_starts(cfg: ForecastConfig, ends: Sequence[int], count: int = 1
+                ) -> list[tuple[int, int]]:
+    """``(series, first scored row)`` of ``count`` windows per series whose horizons tile
+    rows ``[ends[i] - count * H, ends[i])``; a window's horizon starts ``C`` rows later."""
+    span = cfg.context_length + cfg.horizon
+    return [(i, e - span - j * cfg.horizon) for i, e in enumerate(ends) for j in range(count)
+            if e - span - j * cfg.horizon >= cfg.max_lag]
+
+
 def last_windows(sampler: WindowSampler, values: Sequence[np.ndarray],
                  calendars: Sequence[np.ndarray], ends: Sequence[int], count: int = 1
                  ) -> Windows | None:
     """``count`` windows per series whose horizons tile rows ``[ends[i] - count * H,
-    ends[i])`` (the validation rows), or None when no series is long enough."""
+    ends[i])`` (the validation rows, in ``last_starts``' order), or None when no series is
+    long enough."""
     cfg = sampler.cfg
     span = cfg.context_length + cfg.horizon
-    picks = [(i, e - span - j * cfg.horizon) for i, e in enumerate(ends) for j in range(count)
-             if e - span - j * cfg.horizon >= cfg.max_lag]
+    picks = last_starts(cfg, ends, count)
     if not picks:
         return None
     vals = torch.stack([torch.as_tensor(np.asarray(values[i][s - cfg.max_lag: s + span],

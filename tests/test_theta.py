@@ -1,0 +1,226 @@
+"""The Theta forecast (forecasting.theta) and combining forecasts (forecasting.combination)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rnnkit.forecasting.combination import combine
+from rnnkit.forecasting.model import Forecast
+from rnnkit.forecasting.theta import ALPHAS, is_seasonal, seasonal_indices, ses, theta
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def ses_reference(y, alpha):
+    """SES written out step by step: level, sum of squared one-step errors."""
+    level, sse = y[0], 0.0
+    for v in y[1:]:
+        sse += (v - level) ** 2
+        level = alpha * v + (1 - alpha) * level
+    return level, sse
+
+
+def test_ses_fits_the_alpha_with_the_least_squared_error():
+    y = np.cumsum(np.random.default_rng(0).normal(size=60)) + 10
+    alpha, level, sigma = ses(y)
+    sses = [ses_reference(y, a)[1] for a in ALPHAS]
+    assert alpha == pytest.approx(ALPHAS[int(np.argmin(sses))])
+    ref_level, ref_sse = ses_reference(y, alpha)
+    assert level == pytest.approx(ref_level)
+    assert sigma == pytest.approx(np.sqrt(ref_sse / 59))
+
+
+def test_nonseasonal_forecast_is_ses_with_half_the_trend_slope():
+    # Hyndman & Billah (2003): f_h = l_T + b/2 ((h - 1) + (1 - (1 - alpha)^T) / alpha)
+    rng = np.random.default_rng(1)
+    y = 5 + 0.3 * np.arange(40) + rng.normal(size=40)
+    f = theta(y, 6, 1)
+    alpha, level, sigma = ses(y)
+    b = np.polyfit(np.arange(40), y, 1)[0]
+    h = np.arange(1, 7)
+    np.testing.assert_allclose(f.mean, level + b / 2 * ((h - 1) + (1 - (1 - alpha) ** 40) / alpha))
+    # SES's interval: sigma^2 (1 + alpha^2 (h - 1)), sampled
+    spread = f.samples.std(0) / (sigma * np.sqrt(1 + alpha ** 2 * (h - 1)))
+    np.testing.assert_allclose(spread, 1, atol=0.08)
+
+
+def test_seasonality_test_and_indices():
+    rng = np.random.default_rng(2)
+    t = np.arange(96)
+    pattern = 1 + 0.3 * np.sin(2 * np.pi * np.arange(12) / 12)
+    y = (100 + t) * pattern[t % 12]
+    assert is_seasonal(y, 12)
+    assert not is_seasonal(rng.normal(size=96), 12)
+    assert not is_seasonal(y[:30], 12)  # fewer than 3 seasons
+    np.testing.assert_allclose(seasonal_indices(y, 12, True), pattern / pattern.mean(), atol=0.01)
+    add = 5 * np.sin(2 * np.pi * t / 4)
+    np.testing.assert_allclose(seasonal_indices(add, 4, False), add[:4], atol=1e-9)
+
+
+def test_seasonal_forecast_repeats_the_season():
+    t = np.arange(60)
+    y = -10 + 3 * np.tile([1.0, -1.0, 2.0, -2.0], 15) + 0.01 * t
+    f = theta(y, 8, 4)  # values <= 0: the additive decomposition
+    assert np.isfinite(f.samples).all()
+    # the drift is half the trend's slope: 0.005 a step
+    np.testing.assert_allclose(f.mean[4:] - f.mean[:4], 0.01 / 2 * 4, atol=0.002)
+    np.testing.assert_allclose(f.mean[:4] - f.mean[:4].mean(), [3, -3, 6, -6], atol=0.1)
+
+
+def test_short_series_and_bad_horizon():
+    np.testing.assert_allclose(theta(np.array([1.0, 2.0]), 3).mean, 2.0)
+    with pytest.raises(ValueError, match="horizon must be >= 1, got 0"):
+        theta(np.arange(10.0), 0)
+
+
+@pytest.mark.skipif(not (SHARED / "fpp" / "oil.csv").exists(), reason="needs ../shared/data")
+def test_matches_statsforecast_theta_on_real_series():
+    # statsforecast 2.1.1's Theta(season_length=m).forecast(y, h)["mean"]
+    import csv
+
+    def column(path, name):
+        with open(path) as f:
+            return np.array([float(r[name]) for r in csv.DictReader(f)])
+
+    oil = column(SHARED / "fpp" / "oil.csv", "oil")
+    np.testing.assert_allclose(theta(oil, 6, 1).mean,
+                               [545.68, 548.92, 552.16, 555.39, 558.63, 561.86], rtol=1e-4)
+    air = column(SHARED / "airpassengers.csv", "passengers")
+    np.testing.assert_allclose(theta(air, 6, 12).mean,
+                               [440.97, 429.25, 490.69, 476.66, 480.63, 546.46], rtol=3e-3)
+
+
+def forecast(samples):
+    samples = np.asarray(samples, float)
+    return Forecast(np.arange(samples.shape[1]), samples, samples.mean(0),
+                    np.quantile(samples, (0.1, 0.5, 0.9), axis=0), (0.1, 0.5, 0.9))
+
+
+def test_quantile_averaging_averages_quantiles():
+    rng = np.random.default_rng(3)
+    a = forecast(rng.normal(0, 1, (401, 3)))
+    b = forecast(rng.normal(10, 3, (401, 3)))
+    c = combine(a, b, 0.7, "quantiles")
+    for q in (0.1, 0.5, 0.9):
+        np.testing.assert_allclose(c.quantile(q), 0.7 * a.quantile(q) + 0.3 * b.quantile(q))
+    np.testing.assert_allclose(combine(a, b, 1.0, "quantiles").quantile(0.5), a.quantile(0.5))
+    np.testing.assert_allclose(combine(a, b, 0.0, "quantiles").quantile(0.5), b.quantile(0.5))
+
+
+def test_mixture_pools_paths():
+    a = forecast(np.zeros((200, 2)))
+    b = forecast(np.ones((50, 2)))  # another number of samples: resampled to a's
+    c = combine(a, b, 0.25, "mixture")
+    assert c.samples.shape == (200, 2)
+    assert (c.samples == 0).sum(0).tolist() == [50, 50]
+
+
+def test_combine_errors():
+    a, b = forecast(np.zeros((10, 2))), forecast(np.zeros((10, 3)))
+    with pytest.raises(ValueError, match="horizons differ: 2 and 3"):
+        combine(a, b, 0.5)
+    with pytest.raises(ValueError, match="weight must be in"):
+        combine(a, a, 1.5)
+    with pytest.raises(ValueError, match="how must be one of"):
+        combine(a, a, 0.5, "mean")
+
+
+# --- the forecaster's mixture with Theta (ForecastConfig.combine, fit.choose_weight) ---
+
+def monthly(values, name="s"):
+    from rnnkit.forecasting import DatedSeries
+
+    dates = (np.datetime64("2000-01", "M") + np.arange(len(values))).astype("datetime64[m]")
+    return DatedSeries(name, dates, np.asarray(values, np.float64))
+
+
+TINY = {"hidden_size": 8, "num_layers": 1}
+
+
+@pytest.fixture(scope="module")
+def trained():
+    from rnnkit.forecasting import train_forecaster
+
+    rng = np.random.default_rng(0)
+    t = np.arange(120)
+    s = monthly(50 + 0.2 * t + 5 * np.sin(2 * np.pi * t / 12) + rng.normal(0, 1, 120))
+    fc, report = train_forecaster([s], 6, max_time=None, max_steps=20, seed=0, **TINY)
+    return s, fc, report
+
+
+def test_the_forecast_pools_theta_at_the_networks_share(trained):
+    s, fc, _ = trained
+    assert fc.config.season == 12
+    chosen = fc.config.combine_weight
+    fc.config.combine_weight = 1.0
+    net = fc.forecast(s.values, s.dates, 6, num_samples=40, seed=3)
+    fc.config.combine_weight = 0.0  # Theta alone, on the whole context given
+    only = fc.forecast(s.values, s.dates, 6, num_samples=40, seed=3)
+    stat = theta(s.values, 6, 12, num_samples=40, seed=3)
+    np.testing.assert_allclose(only.samples, np.sort(stat.samples, axis=0))
+    fc.config.combine_weight = 0.5
+    half = fc.forecast(s.values, s.dates, 6, num_samples=40, seed=3)
+    np.testing.assert_allclose(half.samples[:20], net.samples[:20])
+    fc.config.combine = ""  # off: the network alone whatever the weight
+    np.testing.assert_allclose(fc.forecast(s.values, s.dates, 6, num_samples=40, seed=3).samples,
+                               net.samples)
+    fc.config.combine, fc.config.combine_weight = "validation", chosen
+
+
+def test_choose_weight_takes_the_share_with_the_best_validation_crps(trained, monkeypatch):
+    from rnnkit.forecasting.fit import COMBINE_WEIGHTS, _windows, choose_weight
+
+    s, fc, report = trained
+    assert report.combine["weight"] in COMBINE_WEIGHTS
+    assert report.combine["weight"] == fc.config.combine_weight
+    scores = report.combine["scores"]
+    assert report.combine["weight"] == float(min(scores, key=scores.get))
+    model, cfg = fc.model, fc.config
+    values = [s.values / cfg.unit]
+    _, val = _windows(cfg, values, [np.zeros((120, 0))], 0)
+    actual = val.values[:, -cfg.horizon:]
+
+    def paths(truth):  # a network whose every path is the truth, or far off it
+        def sample_paths(context, calendar, series, horizon, num_samples, context_spread=False):
+            return (truth if truth is not None else actual * 0 - 1e3).unsqueeze(1).expand(
+                -1, num_samples, -1).clone()
+        return sample_paths
+
+    monkeypatch.setattr(model, "sample_paths", paths(actual))
+    assert choose_weight(model, values, val)["weight"] == 1.0
+    monkeypatch.setattr(model, "sample_paths", paths(None))
+    assert choose_weight(model, values, val)["weight"] == 0.0
+    assert choose_weight(model, values, None) == {"weight": 0.5,
+                                                  "why": "default: no validation windows"}
+    cfg.combine = ""
+    assert choose_weight(model, values, val) == {}
+    cfg.combine, cfg.combine_weight = "validation", report.combine["weight"]
+
+
+def test_a_forecaster_saved_before_the_combination_loads_as_the_network_alone(trained, tmp_path):
+    import torch
+
+    from rnnkit.forecasting import Forecaster
+
+    s, fc, _ = trained
+    fc.save(tmp_path / "f.pt")
+    saved = torch.load(tmp_path / "f.pt", weights_only=False)
+    for key in ("combine", "combine_weight", "season"):
+        del saved["config"][key]
+    torch.save(saved, tmp_path / "old.pt")
+    old = Forecaster.load(tmp_path / "old.pt")
+    assert old.config.combine == "" and old.config.season == 1
+    assert Forecaster.load(tmp_path / "f.pt").config == fc.config
+
+
+def test_config_refuses_bad_combination_settings():
+    from rnnkit.forecasting.windows import ForecastConfig
+
+    base = dict(freq="M", horizon=2, context_length=4, lags=(1,), calendar=(), validation=0)
+    with pytest.raises(ValueError, match="combine must be one of"):
+        ForecastConfig(**base, combine="mean")
+    with pytest.raises(ValueError, match="combine_weight must be in"):
+        ForecastConfig(**base, combine_weight=2.0)
+    with pytest.raises(ValueError, match="season must be >= 1"):
+        ForecastConfig(**base, season=0)
