@@ -55,6 +55,11 @@ which neuralforecast takes from ``--samples`` samples per step. DeepAR's are per
 quantiles along the path fed its own means (neuralforecast's recursion), not joint paths.
 ``--add-nf FILE`` fits them on the series of an earlier results file and adds their cells
 without rerunning anything else.
+
+``--variants`` also scores, from the same fits, the Theta method alone and fixed
+combinations of rnnkit's sample paths with it (``VARIANTS``; run with ``combine=""`` in
+``--overrides`` to combine the network alone, as the fixed-share study in
+docs/forecast-panel.md did before the share was chosen per fit).
 """
 
 from __future__ import annotations

@@ -124,6 +124,21 @@ def test_an_ensemble_trains_saves_and_forecasts(capsys):
     assert len(read("again.csv")) == 1 + 3
 
 
+def test_combine_says_what_forecasts_are_made_of_and_off_is_the_network_alone(capsys):
+    from rnnkit.forecasting import Forecaster
+
+    assert main(["forecast", monthly(), "--name", "mixed", *FAST]) == 0
+    meta = json.loads(Path("runs/mixed/forecaster.json").read_text())
+    assert meta["combine"]["weight"] in (1.0, 0.5, 0.0)
+    assert "forecasts: " in capsys.readouterr().err
+    assert main(["forecast", monthly(), "--combine", "off", "--name", "alone", *FAST]) == 0
+    assert "forecasts: the network's alone" in capsys.readouterr().err
+    assert Forecaster.load("runs/alone/forecaster.pt").config.combine == ""
+    assert main(["forecast", "runs/alone", "--combine", "off", *FAST]) == 1
+    assert ("--combine is for training; runs/alone is trained (forecasts: the network's alone)"
+            in capsys.readouterr().err)
+
+
 def test_train_on_a_short_dated_csv_points_to_rnnkit_forecast(capsys):
     assert main(["train", monthly(rows=100), "--max-steps", "1"]) == 1
     err = capsys.readouterr().err.strip().splitlines()

@@ -187,6 +187,9 @@ def _load_run(run: Path, s: ForecastSettings) -> tuple[Path, dict, Forecaster,
     if s.ensemble is not None:
         raise ConfigError(f"--ensemble is for training; {run} is trained (ensemble of "
                           f"{forecaster.config.ensemble})")
+    if s.combine != "validation":
+        raise ConfigError(f"--combine is for training; {run} is trained "
+                          f"({describe_combination(meta.get('combine', {}))})")
     if s.season is not None:
         raise ConfigError(f"--season is for training; {run} is trained with lags "
                           f"{list(forecaster.config.lags)}")
@@ -213,8 +216,7 @@ def _train_run(s: ForecastSettings) -> tuple[Path, dict, Forecaster, list[DatedS
     max_time = s.max_time or None
     series, left_out = trainable(series, horizon)
     covs = _forecast_covariates(series, meta, s.future, horizon)
-    # None: the library's default (an ensemble for a panel), as train_forecaster gives it
-    ensemble = {} if s.ensemble is None else {"ensemble": s.ensemble}
+    ensemble = fit_options(s)
     cfg = forecast_config(series, horizon, covariates=series_covariates(series), **ensemble)
     meta.update(horizon=horizon, left_out=left_out)
     run = rundir.make_new(s.runs_dir, s.name, f"forecast-{source.stem}",
@@ -239,6 +241,15 @@ def _train_run(s: ForecastSettings) -> tuple[Path, dict, Forecaster, list[DatedS
         print(f"trained: {report.steps} steps ({report.stop_reason}) in {report.seconds:.0f} s;"
               f" {describe_combination(report.combine)}; run directory {run}", file=sys.stderr)
     return run, meta, forecaster, series, covs, interrupted
+
+
+def fit_options(s: Any) -> dict[str, Any]:
+    """The config fields the command line sets for training; an option not given leaves the
+    library's default (an ensemble for a panel, the mixture with Theta)."""
+    options: dict[str, Any] = {} if s.ensemble is None else {"ensemble": s.ensemble}
+    if s.combine == "off":
+        options["combine"] = ""
+    return options
 
 
 def trainable(series: list[DatedSeries], horizon: int) -> tuple[list[DatedSeries],
@@ -357,7 +368,7 @@ def run_backtest(s: BacktestSettings) -> dict:
     result = backtest(series, horizon, windows=s.windows, max_time=s.max_time or None,
                       num_samples=s.samples, seed=s.seed, on_window=_print_window,
                       covariates=series_covariates(series),
-                      **({} if s.ensemble is None else {"ensemble": s.ensemble}))
+                      **fit_options(s))
     names = {"deepar": "rnnkit", "naive": "Naive", "seasonal_naive": "SeasonalNaive"}
     metrics = ("mae", "rmse", "mase", "smape", "crps", "coverage")
     print(f"{file}: {s.windows} windows of {horizon} steps, {len(series)} series")

@@ -461,6 +461,10 @@ class _SeriesColumns:
                                 "wider intervals where they disagree (docs/forecasting.md)",
                                 shown="the library's: 3 when several series train together, "
                                 "else 1")
+    combine: str = _opt("validation", "validation: forecasts mix the network's sample paths "
+                        "with the Theta method's, the network's share (1, 0.5 or 0) chosen on "
+                        "the validation windows (0.5 without them); off: the network alone",
+                        choices=("validation", "off"))
     future_covariates: list[str] = _opt([], "covariate columns known for the horizon too (a "
                                         "holiday flag, a planned price): read at each step; "
                                         "a forecast reads the horizon's from --future FILE")
