@@ -49,7 +49,7 @@ import torch
 from torch import nn
 
 import rnnkit
-from rnnkit.cli.ablate_report import paired_effect, verdict
+from rnnkit.cli.ablate_report import number, paired_effect, verdict
 from rnnkit.data.synthetic import ADDING_BASELINE_MSE, adding_problem
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -164,12 +164,6 @@ def summarize(runs: list[dict[str, Any]], settings: list[str], lengths: list[int
     return rows
 
 
-def _num(value: float | None, sign: bool = False) -> str:
-    if value is None:
-        return "-"
-    return f"{value:+.4f}" if sign else f"{value:.4f}"
-
-
 def table(rows: list[dict[str, Any]]) -> str:
     """The rows as a markdown table."""
     lines = ["| length | setting | change | test MSE, mean ± sd | solved / seeds "
@@ -177,10 +171,10 @@ def table(rows: list[dict[str, Any]]) -> str:
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         diff = ("(reference)" if r["setting"] == "default" else
-                f"{_num(r['difference'], True)} [{_num(r['ci_low'], True)}, "
-                f"{_num(r['ci_high'], True)}]")
+                f"{number(r['difference'], sign=True)} [{number(r['ci_low'], sign=True)}, "
+                f"{number(r['ci_high'], sign=True)}]")
         lines.append(f"| {r['length']} | {r['setting']} | {r['change']} | "
-                     f"{_num(r['test_mse_mean'])} ± {_num(r['test_mse_sd'])} | "
+                     f"{number(r['test_mse_mean'])} ± {number(r['test_mse_sd'])} | "
                      f"{r['solved']} / {r['seeds']} | "
                      f"{diff} | {r['steps_per_second']:.1f} | {r['verdict']} |")
     return "\n".join(lines)

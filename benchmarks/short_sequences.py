@@ -46,7 +46,7 @@ import torch
 from torch import nn
 
 import rnnkit
-from rnnkit.cli.ablate_report import paired_effect, verdict
+from rnnkit.cli.ablate_report import number, paired_effect, verdict
 from rnnkit.data.episodes import sine_episodes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -205,12 +205,6 @@ def _row(budget: int, cell: str, metric: str, score: dict[str, dict[int, float]]
     }
 
 
-def _num(value: float | None, sign: bool = False) -> str:
-    if value is None:
-        return "-"
-    return f"{value:+.4f}" if sign else f"{value:.4f}"
-
-
 def table(rows: list[dict[str, Any]]) -> str:
     """The rows as a markdown table."""
     lines = ["| steps | cell | test MSE over | zeros | learned | learned minus zeros [95% CI] "
@@ -219,11 +213,11 @@ def table(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         over = "all 32 steps" if r["metric"] == "all" else \
             f"first {r['metric'].split('_')[1]}"
-        diff = (f"{_num(r['difference'], True)} [{_num(r['ci_low'], True)}, "
-                f"{_num(r['ci_high'], True)}]")
+        diff = (f"{number(r['difference'], sign=True)} [{number(r['ci_low'], sign=True)}, "
+                f"{number(r['ci_high'], sign=True)}]")
         rel = "-" if r["relative"] is None else f"{100 * r['relative']:+.1f}%"
-        lines.append(f"| {r['steps']} | {r['cell']} | {over} | {_num(r['zeros_mean'])} | "
-                     f"{_num(r['learned_mean'])} | {diff} | {rel} | "
+        lines.append(f"| {r['steps']} | {r['cell']} | {over} | {number(r['zeros_mean'])} | "
+                     f"{number(r['learned_mean'])} | {diff} | {rel} | "
                      f"{r['zeros_steps_per_second']:.0f}, {r['learned_steps_per_second']:.0f} "
                      f"| {r['verdict']} |")
     return "\n".join(lines)

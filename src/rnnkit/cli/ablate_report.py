@@ -83,7 +83,8 @@ def summarize(rows: Sequence[Any], results: Sequence[dict[str, Any]]) -> list[di
     return table
 
 
-def _num(value: float | None, digits: int = 4, sign: bool = False) -> str:
+def number(value: float | None, digits: int = 4, sign: bool = False) -> str:
+    """A table cell: ``value`` with ``digits`` decimals (a sign with ``sign``), "-" for None."""
     if value is None:
         return "-"
     return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
@@ -97,18 +98,18 @@ def table_markdown(table: Sequence[dict[str, Any]], metric: str = "loss (nats/ch
              f"default [95% CI] | steps/s | verdict |{extra}",
              "| --- | --- | --- | --- | --- | --- | --- |" + " --- | --- |" * intervals]
     for e in table:
-        loss = f"{_num(e['test_loss_mean'])} ± {_num(e['test_loss_sd'])}"
+        loss = f"{number(e['test_loss_mean'])} ± {number(e['test_loss_sd'])}"
         if "effect" in e:
-            interval = (f" [{_num(e['ci_low'], sign=True)}, {_num(e['ci_high'], sign=True)}]"
+            interval = (f" [{number(e['ci_low'], sign=True)}, {number(e['ci_high'], sign=True)}]"
                         if e["ci_low"] is not None else "")
-            effect, judged = _num(e["effect"], sign=True) + interval, e["verdict"]
+            effect, judged = number(e["effect"], sign=True) + interval, e["verdict"]
         else:
             effect, judged = "(reference)", ""
         seeds = f"{e['seeds']}" + (f" ({e['failed']} failed)" if e["failed"] else "")
         lines.append(f"| {e['trick']} | {e['setting']} | {loss} | {seeds} | {effect} | "
-                     f"{_num(e['steps_per_second'], 1)} | {judged} |" + (
-                         f" {_num(e.get('test_scaled_crps_mean'))} | "
-                         f"{_num(e.get('test_coverage_mean'), 2)} |" if intervals else ""))
+                     f"{number(e['steps_per_second'], 1)} | {judged} |" + (
+                         f" {number(e.get('test_scaled_crps_mean'))} | "
+                         f"{number(e.get('test_coverage_mean'), 2)} |" if intervals else ""))
     return lines
 
 
