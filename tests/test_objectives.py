@@ -18,16 +18,6 @@ from rnnkit.rollout import forecast, free_run
 from rnnkit.train import Batch, forward_window
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Step-by-step loops of tiny models: extra intra-op threads only spin, and on a busy
-    # machine they make these tests 50x slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make_batch(inputs, targets, **kw):
     shape = inputs.shape[:2]
     return Batch(inputs, targets, torch.ones(shape, dtype=torch.bool),

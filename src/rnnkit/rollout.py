@@ -1,4 +1,5 @@
-"""Step-by-step runs of a SequenceModel: teacher-forced, free-running and open-loop forecasts.
+"""Step-by-step runs of a SequenceModel: teacher-forced, free-running and open-loop forecasts,
+and the errors of free-running rollouts from many origins (:func:`rollout_errors`).
 
 Conventions (next-step prediction): ``inputs [B, T, ...]``, ``targets[:, t]`` is the value
 after ``inputs[:, t]``; ``params[:, t]`` is the model's distribution for ``targets[:, t]``.
@@ -7,6 +8,7 @@ after ``inputs[:, t]``; ``params[:, t]`` is the model's distribution for ``targe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -98,3 +100,57 @@ def forecast(model: SequenceModel, context: Tensor, horizon: int, state: Any = N
     rolled, state, _ = free_run(model, context[:, -1], horizon, state, mode=mode,
                                 generator=generator)
     return rolled, state
+
+
+def rollout_errors(model: SequenceModel, series: Tensor, origins: Sequence[int], context: int,
+                   horizon: int, batch_size: int = 512) -> Tensor:
+    """Errors of free-running rollouts from many origins of one series, in data units.
+
+    For each origin ``o`` (the index of the last observed value) the model reads the true
+    values ``series[o - context + 1 : o + 1]``, then feeds back its own mean predictions
+    for ``horizon`` steps (:func:`forecast` with ``mode="mean"``); no value after ``o`` is
+    read. Runs under no_grad in eval mode (the model's mode is restored after).
+
+    Args:
+        series: ``[N, F]`` float values.
+        origins: indices with ``context - 1 <= o <= N - 1 - horizon``.
+        context: true values read before each rollout (>= 1).
+        horizon: rolled steps (>= 1).
+        batch_size: origins rolled at once (memory only; the numbers do not depend on it).
+
+    Returns:
+        ``[len(origins), horizon, F]``: ``errors[i, h - 1] = prediction - series[o_i + h]``.
+    """
+    if series.dim() != 2:
+        raise ValueError(f"rollout_errors: series must be [N, F], got shape {tuple(series.shape)}")
+    if context < 1:
+        raise ValueError(f"rollout_errors: context must be >= 1, got {context}")
+    if horizon < 1:
+        raise ValueError(f"rollout_errors: horizon must be >= 1, got {horizon}")
+    if batch_size < 1:
+        raise ValueError(f"rollout_errors: batch_size must be >= 1, got {batch_size}")
+    origins = [int(o) for o in origins]
+    if not origins:
+        raise ValueError("rollout_errors: origins is empty")
+    last = series.shape[0] - 1 - horizon
+    bad = [o for o in origins if not context - 1 <= o <= last]
+    if bad:
+        raise ValueError(f"rollout_errors: origin {bad[0]} is out of range: with context "
+                         f"{context}, horizon {horizon} and {series.shape[0]} values, origins "
+                         f"must be in [{context - 1}, {last}]")
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return torch.cat([_errors(model, series, origins[i:i + batch_size], context, horizon)
+                              for i in range(0, len(origins), batch_size)])
+    finally:
+        model.train(was_training)
+
+
+def _errors(model: SequenceModel, series: Tensor, origins: list[int], context: int,
+            horizon: int) -> Tensor:
+    ctx = torch.stack([series[o - context + 1:o + 1] for o in origins])
+    truth = torch.stack([series[o + 1:o + 1 + horizon] for o in origins])
+    params, _ = forecast(model, ctx, horizon, mode="mean")
+    return model.predict(params) - truth
