@@ -6,7 +6,7 @@ changes the time, not the result), evaluating every 100 steps; the score is the 
 nats/char at the best validation checkpoint, the model ``rnnkit train`` hands over. Each
 variant is paired with the plain preset on seeds 0-4 (mean difference, 95% t-interval).
 
-    python benchmarks/overfitting.py --runs /tmp/overfit               # 20 runs, ~30 min
+    python benchmarks/overfitting.py --runs /tmp/overfit               # 35 runs, ~50 min
     python benchmarks/overfitting.py --runs /tmp/overfit --summarize   # the table and JSON
 """
 
@@ -23,7 +23,12 @@ from rnnkit.cli.ablate_report import paired_effect, verdict
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "overfitting-100k.json"
 VARIANTS = {"none": [], "dropout": ["dropout=0.3"], "zoneout": ["zoneout=0.1"],
-            "weight_drop": ["weight_drop=0.3"]}
+            "weight_drop": ["weight_drop=0.3"], "recurrent_dropout": ["recurrent_dropout=0.3"],
+            # the AWD-LSTM recipe as `rnnkit ablate`'s "awd" row sets it (Merity et al. 2018)
+            "awd": ["weight_drop=0.2", "dropout_mode=locked", "input_dropout=0.1",
+                    "output_dropout=0.1", "embed_dropout=0.1", "embed_dropout_mode=words",
+                    "ar=2.0", "tar=1.0"],
+            "layer_norm": ["layer_norm=true"]}
 SEEDS = range(5)
 STEPS = 1000
 
