@@ -22,10 +22,15 @@ paired by seed:
   first marker (the claim: a chunk shorter than the dependency cannot learn it)
 - ``gru_chunk_half``: the GRU with that chunk, against the GRU (the same claim on a model
   that learns the task with full BPTT)
+- ``curriculum`` / ``gru_curriculum``: a TBPTT curriculum (the chunk grows during training,
+  as ``TrainConfig.chunk_schedule`` does): gradient through the last ``length // 4`` steps
+  for the first third of the steps, ``length // 2`` for the second, the full length for the
+  last; against the default / the GRU (the claim: short chunks first buy speed and lose
+  nothing once the chunk covers the dependency)
 
 The effect is the per-seed difference of test MSE (setting - default) with a 95% t-interval
 over seeds (``rnnkit.cli.ablate_report.paired_effect``, ``verdict``); ``gru_chunk_half``
-is paired with ``gru`` instead. Steps per second are
+and ``gru_curriculum`` are paired with ``gru`` instead. Steps per second are
 reported beside: the budget is in steps, so a busy machine changes speed, never the numbers.
 
     nice python benchmarks/memory.py                       # the study (about 35 min on 1 thread)
@@ -71,14 +76,16 @@ SETTINGS = {
     "gru": "cell lstm -> gru",
     "chunk_half": "full BPTT -> TBPTT chunk of length // 2",
     "gru_chunk_half": "against gru: full BPTT -> TBPTT chunk of length // 2",
+    "curriculum": "full BPTT -> chunks of length // 4, // 2, then full (a third of the steps each)",
+    "gru_curriculum": "against gru: full BPTT -> the same curriculum",
 }
 # the setting each is paired with, where it is not the default
-REFERENCE = {"gru_chunk_half": "gru"}
+REFERENCE = {"gru_chunk_half": "gru", "gru_curriculum": "gru"}
 
 
 def make_rnn(setting: str, length: int) -> nn.Module:
     """The recurrent layer of ``setting`` (input 2 channels, hidden 64, batch first)."""
-    if setting in ("gru", "gru_chunk_half"):
+    if setting.startswith("gru"):
         return rnnkit.GRU(2, HIDDEN, batch_first=True)
     if setting == "chrono":
         return rnnkit.LSTM(2, HIDDEN, batch_first=True, chrono_init=float(length))
@@ -106,17 +113,27 @@ class Regressor(nn.Module):
         return self.head(out[:, -1])
 
 
+def grad_steps(setting: str, length: int, step: int, steps: int) -> int | None:
+    """How many last steps of a sequence carry gradient at optimizer step ``step`` of
+    ``steps`` (None: all of them, full BPTT)."""
+    if setting.endswith("chunk_half"):
+        return length // 2
+    if setting.endswith("curriculum"):
+        third = 3 * step // steps
+        return (length // 4, length // 2, None)[third]
+    return None
+
+
 def train_one(setting: str, length: int, seed: int, steps: int) -> dict[str, Any]:
     """Train one model of ``setting`` for ``steps`` steps; its test MSE and speed."""
     torch.manual_seed(seed)
     model = Regressor(make_rnn(setting, length))
     opt = torch.optim.Adam(model.parameters(), lr=LR)
     stream = torch.Generator().manual_seed(seed)
-    grad_steps = length // 2 if setting.endswith("chunk_half") else None
     start = time.perf_counter()
-    for _ in range(steps):
+    for step in range(steps):
         x, y = adding_problem(BATCH, length, stream)
-        loss = ((model(x, grad_steps) - y) ** 2).mean()
+        loss = ((model(x, grad_steps(setting, length, step, steps)) - y) ** 2).mean()
         opt.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), CLIP)

@@ -25,6 +25,15 @@ def test_chunk_half_sends_no_gradient_to_the_first_half():
     assert x.grad[:, 0].abs().max() > 0
 
 
+def test_the_curriculum_grows_the_chunk_to_full_bptt_in_thirds():
+    cuts = [bench.grad_steps("curriculum", 100, step, 9) for step in range(9)]
+    assert cuts == [25] * 3 + [50] * 3 + [None] * 3
+    assert bench.grad_steps("gru_curriculum", 100, 8, 9) is None
+    assert bench.grad_steps("chunk_half", 100, 0, 9) == 50
+    assert bench.grad_steps("default", 100, 0, 9) is None
+    assert isinstance(bench.make_rnn("gru_curriculum", 10), type(bench.make_rnn("gru", 10)))
+
+
 def test_settings_build_the_gate_biases_they_name():
     h = bench.HIDDEN
     forget = slice(h, 2 * h)  # torch's LSTM gate order i, f, g, o
