@@ -223,21 +223,30 @@ def _windows(cfg: ForecastConfig, values: Sequence[np.ndarray], calendars: Seque
 
 
 @torch.no_grad()
-def validation_score(model: DeepAR | DeepAREnsemble, w: Windows, num_samples: int = 50,
-                     seed: int = 0, coverage: bool = False) -> float | tuple[float, float]:
-    """Mean CRPS of sample paths over the windows' horizons, each divided by its context's
-    mean |value| (so series of different magnitudes weigh alike); with ``coverage`` also
-    the fraction of horizon values inside the paths' central 80% interval."""
+def _validation_paths(model: DeepAR | DeepAREnsemble, w: Windows, num_samples: int, seed: int,
+                      context_spread: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The model's sample paths of the windows' horizons ``[B, S, H]`` (in eval mode, from
+    ``seed``), the actual values ``[B, H]`` and each context's mean |value| ``[B]``."""
     cfg = model.config
     model.eval()
     context = w.values[:, : cfg.max_lag + cfg.context_length]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        paths = model.sample_paths(context, w.calendar, w.series, cfg.horizon, num_samples)
-    model.train()
+        paths = model.sample_paths(context, w.calendar, w.series, cfg.horizon, num_samples,
+                                   context_spread=context_spread)
     actual = w.values[:, -cfg.horizon:].double().numpy()
     scale = context[:, cfg.max_lag:].abs().mean(1).double().numpy() + 1e-8
-    paths = paths.double().numpy()
+    return paths.double().numpy(), actual, scale
+
+
+@torch.no_grad()
+def validation_score(model: DeepAR | DeepAREnsemble, w: Windows, num_samples: int = 50,
+                     seed: int = 0, coverage: bool = False) -> float | tuple[float, float]:
+    """Mean CRPS of sample paths over the windows' horizons, each divided by its context's
+    mean |value| (so series of different magnitudes weigh alike); with ``coverage`` also
+    the fraction of horizon values inside the paths' central 80% interval."""
+    paths, actual, scale = _validation_paths(model, w, num_samples, seed)
+    model.train()
     scores = [crps_by_step(p, a).mean() / s for p, a, s in zip(paths, actual, scale)]
     if not coverage:
         return float(np.mean(scores))
@@ -293,14 +302,7 @@ def choose_weight(model: DeepAR | DeepAREnsemble, values: Sequence[np.ndarray],
     if val is None:
         cfg.combine_weight = NO_VALIDATION_WEIGHT
         return {"weight": cfg.combine_weight, "why": "default: no validation windows"}
-    model.eval()
-    context = val.values[:, : cfg.max_lag + cfg.context_length]
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        paths = model.sample_paths(context, val.calendar, val.series, cfg.horizon, num_samples,
-                                   context_spread=cfg.context_spread).double().numpy()
-    actual = val.values[:, -cfg.horizon:].double().numpy()
-    scale = context[:, cfg.max_lag:].abs().mean(1).double().numpy() + 1e-8
+    paths, actual, scale = _validation_paths(model, val, num_samples, seed, cfg.context_spread)
     starts = last_starts(cfg, [len(v) for v in values], cfg.validation // cfg.horizon)
     scores = np.zeros((len(starts), len(COMBINE_WEIGHTS)))
     for k, (i, s) in enumerate(starts):

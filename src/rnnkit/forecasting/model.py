@@ -319,6 +319,10 @@ class Forecaster:
         their rows aligned with the context's; future-known ones go on for the ``horizon``
         rows after it (a DataError names the dates without a value), past-only ones are
         read for the context rows only.
+
+        With ``config.combine`` set, the paths are a mixture: ``config.combine_weight`` of the
+        network's and the rest from the Theta method fitted on the whole context given
+        (``forecasting.theta``, ``forecasting.combination.pool``).
         """
         cfg = self.config
         values = np.asarray(context_values, dtype=np.float64)
