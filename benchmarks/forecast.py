@@ -60,6 +60,10 @@ without rerunning anything else.
 combinations of rnnkit's sample paths with it (``VARIANTS``; run with ``combine=""`` in
 ``--overrides`` to combine the network alone, as the fixed-share study in
 docs/forecast-panel.md did before the share was chosen per fit).
+
+``--save-paths DIR`` writes, per series and origin, an ``.npz`` of the network's own sample
+paths (the combination off), the forecast's, the training and held-out rows, and the
+combination's settings: rules for combining can then be studied without training again.
 """
 
 from __future__ import annotations
@@ -435,6 +439,24 @@ def variant_cells(ours: tuple, train: np.ndarray, h: int, m: int, args) -> dict:
     return out
 
 
+def save_paths(forecaster, s: DatedSeries, t: DatedSeries, y: np.ndarray, samples: np.ndarray,
+               row: dict, args) -> None:
+    """``--save-paths``: the network's paths alone and the forecast's for one row."""
+    cfg = forecaster.config
+    combine, cfg.combine = cfg.combine, ""
+    try:
+        net = forecaster.forecast(t.values, t.dates, len(y), num_samples=args.samples,
+                                  series=s.name, seed=args.seed).samples
+    finally:
+        cfg.combine = combine
+    name = f"{row['series']}@{args.shift}-s{args.seed}".replace("/", "_").replace(":", "_")
+    Path(args.save_paths).mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(Path(args.save_paths) / f"{name}.npz", network=net, forecast=samples,
+                        train=t.values, actual=y, season=row["season"],
+                        weight=cfg.combine_weight if cfg.combine else 1.0,
+                        theta_spread=cfg.theta_spread or 1.0, panel_file=row["file"])
+
+
 def run_group(name: str, series: list[DatedSeries], args) -> list[dict]:
     """Every method on every series of one file at one origin; ours and neuralforecast's
     models trained once on all of them (those long enough: ``too_short``)."""
@@ -469,6 +491,8 @@ def run_group(name: str, series: list[DatedSeries], args) -> list[dict]:
             methods["rnnkit"] = ours
             if args.variants:
                 methods.update(variant_cells(ours, t.values, h, m, args))
+            if args.save_paths:
+                save_paths(forecaster, s, t, y, ours[1], row, args)
             row["config"] = {k: getattr(forecaster.config, k) for k in (
                 "context_length", "lags", "validation", "scaling", "likelihood",
                 "hidden_size", "num_layers", "batch_size", "lr")}
@@ -730,6 +754,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--samples", type=int, default=500)
     p.add_argument("--variants", action="store_true",
                    help="also score Theta and ours combined with it (VARIANTS)")
+    p.add_argument("--save-paths", default="", metavar="DIR",
+                   help="write each row's sample paths to DIR (save_paths)")
     p.add_argument("--seeds", "--seed", type=int, nargs="+", default=[0],
                    help="rnnkit (and neuralforecast) is trained once per seed")
     p.add_argument("--threads", type=int, default=1)

@@ -5,9 +5,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnnkit.forecasting.combination import combine
+from rnnkit.forecasting.combination import combine, pool, widened_pool
 from rnnkit.forecasting.model import Forecast
-from rnnkit.forecasting.theta import ALPHAS, is_seasonal, seasonal_indices, ses, theta
+from rnnkit.forecasting.theta import (
+    ALPHAS,
+    interval_spread,
+    is_seasonal,
+    seasonal_indices,
+    ses,
+    theta,
+    theta_point_spread,
+)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -157,11 +165,21 @@ def test_the_forecast_pools_theta_at_the_networks_share(trained):
     net = fc.forecast(s.values, s.dates, 6, num_samples=40, seed=3)
     fc.config.combine_weight = 0.0  # Theta alone, on the whole context given
     only = fc.forecast(s.values, s.dates, 6, num_samples=40, seed=3)
+    f = fc.config.theta_spread
+    assert f == interval_spread([s.values], 6, 12) and f != 1.0
     stat = theta(s.values, 6, 12, num_samples=40, seed=3)
-    np.testing.assert_allclose(only.samples, np.sort(stat.samples, axis=0))
+    wide = np.sort(theta(s.values, 6, 12, f, num_samples=40, seed=3).samples, axis=0)
+    # Theta's interval widened by the measured factor, its median kept
+    np.testing.assert_allclose(only.samples, wide - np.median(wide, 0)
+                               + np.median(stat.samples, 0))
     fc.config.combine_weight = 0.5
     half = fc.forecast(s.values, s.dates, 6, num_samples=40, seed=3)
-    np.testing.assert_allclose(half.samples[:20], net.samples[:20])
+    # the network's 20 paths, shifted by the widening's step-by-step constant, and the
+    # median of the mixture before widening
+    shift = half.samples[:20] - net.samples[:20]
+    np.testing.assert_allclose(shift, np.broadcast_to(shift[0], shift.shape), atol=1e-9)
+    np.testing.assert_allclose(np.median(half.samples, 0),
+                               np.median(pool(net.samples, stat.samples, 0.5), 0))
     fc.config.combine = ""  # off: the network alone whatever the weight
     np.testing.assert_allclose(fc.forecast(s.values, s.dates, 6, num_samples=40, seed=3).samples,
                                net.samples)
@@ -191,8 +209,9 @@ def test_choose_weight_takes_the_share_with_the_best_validation_crps(trained, mo
     assert choose_weight(model, values, val)["weight"] == 1.0
     monkeypatch.setattr(model, "sample_paths", paths(None))
     assert choose_weight(model, values, val)["weight"] == 0.0
-    assert choose_weight(model, values, None) == {"weight": 0.5,
-                                                  "why": "default: no validation windows"}
+    assert choose_weight(model, values, None) == {
+        "weight": 0.5, "why": "default: no validation windows",
+        "theta_spread": cfg.theta_spread}
     cfg.combine = ""
     assert choose_weight(model, values, val) == {}
     cfg.combine, cfg.combine_weight = "validation", report.combine["weight"]
@@ -206,11 +225,12 @@ def test_a_forecaster_saved_before_the_combination_loads_as_the_network_alone(tr
     s, fc, _ = trained
     fc.save(tmp_path / "f.pt")
     saved = torch.load(tmp_path / "f.pt", weights_only=False)
-    for key in ("combine", "combine_weight", "season"):
+    for key in ("combine", "combine_weight", "season", "theta_spread"):
         del saved["config"][key]
     torch.save(saved, tmp_path / "old.pt")
     old = Forecaster.load(tmp_path / "old.pt")
     assert old.config.combine == "" and old.config.season == 1
+    assert old.config.theta_spread is None
     assert Forecaster.load(tmp_path / "f.pt").config == fc.config
 
 
@@ -224,3 +244,90 @@ def test_config_refuses_bad_combination_settings():
         ForecastConfig(**base, combine_weight=2.0)
     with pytest.raises(ValueError, match="season must be >= 1"):
         ForecastConfig(**base, season=0)
+    with pytest.raises(ValueError, match="theta_spread must be > 0"):
+        ForecastConfig(**base, theta_spread=0.0)
+
+
+# --- Theta's interval measured at rolling origins (theta.interval_spread) ---
+
+def test_widened_pool_widens_the_interval_and_keeps_the_mixtures_median():
+    rng = np.random.default_rng(5)
+    a = rng.normal(0, 1, (400, 3))
+    point = np.array([2.0, 3.0, 4.0])
+    b = point + rng.normal(0, 1, (400, 3))
+    mixed = pool(a, b, 0.5)
+    np.testing.assert_allclose(widened_pool(a, b, 0.5, point, 1.0), mixed)
+    wide = widened_pool(a, b, 0.5, point, 3.0)
+    np.testing.assert_allclose(np.median(wide, 0), np.median(mixed, 0))
+    width = lambda x: np.subtract(*np.quantile(x, [0.9, 0.1], axis=0))  # noqa: E731
+    assert (width(wide) > 1.3 * width(mixed)).all()
+    # shifted, not reshaped: the widened mixture's paths less a constant per step
+    moved = pool(a, point + 3.0 * (b - point), 0.5)
+    np.testing.assert_allclose(np.diff(wide, axis=0), np.diff(moved, axis=0), atol=1e-12)
+    np.testing.assert_allclose(widened_pool(a, b, 1.0, point, 3.0), a)  # no Theta: as is
+    with pytest.raises(ValueError, match="spread must be > 0"):
+        widened_pool(a, b, 0.5, point, -1.0)
+
+def test_spread_scales_the_interval_about_the_point():
+    y = 20 + np.cumsum(np.random.default_rng(2).normal(size=50))
+    point, sd = theta_point_spread(y, 5)
+    a, b = theta(y, 5, seed=4), theta(y, 5, spread=2.5, seed=4)
+    np.testing.assert_allclose(b.samples - point, 2.5 * (a.samples - point))
+    np.testing.assert_allclose(a.mean, point)
+    with pytest.raises(ValueError, match="spread must be > 0"):
+        theta(y, 5, spread=0.0)
+
+
+def test_interval_spread_makes_the_rolling_origin_intervals_cover_the_share_asked():
+    rng = np.random.default_rng(3)
+    series = [10 + np.cumsum(rng.normal(size=n)) for n in (40, 60)]
+    h, origins = 4, 6
+    factor = interval_spread(series, h, origins=origins, coverage=0.8)
+    z = []  # the standardized errors, written out from the rule in the docstring
+    for y in series:
+        for o in range(len(y) - h - origins + 1, len(y) - h + 1):
+            point, sd = theta_point_spread(y[:o], h)
+            z.append(np.abs(y[o: o + h] - point) / sd)
+    z = np.concatenate(z)
+    assert len(z) == 2 * origins * h
+    inside = np.mean(z <= factor * 1.2815516)
+    assert inside == pytest.approx(0.8, abs=1.5 / len(z))
+    # the errors of a random walk outgrow SES's interval: the factor widens it
+    assert factor > 1
+
+
+def test_interval_spread_is_one_for_white_noise_and_without_room():
+    rng = np.random.default_rng(4)
+    noise = [5 + rng.normal(size=300) for _ in range(8)]
+    assert interval_spread(noise, 3) == pytest.approx(1.0, abs=0.15)
+    assert interval_spread([np.arange(10.0)], 6) == 1.0  # no origin keeps 8 rows and H
+    assert interval_spread([np.full(40, 3.0)], 4) == 1.0  # every error 0
+    with pytest.raises(ValueError, match="coverage must be in"):
+        interval_spread(noise, 3, coverage=1.0)
+
+
+def test_choose_weight_scores_theta_with_the_factor_of_the_rows_before_validation(
+        trained, monkeypatch):
+    import rnnkit.forecasting.fit as fit
+
+    s, fc, _ = trained
+    cfg = fc.config
+    values = [s.values / cfg.unit]
+    _, val = fit._windows(cfg, values, [np.zeros((120, 0))], 0)
+    actual = val.values[:, -cfg.horizon:]
+    monkeypatch.setattr(fc.model, "sample_paths", lambda *a, **k: actual.unsqueeze(1).expand(
+        -1, a[4], -1).clone())
+    seen = []
+    real = fit.widened_pool
+    monkeypatch.setattr(fit, "widened_pool", lambda *a: seen.append(a[4]) or real(*a))
+    saved = cfg.theta_spread, cfg.combine_weight
+    cfg.theta_spread = None
+    record = fit.choose_weight(fc.model, values, val)
+    assert record["theta_spread"] == cfg.theta_spread == interval_spread(values, 6, 12)
+    before = interval_spread([values[0][: 120 - cfg.validation]], 6, 12)
+    assert seen and set(seen) == {before} and before != cfg.theta_spread
+    cfg.theta_spread = 2.0  # given: kept, and used for the validation windows too
+    seen.clear()
+    assert fit.choose_weight(fc.model, values, val)["theta_spread"] == 2.0
+    assert set(seen) == {2.0}
+    cfg.theta_spread, cfg.combine_weight = saved

@@ -18,7 +18,7 @@ import numpy as np
 
 from rnnkit.forecasting.forecast import Forecast
 
-__all__ = ["combine", "pool", "HOWS"]
+__all__ = ["combine", "pool", "widened_pool", "HOWS"]
 
 HOWS = ("quantiles", "mixture")
 
@@ -43,6 +43,21 @@ def pool(a: np.ndarray, b: np.ndarray, weight: float, how: str = "mixture") -> n
         return weight * _quantile_rows(a, s) + (1 - weight) * _quantile_rows(b, s)
     k = int(round(weight * s))
     return np.concatenate([a[:k], _quantile_rows(b, s - k)])
+
+
+def widened_pool(a: np.ndarray, b: np.ndarray, weight: float, b_point: np.ndarray,
+                 spread: float) -> np.ndarray:
+    """``[S, H]``: the mixture ``pool(a, b, weight)`` with ``b``'s paths widened about its
+    point forecast ``b_point [H]`` (to ``b_point + spread (b - b_point)``), then shifted
+    step by step to the median of the mixture of ``a`` and ``b`` as given: the interval
+    widens, the point forecast (the median) stays."""
+    if spread <= 0:
+        raise ValueError(f"spread must be > 0, got {spread}")
+    mixed = pool(a, b, weight)
+    if spread == 1.0 or weight == 1.0:
+        return mixed
+    wide = pool(a, b_point + spread * (b - b_point), weight)
+    return wide - np.median(wide, 0) + np.median(mixed, 0)
 
 
 def combine(a: Forecast, b: Forecast, weight: float, how: str = "mixture") -> Forecast:

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from rnnkit.forecasting.combination import pool
+from rnnkit.forecasting.combination import widened_pool
 from rnnkit.forecasting.covariates import (
     Covariates,
     check_training_windows,
@@ -45,7 +45,7 @@ from rnnkit.forecasting.covariates import (
 from rnnkit.forecasting.data import DatedSeries, series_covariates, series_frequency
 from rnnkit.forecasting.metrics import crps_by_step
 from rnnkit.forecasting.model import DeepAR, DeepAREnsemble, Forecaster
-from rnnkit.forecasting.theta import theta
+from rnnkit.forecasting.theta import interval_spread, theta
 from rnnkit.forecasting.windows import (
     ForecastConfig,
     Windows,
@@ -294,28 +294,37 @@ def choose_weight(model: DeepAR | DeepAREnsemble, values: Sequence[np.ndarray],
     divided by its context's mean |value|, as ``validation_score``), Theta fitted on every
     row before each window's horizon (``values``: one ``[T_i]`` array per series, the
     validation windows ``val`` their last ``config.validation`` rows); without validation
-    windows, to ``NO_VALIDATION_WEIGHT``. Returns what was chosen and why ({} with
+    windows, to ``NO_VALIDATION_WEIGHT``. Unless given, ``config.theta_spread`` (the
+    factor on Theta's interval) is first measured on every row of ``values``
+    (``theta.interval_spread``); the validation windows' Theta forecasts use the factor
+    measured on the rows before them. Returns what was chosen and why ({} with
     ``config.combine`` off)."""
     cfg = model.config
     if not cfg.combine:
         return {}
+    given = cfg.theta_spread
+    if given is None:
+        cfg.theta_spread = interval_spread(values, cfg.horizon, cfg.season)
+    record = {"theta_spread": cfg.theta_spread}
     if val is None:
         cfg.combine_weight = NO_VALIDATION_WEIGHT
-        return {"weight": cfg.combine_weight, "why": "default: no validation windows"}
+        return {"weight": cfg.combine_weight, "why": "default: no validation windows", **record}
+    spread = given or interval_spread([v[: len(v) - cfg.validation] for v in values],
+                                      cfg.horizon, cfg.season)
     paths, actual, scale = _validation_paths(model, val, num_samples, seed, cfg.context_spread)
     starts = last_starts(cfg, [len(v) for v in values], cfg.validation // cfg.horizon)
     scores = np.zeros((len(starts), len(COMBINE_WEIGHTS)))
     for k, (i, s) in enumerate(starts):
         stat = theta(values[i][: s + cfg.context_length], cfg.horizon, cfg.season,
-                     num_samples=num_samples, seed=seed).samples
+                     num_samples=num_samples, seed=seed)
         for j, weight in enumerate(COMBINE_WEIGHTS):
-            mixed = pool(paths[k], stat, weight)
+            mixed = widened_pool(paths[k], stat.samples, weight, stat.mean, spread)
             scores[k, j] = crps_by_step(mixed, actual[k]).mean() / scale[k]
     mean = scores.mean(0)
     cfg.combine_weight = COMBINE_WEIGHTS[int(np.argmin(mean))]
     windows = f"{len(starts)} window" + "s" * (len(starts) > 1)
     return {"weight": cfg.combine_weight, "why": f"validation CRPS over {windows}",
-            "scores": {str(w): float(m) for w, m in zip(COMBINE_WEIGHTS, mean)}}
+            "scores": {str(w): float(m) for w, m in zip(COMBINE_WEIGHTS, mean)}, **record}
 
 
 def describe_combination(record: dict) -> str:
@@ -323,8 +332,10 @@ def describe_combination(record: dict) -> str:
     if not record:
         return "forecasts: the network's alone"
     w = record["weight"]
-    what = ("the network's" if w == 1 else "Theta's" if w == 0 else
-            f"a mixture, {w:g} of the network's sample paths and {1 - w:g} of Theta's")
+    spread = (f" (its interval x{record['theta_spread']:.2f})"
+              if w < 1 and "theta_spread" in record else "")
+    what = ("the network's" if w == 1 else f"Theta's{spread}" if w == 0 else
+            f"a mixture, {w:g} of the network's sample paths and {1 - w:g} of Theta's{spread}")
     return f"forecasts: {what} (chosen by {record['why']})"
 
 

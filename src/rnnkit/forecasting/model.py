@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 import rnnkit
 from rnnkit.data.errors import DataError
-from rnnkit.forecasting.combination import pool
+from rnnkit.forecasting.combination import widened_pool
 from rnnkit.forecasting.covariates import Covariates, covariate_width, step_inputs, window_inputs
 from rnnkit.forecasting.features import lagged, window_scale
 from rnnkit.forecasting.forecast import Forecast
@@ -321,8 +321,9 @@ class Forecaster:
         read for the context rows only.
 
         With ``config.combine`` set, the paths are a mixture: ``config.combine_weight`` of the
-        network's and the rest from the Theta method fitted on the whole context given
-        (``forecasting.theta``, ``forecasting.combination.pool``).
+        network's and the rest from the Theta method fitted on the whole context given, its
+        interval widened by ``config.theta_spread`` about the mixture's median
+        (``forecasting.theta``, ``forecasting.combination.widened_pool``).
         """
         cfg = self.config
         values = np.asarray(context_values, dtype=np.float64)
@@ -368,8 +369,9 @@ class Forecaster:
         if cfg.combine and cfg.combine_weight < 1:
             # the whole context given, not only the rows the network reads
             stat = theta(np.asarray(context_values, np.float64), horizon, cfg.season,
-                         num_samples=num_samples, seed=seed).samples
-            samples = pool(samples, stat, cfg.combine_weight)
+                         num_samples=num_samples, seed=seed)
+            samples = widened_pool(samples, stat.samples, cfg.combine_weight, stat.mean,
+                                   cfg.theta_spread or 1.0)
         return Forecast(future, samples, samples.mean(0),
                         np.quantile(samples, levels, axis=0), tuple(levels))
 

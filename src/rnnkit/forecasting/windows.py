@@ -93,6 +93,9 @@ class ForecastConfig:
     # validation windows (fit.choose_weight), "": the network alone (combine_weight unused)
     combine: str = "validation"
     combine_weight: float = 1.0
+    # the factor on Theta's interval in that mixture; None: train_forecaster measures it on
+    # the training rows (theta.interval_spread), forecasters saved before it use 1.0
+    theta_spread: float | None = None
     season: int = 1  # the season m of the Theta forecast (Frequency.season)
     extra: dict = field(default_factory=dict)  # free-form notes (e.g. why a lag was dropped)
 
@@ -103,6 +106,8 @@ class ForecastConfig:
             raise ValueError(f"combine must be one of {COMBINE}, got {self.combine!r}")
         if not 0.0 <= self.combine_weight <= 1.0:
             raise ValueError(f"combine_weight must be in [0, 1], got {self.combine_weight}")
+        if self.theta_spread is not None and not self.theta_spread > 0:
+            raise ValueError(f"theta_spread must be > 0 (or None), got {self.theta_spread}")
         if self.season < 1:
             raise ValueError(f"season must be >= 1 (1: none), got {self.season}")
 
