@@ -453,7 +453,7 @@ def save_paths(forecaster, s: DatedSeries, t: DatedSeries, y: np.ndarray, sample
     Path(args.save_paths).mkdir(parents=True, exist_ok=True)
     np.savez_compressed(Path(args.save_paths) / f"{name}.npz", network=net, forecast=samples,
                         train=t.values, actual=y, season=row["season"],
-                        weight=cfg.combine_weight if cfg.combine else 1.0,
+                        weights=cfg.combine_weights if cfg.combine else (1.0, 0.0, 0.0),
                         theta_spread=cfg.theta_spread or 1.0, panel_file=row["file"])
 
 

@@ -129,7 +129,9 @@ def test_combine_says_what_forecasts_are_made_of_and_off_is_the_network_alone(ca
 
     assert main(["forecast", monthly(), "--name", "mixed", *FAST]) == 0
     meta = json.loads(Path("runs/mixed/forecaster.json").read_text())
-    assert meta["combine"]["weight"] in (1.0, 0.5, 0.0)
+    from rnnkit.forecasting.fit import COMBINE_WEIGHTS, NO_VALIDATION_WEIGHTS
+
+    assert tuple(meta["combine"]["weights"]) in (*COMBINE_WEIGHTS, NO_VALIDATION_WEIGHTS)
     assert "forecasts: " in capsys.readouterr().err
     assert main(["forecast", monthly(), "--combine", "off", "--name", "alone", *FAST]) == 0
     assert "forecasts: the network's alone" in capsys.readouterr().err

@@ -5,7 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnnkit.forecasting.combination import combine, pool, widened_pool
+from rnnkit.forecasting.baselines import seasonal_naive
+from rnnkit.forecasting.combination import combine, combined_paths, mixture, pool
 from rnnkit.forecasting.model import Forecast
 from rnnkit.forecasting.theta import (
     ALPHAS,
@@ -134,7 +135,7 @@ def test_combine_errors():
         combine(a, a, 0.5, "mean")
 
 
-# --- the forecaster's mixture with Theta (ForecastConfig.combine, fit.choose_weight) ---
+# --- the forecaster's mixture (ForecastConfig.combine, fit.choose_weights) ---
 
 def monthly(values, name="s"):
     from rnnkit.forecasting import DatedSeries
@@ -157,43 +158,79 @@ def trained():
     return s, fc, report
 
 
-def test_the_forecast_pools_theta_at_the_networks_share(trained):
+def test_mixture_takes_each_share_of_paths_and_quantile_rows():
+    rng = np.random.default_rng(6)
+    a, b, c = rng.normal(0, 1, (300, 2)), rng.normal(5, 1, (90, 2)), np.full((40, 2), 9.0)
+    m = mixture([a, b, c], [0.5, 0.3, 0.2])
+    assert m.shape == (300, 2)
+    np.testing.assert_array_equal(m[:150], a[:150])  # the first's own paths
+    np.testing.assert_allclose(m[150:240], np.sort(b, axis=0))  # 90 rows of 90 samples
+    assert (m[240:] == 9.0).all()
+    # two forecasts: pool's mixture
+    np.testing.assert_array_equal(mixture([a, b], [0.25, 0.75]), pool(a, b, 0.25))
+    with pytest.raises(ValueError, match="sum to 1"):
+        mixture([a, b], [0.5, 0.6])
+    with pytest.raises(ValueError, match="2 forecasts and 3 weights"):
+        mixture([a, b], [0.5, 0.25, 0.25])
+
+
+def test_combined_paths_widens_theta_and_keeps_the_mixtures_median():
+    rng = np.random.default_rng(5)
+    t = np.arange(60)
+    y = 30 + 0.3 * t + 4 * np.sin(2 * np.pi * t / 12) + rng.normal(0, 1, 60)
+    net = rng.normal(50, 2, (400, 6))
+    w = (0.4, 0.4, 0.2)
+    stat = theta(y, 6, 12, num_samples=400, seed=1)
+    sn = seasonal_naive(y, 6, 12, num_samples=400, seed=2)
+    plain = mixture([net, stat.samples, sn.samples], w)
+    np.testing.assert_allclose(combined_paths(net, y, 6, 12, w, 1.0, seed=1), plain)
+    wide = combined_paths(net, y, 6, 12, w, 3.0, seed=1)
+    np.testing.assert_allclose(np.median(wide, 0), np.median(plain, 0))
+    width = lambda x: np.subtract(*np.quantile(x, [0.9, 0.1], axis=0))  # noqa: E731
+    assert (width(wide) > 1.2 * width(plain)).all()
+    # shifted, not reshaped: the mixture with Theta's paths widened, less a constant per step
+    moved = mixture([net, stat.mean + 3.0 * (stat.samples - stat.mean), sn.samples], w)
+    np.testing.assert_allclose(np.diff(wide, axis=0), np.diff(moved, axis=0), atol=1e-9)
+    assert combined_paths(net, y, 6, 12, (1.0, 0.0, 0.0), 3.0) is net  # the network alone
+    short = combined_paths(net, y[:10], 6, 12, (0.0, 0.0, 1.0))  # 10 rows, m = 12: naive
+    np.testing.assert_allclose(np.median(short, 0), y[9], atol=2.0)
+    with pytest.raises(ValueError, match="theta_spread must be > 0"):
+        combined_paths(net, y, 6, 12, w, -1.0)
+
+
+def test_the_forecast_mixes_at_the_chosen_shares(trained):
     s, fc, _ = trained
-    assert fc.config.season == 12
-    chosen = fc.config.combine_weight
-    fc.config.combine_weight = 1.0
+    cfg = fc.config
+    assert cfg.season == 12
+    assert cfg.theta_spread == interval_spread([s.values], 6, 12) and cfg.theta_spread != 1.0
+    chosen = cfg.combine_weights
+    cfg.combine_weights = (1.0, 0.0, 0.0)
     net = fc.forecast(s.values, s.dates, 6, num_samples=40, seed=3)
-    fc.config.combine_weight = 0.0  # Theta alone, on the whole context given
-    only = fc.forecast(s.values, s.dates, 6, num_samples=40, seed=3)
-    f = fc.config.theta_spread
-    assert f == interval_spread([s.values], 6, 12) and f != 1.0
-    stat = theta(s.values, 6, 12, num_samples=40, seed=3)
-    wide = np.sort(theta(s.values, 6, 12, f, num_samples=40, seed=3).samples, axis=0)
-    # Theta's interval widened by the measured factor, its median kept
-    np.testing.assert_allclose(only.samples, wide - np.median(wide, 0)
-                               + np.median(stat.samples, 0))
-    fc.config.combine_weight = 0.5
-    half = fc.forecast(s.values, s.dates, 6, num_samples=40, seed=3)
-    # the network's 20 paths, shifted by the widening's step-by-step constant, and the
-    # median of the mixture before widening
-    shift = half.samples[:20] - net.samples[:20]
-    np.testing.assert_allclose(shift, np.broadcast_to(shift[0], shift.shape), atol=1e-9)
-    np.testing.assert_allclose(np.median(half.samples, 0),
-                               np.median(pool(net.samples, stat.samples, 0.5), 0))
-    fc.config.combine = ""  # off: the network alone whatever the weight
+    for w in ((0.5, 0.5, 0.0), (0.0, 1.0, 0.0), (1 / 3, 1 / 3, 1 / 3)):
+        cfg.combine_weights = w  # the statistical forecasts of the whole context given
+        got = fc.forecast(s.values, s.dates, 6, num_samples=40, seed=3)
+        np.testing.assert_allclose(got.samples, combined_paths(
+            net.samples, s.values, 6, 12, w, cfg.theta_spread, seed=3))
+    cfg.combine = ""  # off: the network alone whatever the shares
     np.testing.assert_allclose(fc.forecast(s.values, s.dates, 6, num_samples=40, seed=3).samples,
                                net.samples)
-    fc.config.combine, fc.config.combine_weight = "validation", chosen
+    cfg.combine, cfg.combine_weights = "validation", chosen
 
 
-def test_choose_weight_takes_the_share_with_the_best_validation_crps(trained, monkeypatch):
-    from rnnkit.forecasting.fit import COMBINE_WEIGHTS, _windows, choose_weight
+def test_choose_weights_takes_the_candidate_with_the_best_validation_crps(trained, monkeypatch):
+    from rnnkit.forecasting.fit import (
+        COMBINE_WEIGHTS,
+        NO_VALIDATION_WEIGHTS,
+        _windows,
+        choose_weights,
+    )
 
     s, fc, report = trained
-    assert report.combine["weight"] in COMBINE_WEIGHTS
-    assert report.combine["weight"] == fc.config.combine_weight
+    assert tuple(report.combine["weights"]) in COMBINE_WEIGHTS
+    assert tuple(report.combine["weights"]) == fc.config.combine_weights
     scores = report.combine["scores"]
-    assert report.combine["weight"] == float(min(scores, key=scores.get))
+    best = min(scores, key=scores.get)
+    assert best == "/".join(f"{w:.2g}" for w in fc.config.combine_weights)
     model, cfg = fc.model, fc.config
     values = [s.values / cfg.unit]
     _, val = _windows(cfg, values, [np.zeros((120, 0))], 0)
@@ -206,15 +243,43 @@ def test_choose_weight_takes_the_share_with_the_best_validation_crps(trained, mo
         return sample_paths
 
     monkeypatch.setattr(model, "sample_paths", paths(actual))
-    assert choose_weight(model, values, val)["weight"] == 1.0
+    assert choose_weights(model, values, val)["weights"] == [1.0, 0.0, 0.0]
     monkeypatch.setattr(model, "sample_paths", paths(None))
-    assert choose_weight(model, values, val)["weight"] == 0.0
-    assert choose_weight(model, values, None) == {
-        "weight": 0.5, "why": "default: no validation windows",
+    assert choose_weights(model, values, val)["weights"][0] == 0.0
+    assert choose_weights(model, values, None) == {
+        "weights": list(NO_VALIDATION_WEIGHTS), "why": "default: no validation windows",
         "theta_spread": cfg.theta_spread}
+    assert cfg.combine_weights == NO_VALIDATION_WEIGHTS
     cfg.combine = ""
-    assert choose_weight(model, values, val) == {}
-    cfg.combine, cfg.combine_weight = "validation", report.combine["weight"]
+    assert choose_weights(model, values, val) == {}
+    cfg.combine, cfg.combine_weights = "validation", tuple(report.combine["weights"])
+
+
+def test_choose_weights_scores_theta_with_the_factor_of_the_rows_before_validation(
+        trained, monkeypatch):
+    import rnnkit.forecasting.fit as fit
+
+    s, fc, _ = trained
+    cfg = fc.config
+    values = [s.values / cfg.unit]
+    _, val = fit._windows(cfg, values, [np.zeros((120, 0))], 0)
+    actual = val.values[:, -cfg.horizon:]
+    monkeypatch.setattr(fc.model, "sample_paths", lambda *a, **k: actual.unsqueeze(1).expand(
+        -1, a[4], -1).clone())
+    seen = []
+    real = fit.combined_paths
+    monkeypatch.setattr(fit, "combined_paths", lambda *a: seen.append(a[5]) or real(*a))
+    saved = cfg.theta_spread, cfg.combine_weights
+    cfg.theta_spread = None
+    record = fit.choose_weights(fc.model, values, val)
+    assert record["theta_spread"] == cfg.theta_spread == interval_spread(values, 6, 12)
+    before = interval_spread([values[0][: 120 - cfg.validation]], 6, 12)
+    assert seen and set(seen) == {before} and before != cfg.theta_spread
+    cfg.theta_spread = 2.0  # given: kept, and used for the validation windows too
+    seen.clear()
+    assert fit.choose_weights(fc.model, values, val)["theta_spread"] == 2.0
+    assert set(seen) == {2.0}
+    cfg.theta_spread, cfg.combine_weights = saved
 
 
 def test_a_forecaster_saved_before_the_combination_loads_as_the_network_alone(trained, tmp_path):
@@ -225,13 +290,17 @@ def test_a_forecaster_saved_before_the_combination_loads_as_the_network_alone(tr
     s, fc, _ = trained
     fc.save(tmp_path / "f.pt")
     saved = torch.load(tmp_path / "f.pt", weights_only=False)
-    for key in ("combine", "combine_weight", "season", "theta_spread"):
+    assert Forecaster.load(tmp_path / "f.pt").config == fc.config
+    for key in ("combine", "combine_weights", "season", "theta_spread"):
         del saved["config"][key]
     torch.save(saved, tmp_path / "old.pt")
     old = Forecaster.load(tmp_path / "old.pt")
     assert old.config.combine == "" and old.config.season == 1
     assert old.config.theta_spread is None
-    assert Forecaster.load(tmp_path / "f.pt").config == fc.config
+    # saved with a share of Theta's alone: the same mixture, SeasonalNaive's share 0
+    saved["config"].update(combine="validation", combine_weight=0.25, season=12)
+    torch.save(saved, tmp_path / "theta.pt")
+    assert Forecaster.load(tmp_path / "theta.pt").config.combine_weights == (0.25, 0.75, 0.0)
 
 
 def test_config_refuses_bad_combination_settings():
@@ -240,33 +309,30 @@ def test_config_refuses_bad_combination_settings():
     base = dict(freq="M", horizon=2, context_length=4, lags=(1,), calendar=(), validation=0)
     with pytest.raises(ValueError, match="combine must be one of"):
         ForecastConfig(**base, combine="mean")
-    with pytest.raises(ValueError, match="combine_weight must be in"):
-        ForecastConfig(**base, combine_weight=2.0)
+    with pytest.raises(ValueError, match="combine_weights must be 3 shares"):
+        ForecastConfig(**base, combine_weights=(0.5, 0.6, 0.0))
+    with pytest.raises(ValueError, match="combine_weights must be 3 shares"):
+        ForecastConfig(**base, combine_weights=(0.5, 0.5))
     with pytest.raises(ValueError, match="season must be >= 1"):
         ForecastConfig(**base, season=0)
     with pytest.raises(ValueError, match="theta_spread must be > 0"):
         ForecastConfig(**base, theta_spread=0.0)
 
 
-# --- Theta's interval measured at rolling origins (theta.interval_spread) ---
+def test_describe_combination_names_the_shares():
+    from rnnkit.forecasting.fit import describe_combination
 
-def test_widened_pool_widens_the_interval_and_keeps_the_mixtures_median():
-    rng = np.random.default_rng(5)
-    a = rng.normal(0, 1, (400, 3))
-    point = np.array([2.0, 3.0, 4.0])
-    b = point + rng.normal(0, 1, (400, 3))
-    mixed = pool(a, b, 0.5)
-    np.testing.assert_allclose(widened_pool(a, b, 0.5, point, 1.0), mixed)
-    wide = widened_pool(a, b, 0.5, point, 3.0)
-    np.testing.assert_allclose(np.median(wide, 0), np.median(mixed, 0))
-    width = lambda x: np.subtract(*np.quantile(x, [0.9, 0.1], axis=0))  # noqa: E731
-    assert (width(wide) > 1.3 * width(mixed)).all()
-    # shifted, not reshaped: the widened mixture's paths less a constant per step
-    moved = pool(a, point + 3.0 * (b - point), 0.5)
-    np.testing.assert_allclose(np.diff(wide, axis=0), np.diff(moved, axis=0), atol=1e-12)
-    np.testing.assert_allclose(widened_pool(a, b, 1.0, point, 3.0), a)  # no Theta: as is
-    with pytest.raises(ValueError, match="spread must be > 0"):
-        widened_pool(a, b, 0.5, point, -1.0)
+    assert describe_combination({}) == "forecasts: the network's alone"
+    got = describe_combination({"weights": [0.5, 0.0, 0.5], "why": "validation CRPS over 3 "
+                                "windows", "theta_spread": 1.4})
+    assert got == ("forecasts: a mixture of 0.5 network, 0.5 SeasonalNaive (chosen by "
+                   "validation CRPS over 3 windows)")
+    old = describe_combination({"weight": 0.5, "why": "x", "theta_spread": 1.4})
+    assert old == "forecasts: a mixture of 0.5 network, 0.5 Theta (Theta's interval x1.40) " \
+        "(chosen by x)"
+
+
+# --- Theta's interval measured at rolling origins (theta.interval_spread) ---
 
 def test_spread_scales_the_interval_about_the_point():
     y = 20 + np.cumsum(np.random.default_rng(2).normal(size=50))
@@ -306,28 +372,3 @@ def test_interval_spread_is_one_for_white_noise_and_without_room():
         interval_spread(noise, 3, coverage=1.0)
 
 
-def test_choose_weight_scores_theta_with_the_factor_of_the_rows_before_validation(
-        trained, monkeypatch):
-    import rnnkit.forecasting.fit as fit
-
-    s, fc, _ = trained
-    cfg = fc.config
-    values = [s.values / cfg.unit]
-    _, val = fit._windows(cfg, values, [np.zeros((120, 0))], 0)
-    actual = val.values[:, -cfg.horizon:]
-    monkeypatch.setattr(fc.model, "sample_paths", lambda *a, **k: actual.unsqueeze(1).expand(
-        -1, a[4], -1).clone())
-    seen = []
-    real = fit.widened_pool
-    monkeypatch.setattr(fit, "widened_pool", lambda *a: seen.append(a[4]) or real(*a))
-    saved = cfg.theta_spread, cfg.combine_weight
-    cfg.theta_spread = None
-    record = fit.choose_weight(fc.model, values, val)
-    assert record["theta_spread"] == cfg.theta_spread == interval_spread(values, 6, 12)
-    before = interval_spread([values[0][: 120 - cfg.validation]], 6, 12)
-    assert seen and set(seen) == {before} and before != cfg.theta_spread
-    cfg.theta_spread = 2.0  # given: kept, and used for the validation windows too
-    seen.clear()
-    assert fit.choose_weight(fc.model, values, val)["theta_spread"] == 2.0
-    assert set(seen) == {2.0}
-    cfg.theta_spread, cfg.combine_weight = saved

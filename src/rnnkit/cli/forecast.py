@@ -245,7 +245,7 @@ def _train_run(s: ForecastSettings) -> tuple[Path, dict, Forecaster, list[DatedS
 
 def fit_options(s: Any) -> dict[str, Any]:
     """The config fields the command line sets for training; an option not given leaves the
-    library's default (an ensemble for a panel, the mixture with Theta)."""
+    library's default (an ensemble for a panel, the mixture with the statistical forecasts)."""
     options: dict[str, Any] = {} if s.ensemble is None else {"ensemble": s.ensemble}
     if s.combine == "off":
         options["combine"] = ""

@@ -462,8 +462,9 @@ class _SeriesColumns:
                                 shown="the library's: 3 when several series train together, "
                                 "else 1")
     combine: str = _opt("validation", "validation: forecasts mix the network's sample paths "
-                        "with the Theta method's, the network's share (1, 0.5 or 0) chosen on "
-                        "the validation windows (0.5 without them); off: the network alone",
+                        "with the Theta method's and the seasonal-naive forecast's, the shares "
+                        "chosen on the validation windows (thirds without them); off: the "
+                        "network alone",
                         choices=("validation", "off"))
     future_covariates: list[str] = _opt([], "covariate columns known for the horizon too (a "
                                         "holiday flag, a planned price): read at each step; "

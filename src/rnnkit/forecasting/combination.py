@@ -1,26 +1,39 @@
-"""Combining two probabilistic forecasts of the same series and horizon.
+"""Combining probabilistic forecasts of the same series and horizon.
 
 M4's lesson (Makridakis et al. 2020): combinations beat the single methods they combine,
-and the simple statistical forecasts are hard to beat on short series. Two ways to pool
-sample paths ``[S, H]``:
+and the simple statistical forecasts are hard to beat on short series. Ways to pool sample
+paths ``[S, H]``:
 
 - ``"quantiles"`` (quantile averaging, Vincentization; Lichtendahl et al. 2013): each
   quantile of the result is the weighted mean of the two forecasts' quantiles, so the
   median is the weighted mean of the medians and the interval the weighted mean of the
   intervals. The result's rows are the sorted quantiles step by step, not paths.
-- ``"mixture"`` (linear pooling): a share ``weight`` of the first forecast's paths and the
-  rest from the second; wider than either where they disagree.
+- ``"mixture"`` (linear pooling, ``mixture``): a share of each forecast's paths; wider than
+  any of them where they disagree.
+
+``widened_mixture`` widens one forecast's interval in a mixture without moving the
+mixture's median: a mixture's median moves toward its narrower components.
+
+``combined_paths`` is the forecaster's combination: the network's sample paths mixed with
+the Theta method's and the seasonal-naive forecast's (``COMPONENTS``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
+from rnnkit.forecasting.baselines import naive, seasonal_naive
 from rnnkit.forecasting.forecast import Forecast
+from rnnkit.forecasting.theta import theta
 
-__all__ = ["combine", "pool", "widened_pool", "HOWS"]
+__all__ = ["combine", "pool", "mixture", "widened_mixture", "combined_paths", "HOWS",
+           "COMPONENTS"]
 
 HOWS = ("quantiles", "mixture")
+# the forecasts combined_paths mixes, in the order of its weights
+COMPONENTS = ("network", "Theta", "SeasonalNaive")
 
 
 def _quantile_rows(samples: np.ndarray, s: int) -> np.ndarray:
@@ -30,34 +43,72 @@ def _quantile_rows(samples: np.ndarray, s: int) -> np.ndarray:
     return np.quantile(samples, (np.arange(s) + 0.5) / s, axis=0)
 
 
+def mixture(parts: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
+    """``[S, H]`` (S: the first part's samples): a share ``weights[i]`` (they sum to 1) of
+    each ``parts[i] [S_i, H]``; the first part's are its own first paths, the others' their
+    quantile rows (so the result does not depend on their samples' order)."""
+    if len(parts) != len(weights):
+        raise ValueError(f"{len(parts)} forecasts and {len(weights)} weights")
+    if min(weights) < 0 or abs(sum(weights) - 1) > 1e-6:
+        raise ValueError(f"weights must be >= 0 and sum to 1, got {tuple(weights)}")
+    if len({p.shape[1] for p in parts}) > 1:
+        raise ValueError("the forecasts' horizons differ: "
+                         f"{' and '.join(str(p.shape[1]) for p in parts)} steps")
+    s = len(parts[0])
+    ends = np.round(np.cumsum(weights) * s).astype(int)
+    counts = np.diff(np.r_[0, ends])
+    counts[-1] += s - ends[-1]
+    rows = [parts[0][: counts[0]]]
+    rows += [_quantile_rows(p, k) for p, k in zip(parts[1:], counts[1:]) if k > 0]
+    return np.concatenate(rows)
+
+
 def pool(a: np.ndarray, b: np.ndarray, weight: float, how: str = "mixture") -> np.ndarray:
     """``[S, H]``: ``weight`` of the samples ``a [S, H]`` and ``1 - weight`` of ``b [S', H]``."""
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f"weight must be in [0, 1], got {weight}")
     if how not in HOWS:
         raise ValueError(f"how must be one of {HOWS}, got {how!r}")
-    if a.shape[1] != b.shape[1]:
-        raise ValueError(f"the forecasts' horizons differ: {a.shape[1]} and {b.shape[1]} steps")
-    s = len(a)
     if how == "quantiles":
+        if a.shape[1] != b.shape[1]:
+            raise ValueError(f"the forecasts' horizons differ: {a.shape[1]} and {b.shape[1]} "
+                             "steps")
+        s = len(a)
         return weight * _quantile_rows(a, s) + (1 - weight) * _quantile_rows(b, s)
-    k = int(round(weight * s))
-    return np.concatenate([a[:k], _quantile_rows(b, s - k)])
+    return mixture([a, b], [weight, 1 - weight])
 
 
-def widened_pool(a: np.ndarray, b: np.ndarray, weight: float, b_point: np.ndarray,
-                 spread: float) -> np.ndarray:
-    """``[S, H]``: the mixture ``pool(a, b, weight)`` with ``b``'s paths widened about its
-    point forecast ``b_point [H]`` (to ``b_point + spread (b - b_point)``), then shifted
-    step by step to the median of the mixture of ``a`` and ``b`` as given: the interval
-    widens, the point forecast (the median) stays."""
-    if spread <= 0:
-        raise ValueError(f"spread must be > 0, got {spread}")
-    mixed = pool(a, b, weight)
-    if spread == 1.0 or weight == 1.0:
-        return mixed
-    wide = pool(a, b_point + spread * (b - b_point), weight)
-    return wide - np.median(wide, 0) + np.median(mixed, 0)
+def widened_mixture(parts: Sequence[np.ndarray], wide: Sequence[np.ndarray],
+                    weights: Sequence[float]) -> np.ndarray:
+    """``[S, H]``: the mixture of ``wide`` (the ``parts`` with some intervals widened),
+    shifted step by step to the median of the mixture of ``parts``: the interval widens,
+    the point forecast (the median) stays."""
+    return (mixture(wide, weights) - np.median(mixture(wide, weights), 0)
+            + np.median(mixture(parts, weights), 0))
+
+
+def combined_paths(network: np.ndarray, values: np.ndarray, horizon: int, m: int,
+                   weights: Sequence[float], theta_spread: float = 1.0,
+                   seed: int = 0) -> np.ndarray:
+    """``[S, H]``: the network's sample paths ``network [S, H]`` mixed with the Theta
+    forecast and the seasonal-naive one (naive where ``values`` has no more than ``m``
+    rows) of ``values [T]`` (season ``m``), at shares ``weights`` (``COMPONENTS``' order),
+    Theta's interval widened by ``theta_spread`` about its point forecast and the whole
+    kept at the median of the mixture without widening (``widened_mixture``)."""
+    if theta_spread <= 0:
+        raise ValueError(f"theta_spread must be > 0, got {theta_spread}")
+    if tuple(weights) == (1.0, 0.0, 0.0):
+        return network
+    values = np.asarray(values, np.float64)
+    s = len(network)
+    stat = theta(values, horizon, m, num_samples=s, seed=seed)
+    base = (seasonal_naive(values, horizon, m, num_samples=s, seed=seed + 1) if len(values) > m
+            else naive(values, horizon, num_samples=s, seed=seed + 1))
+    parts = [network, stat.samples, base.samples]
+    if theta_spread == 1.0:
+        return mixture(parts, weights)
+    wide = [network, stat.mean + theta_spread * (stat.samples - stat.mean), base.samples]
+    return widened_mixture(parts, wide, weights)
 
 
 def combine(a: Forecast, b: Forecast, weight: float, how: str = "mixture") -> Forecast:

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from rnnkit.forecasting.combination import widened_pool
+from rnnkit.forecasting.combination import COMPONENTS, combined_paths
 from rnnkit.forecasting.covariates import (
     Covariates,
     check_training_windows,
@@ -45,7 +45,7 @@ from rnnkit.forecasting.covariates import (
 from rnnkit.forecasting.data import DatedSeries, series_covariates, series_frequency
 from rnnkit.forecasting.metrics import crps_by_step
 from rnnkit.forecasting.model import DeepAR, DeepAREnsemble, Forecaster
-from rnnkit.forecasting.theta import interval_spread, theta
+from rnnkit.forecasting.theta import interval_spread
 from rnnkit.forecasting.windows import (
     ForecastConfig,
     Windows,
@@ -62,7 +62,8 @@ from rnnkit.train import Batch, TrainConfig, Trainer
 __all__ = ["FitReport", "train_forecaster", "forecast_config", "fit_model", "step_budget",
            "describe_budget", "validation_score", "calibrate", "init_skip", "WindowBatch",
            "WindowBatches", "WindowNLL", "INTERRUPTED", "NON_FINITE", "calibration_cost",
-           "choose_weight", "describe_combination", "COMBINE_WEIGHTS", "NO_VALIDATION_WEIGHT"]
+           "choose_weights", "describe_combination", "COMBINE_WEIGHTS",
+           "NO_VALIDATION_WEIGHTS"]
 
 INTERRUPTED = "interrupted"  # FitReport.stop_reason after Ctrl-C (the best weights are kept)
 # FitReport.stop_reason after TrainConfig.max_nonfinite_steps steps in a row whose gradient
@@ -83,8 +84,9 @@ class FitReport:
     # {name: rows} of the series too short to train on (windows.drop_short), left out
     left_out: dict[str, int] = field(default_factory=dict)
     skipped_steps: int = 0  # steps whose gradient was not finite (not applied)
-    # choose_weight's record: the network's share of the mixture with Theta, why, and the
-    # validation score of each share tried ({} when combine is off)
+    # choose_weights' record: the shares of the mixture of the network with Theta and
+    # SeasonalNaive, why, Theta's interval factor, and the validation score of each
+    # candidate ({} when combine is off)
     combine: dict = field(default_factory=dict)
 
 
@@ -132,7 +134,7 @@ def train_forecaster(series: Sequence[DatedSeries], horizon: int, max_time: floa
             break
     if cfg.ensemble == 1:
         reports[0].left_out = left_out
-        reports[0].combine = choose_weight(members[0], values, val, seed)
+        reports[0].combine = choose_weights(members[0], values, val, seed)
         return Forecaster(members[0], names), reports[0]
     if len(members) < cfg.ensemble:  # the saved config must build the members there are
         cfg = replace(cfg, ensemble=len(members))
@@ -150,7 +152,7 @@ def train_forecaster(series: Sequence[DatedSeries], horizon: int, max_time: floa
                        [{"member": k, **h} for k, r in enumerate(reports) for h in r.history],
                        skipped_steps=sum(r.skipped_steps for r in reports))
     report.left_out = left_out
-    report.combine = choose_weight(model, values, val, seed)
+    report.combine = choose_weights(model, values, val, seed)
     return Forecaster(model, names), report
 
 
@@ -279,23 +281,30 @@ def calibration_cost(model: DeepAR, val: Windows | None, seed: int = 0,
     return CALIBRATION_MARGIN * checks * members * (time.monotonic() - start)
 
 
-# The network's shares of the mixture with Theta that choose_weight tries (ties go to the
-# larger), and the share without validation windows; chosen on the development panel's
-# validation split (docs/forecast-panel.md, "combined with Theta").
-COMBINE_WEIGHTS = (1.0, 0.5, 0.0)
-NO_VALIDATION_WEIGHT = 0.5
+# The shares (network, Theta, SeasonalNaive) choose_weights tries, in order of the
+# network's share (ties go to the earlier), and the shares without validation windows;
+# chosen on the development panel's validation split (docs/forecast-panel.md, "combined
+# with Theta" and "with SeasonalNaive").
+COMBINE_WEIGHTS = ((1.0, 0.0, 0.0), (0.5, 0.5, 0.0), (1 / 3, 1 / 3, 1 / 3), (0.0, 1.0, 0.0))
+NO_VALIDATION_WEIGHTS = (1 / 3, 1 / 3, 1 / 3)
+
+
+def _shares(weights: Sequence[float]) -> str:
+    """``(0.5, 0.5, 0.0)`` as ``"0.5/0.5/0"`` (thirds as 0.33)."""
+    return "/".join(f"{w:.2g}" for w in weights)
 
 
 @torch.no_grad()
-def choose_weight(model: DeepAR | DeepAREnsemble, values: Sequence[np.ndarray],
-                  val: Windows | None, seed: int = 0, num_samples: int = 50) -> dict:
-    """Set ``config.combine_weight``, the network's share of the forecast's mixture with
-    Theta, to the value of ``COMBINE_WEIGHTS`` with the best validation CRPS (each window's
-    divided by its context's mean |value|, as ``validation_score``), Theta fitted on every
-    row before each window's horizon (``values``: one ``[T_i]`` array per series, the
+def choose_weights(model: DeepAR | DeepAREnsemble, values: Sequence[np.ndarray],
+                   val: Windows | None, seed: int = 0, num_samples: int = 50) -> dict:
+    """Set ``config.combine_weights``, the shares of the network, Theta and SeasonalNaive
+    in the forecast's mixture (``combination.combined_paths``), to the candidate of
+    ``COMBINE_WEIGHTS`` with the best validation CRPS (each window's divided by its
+    context's mean |value|, as ``validation_score``), the statistical forecasts fitted on
+    every row before each window's horizon (``values``: one ``[T_i]`` array per series, the
     validation windows ``val`` their last ``config.validation`` rows); without validation
-    windows, to ``NO_VALIDATION_WEIGHT``. Unless given, ``config.theta_spread`` (the
-    factor on Theta's interval) is first measured on every row of ``values``
+    windows, to ``NO_VALIDATION_WEIGHTS``. Unless given, ``config.theta_spread`` (the factor
+    on Theta's interval) is first measured on every row of ``values``
     (``theta.interval_spread``); the validation windows' Theta forecasts use the factor
     measured on the rows before them. Returns what was chosen and why ({} with
     ``config.combine`` off)."""
@@ -307,35 +316,42 @@ def choose_weight(model: DeepAR | DeepAREnsemble, values: Sequence[np.ndarray],
         cfg.theta_spread = interval_spread(values, cfg.horizon, cfg.season)
     record = {"theta_spread": cfg.theta_spread}
     if val is None:
-        cfg.combine_weight = NO_VALIDATION_WEIGHT
-        return {"weight": cfg.combine_weight, "why": "default: no validation windows", **record}
+        cfg.combine_weights = NO_VALIDATION_WEIGHTS
+        return {"weights": list(cfg.combine_weights), "why": "default: no validation windows",
+                **record}
     spread = given or interval_spread([v[: len(v) - cfg.validation] for v in values],
                                       cfg.horizon, cfg.season)
     paths, actual, scale = _validation_paths(model, val, num_samples, seed, cfg.context_spread)
     starts = last_starts(cfg, [len(v) for v in values], cfg.validation // cfg.horizon)
     scores = np.zeros((len(starts), len(COMBINE_WEIGHTS)))
     for k, (i, s) in enumerate(starts):
-        stat = theta(values[i][: s + cfg.context_length], cfg.horizon, cfg.season,
-                     num_samples=num_samples, seed=seed)
-        for j, weight in enumerate(COMBINE_WEIGHTS):
-            mixed = widened_pool(paths[k], stat.samples, weight, stat.mean, spread)
+        context = values[i][: s + cfg.context_length]
+        for j, weights in enumerate(COMBINE_WEIGHTS):
+            mixed = combined_paths(paths[k], context, cfg.horizon, cfg.season, weights, spread,
+                                   seed)
             scores[k, j] = crps_by_step(mixed, actual[k]).mean() / scale[k]
     mean = scores.mean(0)
-    cfg.combine_weight = COMBINE_WEIGHTS[int(np.argmin(mean))]
+    cfg.combine_weights = COMBINE_WEIGHTS[int(np.argmin(mean))]
     windows = f"{len(starts)} window" + "s" * (len(starts) > 1)
-    return {"weight": cfg.combine_weight, "why": f"validation CRPS over {windows}",
-            "scores": {str(w): float(m) for w, m in zip(COMBINE_WEIGHTS, mean)}, **record}
+    return {"weights": list(cfg.combine_weights), "why": f"validation CRPS over {windows}",
+            "scores": {_shares(w): float(m) for w, m in zip(COMBINE_WEIGHTS, mean)}, **record}
 
 
 def describe_combination(record: dict) -> str:
-    """What ``choose_weight``'s ``record`` makes of the forecasts, for a log line."""
+    """What ``choose_weights``' ``record`` makes of the forecasts, for a log line."""
     if not record:
         return "forecasts: the network's alone"
-    w = record["weight"]
-    spread = (f" (its interval x{record['theta_spread']:.2f})"
-              if w < 1 and "theta_spread" in record else "")
-    what = ("the network's" if w == 1 else f"Theta's{spread}" if w == 0 else
-            f"a mixture, {w:g} of the network's sample paths and {1 - w:g} of Theta's{spread}")
+    if "weights" in record:
+        weights = record["weights"]
+    else:  # a run recorded when only Theta was mixed in
+        weights = [record["weight"], 1 - record["weight"], 0.0]
+    if weights[0] == 1:
+        what = "the network's"
+    else:
+        spread = (f" (Theta's interval x{record['theta_spread']:.2f})"
+                  if weights[1] > 0 and "theta_spread" in record else "")
+        what = "a mixture of " + ", ".join(
+            f"{w:.2g} {name}" for w, name in zip(weights, COMPONENTS) if w > 0) + spread
     return f"forecasts: {what} (chosen by {record['why']})"
 
 

@@ -23,12 +23,11 @@ from torch import Tensor, nn
 
 import rnnkit
 from rnnkit.data.errors import DataError
-from rnnkit.forecasting.combination import widened_pool
+from rnnkit.forecasting.combination import combined_paths
 from rnnkit.forecasting.covariates import Covariates, covariate_width, step_inputs, window_inputs
 from rnnkit.forecasting.features import lagged, window_scale
 from rnnkit.forecasting.forecast import Forecast
 from rnnkit.forecasting.frequency import FREQUENCIES, check_dates, future_dates
-from rnnkit.forecasting.theta import theta
 from rnnkit.forecasting.windows import ForecastConfig, Windows
 from rnnkit.heads import GaussianHead
 from rnnkit.stats import t_quantile
@@ -320,10 +319,10 @@ class Forecaster:
         rows after it (a DataError names the dates without a value), past-only ones are
         read for the context rows only.
 
-        With ``config.combine`` set, the paths are a mixture: ``config.combine_weight`` of the
-        network's and the rest from the Theta method fitted on the whole context given, its
-        interval widened by ``config.theta_spread`` about the mixture's median
-        (``forecasting.theta``, ``forecasting.combination.widened_pool``).
+        With ``config.combine`` set, the paths are a mixture of the network's and those of
+        the Theta and seasonal-naive forecasts of the whole context given, at the shares
+        ``config.combine_weights``, Theta's interval widened by ``config.theta_spread``
+        about the mixture's median (``forecasting.combination.combined_paths``).
         """
         cfg = self.config
         values = np.asarray(context_values, dtype=np.float64)
@@ -366,12 +365,10 @@ class Forecaster:
                 cal, idx, horizon, num_samples,
                 context_spread=cfg.context_spread)[0]
         samples = paths.double().numpy() * cfg.unit
-        if cfg.combine and cfg.combine_weight < 1:
+        if cfg.combine:
             # the whole context given, not only the rows the network reads
-            stat = theta(np.asarray(context_values, np.float64), horizon, cfg.season,
-                         num_samples=num_samples, seed=seed)
-            samples = widened_pool(samples, stat.samples, cfg.combine_weight, stat.mean,
-                                   cfg.theta_spread or 1.0)
+            samples = combined_paths(samples, context_values, horizon, cfg.season,
+                                     cfg.combine_weights, cfg.theta_spread or 1.0, seed)
         return Forecast(future, samples, samples.mean(0),
                         np.quantile(samples, levels, axis=0), tuple(levels))
 
@@ -402,8 +399,11 @@ class Forecaster:
         cfg = saved["config"]
         if "combine" not in cfg:  # saved before the combination with Theta: the network alone
             cfg["combine"] = ""
-        for key in ("lags", "calendar", "temperatures", "future_covariates", "past_covariates",
-                    "static_covariates"):
+        if "combine_weight" in cfg:  # saved with a share of Theta's only
+            w = cfg.pop("combine_weight")
+            cfg["combine_weights"] = (w, 1.0 - w, 0.0)
+        for key in ("lags", "calendar", "temperatures", "combine_weights", "future_covariates",
+                    "past_covariates", "static_covariates"):
             if key in cfg:  # covariates: absent from files saved before them
                 cfg[key] = tuple(cfg[key])
         model = build_model(ForecastConfig(**cfg), saved["num_series"])

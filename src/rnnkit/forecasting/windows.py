@@ -87,12 +87,13 @@ class ForecastConfig:
     # {name: [mean, std]} each numeric covariate is normalized by (over the training rows)
     covariate_stats: dict = field(default_factory=dict)
     static_levels: dict = field(default_factory=dict)  # {name: [categories]} (one-hot)
-    # a forecast pools (forecasting.combination.pool, "mixture") the network's sample paths,
-    # a share combine_weight of them, with the Theta forecast's (forecasting.theta) of the
-    # same context; combine="validation": train_forecaster chooses the share on the
-    # validation windows (fit.choose_weight), "": the network alone (combine_weight unused)
+    # a forecast mixes (forecasting.combination.combined_paths) the network's sample paths
+    # with the Theta (forecasting.theta) and seasonal-naive forecasts of the same context, at
+    # the shares combine_weights (network, Theta, SeasonalNaive); combine="validation":
+    # train_forecaster chooses them on the validation windows (fit.choose_weights), "": the
+    # network alone (combine_weights unused)
     combine: str = "validation"
-    combine_weight: float = 1.0
+    combine_weights: tuple[float, float, float] = (1.0, 0.0, 0.0)
     # the factor on Theta's interval in that mixture; None: train_forecaster measures it on
     # the training rows (theta.interval_spread), forecasters saved before it use 1.0
     theta_spread: float | None = None
@@ -104,8 +105,10 @@ class ForecastConfig:
             raise ValueError(f"ensemble must be >= 1, got {self.ensemble}")
         if self.combine not in COMBINE:
             raise ValueError(f"combine must be one of {COMBINE}, got {self.combine!r}")
-        if not 0.0 <= self.combine_weight <= 1.0:
-            raise ValueError(f"combine_weight must be in [0, 1], got {self.combine_weight}")
+        w = self.combine_weights
+        if len(w) != 3 or min(w) < 0 or abs(sum(w) - 1) > 1e-6:
+            raise ValueError("combine_weights must be 3 shares >= 0 (network, Theta, "
+                             f"SeasonalNaive) summing to 1, got {tuple(w)}")
         if self.theta_spread is not None and not self.theta_spread > 0:
             raise ValueError(f"theta_spread must be > 0 (or None), got {self.theta_spread}")
         if self.season < 1:
