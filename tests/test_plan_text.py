@@ -52,6 +52,16 @@ def test_many_passes_regularize_the_small_model():
     assert just_under.changes == {}
 
 
+def test_more_passes_than_the_epoch_cap_replace_the_cap_with_patience():
+    rates = {"small": 12.0, "large": 2.0}
+    cap = MODEL_SIZES["large"]["max_epochs"]
+    plan = plan_text(chars_for(cap * 1.5, "large", 600, 2.0), 600, rates)
+    assert plan.size == "large" and plan.changes == {"max_epochs": 0.0, "patience": PATIENCE}
+    assert f"past its {cap:g} epochs while validation improves" in plan.reason
+    within = plan_text(chars_for(cap * 0.9, "large", 600, 2.0), 600, rates)
+    assert within.changes == {}  # the cap does not bind: the preset as it is
+
+
 def test_many_passes_regularize_the_large_model_and_patience_replaces_its_epoch_cap():
     rates = {"small": 12.0, "large": 2.0}
     plan = plan_text(chars_for(50, "large", 600, 2.0), 600, rates)
