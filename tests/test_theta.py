@@ -267,8 +267,8 @@ def test_choose_weights_scores_theta_with_the_factor_of_the_rows_before_validati
     monkeypatch.setattr(fc.model, "sample_paths", lambda *a, **k: actual.unsqueeze(1).expand(
         -1, a[4], -1).clone())
     seen = []
-    real = fit.combined_paths
-    monkeypatch.setattr(fit, "combined_paths", lambda *a: seen.append(a[5]) or real(*a))
+    real = fit.mix_forecasts
+    monkeypatch.setattr(fit, "mix_forecasts", lambda *a: seen.append(a[4]) or real(*a))
     saved = cfg.theta_spread, cfg.combine_weights
     cfg.theta_spread = None
     record = fit.choose_weights(fc.model, values, val)

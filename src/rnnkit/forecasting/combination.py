@@ -28,8 +28,8 @@ from rnnkit.forecasting.baselines import naive, seasonal_naive
 from rnnkit.forecasting.forecast import Forecast
 from rnnkit.forecasting.theta import theta
 
-__all__ = ["combine", "pool", "mixture", "widened_mixture", "combined_paths", "HOWS",
-           "COMPONENTS"]
+__all__ = ["combine", "pool", "mixture", "widened_mixture", "statistical_forecasts",
+           "mix_forecasts", "combined_paths", "HOWS", "COMPONENTS"]
 
 HOWS = ("quantiles", "mixture")
 # the forecasts combined_paths mixes, in the order of its weights
@@ -83,8 +83,33 @@ def widened_mixture(parts: Sequence[np.ndarray], wide: Sequence[np.ndarray],
     """``[S, H]``: the mixture of ``wide`` (the ``parts`` with some intervals widened),
     shifted step by step to the median of the mixture of ``parts``: the interval widens,
     the point forecast (the median) stays."""
-    return (mixture(wide, weights) - np.median(mixture(wide, weights), 0)
-            + np.median(mixture(parts, weights), 0))
+    mixed = mixture(wide, weights)
+    return mixed - np.median(mixed, 0) + np.median(mixture(parts, weights), 0)
+
+
+def statistical_forecasts(values: np.ndarray, horizon: int, m: int, num_samples: int,
+                          seed: int = 0) -> tuple[Forecast, Forecast]:
+    """The Theta forecast and the seasonal-naive one (naive where ``values`` has no more
+    than ``m`` rows) of ``values [T]`` (season ``m``), ``num_samples`` paths each."""
+    values = np.asarray(values, np.float64)
+    stat = theta(values, horizon, m, num_samples=num_samples, seed=seed)
+    base = (seasonal_naive(values, horizon, m, num_samples=num_samples, seed=seed + 1)
+            if len(values) > m else naive(values, horizon, num_samples=num_samples, seed=seed + 1))
+    return stat, base
+
+
+def mix_forecasts(network: np.ndarray, stat: Forecast, base: Forecast,
+                  weights: Sequence[float], theta_spread: float = 1.0) -> np.ndarray:
+    """``[S, H]``: the network's paths mixed with the Theta forecast ``stat`` and the
+    seasonal-naive ``base`` at shares ``weights``, Theta's interval widened by
+    ``theta_spread`` about its point forecast (``widened_mixture``)."""
+    if tuple(weights) == (1.0, 0.0, 0.0):
+        return network
+    parts = [network, stat.samples, base.samples]
+    if theta_spread == 1.0:
+        return mixture(parts, weights)
+    wide = [network, stat.mean + theta_spread * (stat.samples - stat.mean), base.samples]
+    return widened_mixture(parts, wide, weights)
 
 
 def combined_paths(network: np.ndarray, values: np.ndarray, horizon: int, m: int,
@@ -97,18 +122,10 @@ def combined_paths(network: np.ndarray, values: np.ndarray, horizon: int, m: int
     kept at the median of the mixture without widening (``widened_mixture``)."""
     if theta_spread <= 0:
         raise ValueError(f"theta_spread must be > 0, got {theta_spread}")
-    if tuple(weights) == (1.0, 0.0, 0.0):
+    if tuple(weights) == (1.0, 0.0, 0.0):  # nothing to fit
         return network
-    values = np.asarray(values, np.float64)
-    s = len(network)
-    stat = theta(values, horizon, m, num_samples=s, seed=seed)
-    base = (seasonal_naive(values, horizon, m, num_samples=s, seed=seed + 1) if len(values) > m
-            else naive(values, horizon, num_samples=s, seed=seed + 1))
-    parts = [network, stat.samples, base.samples]
-    if theta_spread == 1.0:
-        return mixture(parts, weights)
-    wide = [network, stat.mean + theta_spread * (stat.samples - stat.mean), base.samples]
-    return widened_mixture(parts, wide, weights)
+    stat, base = statistical_forecasts(values, horizon, m, len(network), seed)
+    return mix_forecasts(network, stat, base, weights, theta_spread)
 
 
 def combine(a: Forecast, b: Forecast, weight: float, how: str = "mixture") -> Forecast:

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from rnnkit.forecasting.combination import COMPONENTS, combined_paths
+from rnnkit.forecasting.combination import COMPONENTS, mix_forecasts, statistical_forecasts
 from rnnkit.forecasting.covariates import (
     Covariates,
     check_training_windows,
@@ -325,10 +325,11 @@ def choose_weights(model: DeepAR | DeepAREnsemble, values: Sequence[np.ndarray],
     starts = last_starts(cfg, [len(v) for v in values], cfg.validation // cfg.horizon)
     scores = np.zeros((len(starts), len(COMBINE_WEIGHTS)))
     for k, (i, s) in enumerate(starts):
-        context = values[i][: s + cfg.context_length]
+        # fitted once per window, mixed at every candidate's shares
+        stat, base = statistical_forecasts(values[i][: s + cfg.context_length], cfg.horizon,
+                                           cfg.season, num_samples, seed)
         for j, weights in enumerate(COMBINE_WEIGHTS):
-            mixed = combined_paths(paths[k], context, cfg.horizon, cfg.season, weights, spread,
-                                   seed)
+            mixed = mix_forecasts(paths[k], stat, base, weights, spread)
             scores[k, j] = crps_by_step(mixed, actual[k]).mean() / scale[k]
     mean = scores.mean(0)
     cfg.combine_weights = COMBINE_WEIGHTS[int(np.argmin(mean))]
