@@ -129,9 +129,12 @@ def test_combine_says_what_forecasts_are_made_of_and_off_is_the_network_alone(ca
 
     assert main(["forecast", monthly(), "--name", "mixed", *FAST]) == 0
     meta = json.loads(Path("runs/mixed/forecaster.json").read_text())
-    from rnnkit.forecasting.fit import COMBINE_WEIGHTS, NO_VALIDATION_WEIGHTS
+    from rnnkit.forecasting.combination import STATISTICAL_SPLITS
+    from rnnkit.forecasting.fit import COMBINE_WEIGHTS, NO_VALIDATION_NETWORK
 
-    assert tuple(meta["combine"]["weights"]) in (*COMBINE_WEIGHTS, NO_VALIDATION_WEIGHTS)
+    rest = 1 - NO_VALIDATION_NETWORK
+    without = [(NO_VALIDATION_NETWORK, rest * a, rest * b) for a, b in STATISTICAL_SPLITS]
+    assert tuple(meta["combine"]["weights"]) in (*COMBINE_WEIGHTS, *without)
     assert "forecasts: " in capsys.readouterr().err
     assert main(["forecast", monthly(), "--combine", "off", "--name", "alone", *FAST]) == 0
     assert "forecasts: the network's alone" in capsys.readouterr().err

@@ -6,12 +6,23 @@ import numpy as np
 import pytest
 
 from rnnkit.forecasting.baselines import seasonal_naive
-from rnnkit.forecasting.combination import combine, combined_paths, mixture, pool
+from rnnkit.forecasting.combination import (
+    STATISTICAL_SPLITS,
+    combine,
+    combined_paths,
+    mix_forecasts,
+    mixture,
+    pool,
+    statistical_forecasts,
+    statistical_split,
+)
+from rnnkit.forecasting.metrics import crps_by_step
 from rnnkit.forecasting.model import Forecast
 from rnnkit.forecasting.theta import (
     ALPHAS,
     interval_spread,
     is_seasonal,
+    rolling_origins,
     seasonal_indices,
     ses,
     theta,
@@ -218,9 +229,12 @@ def test_the_forecast_mixes_at_the_chosen_shares(trained):
 
 
 def test_choose_weights_takes_the_candidate_with_the_best_validation_crps(trained, monkeypatch):
+    from rnnkit.forecasting.combination import statistical_split
     from rnnkit.forecasting.fit import (
         COMBINE_WEIGHTS,
+        NO_VALIDATION_NETWORK,
         NO_VALIDATION_WEIGHTS,
+        _shares,
         _windows,
         choose_weights,
     )
@@ -246,10 +260,19 @@ def test_choose_weights_takes_the_candidate_with_the_best_validation_crps(traine
     assert choose_weights(model, values, val)["weights"] == [1.0, 0.0, 0.0]
     monkeypatch.setattr(model, "sample_paths", paths(None))
     assert choose_weights(model, values, val)["weights"][0] == 0.0
-    assert choose_weights(model, values, None) == {
+    # no validation windows: the network's third, the rest split by statistical_split
+    split, scores, origins = statistical_split(values, 6, 12, cfg.theta_spread)
+    record = choose_weights(model, values, None)
+    assert record["weights"] == [NO_VALIDATION_NETWORK, *(
+        (1 - NO_VALIDATION_NETWORK) * w for w in split)]
+    assert origins == 16 and record["scores"] == {f"statistical {k}": v
+                                                  for k, v in scores.items()}
+    assert f"split {_shares(split)} between Theta and SeasonalNaive" in record["why"]
+    assert cfg.combine_weights == tuple(record["weights"])
+    short = [values[0][:20]]  # no room for a rolling origin: even shares
+    assert choose_weights(model, short, None) == {
         "weights": list(NO_VALIDATION_WEIGHTS), "why": "default: no validation windows",
         "theta_spread": cfg.theta_spread}
-    assert cfg.combine_weights == NO_VALIDATION_WEIGHTS
     cfg.combine = ""
     assert choose_weights(model, values, val) == {}
     cfg.combine, cfg.combine_weights = "validation", tuple(report.combine["weights"])
@@ -372,3 +395,45 @@ def test_interval_spread_is_one_for_white_noise_and_without_room():
         interval_spread(noise, 3, coverage=1.0)
 
 
+
+
+def test_rolling_origins_keep_the_horizon_inside_and_enough_rows_before():
+    assert list(rolling_origins(40, 4, 1, origins=6)) == [31, 32, 33, 34, 35, 36]
+    assert list(rolling_origins(30, 8, 4)) == list(range(8, 23))  # max(2m, 8, H) = 8 first
+    assert list(rolling_origins(30, 8, 12)) == list(range(24, 23))  # 2m = 24 rows: none
+    assert list(rolling_origins(40, 10, 1, origins=3)) == [28, 29, 30]
+
+
+def test_statistical_split_takes_the_forecast_that_did_best_at_rolling_origins():
+    rng = np.random.default_rng(5)
+    # a trend: Theta's drift follows it, SeasonalNaive (here naive) lags behind
+    trend = [50 + 2.0 * np.arange(40) + rng.normal(size=40) for _ in range(3)]
+    split, scores, origins = statistical_split(trend, 6, 1)
+    assert split == (1.0, 0.0) and origins == 3 * 16
+    assert set(scores) == {"1/0", "0.5/0.5", "0/1"} and min(scores, key=scores.get) == "1/0"
+    # each season's position a random walk of its own (y_t = y_{t-4} + noise): SeasonalNaive
+    # follows it, Theta's fixed seasonal indices do not
+    seasonal_walk = np.zeros(60)
+    seasonal_walk[:4] = [100.0, 60.0, 130.0, 40.0]
+    for t in range(4, 60):
+        seasonal_walk[t] = seasonal_walk[t - 4] + rng.normal(scale=2.0)
+    split, scores, _ = statistical_split([seasonal_walk], 8, 4)
+    assert split == (0.0, 1.0), scores
+
+
+def test_statistical_split_scores_are_the_pooled_scaled_crps():
+    rng = np.random.default_rng(6)
+    series = [20 + np.cumsum(rng.normal(size=n)) for n in (14, 15)]
+    h, spread = 4, 1.3
+    expected = np.zeros(3)
+    for y in series:  # origins 8-10 (first series) and 8-11 (second): 8 rows before, H after
+        for o in range(8, len(y) - h + 1):
+            stat, base = statistical_forecasts(y[:o], h, 1, 50, 0)
+            for j, (a, b) in enumerate(STATISTICAL_SPLITS):
+                mixed = mix_forecasts(stat.samples, stat, base, (0.0, a, b), spread)
+                expected[j] += crps_by_step(mixed, y[o: o + h]).mean() / np.abs(y[:o]).mean()
+    split, scores, origins = statistical_split(series, h, 1, spread)
+    assert origins == 7
+    np.testing.assert_allclose(list(scores.values()), expected / 7)
+    assert split == STATISTICAL_SPLITS[int(np.argmin(expected))]
+    assert statistical_split([np.arange(10.0)], 4, 1) == ((0.5, 0.5), {}, 0)  # no room

@@ -463,8 +463,9 @@ class _SeriesColumns:
                                 "else 1")
     combine: str = _opt("validation", "validation: forecasts mix the network's sample paths "
                         "with the Theta method's and the seasonal-naive forecast's, the shares "
-                        "chosen on the validation windows (thirds without them); off: the "
-                        "network alone",
+                        "chosen on the validation windows (without them: a third the network's, "
+                        "the rest split between the two by their errors at rolling origins); "
+                        "off: the network alone",
                         choices=("validation", "off"))
     future_covariates: list[str] = _opt([], "covariate columns known for the horizon too (a "
                                         "holiday flag, a planned price): read at each step; "

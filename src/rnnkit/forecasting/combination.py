@@ -15,7 +15,10 @@ paths ``[S, H]``:
 mixture's median: a mixture's median moves toward its narrower components.
 
 ``combined_paths`` is the forecaster's combination: the network's sample paths mixed with
-the Theta method's and the seasonal-naive forecast's (``COMPONENTS``).
+the Theta method's and the seasonal-naive forecast's (``COMPONENTS``). Where no rows are
+held out to score the network on, ``statistical_split`` still scores the two statistical
+forecasts, refitted at rolling origins within the training rows (cross-validation on a
+rolling forecasting origin; Hyndman & Athanasopoulos, *FPP* 3rd ed., Sec. 5.10).
 """
 
 from __future__ import annotations
@@ -26,14 +29,18 @@ import numpy as np
 
 from rnnkit.forecasting.baselines import naive, seasonal_naive
 from rnnkit.forecasting.forecast import Forecast
-from rnnkit.forecasting.theta import theta
+from rnnkit.forecasting.metrics import crps_by_step
+from rnnkit.forecasting.theta import rolling_origins, theta
 
 __all__ = ["combine", "pool", "mixture", "widened_mixture", "statistical_forecasts",
-           "mix_forecasts", "combined_paths", "HOWS", "COMPONENTS"]
+           "mix_forecasts", "combined_paths", "statistical_split", "HOWS", "COMPONENTS",
+           "STATISTICAL_SPLITS"]
 
 HOWS = ("quantiles", "mixture")
 # the forecasts combined_paths mixes, in the order of its weights
 COMPONENTS = ("network", "Theta", "SeasonalNaive")
+# the shares of Theta and SeasonalNaive in the statistical part statistical_split chooses
+STATISTICAL_SPLITS = ((1.0, 0.0), (0.5, 0.5), (0.0, 1.0))
 
 
 def _quantile_rows(samples: np.ndarray, s: int) -> np.ndarray:
@@ -126,6 +133,35 @@ def combined_paths(network: np.ndarray, values: np.ndarray, horizon: int, m: int
         return network
     stat, base = statistical_forecasts(values, horizon, m, len(network), seed)
     return mix_forecasts(network, stat, base, weights, theta_spread)
+
+
+def statistical_split(series: Sequence[np.ndarray], horizon: int, m: int,
+                      theta_spread: float = 1.0, num_samples: int = 50, seed: int = 0
+                      ) -> tuple[tuple[float, float], dict[str, float], int]:
+    """The shares of Theta and SeasonalNaive (one of ``STATISTICAL_SPLITS``) whose mixture
+    (Theta's interval widened by ``theta_spread``, as ``mix_forecasts`` does) has the lowest
+    CRPS of ``horizon``-step forecasts from the ``theta.rolling_origins`` of each series
+    ``[T_i]`` (season ``m``), each divided by the mean |value| before its origin and pooled
+    over the series; ties go to the earlier split. Returns ``(split, {"1/0": mean CRPS,
+    ...}, origins scored)``; with no origin, the even split and no scores."""
+    totals = np.zeros(len(STATISTICAL_SPLITS))
+    count = 0
+    for values in series:
+        y = np.asarray(values, np.float64)
+        for o in rolling_origins(len(y), horizon, m):
+            stat, base = statistical_forecasts(y[:o], horizon, m, num_samples, seed)
+            scale = float(np.mean(np.abs(y[:o]))) or 1.0
+            for j, (a, b) in enumerate(STATISTICAL_SPLITS):
+                # the network's share is 0: its paths only set the number of samples
+                mixed = mix_forecasts(stat.samples, stat, base, (0.0, a, b), theta_spread)
+                totals[j] += crps_by_step(mixed, y[o: o + horizon]).mean() / scale
+            count += 1
+    if not count:
+        return (0.5, 0.5), {}, 0
+    mean = totals / count
+    scores = {"/".join(f"{w:g}" for w in split): float(s)
+              for split, s in zip(STATISTICAL_SPLITS, mean)}
+    return STATISTICAL_SPLITS[int(np.argmin(mean))], scores, count
 
 
 def combine(a: Forecast, b: Forecast, weight: float, how: str = "mixture") -> Forecast:

@@ -35,7 +35,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from rnnkit.forecasting.combination import COMPONENTS, mix_forecasts, statistical_forecasts
+from rnnkit.forecasting.combination import (
+    COMPONENTS,
+    mix_forecasts,
+    statistical_forecasts,
+    statistical_split,
+)
 from rnnkit.forecasting.covariates import (
     Covariates,
     check_training_windows,
@@ -63,7 +68,7 @@ __all__ = ["FitReport", "train_forecaster", "forecast_config", "fit_model", "ste
            "describe_budget", "validation_score", "calibrate", "init_skip", "WindowBatch",
            "WindowBatches", "WindowNLL", "INTERRUPTED", "NON_FINITE", "calibration_cost",
            "choose_weights", "describe_combination", "COMBINE_WEIGHTS",
-           "NO_VALIDATION_WEIGHTS"]
+           "NO_VALIDATION_WEIGHTS", "NO_VALIDATION_NETWORK"]
 
 INTERRUPTED = "interrupted"  # FitReport.stop_reason after Ctrl-C (the best weights are kept)
 # FitReport.stop_reason after TrainConfig.max_nonfinite_steps steps in a row whose gradient
@@ -282,11 +287,13 @@ def calibration_cost(model: DeepAR, val: Windows | None, seed: int = 0,
 
 
 # The shares (network, Theta, SeasonalNaive) choose_weights tries, in order of the
-# network's share (ties go to the earlier), and the shares without validation windows;
-# chosen on the development panel's validation split (docs/forecast-panel.md, "combined
-# with Theta" and "with SeasonalNaive").
+# network's share (ties go to the earlier), and the shares without validation windows
+# (the network's third; the statistical part's split by statistical_split); chosen on the
+# development panel's validation split (docs/forecast-panel.md, "combined with Theta", "with
+# SeasonalNaive" and "without validation windows").
 COMBINE_WEIGHTS = ((1.0, 0.0, 0.0), (0.5, 0.5, 0.0), (1 / 3, 1 / 3, 1 / 3), (0.0, 1.0, 0.0))
 NO_VALIDATION_WEIGHTS = (1 / 3, 1 / 3, 1 / 3)
+NO_VALIDATION_NETWORK = 1 / 3
 
 
 def _shares(weights: Sequence[float]) -> str:
@@ -302,12 +309,14 @@ def choose_weights(model: DeepAR | DeepAREnsemble, values: Sequence[np.ndarray],
     ``COMBINE_WEIGHTS`` with the best validation CRPS (each window's divided by its
     context's mean |value|, as ``validation_score``), the statistical forecasts fitted on
     every row before each window's horizon (``values``: one ``[T_i]`` array per series, the
-    validation windows ``val`` their last ``config.validation`` rows); without validation
-    windows, to ``NO_VALIDATION_WEIGHTS``. Unless given, ``config.theta_spread`` (the factor
-    on Theta's interval) is first measured on every row of ``values``
-    (``theta.interval_spread``); the validation windows' Theta forecasts use the factor
-    measured on the rows before them. Returns what was chosen and why ({} with
-    ``config.combine`` off)."""
+    validation windows ``val`` their last ``config.validation`` rows). Without validation
+    windows the network gets ``NO_VALIDATION_NETWORK`` and Theta and SeasonalNaive share the
+    rest as ``combination.statistical_split`` chooses by their CRPS at rolling origins within
+    ``values`` (evenly, ``NO_VALIDATION_WEIGHTS``, where there is no room for one). Unless
+    given, ``config.theta_spread`` (the factor on Theta's interval) is first measured on every
+    row of ``values`` (``theta.interval_spread``); the validation windows' Theta forecasts
+    use the factor measured on the rows before them. Returns what was chosen and why ({}
+    with ``config.combine`` off)."""
     cfg = model.config
     if not cfg.combine:
         return {}
@@ -316,9 +325,19 @@ def choose_weights(model: DeepAR | DeepAREnsemble, values: Sequence[np.ndarray],
         cfg.theta_spread = interval_spread(values, cfg.horizon, cfg.season)
     record = {"theta_spread": cfg.theta_spread}
     if val is None:
-        cfg.combine_weights = NO_VALIDATION_WEIGHTS
-        return {"weights": list(cfg.combine_weights), "why": "default: no validation windows",
-                **record}
+        split, scores, origins = statistical_split(values, cfg.horizon, cfg.season,
+                                                   cfg.theta_spread, num_samples, seed)
+        if not origins:
+            cfg.combine_weights = NO_VALIDATION_WEIGHTS
+            return {"weights": list(cfg.combine_weights),
+                    "why": "default: no validation windows", **record}
+        rest = 1.0 - NO_VALIDATION_NETWORK
+        cfg.combine_weights = (NO_VALIDATION_NETWORK, rest * split[0], rest * split[1])
+        return {"weights": list(cfg.combine_weights),
+                "why": f"no validation windows: the network 1/3, the rest split {_shares(split)}"
+                       f" between Theta and SeasonalNaive by their CRPS at {origins} rolling "
+                       "origins",
+                "scores": {f"statistical {k}": v for k, v in scores.items()}, **record}
     spread = given or interval_spread([v[: len(v) - cfg.validation] for v in values],
                                       cfg.horizon, cfg.season)
     paths, actual, scale = _validation_paths(model, val, num_samples, seed, cfg.context_spread)

@@ -33,8 +33,8 @@ import numpy as np
 from rnnkit.forecasting.baselines import gaussian_forecast, naive
 from rnnkit.forecasting.forecast import Forecast
 
-__all__ = ["theta", "theta_point_spread", "interval_spread", "is_seasonal", "seasonal_indices",
-           "ses", "SPREAD_ORIGINS"]
+__all__ = ["theta", "theta_point_spread", "interval_spread", "rolling_origins", "is_seasonal",
+           "seasonal_indices", "ses", "SPREAD_ORIGINS"]
 
 ALPHAS = np.linspace(0.01, 0.99, 99)  # the grid SES's alpha is fitted on
 Z90 = 1.645  # the one-sided 95% point: a two-sided 90% test of the autocorrelation
@@ -131,6 +131,15 @@ def theta(values: np.ndarray, horizon: int, m: int = 1, spread: float = 1.0,
     return gaussian_forecast(point, spread * sd, **kwargs)
 
 
+def rolling_origins(length: int, horizon: int, m: int = 1,
+                    origins: int = SPREAD_ORIGINS) -> range:
+    """The forecast origins within a series of ``length`` rows whose next ``horizon`` rows
+    are inside it: the last ``origins`` (T - H, T - H - 1, ...), each keeping at least
+    max(2m, 8, H) rows before it to fit on (empty when there is no room)."""
+    first = length - horizon - origins + 1
+    return range(max(first, 2 * m, 8, horizon), length - horizon + 1)
+
+
 def interval_spread(series: Sequence[np.ndarray], horizon: int, m: int = 1,
                     origins: int = SPREAD_ORIGINS, coverage: float = 0.8) -> float:
     """The factor on Theta's interval (``theta``'s ``spread``) under which its central
@@ -145,8 +154,7 @@ def interval_spread(series: Sequence[np.ndarray], horizon: int, m: int = 1,
     z = []
     for values in series:
         y = np.asarray(values, np.float64)
-        first = len(y) - horizon - origins + 1
-        for o in range(max(first, 2 * m, 8, horizon), len(y) - horizon + 1):
+        for o in rolling_origins(len(y), horizon, m, origins):
             point, sd = theta_point_spread(y[:o], horizon, m)
             with np.errstate(divide="ignore", invalid="ignore"):
                 z.append(np.abs(y[o: o + horizon] - point) / sd)
