@@ -257,7 +257,8 @@ def test_choose_weights_takes_the_candidate_with_the_best_validation_crps(traine
         return sample_paths
 
     monkeypatch.setattr(model, "sample_paths", paths(actual))
-    assert choose_weights(model, values, val)["weights"] == [1.0, 0.0, 0.0]
+    assert choose_weights(model, values, val)["weights"] == list(COMBINE_WEIGHTS[0])
+    assert COMBINE_WEIGHTS[0][0] == max(w[0] for w in COMBINE_WEIGHTS)
     monkeypatch.setattr(model, "sample_paths", paths(None))
     assert choose_weights(model, values, val)["weights"][0] == 0.0
     # no validation windows: the network's third, the rest split by statistical_split
