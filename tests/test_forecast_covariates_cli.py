@@ -278,7 +278,8 @@ def test_an_integer_ds_round_trips_as_steps():
     df.to_csv("steps.csv", index=False)
     series = load_series("steps.csv")
     assert series[0].undated
-    forecaster, _ = train_forecaster(series, 3, seed=2, max_time=None, max_steps=4, hidden_size=8)
+    forecaster, _ = train_forecaster(series, 3, seed=2, max_time=None, max_steps=4, hidden_size=8,
+                                     combine="")
     fc = forecaster.forecast(series[1].values, series[1].dates, 3, 20, series="b", seed=2)
     np.testing.assert_array_equal(got["DeepAR"][3:], fc.mean)
     cv = RNNForecast(**TINY).cross_validation(df, h=3, n_windows=2)

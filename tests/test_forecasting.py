@@ -216,8 +216,9 @@ def test_forecast_uses_only_its_context(sine):
     s, train, fc = sine
     cfg = fc.config
     keep = cfg.max_lag + cfg.context_length
+    combine, cfg.combine = cfg.combine, ""  # the network alone
     a = fc.forecast(train.values, train.dates, 7, num_samples=20, seed=3)
-    # rows before the last max_lag + C of the context do not matter
+    # rows before the last max_lag + C of the context do not matter to the network
     older = train.values.copy()
     older[:-keep] = -1e3
     b = fc.forecast(older, train.dates, 7, num_samples=20, seed=3)
@@ -227,6 +228,10 @@ def test_forecast_uses_only_its_context(sine):
     changed[-1] += 5
     c = fc.forecast(changed, train.dates, 7, num_samples=20, seed=3)
     assert not np.allclose(a.samples, c.samples)
+    cfg.combine = combine  # the statistical forecasts mixed in read the whole context
+    assert cfg.combine and cfg.combine_weights[0] < 1
+    assert not np.allclose(fc.forecast(train.values, train.dates, 7, 20, seed=3).samples,
+                           fc.forecast(older, train.dates, 7, 20, seed=3).samples)
     # and a shorter context is fine as long as it exceeds the largest lag
     short = fc.forecast(train.values[-(cfg.max_lag + 1):], train.dates[-(cfg.max_lag + 1):], 3)
     assert short.samples.shape[1] == 3
