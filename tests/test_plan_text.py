@@ -9,6 +9,8 @@ from rnnkit.cli import train as cli_train
 from rnnkit.train import presets
 from rnnkit.train.presets import (
     LARGE_MIN_STEPS,
+    LIGHT,
+    LIGHT_FROM_PASSES,
     MODEL_SIZES,
     PATIENCE,
     REGULARIZE_FROM_PASSES,
@@ -49,7 +51,22 @@ def test_many_passes_regularize_the_small_model():
     assert "dropout 0.3" in plan.reason
     just_under = plan_text(chars_for(REGULARIZE_FROM_PASSES * 0.99, "small", 95, 12.0), 95,
                            rates)
-    assert just_under.changes == {}
+    assert just_under.changes == LIGHT["small"]  # the light branch, below
+
+
+def test_a_few_passes_give_the_small_model_the_light_regularizers_without_dropout():
+    rates = {"small": 12.0, "large": 2.0}
+    plan = plan_text(chars_for(8, "small", 95, 12.0), 95, rates)
+    assert plan.size == "small" and plan.changes == LIGHT["small"]
+    assert "dropout" not in plan.changes and plan.changes["ema_decay"] > 0
+    assert plan.reason.endswith(
+        "~8 passes in 95 s: the small model with embed_dropout 0.1, weight_decay 0.1, "
+        "ema_decay 0.995")
+    fewer = plan_text(chars_for(LIGHT_FROM_PASSES * 0.99, "small", 95, 12.0), 95, rates)
+    assert fewer.changes == {} and fewer.reason.endswith("the small model as preset")
+    assert LIGHT["large"] == {}  # the large preset has them already
+    for name, value in LIGHT["small"].items():
+        assert MODEL_SIZES["large"][name] == value != MODEL_SIZES["small"][name]
 
 
 def test_more_passes_than_the_epoch_cap_replace_the_cap_with_patience():
@@ -114,8 +131,12 @@ def test_rnnkit_train_plans_for_a_small_text_and_flags_win(tmp_path, monkeypatch
     assert settings.dropout == REGULARIZED["small"]["dropout"]  # thousands of passes
     note = cli_train.auto_size_note(settings, set(flags))
     assert note.startswith("auto: 9 KB of training text") and "dropout 0.3" in note
+    assert "as given" not in note
     given, _ = cli_train.settings_for({**flags, "dropout": 0.1}, {}, "flags", None)
     assert given.dropout == 0.1 and given.weight_decay == REGULARIZED["small"]["weight_decay"]
+    # the start line says which of the plan's settings a flag replaced
+    note = cli_train.auto_size_note(given, {*flags, "dropout"})
+    assert note.endswith("(as given: dropout 0.1)") and "dropout 0.3" in note
 
 
 @pytest.mark.parametrize("extra, world", [({"model_size": "small"}, "1"),

@@ -172,7 +172,10 @@ def auto_size_note(settings: TrainSettings, given: set[str]) -> str:
     planned for the text and budget (:func:`plan_auto_text`), the plan's reason."""
     plan = settings.__dict__.get("plan")
     if plan is not None and "model_size" not in given:
-        return f"auto: {plan.reason}"
+        # a flag given wins over the plan: say what ran in its place
+        kept = ", ".join(f"{name} {getattr(settings, name):g}" for name in plan.changes
+                         if name in given and getattr(settings, name) != plan.changes[name])
+        return f"auto: {plan.reason}" + (f" (as given: {kept})" if kept else "")
     if "model_size" in given or settings.model_size != "large" or settings.max_time:
         return ""
     budget = "--max-time 0" if "max_time" in given else "a step or epoch budget alone"

@@ -85,6 +85,15 @@ REGULARIZED: dict[str, dict[str, Any]] = {
     "small": {"dropout": 0.3, "embed_dropout": 0.1, "weight_decay": 0.1, "ema_decay": 0.995},
     "large": {"dropout": 0.4, "embed_dropout": 0.1, "weight_decay": 0.1},
 }
+# From this many passes to REGULARIZE_FROM_PASSES the small model takes the large preset's
+# light regularizers (weight averaging, embedding dropout, weight decay) without dropout:
+# better than the bare preset at 6-10 passes, worse at 3 (tinyshakespeare, where the weight
+# average lags a model still learning fast); docs/char-defaults.md, "The light branch".
+LIGHT_FROM_PASSES = 5.0
+LIGHT: dict[str, dict[str, Any]] = {
+    "small": {"embed_dropout": 0.1, "weight_decay": 0.1, "ema_decay": 0.995},
+    "large": {},  # the large preset has them already
+}
 # Where the budget buys more passes than the epoch cap of "large", the cap would stop it with
 # budget left (at 600 s on pydoc_topics, 1 thread: after 277 s, its best checkpoint its last);
 # evaluations without a better validation loss stop it instead (best.pt is kept).
@@ -109,9 +118,11 @@ def plan_text(train_chars: int, max_time: float, steps_per_second: dict[str, flo
     The large model when the budget buys it LARGE_MIN_STEPS steps, else the small one; the
     expected passes over the text (steps x batch_size x chunk_length / train_chars) decide the
     regularization: past REGULARIZE_FROM_PASSES the preset overfits (it memorizes a small
-    text), so REGULARIZED[size] replaces its dropout and weight decay. Patience replaces the
-    large preset's epoch cap wherever the budget buys more passes than the cap: a budget the
-    user gave is spent while validation still improves (the best checkpoint is kept)."""
+    text), so REGULARIZED[size] replaces its dropout and weight decay; from LIGHT_FROM_PASSES
+    on, LIGHT[size] (weight averaging, embedding dropout and weight decay, no dropout).
+    Patience replaces the large preset's epoch cap wherever the budget buys more passes than
+    the cap: a budget the user gave is spent while validation still improves (the best
+    checkpoint is kept)."""
     if train_chars < 1:
         raise ValueError(f"train_chars must be >= 1, got {train_chars}")
     if max_time <= 0:
@@ -127,11 +138,14 @@ def plan_text(train_chars: int, max_time: float, steps_per_second: dict[str, flo
              f"{max_time:g} s")
     cap = MODEL_SIZES[size]["max_epochs"]
     if passes < REGULARIZE_FROM_PASSES:
+        light = LIGHT[size] if passes >= LIGHT_FROM_PASSES else {}
+        what = (f"the {size} model with " + ", ".join(f"{k} {v:g}" for k, v in light.items())
+                if light else f"the {size} model as preset")
         if cap and passes > cap:  # the cap would end training with budget left
-            return TextPlan(size, {"max_epochs": 0.0, "patience": PATIENCE}, passes,
-                            f"{where}: the {size} model as preset, past its {cap:g} epochs "
-                            f"while validation improves (patience {PATIENCE})")
-        return TextPlan(size, {}, passes, f"{where}: the {size} model as preset")
+            return TextPlan(size, {**light, "max_epochs": 0.0, "patience": PATIENCE}, passes,
+                            f"{where}: {what}, past its {cap:g} epochs while validation "
+                            f"improves (patience {PATIENCE})")
+        return TextPlan(size, dict(light), passes, f"{where}: {what}")
     changes = dict(REGULARIZED[size])
     if cap:
         changes.update(max_epochs=0.0, patience=PATIENCE)
