@@ -439,6 +439,12 @@ def variant_cells(ours: tuple, train: np.ndarray, h: int, m: int, args) -> dict:
     return out
 
 
+def paths_file_stem(row: dict) -> str:
+    """The ``--save-paths`` file name (without ``.npz``) of a result row: series, origin, seed."""
+    name = f"{row['series']}@{row['origin_horizons_back']}-s{row['seed']}"
+    return name.replace("/", "_").replace(":", "_")
+
+
 def save_paths(forecaster, s: DatedSeries, t: DatedSeries, y: np.ndarray, samples: np.ndarray,
                row: dict, args) -> None:
     """``--save-paths``: the network's paths alone and the forecast's for one row."""
@@ -449,10 +455,9 @@ def save_paths(forecaster, s: DatedSeries, t: DatedSeries, y: np.ndarray, sample
                                   series=s.name, seed=args.seed).samples
     finally:
         cfg.combine = combine
-    name = f"{row['series']}@{args.shift}-s{args.seed}".replace("/", "_").replace(":", "_")
     Path(args.save_paths).mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(Path(args.save_paths) / f"{name}.npz", network=net, forecast=samples,
-                        train=t.values, actual=y, season=row["season"],
+    np.savez_compressed(Path(args.save_paths) / f"{paths_file_stem(row)}.npz", network=net,
+                        forecast=samples, train=t.values, actual=y, season=row["season"],
                         weights=cfg.combine_weights if cfg.combine else (1.0, 0.0, 0.0),
                         theta_spread=cfg.theta_spread or 1.0, panel_file=row["file"])
 

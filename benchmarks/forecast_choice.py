@@ -31,6 +31,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from forecast import paths_file_stem  # benchmarks/forecast.py
 
 from rnnkit.forecasting.combination import mix_forecasts, statistical_forecasts
 from rnnkit.forecasting.fit import COMBINE_WEIGHTS, _shares
@@ -82,11 +83,8 @@ def main() -> None:
     p.add_argument("runs", nargs="+", help="the runs' JSON files (forecast.py --out)")
     p.add_argument("--out", default="", help="write the tables here")
     args = p.parse_args()
-    records = {}
-    for run in args.runs:
-        for row in json.loads(Path(run).read_text())["series"]:
-            name = f"{row['series']}@{row['origin_horizons_back']}-s{row['seed']}"
-            records[name.replace("/", "_").replace(":", "_")] = row
+    records = {paths_file_stem(row): row for run in args.runs
+               for row in json.loads(Path(run).read_text())["series"]}
     candidates = {_shares(w): w for w in COMBINE_WEIGHTS}
     tables: dict[str, dict] = {"with validation windows": defaultdict(lambda: defaultdict(list)),
                                "without validation windows": defaultdict(lambda: defaultdict(list))}
