@@ -4,8 +4,9 @@
 sample paths, the training and held-out rows; the run's JSON keeps each fit's choice record
 (``fit.choose_weights``: its validation CRPS per candidate, or "no validation windows").
 With both, other choice rules can be scored on the same held-out rows without training
-again: the network's paths are what they were, the Theta and seasonal-naive forecasts are
-refitted (``combination.statistical_forecasts``) and mixed at the shares each rule picks.
+again: the network's paths are what they were, the statistical forecast the run used (Theta
+or the damped trend) and the seasonal-naive one are refitted
+(``combination.statistical_forecasts``) and mixed at the shares each rule picks.
 
 - fits with validation windows: ``argmin`` (the library's rule), shrinking to thirds unless
   the best candidate beats them by a margin, thirds below a number of windows, never Theta
@@ -56,11 +57,13 @@ def choice_rules(scores: dict[str, float], windows: int) -> dict[str, str]:
     return rules
 
 
-def score(path: np.lib.npyio.NpzFile, shares_of: dict[str, tuple[float, ...]]) -> dict:
-    """``{label: (mase, scaled_crps, coverage, beats seasonal naive)}`` of the mixtures."""
+def score(path: np.lib.npyio.NpzFile, shares_of: dict[str, tuple[float, ...]],
+          method: str) -> dict:
+    """``{label: (mase, scaled_crps, coverage, beats seasonal naive)}`` of the mixtures, the
+    statistical forecast ``method`` refitted."""
     net, x, y = path["network"], path["train"], path["actual"]
     m, spread = int(path["season"]), float(path["theta_spread"])
-    stat, base = statistical_forecasts(x, len(y), m, len(net), 0)
+    stat, base = statistical_forecasts(x, len(y), m, len(net), 0, method)
     naive_mase = evaluate(y, np.median(base.samples, 0), x, m, base.samples)["mase"]
     out = {}
     for label, shares in shares_of.items():
@@ -93,10 +96,11 @@ def main() -> None:
         if row is None or "combine" not in (row.get("fit") or {}):
             continue
         record, path = row["fit"]["combine"], np.load(file)
+        method = record.get("statistical", "theta")  # runs from before the damped trend
         group = row["file"] if row["file"] in PANELS else "single series"
         if record["why"].startswith("validation CRPS"):
             windows = int(record["why"].split(" over ")[1].split()[0])
-            cells = score(path, candidates)
+            cells = score(path, candidates, method)
             cells["oracle (a bound)"] = min(cells.values(), key=lambda c: c[1])
             picks = {**choice_rules(record["scores"], windows),
                      **{k: k for k in candidates}, "oracle (a bound)": "oracle (a bound)"}
@@ -106,7 +110,7 @@ def main() -> None:
             split = (w[1] / (w[1] + w[2]), w[2] / (w[1] + w[2]))
             shares_of = {f"network {s:.2f}": (s, (1 - s) * split[0], (1 - s) * split[1])
                          for s in NETWORK_SHARES}
-            cells = score(path, shares_of)
+            cells = score(path, shares_of, method)
             picks = {k: k for k in shares_of}
             table = tables["without validation windows"]
         else:

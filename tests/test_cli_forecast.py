@@ -144,6 +144,20 @@ def test_combine_says_what_forecasts_are_made_of_and_off_is_the_network_alone(ca
             in capsys.readouterr().err)
 
 
+def test_statistical_picks_the_forecast_mixed_in_and_is_kept_with_the_run(capsys):
+    from rnnkit.forecasting import Forecaster
+
+    assert main(["forecast", monthly(), "--statistical", "damped_trend", "--name", "d",
+                 *FAST]) == 0
+    assert Forecaster.load("runs/d/forecaster.pt").config.statistical == "damped_trend"
+    meta = json.loads(Path("runs/d/forecaster.json").read_text())
+    assert meta["combine"]["statistical"] == "damped_trend"
+    assert main(["forecast", "runs/d", "--statistical", "theta", *FAST]) == 1
+    assert "--statistical is for training; runs/d is trained" in capsys.readouterr().err
+    assert main(["forecast", monthly(), "--name", "t", *FAST]) == 0  # the default
+    assert Forecaster.load("runs/t/forecaster.pt").config.statistical == "theta"
+
+
 def test_train_on_a_short_dated_csv_points_to_rnnkit_forecast(capsys):
     assert main(["train", monthly(rows=100), "--max-steps", "1"]) == 1
     err = capsys.readouterr().err.strip().splitlines()

@@ -273,7 +273,7 @@ def test_choose_weights_takes_the_candidate_with_the_best_validation_crps(traine
     short = [values[0][:20]]  # no room for a rolling origin: even shares
     assert choose_weights(model, short, None) == {
         "weights": list(NO_VALIDATION_WEIGHTS), "why": "default: no validation windows",
-        "theta_spread": cfg.theta_spread}
+        "statistical": "theta", "theta_spread": cfg.theta_spread}
     cfg.combine = ""
     assert choose_weights(model, values, val) == {}
     cfg.combine, cfg.combine_weights = "validation", tuple(report.combine["weights"])
@@ -354,6 +354,10 @@ def test_describe_combination_names_the_shares():
     old = describe_combination({"weight": 0.5, "why": "x", "theta_spread": 1.4})
     assert old == "forecasts: a mixture of 0.5 network, 0.5 Theta (Theta's interval x1.40) " \
         "(chosen by x)"
+    damped = describe_combination({"weights": [0.5, 0.5, 0.0], "why": "x",
+                                   "statistical": "damped_trend", "theta_spread": 1.4})
+    assert damped == ("forecasts: a mixture of 0.5 network, 0.5 DampedTrend (DampedTrend's "
+                      "interval x1.40) (chosen by x)")
 
 
 # --- Theta's interval measured at rolling origins (theta.interval_spread) ---

@@ -187,8 +187,9 @@ def _load_run(run: Path, s: ForecastSettings) -> tuple[Path, dict, Forecaster,
     if s.ensemble is not None:
         raise ConfigError(f"--ensemble is for training; {run} is trained (ensemble of "
                           f"{forecaster.config.ensemble})")
-    if s.combine != "validation":
-        raise ConfigError(f"--combine is for training; {run} is trained "
+    if s.combine != "validation" or s.statistical is not None:
+        flag = "--combine" if s.combine != "validation" else "--statistical"
+        raise ConfigError(f"{flag} is for training; {run} is trained "
                           f"({describe_combination(meta.get('combine', {}))})")
     if s.season is not None:
         raise ConfigError(f"--season is for training; {run} is trained with lags "
@@ -249,6 +250,8 @@ def fit_options(s: Any) -> dict[str, Any]:
     options: dict[str, Any] = {} if s.ensemble is None else {"ensemble": s.ensemble}
     if s.combine == "off":
         options["combine"] = ""
+    if s.statistical is not None:
+        options["statistical"] = s.statistical
     return options
 
 

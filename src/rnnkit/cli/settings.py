@@ -462,11 +462,15 @@ class _SeriesColumns:
                                 shown="the library's: 3 when several series train together, "
                                 "else 1")
     combine: str = _opt("validation", "validation: forecasts mix the network's sample paths "
-                        "with the Theta method's and the seasonal-naive forecast's, the shares "
+                        "with a statistical forecast's (--statistical) and the seasonal-naive "
+                        "forecast's, the shares "
                         "chosen on the validation windows (without them: a third the network's, "
                         "the rest split between the two by their errors at rolling origins); "
                         "off: the network alone",
                         choices=("validation", "off"))
+    statistical: str | None = _opt(None, "the statistical forecast in that mixture: the Theta "
+                                   "method or the damped trend (Gardner & McKenzie 1985)",
+                                   shown="theta", choices=("theta", "damped_trend"))
     future_covariates: list[str] = _opt([], "covariate columns known for the horizon too (a "
                                         "holiday flag, a planned price): read at each step; "
                                         "a forecast reads the horizon's from --future FILE")

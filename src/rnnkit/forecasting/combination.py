@@ -15,10 +15,11 @@ paths ``[S, H]``:
 mixture's median: a mixture's median moves toward its narrower components.
 
 ``combined_paths`` is the forecaster's combination: the network's sample paths mixed with
-the Theta method's and the seasonal-naive forecast's (``COMPONENTS``). Where no rows are
-held out to score the network on, ``statistical_split`` still scores the two statistical
-forecasts, refitted at rolling origins within the training rows (cross-validation on a
-rolling forecasting origin; Hyndman & Athanasopoulos, *FPP* 3rd ed., Sec. 5.10).
+a statistical forecast's (``STATISTICAL_METHODS``: the Theta method by default, or the
+damped trend) and the seasonal-naive forecast's (``COMPONENTS``). Where no rows are held out
+to score the network on, ``statistical_split`` still scores the two statistical forecasts,
+refitted at rolling origins within the training rows (cross-validation on a rolling
+forecasting origin; Hyndman & Athanasopoulos, *FPP* 3rd ed., Sec. 5.10).
 """
 
 from __future__ import annotations
@@ -28,18 +29,28 @@ from collections.abc import Sequence
 import numpy as np
 
 from rnnkit.forecasting.baselines import naive, seasonal_naive
+from rnnkit.forecasting.damped import damped_trend_point_spread
 from rnnkit.forecasting.forecast import Forecast
 from rnnkit.forecasting.metrics import crps_by_step
-from rnnkit.forecasting.theta import rolling_origins, theta
+from rnnkit.forecasting.theta import (
+    PointSpread,
+    gaussian_paths,
+    rolling_origins,
+    theta_point_spread,
+)
 
 __all__ = ["combine", "pool", "mixture", "widened_mixture", "statistical_forecasts",
            "mix_forecasts", "combined_paths", "statistical_split", "HOWS", "COMPONENTS",
-           "STATISTICAL_SPLITS"]
+           "STATISTICAL_SPLITS", "STATISTICAL_METHODS", "STATISTICAL_NAMES"]
 
 HOWS = ("quantiles", "mixture")
 # the forecasts combined_paths mixes, in the order of its weights
-COMPONENTS = ("network", "Theta", "SeasonalNaive")
-# the shares of Theta and SeasonalNaive in the statistical part statistical_split chooses
+COMPONENTS = ("network", "statistical", "SeasonalNaive")
+# the statistical forecasts it can mix in (ForecastConfig.statistical), and their names
+STATISTICAL_METHODS: dict[str, PointSpread] = {"theta": theta_point_spread,
+                                               "damped_trend": damped_trend_point_spread}
+STATISTICAL_NAMES = {"theta": "Theta", "damped_trend": "DampedTrend"}
+# the shares of it and SeasonalNaive in the statistical part statistical_split chooses
 STATISTICAL_SPLITS = ((1.0, 0.0), (0.5, 0.5), (0.0, 1.0))
 
 
@@ -94,12 +105,21 @@ def widened_mixture(parts: Sequence[np.ndarray], wide: Sequence[np.ndarray],
     return mixed - np.median(mixed, 0) + np.median(mixture(parts, weights), 0)
 
 
+def _point_spread(method: str) -> PointSpread:
+    if method not in STATISTICAL_METHODS:
+        raise ValueError(f"method must be one of {tuple(STATISTICAL_METHODS)}, got {method!r}")
+    return STATISTICAL_METHODS[method]
+
+
 def statistical_forecasts(values: np.ndarray, horizon: int, m: int, num_samples: int,
-                          seed: int = 0) -> tuple[Forecast, Forecast]:
-    """The Theta forecast and the seasonal-naive one (naive where ``values`` has no more
-    than ``m`` rows) of ``values [T]`` (season ``m``), ``num_samples`` paths each."""
+                          seed: int = 0, method: str = "theta"
+                          ) -> tuple[Forecast, Forecast]:
+    """The statistical forecast ``method`` (of ``STATISTICAL_METHODS``) and the
+    seasonal-naive one (naive where ``values`` has no more than ``m`` rows) of ``values [T]``
+    (season ``m``), ``num_samples`` paths each."""
     values = np.asarray(values, np.float64)
-    stat = theta(values, horizon, m, num_samples=num_samples, seed=seed)
+    stat = gaussian_paths(_point_spread(method), values, horizon, m, num_samples=num_samples,
+                          seed=seed)
     base = (seasonal_naive(values, horizon, m, num_samples=num_samples, seed=seed + 1)
             if len(values) > m else naive(values, horizon, num_samples=num_samples, seed=seed + 1))
     return stat, base
@@ -107,8 +127,8 @@ def statistical_forecasts(values: np.ndarray, horizon: int, m: int, num_samples:
 
 def mix_forecasts(network: np.ndarray, stat: Forecast, base: Forecast,
                   weights: Sequence[float], theta_spread: float = 1.0) -> np.ndarray:
-    """``[S, H]``: the network's paths mixed with the Theta forecast ``stat`` and the
-    seasonal-naive ``base`` at shares ``weights``, Theta's interval widened by
+    """``[S, H]``: the network's paths mixed with the statistical forecast ``stat`` and the
+    seasonal-naive ``base`` at shares ``weights``, ``stat``'s interval widened by
     ``theta_spread`` about its point forecast (``widened_mixture``)."""
     if tuple(weights) == (1.0, 0.0, 0.0):
         return network
@@ -121,25 +141,28 @@ def mix_forecasts(network: np.ndarray, stat: Forecast, base: Forecast,
 
 def combined_paths(network: np.ndarray, values: np.ndarray, horizon: int, m: int,
                    weights: Sequence[float], theta_spread: float = 1.0,
-                   seed: int = 0) -> np.ndarray:
-    """``[S, H]``: the network's sample paths ``network [S, H]`` mixed with the Theta
-    forecast and the seasonal-naive one (naive where ``values`` has no more than ``m``
-    rows) of ``values [T]`` (season ``m``), at shares ``weights`` (``COMPONENTS``' order),
-    Theta's interval widened by ``theta_spread`` about its point forecast and the whole
-    kept at the median of the mixture without widening (``widened_mixture``)."""
+                   seed: int = 0, method: str = "theta") -> np.ndarray:
+    """``[S, H]``: the network's sample paths ``network [S, H]`` mixed with the statistical
+    forecast ``method`` and the seasonal-naive one (naive where ``values`` has no more than
+    ``m`` rows) of ``values [T]`` (season ``m``), at shares ``weights`` (``COMPONENTS``'
+    order), the statistical forecast's interval widened by ``theta_spread`` about its point
+    forecast and the whole kept at the median of the mixture without widening
+    (``widened_mixture``)."""
     if theta_spread <= 0:
         raise ValueError(f"theta_spread must be > 0, got {theta_spread}")
     if tuple(weights) == (1.0, 0.0, 0.0):  # nothing to fit
         return network
-    stat, base = statistical_forecasts(values, horizon, m, len(network), seed)
+    stat, base = statistical_forecasts(values, horizon, m, len(network), seed, method)
     return mix_forecasts(network, stat, base, weights, theta_spread)
 
 
 def statistical_split(series: Sequence[np.ndarray], horizon: int, m: int,
-                      theta_spread: float = 1.0, num_samples: int = 50, seed: int = 0
+                      theta_spread: float = 1.0, num_samples: int = 50, seed: int = 0,
+                      method: str = "theta"
                       ) -> tuple[tuple[float, float], dict[str, float], int]:
-    """The shares of Theta and SeasonalNaive (one of ``STATISTICAL_SPLITS``) whose mixture
-    (Theta's interval widened by ``theta_spread``, as ``mix_forecasts`` does) has the lowest
+    """The shares of the statistical forecast ``method`` and SeasonalNaive (one of
+    ``STATISTICAL_SPLITS``) whose mixture (the first's interval widened by
+    ``theta_spread``, as ``mix_forecasts`` does) has the lowest
     CRPS of ``horizon``-step forecasts from the ``theta.rolling_origins`` of each series
     ``[T_i]`` (season ``m``), each divided by the mean |value| before its origin and pooled
     over the series; ties go to the earlier split. Returns ``(split, {"1/0": mean CRPS,
@@ -149,7 +172,7 @@ def statistical_split(series: Sequence[np.ndarray], horizon: int, m: int,
     for values in series:
         y = np.asarray(values, np.float64)
         for o in rolling_origins(len(y), horizon, m):
-            stat, base = statistical_forecasts(y[:o], horizon, m, num_samples, seed)
+            stat, base = statistical_forecasts(y[:o], horizon, m, num_samples, seed, method)
             scale = float(np.mean(np.abs(y[:o]))) or 1.0
             for j, (a, b) in enumerate(STATISTICAL_SPLITS):
                 # the network's share is 0: its paths only set the number of samples

@@ -37,6 +37,8 @@ from torch import Tensor, nn
 
 from rnnkit.forecasting.combination import (
     COMPONENTS,
+    STATISTICAL_METHODS,
+    STATISTICAL_NAMES,
     mix_forecasts,
     statistical_forecasts,
     statistical_split,
@@ -89,9 +91,9 @@ class FitReport:
     # {name: rows} of the series too short to train on (windows.drop_short), left out
     left_out: dict[str, int] = field(default_factory=dict)
     skipped_steps: int = 0  # steps whose gradient was not finite (not applied)
-    # choose_weights' record: the shares of the mixture of the network with Theta and
-    # SeasonalNaive, why, Theta's interval factor, and the validation score of each
-    # candidate ({} when combine is off)
+    # choose_weights' record: the shares of the mixture of the network with the statistical
+    # forecast and SeasonalNaive, why, which statistical forecast, its interval factor, and
+    # the validation score of each candidate ({} when combine is off)
     combine: dict = field(default_factory=dict)
 
 
@@ -286,7 +288,7 @@ def calibration_cost(model: DeepAR, val: Windows | None, seed: int = 0,
     return CALIBRATION_MARGIN * checks * members * (time.monotonic() - start)
 
 
-# The shares (network, Theta, SeasonalNaive) choose_weights tries, in order of the
+# The shares (network, statistical, SeasonalNaive) choose_weights tries, in order of the
 # network's share (ties go to the earlier), and the shares without validation windows
 # (the network's third; the statistical part's split by statistical_split); chosen on the
 # development panel's validation split (docs/forecast-panel.md, "combined with Theta", "with
@@ -306,29 +308,33 @@ def _shares(weights: Sequence[float]) -> str:
 @torch.no_grad()
 def choose_weights(model: DeepAR | DeepAREnsemble, values: Sequence[np.ndarray],
                    val: Windows | None, seed: int = 0, num_samples: int = 50) -> dict:
-    """Set ``config.combine_weights``, the shares of the network, Theta and SeasonalNaive
-    in the forecast's mixture (``combination.combined_paths``), to the candidate of
+    """Set ``config.combine_weights``, the shares of the network, the statistical forecast
+    ``config.statistical`` and SeasonalNaive in the forecast's mixture
+    (``combination.combined_paths``), to the candidate of
     ``COMBINE_WEIGHTS`` with the best validation CRPS (each window's divided by its
     context's mean |value|, as ``validation_score``), the statistical forecasts fitted on
     every row before each window's horizon (``values``: one ``[T_i]`` array per series, the
     validation windows ``val`` their last ``config.validation`` rows). Without validation
-    windows the network gets ``NO_VALIDATION_NETWORK`` and Theta and SeasonalNaive share the
-    rest as ``combination.statistical_split`` chooses by their CRPS at rolling origins within
-    ``values`` (evenly, ``NO_VALIDATION_WEIGHTS``, where there is no room for one). Unless
-    given, ``config.theta_spread`` (the factor on Theta's interval) is first measured on every
-    row of ``values`` (``theta.interval_spread``); the validation windows' Theta forecasts
-    use the factor measured on the rows before them. Returns what was chosen and why ({}
+    windows the network gets ``NO_VALIDATION_NETWORK`` and the statistical forecast and
+    SeasonalNaive share the rest as ``combination.statistical_split`` chooses by their CRPS
+    at rolling origins within ``values`` (evenly, ``NO_VALIDATION_WEIGHTS``, where there is no
+    room for one). Unless given, ``config.theta_spread`` (the factor on the statistical
+    forecast's interval) is first measured on every row of ``values``
+    (``theta.interval_spread``); the validation windows' statistical forecasts use the
+    factor measured on the rows before them. Returns what was chosen and why ({}
     with ``config.combine`` off)."""
     cfg = model.config
     if not cfg.combine:
         return {}
-    given = cfg.theta_spread
+    given, method = cfg.theta_spread, cfg.statistical
+    point_spread = STATISTICAL_METHODS[method]
     if given is None:
-        cfg.theta_spread = interval_spread(values, cfg.horizon, cfg.season)
-    record = {"theta_spread": cfg.theta_spread}
+        cfg.theta_spread = interval_spread(values, cfg.horizon, cfg.season,
+                                           point_spread=point_spread)
+    record = {"statistical": method, "theta_spread": cfg.theta_spread}
     if val is None:
         split, scores, origins = statistical_split(values, cfg.horizon, cfg.season,
-                                                   cfg.theta_spread, num_samples, seed)
+                                                   cfg.theta_spread, num_samples, seed, method)
         if not origins:
             cfg.combine_weights = NO_VALIDATION_WEIGHTS
             return {"weights": list(cfg.combine_weights),
@@ -337,18 +343,19 @@ def choose_weights(model: DeepAR | DeepAREnsemble, values: Sequence[np.ndarray],
         cfg.combine_weights = (NO_VALIDATION_NETWORK, rest * split[0], rest * split[1])
         return {"weights": list(cfg.combine_weights),
                 "why": f"no validation windows: the network 1/3, the rest split {_shares(split)}"
-                       f" between Theta and SeasonalNaive by their CRPS at {origins} rolling "
+                       f" between {STATISTICAL_NAMES[method]} and SeasonalNaive by their CRPS at "
+                       f"{origins} rolling "
                        "origins",
                 "scores": {f"statistical {k}": v for k, v in scores.items()}, **record}
     spread = given or interval_spread([v[: len(v) - cfg.validation] for v in values],
-                                      cfg.horizon, cfg.season)
+                                      cfg.horizon, cfg.season, point_spread=point_spread)
     paths, actual, scale = _validation_paths(model, val, num_samples, seed, cfg.context_spread)
     starts = last_starts(cfg, [len(v) for v in values], cfg.validation // cfg.horizon)
     scores = np.zeros((len(starts), len(COMBINE_WEIGHTS)))
     for k, (i, s) in enumerate(starts):
         # fitted once per window, mixed at every candidate's shares
         stat, base = statistical_forecasts(values[i][: s + cfg.context_length], cfg.horizon,
-                                           cfg.season, num_samples, seed)
+                                           cfg.season, num_samples, seed, method)
         for j, weights in enumerate(COMBINE_WEIGHTS):
             mixed = mix_forecasts(paths[k], stat, base, weights, spread)
             scores[k, j] = crps_by_step(mixed, actual[k]).mean() / scale[k]
@@ -370,10 +377,13 @@ def describe_combination(record: dict) -> str:
     if weights[0] == 1:
         what = "the network's"
     else:
-        spread = (f" (Theta's interval x{record['theta_spread']:.2f})"
+        # runs recorded before the damped trend mixed in Theta
+        stat = STATISTICAL_NAMES[record.get("statistical", "theta")]
+        spread = (f" ({stat}'s interval x{record['theta_spread']:.2f})"
                   if weights[1] > 0 and "theta_spread" in record else "")
+        names = (COMPONENTS[0], stat, COMPONENTS[2])
         what = "a mixture of " + ", ".join(
-            f"{w:.2g} {name}" for w, name in zip(weights, COMPONENTS) if w > 0) + spread
+            f"{w:.2g} {name}" for w, name in zip(weights, names) if w > 0) + spread
     return f"forecasts: {what} (chosen by {record['why']})"
 
 

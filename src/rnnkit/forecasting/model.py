@@ -320,9 +320,10 @@ class Forecaster:
         read for the context rows only.
 
         With ``config.combine`` set, the paths are a mixture of the network's and those of
-        the Theta and seasonal-naive forecasts of the whole context given, at the shares
-        ``config.combine_weights``, Theta's interval widened by ``config.theta_spread``
-        about the mixture's median (``forecasting.combination.combined_paths``).
+        the statistical forecast ``config.statistical`` and the seasonal-naive one of the
+        whole context given, at the shares ``config.combine_weights``, the statistical
+        forecast's interval widened by ``config.theta_spread`` about the mixture's median
+        (``forecasting.combination.combined_paths``).
         """
         cfg = self.config
         values = np.asarray(context_values, dtype=np.float64)
@@ -368,7 +369,8 @@ class Forecaster:
         if cfg.combine:
             # the whole context given, not only the rows the network reads
             samples = combined_paths(samples, context_values, horizon, cfg.season,
-                                     cfg.combine_weights, cfg.theta_spread or 1.0, seed)
+                                     cfg.combine_weights, cfg.theta_spread or 1.0, seed,
+                                     cfg.statistical)
         return Forecast(future, samples, samples.mean(0),
                         np.quantile(samples, levels, axis=0), tuple(levels))
 

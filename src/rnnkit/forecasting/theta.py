@@ -25,7 +25,7 @@ multi-step forecasts).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from statistics import NormalDist
 
 import numpy as np
@@ -33,14 +33,17 @@ import numpy as np
 from rnnkit.forecasting.baselines import gaussian_forecast, naive
 from rnnkit.forecasting.forecast import Forecast
 
-__all__ = ["theta", "theta_point_spread", "interval_spread", "rolling_origins", "is_seasonal",
-           "seasonal_indices", "ses", "SPREAD_ORIGINS"]
+__all__ = ["theta", "theta_point_spread", "deseasonalized_forecast", "gaussian_paths",
+           "interval_spread", "rolling_origins", "is_seasonal", "seasonal_indices", "ses",
+           "SPREAD_ORIGINS", "PointSpread"]
 
 ALPHAS = np.linspace(0.01, 0.99, 99)  # the grid SES's alpha is fitted on
 Z90 = 1.645  # the one-sided 95% point: a two-sided 90% test of the autocorrelation
 # rolling origins per series interval_spread scores (chosen on the validation split,
 # docs/forecast-panel.md "Theta's interval")
 SPREAD_ORIGINS = 16
+# a statistical forecast: (values [T], horizon, season m) -> (point [H], standard deviation [H])
+PointSpread = Callable[[np.ndarray, int, int], tuple[np.ndarray, np.ndarray]]
 
 
 def is_seasonal(values: np.ndarray, m: int) -> bool:
@@ -90,10 +93,14 @@ def ses(values: np.ndarray) -> tuple[float, float, float]:
     return float(ALPHAS[best]), float(level[best]), float(np.sqrt(sse[best] / max(1, len(y) - 1)))
 
 
-def theta_point_spread(values: np.ndarray, horizon: int, m: int = 1
-                       ) -> tuple[np.ndarray, np.ndarray]:
-    """Theta's point forecast ``[H]`` and the standard deviation of its Gaussian interval
-    ``[H]``, ``horizon`` steps after ``values [T]`` (T >= 3) with season ``m`` (1: none)."""
+def deseasonalized_forecast(method: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]],
+                            values: np.ndarray, horizon: int, m: int = 1
+                            ) -> tuple[np.ndarray, np.ndarray]:
+    """M4's protocol for a nonseasonal method on a series of season ``m`` (1: none): where
+    ``is_seasonal``, divide ``values [T]`` by the indices of a classical multiplicative
+    decomposition (subtract those of an additive one where a value is <= 0), forecast the
+    adjusted series with ``method(adjusted [T], horizon) -> (point [H], sd [H])``, and put the
+    indices back on the point forecast (and on the standard deviation, if multiplicative)."""
     y = np.asarray(values, np.float64)
     n = len(y)
     positions = (n + np.arange(horizon)) % m if m > 1 else np.zeros(horizon, int)
@@ -103,11 +110,7 @@ def theta_point_spread(values: np.ndarray, horizon: int, m: int = 1
     if seasonal:
         at = index[np.arange(n) % m]
         y = y / at if multiplicative else y - at
-    alpha, level, sigma = ses(y)
-    slope = np.polyfit(np.arange(n), y, 1)[0]
-    h = np.arange(1, horizon + 1)
-    point = level + slope / 2 * ((h - 1) + (1 - (1 - alpha) ** n) / alpha)
-    spread = sigma * np.sqrt(1 + alpha ** 2 * (h - 1))
+    point, spread = method(y, horizon)
     if multiplicative:
         point, spread = point * index[positions], spread * index[positions]
     elif seasonal:
@@ -115,11 +118,27 @@ def theta_point_spread(values: np.ndarray, horizon: int, m: int = 1
     return point, spread
 
 
-def theta(values: np.ndarray, horizon: int, m: int = 1, spread: float = 1.0,
-          **kwargs) -> Forecast:
-    """The Theta forecast ``horizon`` steps after ``values [T]`` with season ``m`` (1: none),
-    as sample paths, its interval's standard deviation times ``spread`` (``kwargs`` go to
-    ``gaussian_forecast``). A series of fewer than 3 values gets the Naive forecast."""
+def _theta_nonseasonal(y: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    alpha, level, sigma = ses(y)
+    slope = np.polyfit(np.arange(len(y)), y, 1)[0]
+    h = np.arange(1, horizon + 1)
+    point = level + slope / 2 * ((h - 1) + (1 - (1 - alpha) ** len(y)) / alpha)
+    return point, sigma * np.sqrt(1 + alpha ** 2 * (h - 1))
+
+
+def theta_point_spread(values: np.ndarray, horizon: int, m: int = 1
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Theta's point forecast ``[H]`` and the standard deviation of its Gaussian interval
+    ``[H]``, ``horizon`` steps after ``values [T]`` (T >= 3) with season ``m`` (1: none)."""
+    return deseasonalized_forecast(_theta_nonseasonal, values, horizon, m)
+
+
+def gaussian_paths(point_spread: PointSpread, values: np.ndarray, horizon: int, m: int = 1,
+                   spread: float = 1.0, **kwargs) -> Forecast:
+    """Sample paths of the statistical forecast ``point_spread`` ``horizon`` steps after
+    ``values [T]`` with season ``m`` (1: none), Gaussian, its standard deviation times
+    ``spread`` (``kwargs`` go to ``gaussian_forecast``). Fewer than 3 values get the Naive
+    forecast."""
     y = np.asarray(values, np.float64)
     if horizon < 1:
         raise ValueError(f"horizon must be >= 1, got {horizon}")
@@ -127,8 +146,16 @@ def theta(values: np.ndarray, horizon: int, m: int = 1, spread: float = 1.0,
         raise ValueError(f"spread must be > 0, got {spread}")
     if len(y) < 3:
         return naive(y, horizon, **kwargs)
-    point, sd = theta_point_spread(y, horizon, m)
+    point, sd = point_spread(y, horizon, m)
     return gaussian_forecast(point, spread * sd, **kwargs)
+
+
+def theta(values: np.ndarray, horizon: int, m: int = 1, spread: float = 1.0,
+          **kwargs) -> Forecast:
+    """The Theta forecast ``horizon`` steps after ``values [T]`` with season ``m`` (1: none),
+    as sample paths, its interval's standard deviation times ``spread`` (``kwargs`` go to
+    ``gaussian_forecast``). A series of fewer than 3 values gets the Naive forecast."""
+    return gaussian_paths(theta_point_spread, values, horizon, m, spread, **kwargs)
 
 
 def rolling_origins(length: int, horizon: int, m: int = 1,
@@ -141,9 +168,11 @@ def rolling_origins(length: int, horizon: int, m: int = 1,
 
 
 def interval_spread(series: Sequence[np.ndarray], horizon: int, m: int = 1,
-                    origins: int = SPREAD_ORIGINS, coverage: float = 0.8) -> float:
-    """The factor on Theta's interval (``theta``'s ``spread``) under which its central
-    ``coverage`` intervals cover that share of the errors at rolling origins: from each
+                    origins: int = SPREAD_ORIGINS, coverage: float = 0.8,
+                    point_spread: PointSpread = theta_point_spread) -> float:
+    """The factor on a statistical forecast's interval (Theta's, ``theta``'s ``spread``, or
+    the one ``point_spread(values, horizon, m) -> (point [H], sd [H])`` gives) under which
+    its central ``coverage`` intervals cover that share of the errors at rolling origins: from each
     series ``[T_i]``, up to ``origins`` forecasts of ``horizon`` steps (from the origins
     T - H, T - H - 1, ..., each keeping at least max(2m, 8, H) rows to fit on), every
     error divided by its step's standard deviation; the factor is the ``coverage`` quantile
@@ -155,7 +184,7 @@ def interval_spread(series: Sequence[np.ndarray], horizon: int, m: int = 1,
     for values in series:
         y = np.asarray(values, np.float64)
         for o in rolling_origins(len(y), horizon, m, origins):
-            point, sd = theta_point_spread(y[:o], horizon, m)
+            point, sd = point_spread(y[:o], horizon, m)
             with np.errstate(divide="ignore", invalid="ignore"):
                 z.append(np.abs(y[o: o + horizon] - point) / sd)
     errors = np.concatenate(z) if z else np.zeros(0)

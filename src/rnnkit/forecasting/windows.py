@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from rnnkit.data.errors import DataError
+from rnnkit.forecasting.combination import STATISTICAL_METHODS
 from rnnkit.forecasting.covariates import window_inputs
 from rnnkit.forecasting.frequency import Frequency
 
@@ -88,16 +89,21 @@ class ForecastConfig:
     covariate_stats: dict = field(default_factory=dict)
     static_levels: dict = field(default_factory=dict)  # {name: [categories]} (one-hot)
     # a forecast mixes (forecasting.combination.combined_paths) the network's sample paths
-    # with the Theta (forecasting.theta) and seasonal-naive forecasts of the same context, at
-    # the shares combine_weights (network, Theta, SeasonalNaive); combine="validation":
+    # with the statistical forecast `statistical` (forecasting.damped or .theta) and the
+    # seasonal-naive one of the same context, at the shares combine_weights (network,
+    # statistical, SeasonalNaive); combine="validation":
     # train_forecaster chooses them on the validation windows (fit.choose_weights), "": the
     # network alone (combine_weights unused)
     combine: str = "validation"
     combine_weights: tuple[float, float, float] = (1.0, 0.0, 0.0)
-    # the factor on Theta's interval in that mixture; None: train_forecaster measures it on
-    # the training rows (theta.interval_spread), forecasters saved before it use 1.0
+    # combination.STATISTICAL_METHODS: "theta", or "damped_trend" (measured, not better on the
+    # development panel's validation split: docs/forecast-panel.md, "The damped trend")
+    statistical: str = "theta"
+    # the factor on the statistical forecast's interval in that mixture (the name is from
+    # when it was always Theta's); None: train_forecaster measures it on the training rows
+    # (theta.interval_spread), forecasters saved before it use 1.0
     theta_spread: float | None = None
-    season: int = 1  # the season m of the Theta forecast (Frequency.season)
+    season: int = 1  # the season m of the statistical forecast (Frequency.season)
     extra: dict = field(default_factory=dict)  # free-form notes (e.g. why a lag was dropped)
 
     def __post_init__(self) -> None:
@@ -107,8 +113,11 @@ class ForecastConfig:
             raise ValueError(f"combine must be one of {COMBINE}, got {self.combine!r}")
         w = self.combine_weights
         if len(w) != 3 or min(w) < 0 or abs(sum(w) - 1) > 1e-6:
-            raise ValueError("combine_weights must be 3 shares >= 0 (network, Theta, "
+            raise ValueError("combine_weights must be 3 shares >= 0 (network, statistical, "
                              f"SeasonalNaive) summing to 1, got {tuple(w)}")
+        if self.statistical not in STATISTICAL_METHODS:
+            raise ValueError(f"statistical must be one of {tuple(STATISTICAL_METHODS)}, got "
+                             f"{self.statistical!r}")
         if self.theta_spread is not None and not self.theta_spread > 0:
             raise ValueError(f"theta_spread must be > 0 (or None), got {self.theta_spread}")
         if self.season < 1:
