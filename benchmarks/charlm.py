@@ -142,7 +142,8 @@ def evaluate(model: nn.Module, test: Tensor, vocab: int, batch: int = 16, chunk:
 
 # the fields of rnnkit's settings each result records (what its defaults chose)
 SHOWN_SETTINGS = ("model_size", "cell", "hidden_size", "num_layers", "dropout", "embed_dropout",
-                  "weight_decay", "chunk_length", "max_epochs", "patience", "eval_every")
+                  "weight_decay", "chunk_length", "max_epochs", "patience", "eval_every",
+                  "eval_max_batches")
 
 
 def train_rnnkit(budget: float, seed: int, data: str, threads: int,

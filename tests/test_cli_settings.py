@@ -130,9 +130,24 @@ def test_a_training_option_is_the_trainer_field_of_the_same_name():
     s = TrainSettings(chunk_length=7, clip_max_norm=0.5, min_lr_ratio=0.2, patience=3,
                       max_time=30.0, lr_schedule="constant")
     config = trainer_config(s, "cpu", max_steps=0)
-    for name in TRAINER_FIELDS - {"max_steps", "device"}:
+    for name in TRAINER_FIELDS - {"max_steps", "device", "eval_max_batches"}:
         assert getattr(config, name) == getattr(s, name), name
     assert config.max_steps == 0 and config.eval_at_end
+
+
+def test_an_evaluation_reads_an_eighth_of_the_batches_trained_between_two():
+    from rnnkit.cli.train import trainer_config
+
+    def cap(**flags):
+        return trainer_config(TrainSettings(max_time=30.0, **flags), "cpu", 0).eval_max_batches
+
+    assert cap() == 13  # eval_every 100
+    assert cap(eval_every=400) == 50 and cap(eval_every=3) == 1
+    assert cap(eval_max_batches=7) == 7
+    assert cap(eval_max_batches=0) is None  # all of the validation split
+    with pytest.raises(ConfigError, match=r"eval_max_batches \(--eval-max-batches\) must be "
+                       r">= 0 \(0: all\), got -1"):
+        TrainSettings(eval_max_batches=-1)
 
 
 def test_names_of_version_0_1_0_are_read_as_the_new_ones(tmp_path):

@@ -490,3 +490,23 @@ def test_only_a_training_source_made_for_another_world_size_is_warned_about(monk
     assert not warned(2, 2)
     assert warned(1, 1)  # training rows every rank reads alike: the mistake
     assert warned(2, 4)  # a share of the validation rows for 4 ranks on 2
+
+
+def test_eval_max_batches_reads_the_first_chunks_of_every_stream(tmp_path):
+    model = TinyLSTM()
+    val = text_ids(400, seed=1)  # 4 streams of 99 steps: 9 chunks of 10 and one of 9
+    whole = Trainer(model, small_config(), text_ids(2000), val, run_dir=tmp_path / "a")
+    capped = Trainer(model, small_config(eval_max_batches=2), text_ids(2000), val,
+                     run_dir=tmp_path / "b")
+    assert whole.evaluate()["eval_steps"] == 4 * 99
+    got = capped.evaluate()
+    assert got["eval_steps"] == 2 * 4 * 10
+    # the same as scoring only the first 2 chunks of each stream, state carried between them
+    stream_len = (len(val) - 1) // 4
+    inputs = torch.stack([val[i * stream_len: i * stream_len + 20] for i in range(4)])
+    targets = torch.stack([val[i * stream_len + 1: i * stream_len + 21] for i in range(4)])
+    model.eval()
+    with torch.no_grad():
+        logits, _ = model(inputs)
+    expected = torch.nn.functional.cross_entropy(logits.reshape(-1, 7), targets.reshape(-1))
+    assert got["loss"] == pytest.approx(float(expected), rel=1e-5)

@@ -204,6 +204,9 @@ class TrainSettings:
     max_epochs: float = _opt(_SMALL["max_epochs"], "training budget in passes over the "
                              "training data (0: no limit)", shown=_BY_SIZE)
     eval_every: int = _opt(TRAINING["eval_every"], "evaluate, checkpoint and sample every N steps")
+    eval_max_batches: int | None = _opt(None, "batches of the validation split an evaluation "
+                                        "reads at most (0: all of it)",
+                                        shown="eval_every / 8: ~4% of the time")
     patience: int = _opt(TRAINING["patience"], "stop after N evaluations without a better "
                          "validation loss (0: off)")
     sample_length: int = _opt(200, "characters (or steps) generated at each evaluation")
@@ -237,6 +240,9 @@ class TrainSettings:
             if value is not None and not FRACTION[0] <= value <= FRACTION[1]:
                 raise ConfigError(f"{name} (--{name.replace('_', '-')}) must be in [0, 1), got "
                                   f"{value!r}")
+        if self.eval_max_batches is not None and self.eval_max_batches < 0:
+            raise ConfigError(f"eval_max_batches (--eval-max-batches) must be >= 0 (0: all), "
+                              f"got {self.eval_max_batches!r}")
         if self.chrono_init and self.chrono_init < 2:
             raise ConfigError(f"chrono_init (--chrono-init) must be 0 (off) or >= 2 steps, got "
                               f"{self.chrono_init!r}")
@@ -413,7 +419,7 @@ def _check_horizon_and_season(s: Any) -> None:
 
 # Fields whose None means "not set" (a file may say null).
 OPTIONAL = {"update_bias", "reset_bias", "zoneout_cell", "zoneout_hidden", "horizon",
-            "ensemble"}
+            "ensemble", "eval_max_batches", "statistical"}
 # Options that do something for one cell only: given for the other, they are an error.
 CELL_ONLY = {"forget_bias": "lstm", "zoneout_cell": "lstm", "zoneout_hidden": "lstm",
              "update_bias": "gru", "reset_bias": "gru"}

@@ -28,7 +28,14 @@ from rnnkit.objectives import make_objective
 from rnnkit.tasks import load_task
 from rnnkit.train import StreamBatcher, TrainConfig, Trainer
 from rnnkit.train import distributed as ddp
-from rnnkit.train.presets import MODEL_SIZES, TextPlan, epoch_steps, plan_text, seconds_per_step
+from rnnkit.train.presets import (
+    MODEL_SIZES,
+    TextPlan,
+    epoch_steps,
+    eval_batches,
+    plan_text,
+    seconds_per_step,
+)
 from rnnkit.train.trainer import resolve_device
 
 # What may change when a run is resumed: the budget and where it runs, never the model or data.
@@ -90,6 +97,9 @@ def trainer_config(s: TrainSettings, device: str, max_steps: int) -> TrainConfig
         raise ConfigError("set a budget: --max-time SECONDS, --max-steps N or --max-epochs E "
                           "(all are 0)")
     values = {name: getattr(s, name) for name in TRAINER_FIELDS}
+    if s.eval_max_batches is None:
+        values["eval_max_batches"] = eval_batches(s.eval_every)
+    values["eval_max_batches"] = values["eval_max_batches"] or None  # 0: all
     try:
         return TrainConfig(
             **{**values, "max_steps": max_steps, "device": device},

@@ -68,7 +68,9 @@ class TrainConfig:
     # which suits their 180 s budget, too often for 10,000 steps of a larger model
     eval_every: int = 500
     eval_chunk_length: int | None = None  # chunk length for evaluation; None = chunk_length
-    eval_max_batches: int | None = None  # evaluate on at most this many chunks; None = all
+    # evaluate on at most this many chunks of each stream; None = all. The presets read an
+    # eighth of the batches trained between evaluations (presets.eval_batches)
+    eval_max_batches: int | None = None
     # evaluations without a new best loss before stopping; 0 (or None) = off. On here: with a
     # step budget of unknown size, stopping when validation stops improving saves the rest;
     # the presets keep training to the end of their short budget and keep the best checkpoint.
@@ -155,7 +157,8 @@ class TrainConfig:
                **overrides: Any) -> TrainConfig:
         """The settings ``rnnkit train`` uses with preset ``size`` ("small" or "large") for
         ``task`` ("text" or "forecast"): presets.TRAINING, the preset's chunk length, weight
-        decay (AdamW when above 0) and weight average, and an evaluation after the last step.
+        decay (AdamW when above 0) and weight average, an evaluation after the last step, and
+        evaluations capped at ``presets.eval_batches(eval_every)`` batches.
         ``train_steps`` (the training data's length in steps) turns the preset's epoch cap
         into a step budget as the CLI does; without it the large preset's 6 epochs are not
         applied. ``overrides`` win, as flags do."""
@@ -167,6 +170,7 @@ class TrainConfig:
             cap = presets.epoch_steps(preset["max_epochs"], train_steps, values["batch_size"],
                                       values["chunk_length"])
             values["max_steps"] = min(cap, values["max_steps"] or cap)
+        values.setdefault("eval_max_batches", presets.eval_batches(values["eval_every"]))
         # AdamW with no decay is Adam; naming Adam keeps older runs' optimizer exact
         values.setdefault("optimizer", "adamw" if values.get("weight_decay") else "adam")
         return cls(**values)

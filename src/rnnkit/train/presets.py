@@ -23,8 +23,9 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["MODEL_SIZES", "LARGE_FROM_SECONDS", "NEXT_STEP", "TRAINING", "TextPlan",
-           "epoch_steps", "model_options", "plan_text", "seconds_per_step"]
+__all__ = ["MODEL_SIZES", "LARGE_FROM_SECONDS", "NEXT_STEP", "TRAINING", "EVAL_SHARE",
+           "TextPlan", "epoch_steps", "eval_batches", "model_options", "plan_text",
+           "seconds_per_step"]
 
 # The two model presets of --model-size, chosen by benchmarks/charlm.py and ablation.py on
 # tinyshakespeare with 2 CPU threads. Model fields, plus the training fields each size sets.
@@ -52,6 +53,21 @@ TRAINING: dict[str, Any] = {
     "clip": "norm", "clip_max_norm": 1.0, "clip_percentile": 10.0,
     "max_time": 180.0, "max_steps": 0, "eval_every": 100, "patience": 0,
 }
+
+# An evaluation reads at most this share of the batches trained on between two evaluations
+# (the first batches of each of its streams): evaluating a character costs about a third of
+# training on it, so evaluations take ~4% of the time, however large the validation split.
+# Read whole, the 180 KB split of a 1.6 MB text took 8.8 s of every 47 s at 1 thread
+# (docs/char-defaults.md, "What an evaluation costs").
+EVAL_SHARE = 1 / 8
+
+
+def eval_batches(eval_every: int) -> int:
+    """The batches an evaluation reads at most with an evaluation every ``eval_every`` steps."""
+    if eval_every < 1:
+        raise ValueError(f"eval_every must be >= 1, got {eval_every}")
+    return max(1, math.ceil(eval_every * EVAL_SHARE))
+
 
 def model_options(size: str = "small", task: str = "text") -> dict[str, Any]:
     """The model fields of preset ``size`` (``"small"`` or ``"large"``) for ``task``
