@@ -269,3 +269,24 @@ def test_help_lists_every_option_with_default(capsys):
         if not f.metadata.get("positional"):
             assert "--" + f.name.replace("_", "-") in text, f.name
     assert text.count("(default:") >= len(dataclasses.fields(AblateSettings))
+
+
+def test_the_default_is_planned_with_the_runs_threads(monkeypatch):
+    # --model-size auto times its steps to count the passes a budget makes: timed on every
+    # core, a study of 1-thread runs planned for more passes than they make (and another
+    # branch of the plan)
+    from rnnkit.cli import train
+
+    timed = []
+
+    def timing(*args, **kwargs):
+        timed.append(torch.get_num_threads())
+        return 0.01
+
+    monkeypatch.setattr(train, "seconds_per_step", timing)
+    monkeypatch.setattr(ablate, "run_one", lambda job: (_ for _ in ()).throw(KeyboardInterrupt))
+    path = text_file()
+    argv = ["ablate", path, "--budget", "5", "--seeds", "1", "--tricks", "dropout", "--jobs",
+            "1", "--threads", "3", "--out", "study", "--no-progress"]
+    assert main(argv) == 130
+    assert timed and set(timed) == {3}

@@ -319,12 +319,15 @@ def write_splits(s: AblateSettings, out: Path) -> tuple[Path, Path, str]:
     return *paths, hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def base_settings(s: AblateSettings, train_file: Path, out: Path) -> TrainSettings:
-    """What ``rnnkit train TRAIN --max-time B`` (or ``--max-steps N``) would run, quietly: no
-    progress bar, samples or plot.png (the study draws every run's curves from its metrics)."""
+def base_settings(s: AblateSettings, train_file: Path, out: Path, threads: int
+                  ) -> TrainSettings:
+    """What ``rnnkit train TRAIN --max-time B --threads T`` (or ``--max-steps N``) would run,
+    quietly: no progress bar, samples or plot.png (the study draws every run's curves from
+    its metrics). The runs' ``threads`` go in: ``--model-size auto`` times its steps with them,
+    and a plan timed on every core counts more passes than a 1-thread run makes."""
     flags: dict[str, Any] = {"files": [str(train_file)], "runs_dir": str(out / "runs"),
                              "progress": False, "sample_length": 0, "plot": False,
-                             "device": s.device}
+                             "device": s.device, "threads": threads}
     flags.update({"max_time": s.budget} if s.budget else {"max_steps": s.steps})
     if s.quick:
         flags.update(QUICK_MODEL)
@@ -601,7 +604,7 @@ def _plan_study(s: AblateSettings, out: Path, threads: int,
         sha = hashlib.sha256(Path(s.files[0]).read_bytes()).hexdigest()
     else:
         train_file, test_file, sha = write_splits(s, out)
-        base = base_settings(s, train_file, out)
+        base = base_settings(s, train_file, out, threads)
         train_steps = split_tail(len(train_file.read_text(encoding="utf-8")),
                                  base.val_fraction) - 1
         plan = make_plan(s, base, out, test_file, train_steps, threads)
