@@ -152,8 +152,7 @@ def train_rnnkit(budget: float, seed: int, data: str, threads: int,
     it (evaluating on its own validation split as it goes). Returns the model a user gets (the
     best checkpoint on that split), the last weights, and the trainer's summary."""
     from rnnkit.cli.infer import load_model
-    from rnnkit.cli.train import auto_size_note, run_training, settings_for
-    from rnnkit.train.presets import eval_batches
+    from rnnkit.cli.train import auto_size_note, eval_max_batches, run_training, settings_for
 
     with tempfile.TemporaryDirectory() as tmp:
         # threads: TrainSettings' default (0) takes every core, so without it the rnnkit arm
@@ -165,8 +164,8 @@ def train_rnnkit(budget: float, seed: int, data: str, threads: int,
         settings, _ = settings_for(flags, {}, "charlm.py", None)
         summary = run_training(settings, note=auto_size_note(settings, set(flags)))
         summary["settings"] = {k: getattr(settings, k) for k in SHOWN_SETTINGS}
-        if settings.eval_max_batches is None:  # the default: what the trainer was given
-            summary["settings"]["eval_max_batches"] = eval_batches(settings.eval_every)
+        # what the trainer was given (the flag's None is the default cap)
+        summary["settings"]["eval_max_batches"] = eval_max_batches(settings)
         best, _ = load_model(Path(tmp) / "charlm", checkpoint="best", device="cpu")
         last, _ = load_model(Path(tmp) / "charlm", checkpoint="last", device="cpu")
     for model in (best, last):

@@ -90,6 +90,12 @@ def epochs_bind(s: TrainSettings, max_steps: int) -> bool:
     return bool(max_steps) and max_steps != s.max_steps
 
 
+def eval_max_batches(s: TrainSettings) -> int:
+    """The batches an evaluation reads at most (0: the whole validation split): the flag, or
+    ``presets.eval_batches`` of ``--eval-every`` when it is not given."""
+    return eval_batches(s.eval_every) if s.eval_max_batches is None else s.eval_max_batches
+
+
 def trainer_config(s: TrainSettings, device: str, max_steps: int) -> TrainConfig:
     """The Trainer's settings: the fields of the same name, the step budget, and the
     optimizer (AdamW with decoupled weight decay, Adam without)."""
@@ -97,9 +103,7 @@ def trainer_config(s: TrainSettings, device: str, max_steps: int) -> TrainConfig
         raise ConfigError("set a budget: --max-time SECONDS, --max-steps N or --max-epochs E "
                           "(all are 0)")
     values = {name: getattr(s, name) for name in TRAINER_FIELDS}
-    if s.eval_max_batches is None:
-        values["eval_max_batches"] = eval_batches(s.eval_every)
-    values["eval_max_batches"] = values["eval_max_batches"] or None  # 0: all
+    values["eval_max_batches"] = eval_max_batches(s) or None  # the trainer's None: all
     try:
         return TrainConfig(
             **{**values, "max_steps": max_steps, "device": device},

@@ -344,8 +344,7 @@ def choose_weights(model: DeepAR | DeepAREnsemble, values: Sequence[np.ndarray],
         return {"weights": list(cfg.combine_weights),
                 "why": f"no validation windows: the network 1/3, the rest split {_shares(split)}"
                        f" between {STATISTICAL_NAMES[method]} and SeasonalNaive by their CRPS at "
-                       f"{origins} rolling "
-                       "origins",
+                       f"{origins} rolling origins",
                 "scores": {f"statistical {k}": v for k, v in scores.items()}, **record}
     spread = given or interval_spread([v[: len(v) - cfg.validation] for v in values],
                                       cfg.horizon, cfg.season, point_spread=point_spread)
