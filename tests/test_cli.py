@@ -228,7 +228,7 @@ def test_a_runs_config_yaml_passed_back_with_config_resolves_the_same(cell, caps
     import yaml
 
     path = text_file()
-    for preset in ("small", "large"):
+    for preset in ("small", "medium", "large"):
         first, again = f"{cell}-{preset}", f"{cell}-{preset}-again"
         assert main(["train", path, *TINY, "--max-steps", "2", "--cell", cell,
                      "--model-size", preset, "--name", first]) == 0

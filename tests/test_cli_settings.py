@@ -198,7 +198,7 @@ def test_library_preset_overrides_win_as_flags_do():
             == cli_trainer_config("small", **flags))
     assert TrainConfig.preset("small", weight_decay=0.01).optimizer == "adamw"
     with pytest.raises(ValueError, match="size must be one of"):
-        TrainConfig.preset("medium")
+        TrainConfig.preset("huge")
 
 
 def test_presets_have_one_home():

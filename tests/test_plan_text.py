@@ -8,9 +8,9 @@ from torch import nn
 from rnnkit.cli import train as cli_train
 from rnnkit.train import presets
 from rnnkit.train.presets import (
-    LARGE_MIN_STEPS,
     LIGHT,
     LIGHT_FROM_PASSES,
+    MIN_STEPS,
     MODEL_SIZES,
     PATIENCE,
     REGULARIZE_FROM_PASSES,
@@ -20,6 +20,10 @@ from rnnkit.train.presets import (
 )
 
 BATCH = presets.TRAINING["batch_size"]
+# step rates where 95 s buys neither wider preset its steps (the small model is chosen)
+RATES = {"small": 12.0, "medium": 5.0, "large": 2.0}
+# ... and where 600 s buys the large one its steps
+LONG = {"small": 12.0, "medium": 5.0, "large": MIN_STEPS["large"] / 600}
 
 
 def chars_for(passes: float, size: str, max_time: float, rate: float) -> int:
@@ -28,23 +32,37 @@ def chars_for(passes: float, size: str, max_time: float, rate: float) -> int:
 
 
 def test_a_short_budget_on_a_large_text_keeps_the_small_preset():
-    rates = {"small": 12.0, "large": 2.0}  # 95 s buys the large model 190 steps
-    plan = plan_text(chars_for(3, "small", 95, 12.0), 95, rates)
+    plan = plan_text(chars_for(3, "small", 95, 12.0), 95, RATES)  # the large model: 190 steps
     assert (plan.size, plan.changes) == ("small", {})
     assert plan.passes == pytest.approx(3, rel=1e-3)
     assert "~3 passes in 95 s: the small model as preset" in plan.reason
 
 
 def test_a_budget_that_buys_the_large_model_its_steps_takes_it():
-    rates = {"small": 12.0, "large": LARGE_MIN_STEPS / 600}
-    plan = plan_text(chars_for(5, "large", 600, rates["large"]), 600, rates)
+    plan = plan_text(chars_for(5, "large", 600, LONG["large"]), 600, LONG)
     assert (plan.size, plan.changes) == ("large", {})
-    short = plan_text(10**7, 600, {"small": 12.0, "large": LARGE_MIN_STEPS / 600 * 0.99})
-    assert short.size == "small"
+    short = plan_text(10**7, 600, {**LONG, "large": LONG["large"] * 0.99})
+    assert short.size == "medium"  # 3000 steps of the medium one
+
+
+def test_a_budget_that_buys_the_medium_model_its_steps_takes_it():
+    rates = {**RATES, "medium": MIN_STEPS["medium"] / 600}
+    plan = plan_text(chars_for(3, "medium", 600, rates["medium"]), 600, rates)
+    assert (plan.size, plan.changes) == ("medium", {})
+    assert "~3 passes in 600 s: the medium model as preset" in plan.reason
+    fewer = plan_text(10**7, 600, {**rates, "medium": rates["medium"] * 0.99})
+    assert fewer.size == "small"
+    # it regularizes as the small model does: it is the small one, wider
+    many = plan_text(chars_for(REGULARIZE_FROM_PASSES * 2, "medium", 600, rates["medium"]),
+                     600, rates)
+    assert (many.size, many.changes) == ("medium", REGULARIZED["small"])
+    assert {k: v for k, v in MODEL_SIZES["medium"].items() if k != "hidden_size"} == {
+        k: v for k, v in MODEL_SIZES["small"].items() if k != "hidden_size"}
+    assert MODEL_SIZES["medium"]["hidden_size"] > MODEL_SIZES["small"]["hidden_size"]
 
 
 def test_many_passes_regularize_the_small_model():
-    rates = {"small": 12.0, "large": 2.0}
+    rates = RATES
     plan = plan_text(chars_for(REGULARIZE_FROM_PASSES * 2, "small", 95, 12.0), 95, rates)
     assert plan.size == "small" and plan.changes == REGULARIZED["small"]
     assert plan.changes["dropout"] > MODEL_SIZES["small"]["dropout"]
@@ -55,7 +73,7 @@ def test_many_passes_regularize_the_small_model():
 
 
 def test_a_few_passes_give_the_small_model_the_light_regularizers_without_dropout():
-    rates = {"small": 12.0, "large": 2.0}
+    rates = RATES
     plan = plan_text(chars_for(8, "small", 95, 12.0), 95, rates)
     assert plan.size == "small" and plan.changes == LIGHT["small"]
     assert "dropout" not in plan.changes and plan.changes["ema_decay"] > 0
@@ -70,33 +88,34 @@ def test_a_few_passes_give_the_small_model_the_light_regularizers_without_dropou
 
 
 def test_more_passes_than_the_epoch_cap_replace_the_cap_with_patience():
-    rates = {"small": 12.0, "large": 2.0}
+    rates, rate = LONG, LONG["large"]
     cap = MODEL_SIZES["large"]["max_epochs"]
-    plan = plan_text(chars_for(cap * 1.5, "large", 600, 2.0), 600, rates)
+    plan = plan_text(chars_for(cap * 1.5, "large", 600, rate), 600, rates)
     assert plan.size == "large" and plan.changes == {"max_epochs": 0.0, "patience": PATIENCE}
     assert f"past its {cap:g} epochs while validation improves" in plan.reason
-    within = plan_text(chars_for(cap * 0.9, "large", 600, 2.0), 600, rates)
+    within = plan_text(chars_for(cap * 0.9, "large", 600, rate), 600, rates)
     assert within.changes == {}  # the cap does not bind: the preset as it is
 
 
 def test_many_passes_regularize_the_large_model_and_patience_replaces_its_epoch_cap():
-    rates = {"small": 12.0, "large": 2.0}
-    plan = plan_text(chars_for(50, "large", 600, 2.0), 600, rates)
+    plan = plan_text(chars_for(50, "large", 600, LONG["large"]), 600, LONG)
     assert plan.size == "large"
     assert plan.changes == {**REGULARIZED["large"], "max_epochs": 0.0, "patience": PATIENCE}
     assert plan.changes["dropout"] > MODEL_SIZES["large"]["dropout"]
 
 
 def test_the_reason_says_the_size_of_the_text():
-    rates = {"small": 12.0, "large": 2.0}
-    assert plan_text(174_000, 95, rates).reason.startswith("174 KB of training text")
-    assert plan_text(2_500_000, 95, rates).reason.startswith("2.5 MB of training text")
+    assert plan_text(174_000, 95, RATES).reason.startswith("174 KB of training text")
+    assert plan_text(2_500_000, 95, RATES).reason.startswith("2.5 MB of training text")
 
 
 @pytest.mark.parametrize("args, message", [
-    ((0, 95, {"small": 1.0, "large": 1.0}), "train_chars must be >= 1, got 0"),
-    ((100, 0, {"small": 1.0, "large": 1.0}), "max_time must be > 0, got 0"),
-    ((100, 95, {"small": 1.0}), r"steps_per_second\['large'\] must be > 0, got None"),
+    ((0, 95, RATES), "train_chars must be >= 1, got 0"),
+    ((100, 0, RATES), "max_time must be > 0, got 0"),
+    ((100, 95, {"small": 1.0, "medium": 1.0}),
+     r"steps_per_second\['large'\] must be > 0, got None"),
+    ((100, 95, {"small": 1.0, "medium": 0.0, "large": 1.0}),
+     r"steps_per_second\['medium'\] must be > 0, got 0.0"),
 ])
 def test_bad_inputs_are_named(args, message):
     with pytest.raises(ValueError, match=message):
@@ -127,7 +146,7 @@ def test_rnnkit_train_plans_for_a_small_text_and_flags_win(tmp_path, monkeypatch
     (tmp_path / "t.txt").write_text("the cat sat on the mat.\n" * 400)  # 9.6 KB
     flags = {"files": ["t.txt"], "max_time": 60.0, "threads": 1}
     settings, _ = cli_train.settings_for(flags, {}, "flags", None)
-    assert settings.model_size == "small"  # 60 s do not buy the large model 1000 steps here
+    assert settings.model_size == "small"  # 60 s do not buy a wider model its steps here
     assert settings.dropout == REGULARIZED["small"]["dropout"]  # thousands of passes
     note = cli_train.auto_size_note(settings, set(flags))
     assert note.startswith("auto: 9 KB of training text") and "dropout 0.3" in note

@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 
 from rnnkit.tasks import Task
 from rnnkit.train import Trainer
+from rnnkit.train.presets import MODEL_SIZES
 
 
 class EvalReport:
@@ -51,7 +52,7 @@ def announce(task: Task, s: Any, run: Path, model: torch.nn.Module, n_train: int
                                         max_steps and f"{max_steps} steps{epochs}"]))
     print(f"data: {source}: {n_train} train / {n_val} validation {task.unit}s, "
           f"{task.summary()}", file=sys.stderr)
-    size = f" ({s.model_size})" if s.model_size in ("small", "large") else ""
+    size = f" ({s.model_size})" if s.model_size in MODEL_SIZES else ""
     norm = ", layer norm" if s.layer_norm else ""
     print(f"model{size}: {s.cell.upper()} {s.num_layers}x{s.hidden_size}{norm}, "
           f"{params / 1e6:.2f}M parameters, chunks of {s.chunk_length}, on {device}; budget "

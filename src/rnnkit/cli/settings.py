@@ -130,7 +130,7 @@ class TrainSettings:
                            "regularization planned for the text's size, the budget and this "
                            "machine's speed (the start says it); large with only a step or "
                            "epoch budget; small for a CSV",
-                           choices=("auto", "small", "large"))
+                           choices=("auto", *MODEL_SIZES))
     cell: str = _opt(_SMALL["cell"], "recurrent cell", choices=("lstm", "gru"), shown=_BY_SIZE)
     embed_dim: int = _opt(_SMALL["embed_dim"], "character embedding size (text)",
                           shown=_BY_SIZE)

@@ -24,16 +24,20 @@ import torch
 from torch import nn
 
 __all__ = ["MODEL_SIZES", "LARGE_FROM_SECONDS", "NEXT_STEP", "TRAINING", "EVAL_SHARE",
-           "TextPlan", "epoch_steps", "eval_batches", "model_options", "plan_text",
+           "MIN_STEPS", "TextPlan", "epoch_steps", "eval_batches", "model_options", "plan_text",
            "seconds_per_step"]
 
-# The two model presets of --model-size, chosen by benchmarks/charlm.py and ablation.py on
-# tinyshakespeare with 2 CPU threads. Model fields, plus the training fields each size sets.
+# The model presets of --model-size: small and large chosen by benchmarks/charlm.py and
+# ablation.py on tinyshakespeare with 2 CPU threads; medium, the small one widened to 320, for
+# budgets that train it long enough (plan_text; docs/char-defaults.md, "The medium preset").
+# Model fields, plus the training fields each size sets.
+_SMALL: dict[str, Any] = {
+    "cell": "gru", "embed_dim": 64, "hidden_size": 192, "num_layers": 2, "sum_outputs": True,
+    "layer_norm": False, "forget_bias": 1.0, "dropout": 0.0, "embed_dropout": 0.0,
+    "weight_decay": 0.0, "ema_decay": 0.0, "chunk_length": 64, "max_epochs": 0.0}
 MODEL_SIZES: dict[str, dict[str, Any]] = {
-    "small": {"cell": "gru", "embed_dim": 64, "hidden_size": 192, "num_layers": 2,
-              "sum_outputs": True, "layer_norm": False,
-              "forget_bias": 1.0, "dropout": 0.0, "embed_dropout": 0.0, "weight_decay": 0.0,
-              "ema_decay": 0.0, "chunk_length": 64, "max_epochs": 0.0},
+    "small": _SMALL,
+    "medium": {**_SMALL, "hidden_size": 320},
     "large": {"cell": "lstm", "embed_dim": 128, "hidden_size": 512, "num_layers": 1,
               "sum_outputs": False, "layer_norm": True,
               "forget_bias": 0.0, "dropout": 0.2, "embed_dropout": 0.1, "weight_decay": 0.1,
@@ -89,16 +93,20 @@ def epoch_steps(max_epochs: float, train_steps: int, batch_size: int, chunk_leng
     return max(1, math.ceil(max_epochs * per_epoch))
 
 
-# --model-size auto on a text with a time budget (plan_text). The large preset when the budget
-# buys it this many steps: 300 s (LARGE_FROM_SECONDS) at 2 threads on the machine the presets
-# were measured on, where it runs 3.4 steps/s (docs/char-defaults.md).
-LARGE_MIN_STEPS = 1000
+# --model-size auto on a text with a time budget (plan_text): the widest preset the budget
+# buys this many steps, else the small one. At 600 s on one thread (about 3100 steps of the
+# medium preset, 1100 of the large) the medium one led the large one on the validation splits
+# of the development corpora; at 2 threads (about 2000 steps of the large one) the large one
+# led the small one on tinyshakespeare, and stays (docs/char-defaults.md, "The medium preset").
+MIN_STEPS: dict[str, int] = {"medium": 2500, "large": 1500}
+
 # Passes over the training text past which the preset's own regularization overfits, and the
 # fields that replace it there, chosen on the development corpora's validation splits
 # (benchmarks/corpora.py, docs/char-defaults.md).
 REGULARIZE_FROM_PASSES = 16.0
 REGULARIZED: dict[str, dict[str, Any]] = {
     "small": {"dropout": 0.3, "embed_dropout": 0.1, "weight_decay": 0.1, "ema_decay": 0.995},
+    "medium": {"dropout": 0.3, "embed_dropout": 0.1, "weight_decay": 0.1, "ema_decay": 0.995},
     "large": {"dropout": 0.4, "embed_dropout": 0.1, "weight_decay": 0.1},
 }
 # From this many passes to REGULARIZE_FROM_PASSES the small model takes the large preset's
@@ -108,6 +116,7 @@ REGULARIZED: dict[str, dict[str, Any]] = {
 LIGHT_FROM_PASSES = 5.0
 LIGHT: dict[str, dict[str, Any]] = {
     "small": {"embed_dropout": 0.1, "weight_decay": 0.1, "ema_decay": 0.995},
+    "medium": {"embed_dropout": 0.1, "weight_decay": 0.1, "ema_decay": 0.995},
     "large": {},  # the large preset has them already
 }
 # Where the budget buys more passes than the epoch cap of "large", the cap would stop it with
@@ -131,11 +140,12 @@ def plan_text(train_chars: int, max_time: float, steps_per_second: dict[str, flo
     """The preset and regularization for ``train_chars`` characters of training text and a
     budget of ``max_time`` seconds, given each preset's measured ``steps_per_second``.
 
-    The large model when the budget buys it LARGE_MIN_STEPS steps, else the small one; the
-    expected passes over the text (steps x batch_size x chunk_length / train_chars) decide the
-    regularization: past REGULARIZE_FROM_PASSES the preset overfits (it memorizes a small
-    text), so REGULARIZED[size] replaces its dropout and weight decay; from LIGHT_FROM_PASSES
-    on, LIGHT[size] (weight averaging, embedding dropout and weight decay, no dropout).
+    The widest preset (large, then medium) the budget buys MIN_STEPS[size] steps, else the
+    small one; the expected passes over the text (steps x batch_size x chunk_length /
+    train_chars) decide the regularization: past REGULARIZE_FROM_PASSES the preset overfits
+    (it memorizes a small text), so REGULARIZED[size] replaces its dropout and weight decay;
+    from LIGHT_FROM_PASSES on, LIGHT[size] (weight averaging, embedding dropout and weight
+    decay, no dropout).
     Patience replaces the large preset's epoch cap wherever the budget buys more passes than
     the cap: a budget the user gave is spent while validation still improves (the best
     checkpoint is kept)."""
@@ -147,7 +157,8 @@ def plan_text(train_chars: int, max_time: float, steps_per_second: dict[str, flo
         if not steps_per_second.get(size, 0) > 0:
             raise ValueError(f"steps_per_second[{size!r}] must be > 0, got "
                              f"{steps_per_second.get(size)}")
-    size = "large" if max_time * steps_per_second["large"] >= LARGE_MIN_STEPS else "small"
+    size = next((size for size in ("large", "medium")
+                 if max_time * steps_per_second[size] >= MIN_STEPS[size]), "small")
     steps = max_time * steps_per_second[size]
     passes = steps * batch_size * MODEL_SIZES[size]["chunk_length"] / train_chars
     where = (f"{_kilobytes(train_chars)} of training text, ~{passes:.0f} passes in "
