@@ -52,13 +52,15 @@ def test_a_budget_that_buys_the_medium_model_its_steps_takes_it():
     assert "~3 passes in 600 s: the medium model as preset" in plan.reason
     fewer = plan_text(10**7, 600, {**rates, "medium": rates["medium"] * 0.99})
     assert fewer.size == "small"
-    # it regularizes as the small model does: it is the small one, wider
+    # the small one, wider, with the light regularizers at any number of passes; past 16
+    # passes the small one's dropout as well
+    assert MODEL_SIZES["medium"] == {**MODEL_SIZES["small"], **LIGHT["small"],
+                                     "hidden_size": 320}
+    assert plan_text(chars_for(LIGHT_FROM_PASSES + 1, "medium", 600, rates["medium"]), 600,
+                     rates).changes == {}
     many = plan_text(chars_for(REGULARIZE_FROM_PASSES * 2, "medium", 600, rates["medium"]),
                      600, rates)
     assert (many.size, many.changes) == ("medium", REGULARIZED["small"])
-    assert {k: v for k, v in MODEL_SIZES["medium"].items() if k != "hidden_size"} == {
-        k: v for k, v in MODEL_SIZES["small"].items() if k != "hidden_size"}
-    assert MODEL_SIZES["medium"]["hidden_size"] > MODEL_SIZES["small"]["hidden_size"]
 
 
 def test_many_passes_regularize_the_small_model():
@@ -82,7 +84,7 @@ def test_a_few_passes_give_the_small_model_the_light_regularizers_without_dropou
         "ema_decay 0.995")
     fewer = plan_text(chars_for(LIGHT_FROM_PASSES * 0.99, "small", 95, 12.0), 95, rates)
     assert fewer.changes == {} and fewer.reason.endswith("the small model as preset")
-    assert LIGHT["large"] == {}  # the large preset has them already
+    assert LIGHT["medium"] == LIGHT["large"] == {}  # those presets have them already
     for name, value in LIGHT["small"].items():
         assert MODEL_SIZES["large"][name] == value != MODEL_SIZES["small"][name]
 
