@@ -8,9 +8,12 @@ from torch import nn
 from rnnkit.cli import train as cli_train
 from rnnkit.train import presets
 from rnnkit.train.presets import (
+    LARGE_MIN_STEPS,
     LIGHT,
     LIGHT_FROM_PASSES,
-    MIN_STEPS,
+    MEDIUM_MAX_PASSES,
+    MEDIUM_MIN_STEPS,
+    MEDIUM_UNTIL_LARGE_STEPS,
     MODEL_SIZES,
     PATIENCE,
     REGULARIZE_FROM_PASSES,
@@ -22,8 +25,8 @@ from rnnkit.train.presets import (
 BATCH = presets.TRAINING["batch_size"]
 # step rates where 95 s buys neither wider preset its steps (the small model is chosen)
 RATES = {"small": 12.0, "medium": 5.0, "large": 2.0}
-# ... and where 600 s buys the large one its steps
-LONG = {"small": 12.0, "medium": 5.0, "large": MIN_STEPS["large"] / 600}
+# ... and where 600 s buys the large one enough steps to take it over the medium one
+LONG = {"small": 12.0, "medium": 5.0, "large": MEDIUM_UNTIL_LARGE_STEPS / 600}
 
 
 def chars_for(passes: float, size: str, max_time: float, rate: float) -> int:
@@ -40,27 +43,35 @@ def test_a_short_budget_on_a_large_text_keeps_the_small_preset():
 
 def test_a_budget_that_buys_the_large_model_its_steps_takes_it():
     plan = plan_text(chars_for(5, "large", 600, LONG["large"]), 600, LONG)
-    assert (plan.size, plan.changes) == ("large", {})
-    short = plan_text(10**7, 600, {**LONG, "large": LONG["large"] * 0.99})
-    assert short.size == "medium"  # 3000 steps of the medium one
+    assert (plan.size, plan.changes) == ("large", {})  # though the medium one makes 3000 steps
+    rates = {**RATES, "large": LARGE_MIN_STEPS / 600}  # 600 s: the medium one 3000 steps ...
+    text = chars_for(MEDIUM_MAX_PASSES * 1.5, "medium", 600, rates["medium"])  # ... too many passes
+    assert plan_text(text, 600, rates).size == "large"
+    short = plan_text(text, 600, {**rates, "large": rates["large"] * 0.99})
+    assert short.size == "small"
 
 
-def test_a_budget_that_buys_the_medium_model_its_steps_takes_it():
-    rates = {**RATES, "medium": MIN_STEPS["medium"] / 600}
+def test_a_budget_that_buys_the_medium_model_its_steps_in_few_passes_takes_it():
+    rates = {**RATES, "medium": MEDIUM_MIN_STEPS / 600}  # the large one: 1200 steps
     plan = plan_text(chars_for(3, "medium", 600, rates["medium"]), 600, rates)
     assert (plan.size, plan.changes) == ("medium", {})
     assert "~3 passes in 600 s: the medium model as preset" in plan.reason
-    fewer = plan_text(10**7, 600, {**rates, "medium": rates["medium"] * 0.99})
-    assert fewer.size == "small"
+    fewer = plan_text(chars_for(3, "medium", 600, rates["medium"]), 600,
+                      {**rates, "medium": rates["medium"] * 0.99})
+    assert fewer.size == "large"
     # the small one, wider, with the light regularizers at any number of passes; past 16
-    # passes the small one's dropout as well
+    # passes the small one's dropout as well, and past MEDIUM_MAX_PASSES the large model
     assert MODEL_SIZES["medium"] == {**MODEL_SIZES["small"], **LIGHT["small"],
                                      "hidden_size": 320}
     assert plan_text(chars_for(LIGHT_FROM_PASSES + 1, "medium", 600, rates["medium"]), 600,
                      rates).changes == {}
-    many = plan_text(chars_for(REGULARIZE_FROM_PASSES * 2, "medium", 600, rates["medium"]),
+    many = plan_text(chars_for(MEDIUM_MAX_PASSES * 0.9, "medium", 600, rates["medium"]),
                      600, rates)
+    assert MEDIUM_MAX_PASSES * 0.9 > REGULARIZE_FROM_PASSES
     assert (many.size, many.changes) == ("medium", REGULARIZED["small"])
+    too_many = plan_text(chars_for(MEDIUM_MAX_PASSES * 1.01, "medium", 600, rates["medium"]),
+                         600, rates)
+    assert too_many.size == "large"
 
 
 def test_many_passes_regularize_the_small_model():

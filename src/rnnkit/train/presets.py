@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 __all__ = ["MODEL_SIZES", "LARGE_FROM_SECONDS", "NEXT_STEP", "TRAINING", "EVAL_SHARE",
-           "MIN_STEPS", "TextPlan", "epoch_steps", "eval_batches", "model_options", "plan_text",
+           "TextPlan", "epoch_steps", "eval_batches", "model_options", "plan_text",
            "seconds_per_step"]
 
 # The model presets of --model-size: small and large chosen by benchmarks/charlm.py and
@@ -97,13 +97,20 @@ def epoch_steps(max_epochs: float, train_steps: int, batch_size: int, chunk_leng
     return max(1, math.ceil(max_epochs * per_epoch))
 
 
-# --model-size auto on a text with a time budget (plan_text): the widest preset the budget
-# buys this many steps, else the small one. At 600 s on one thread (about 3100 steps of the
-# medium preset, 1100 of the large) the medium one led the large one on the validation splits
-# of the development corpora; at 2 threads (about 2000 steps of the large one) the large one
-# led the small one on tinyshakespeare, and stays (docs/char-defaults.md, "The medium preset").
-MIN_STEPS: dict[str, int] = {"medium": 2000, "large": 1500}
-
+# --model-size auto on a text with a time budget (plan_text). The large preset when the budget
+# buys it this many steps: 300 s (LARGE_FROM_SECONDS) at 2 threads on the machine the presets
+# were measured on, where it runs 3.4 steps/s (docs/char-defaults.md).
+LARGE_MIN_STEPS = 1000
+# ... but the medium preset in its place where the large one makes fewer than
+# MEDIUM_UNTIL_LARGE_STEPS steps and the medium one at least MEDIUM_MIN_STEPS in fewer than
+# MEDIUM_MAX_PASSES passes. At 600 s on one thread (about 3000 steps of the medium preset,
+# 1000-1100 of the large) the medium one led the large one on the validation splits of the
+# three larger development corpora (4-19 passes), and trailed it, regularized, on the 300 KB
+# one (25 passes), where the large one's dropout 0.4 fits better; at 2 threads (about 2000
+# steps of the large one) the large one stays (docs/char-defaults.md, "The medium preset").
+MEDIUM_MIN_STEPS = 2000
+MEDIUM_MAX_PASSES = 22.0
+MEDIUM_UNTIL_LARGE_STEPS = 1500
 # Passes over the training text past which the preset's own regularization overfits, and the
 # fields that replace it there, chosen on the development corpora's validation splits
 # (benchmarks/corpora.py, docs/char-defaults.md).
@@ -144,8 +151,10 @@ def plan_text(train_chars: int, max_time: float, steps_per_second: dict[str, flo
     """The preset and regularization for ``train_chars`` characters of training text and a
     budget of ``max_time`` seconds, given each preset's measured ``steps_per_second``.
 
-    The widest preset (large, then medium) the budget buys MIN_STEPS[size] steps, else the
-    small one; the expected passes over the text (steps x batch_size x chunk_length /
+    The large model when the budget buys it LARGE_MIN_STEPS steps, else the small one; the
+    medium one in their place where the large one makes fewer than MEDIUM_UNTIL_LARGE_STEPS
+    steps and the medium one MEDIUM_MIN_STEPS in fewer than MEDIUM_MAX_PASSES passes. The
+    expected passes over the text (steps x batch_size x chunk_length /
     train_chars) decide the regularization: past REGULARIZE_FROM_PASSES the preset overfits
     (it memorizes a small text), so REGULARIZED[size] replaces its dropout and weight decay;
     from LIGHT_FROM_PASSES on, LIGHT[size] (weight averaging, embedding dropout and weight
@@ -161,10 +170,19 @@ def plan_text(train_chars: int, max_time: float, steps_per_second: dict[str, flo
         if not steps_per_second.get(size, 0) > 0:
             raise ValueError(f"steps_per_second[{size!r}] must be > 0, got "
                              f"{steps_per_second.get(size)}")
-    size = next((size for size in ("large", "medium")
-                 if max_time * steps_per_second[size] >= MIN_STEPS[size]), "small")
-    steps = max_time * steps_per_second[size]
-    passes = steps * batch_size * MODEL_SIZES[size]["chunk_length"] / train_chars
+
+    def passes_of(size: str) -> float:
+        steps = max_time * steps_per_second[size]
+        return steps * batch_size * MODEL_SIZES[size]["chunk_length"] / train_chars
+
+    large_steps = max_time * steps_per_second["large"]
+    if (large_steps < MEDIUM_UNTIL_LARGE_STEPS
+            and max_time * steps_per_second["medium"] >= MEDIUM_MIN_STEPS
+            and passes_of("medium") < MEDIUM_MAX_PASSES):
+        size = "medium"
+    else:
+        size = "large" if large_steps >= LARGE_MIN_STEPS else "small"
+    passes = passes_of(size)
     where = (f"{_kilobytes(train_chars)} of training text, ~{passes:.0f} passes in "
              f"{max_time:g} s")
     cap = MODEL_SIZES[size]["max_epochs"]
