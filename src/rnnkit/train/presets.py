@@ -36,12 +36,14 @@ _SMALL: dict[str, Any] = {
     "cell": "gru", "embed_dim": 64, "hidden_size": 192, "num_layers": 2, "sum_outputs": True,
     "layer_norm": False, "forget_bias": 1.0, "dropout": 0.0, "embed_dropout": 0.0,
     "weight_decay": 0.0, "ema_decay": 0.0, "chunk_length": 64, "max_epochs": 0.0}
+# The large preset's light regularizers (weight averaging, embedding and weight decay), which
+# the medium preset has too and the small one takes from LIGHT_FROM_PASSES on (LIGHT).
+_LIGHT: dict[str, Any] = {"embed_dropout": 0.1, "weight_decay": 0.1, "ema_decay": 0.995}
 MODEL_SIZES: dict[str, dict[str, Any]] = {
     "small": _SMALL,
     # with the large preset's light regularizers: without them it scored 1.4658 where it
     # scored 1.3750 with them (stdlib_code, 600 s, 1 thread, ~4 passes, validation split)
-    "medium": {**_SMALL, "hidden_size": 320, "embed_dropout": 0.1, "weight_decay": 0.1,
-               "ema_decay": 0.995},
+    "medium": {**_SMALL, "hidden_size": 320, **_LIGHT},
     "large": {"cell": "lstm", "embed_dim": 128, "hidden_size": 512, "num_layers": 1,
               "sum_outputs": False, "layer_norm": True,
               "forget_bias": 0.0, "dropout": 0.2, "embed_dropout": 0.1, "weight_decay": 0.1,
@@ -117,17 +119,17 @@ MEDIUM_UNTIL_LARGE_STEPS = 1400
 # (benchmarks/corpora.py, docs/char-defaults.md).
 REGULARIZE_FROM_PASSES = 16.0
 REGULARIZED: dict[str, dict[str, Any]] = {
-    "small": {"dropout": 0.3, "embed_dropout": 0.1, "weight_decay": 0.1, "ema_decay": 0.995},
-    "medium": {"dropout": 0.3, "embed_dropout": 0.1, "weight_decay": 0.1, "ema_decay": 0.995},
+    "small": {"dropout": 0.3, **_LIGHT},
     "large": {"dropout": 0.4, "embed_dropout": 0.1, "weight_decay": 0.1},
 }
+REGULARIZED["medium"] = REGULARIZED["small"]  # the small model, wider
 # From this many passes to REGULARIZE_FROM_PASSES the small model takes the large preset's
 # light regularizers (weight averaging, embedding dropout, weight decay) without dropout:
 # better than the bare preset at 6-10 passes, worse at 3 (tinyshakespeare, where the weight
 # average lags a model still learning fast); docs/char-defaults.md, "The light branch".
 LIGHT_FROM_PASSES = 5.0
 LIGHT: dict[str, dict[str, Any]] = {
-    "small": {"embed_dropout": 0.1, "weight_decay": 0.1, "ema_decay": 0.995},
+    "small": _LIGHT,
     "medium": {},  # the medium and large presets have them already
     "large": {},
 }
