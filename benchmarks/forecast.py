@@ -21,19 +21,20 @@ before them), rnnkit's default budget of 60 s per file, neuralforecast's LSTM on
 ``--origins N`` scores every method at N origins H rows apart, ours trained anew at each, on
 the files whose longest series has ``--origins-min-rows`` rows (tuned: 1000, development:
 every file). ``--split validation`` drops the panel's test rows (its test origins' H rows
-each) and scores on the H rows before them, so settings can be chosen without looking at
-the test rows. A series with too few rows at an origin for the scale of MASE (a season) or
-for H held-out rows is skipped there for every method (``skipped`` in the JSON); one that
-rnnkit's library refuses or leaves out as too short to train on (``windows.too_short``)
-has no rnnkit cell there (``not_scored``). Per series, each method's MASE, CRPS and coverage
-are its means over the series' origins and seeds where rnnkit has a forecast (all of them
-where it has none); ``summary`` gives, per subset (all, single series, each long panel,
-each frequency), their geometric means (coverage: the mean) over the series a method
-scored, and the series where rnnkit's MASE is below SeasonalNaive's (a series rnnkit has no
-forecast of counts as a loss). Every method gets its 80% interval as sample paths:
-ours draws them, the baselines' and statsforecast's are Gaussians with the sigma of their
-80% interval, ``(hi - lo) / (2 * 1.2816)``. MASE and CRPS are scaled by the in-sample MAE
-of the seasonal-naive forecast.
+each) and scores on the H rows before them, so settings can be chosen without looking at the
+test rows. A series with too few rows at an origin for the scale of MASE (a season) or for H
+held-out rows is skipped there for every method (``skipped`` in the JSON); one that rnnkit's
+library refuses or leaves out as too short to train on (``windows.too_short``) has no rnnkit
+cell there (``not_scored``); one too short for the network alone is forecast by the
+statistical forecasts (``Forecaster.statistical_series``) and scored. Per series, each
+method's MASE, CRPS and coverage are its means over the series' origins and seeds where
+rnnkit has a forecast (all of them where it has none); ``summary`` gives, per subset (all,
+single series, each long panel, each frequency), their geometric means (coverage: the mean)
+over the series a method scored, and the series where rnnkit's MASE is below SeasonalNaive's
+(a series rnnkit has no forecast of counts as a loss). Every method gets its 80% interval as
+sample paths: ours draws them, the baselines' and statsforecast's are Gaussians with the
+sigma of their 80% interval, ``(hi - lo) / (2 * 1.2816)``. MASE and CRPS are scaled by the
+in-sample MAE of the seasonal-naive forecast.
 
 statsforecast and neuralforecast are benchmark only, never library dependencies; their pins
 and the install command are in benchmarks/requirements-forecast.txt. Without them the script
@@ -403,8 +404,13 @@ def fit_rnnkit(name: str, trains: list[DatedSeries], h: int, args) -> tuple:
     print(f"{name}: H={h}, {len(trains[0].values)} training rows; {report.steps} steps "
           f"({report.stop_reason}, best {report.best_step}) in {seconds:.0f} s; context "
           f"{forecaster.config.context_length}, lags {forecaster.config.lags}, temperature "
-          f"{float(forecaster.model.temperature):g}", flush=True)
+          f"{temperature(forecaster)}", flush=True)
     return forecaster, report, seconds, ""
+
+
+def temperature(forecaster) -> float | None:
+    """The network's sampling temperature (None: no network, every series too short)."""
+    return None if forecaster.model is None else float(forecaster.model.temperature)
 
 
 def rnnkit_cell(forecaster, report, fit_seconds: float, s: DatedSeries, t: DatedSeries,
@@ -496,14 +502,14 @@ def run_group(name: str, series: list[DatedSeries], args) -> list[dict]:
             methods["rnnkit"] = ours
             if args.variants:
                 methods.update(variant_cells(ours, t.values, h, m, args))
-            if args.save_paths:
+            if args.save_paths and s.name in forecaster.series_names:  # the network's
                 save_paths(forecaster, s, t, y, ours[1], row, args)
             row["config"] = {k: getattr(forecaster.config, k) for k in (
                 "context_length", "lags", "validation", "scaling", "likelihood",
                 "hidden_size", "num_layers", "batch_size", "lr")}
             row["fit"] = {"steps": report.steps, "best_step": report.best_step,
                           "stop": report.stop_reason, "seconds": fit_seconds,
-                          "temperature": float(forecaster.model.temperature),
+                          "temperature": temperature(forecaster),
                           "combine": report.combine}
         for base_name, fn in (("Naive", lambda v: naive(v, h)),
                               ("SeasonalNaive", lambda v: seasonal_naive(v, h, m))):

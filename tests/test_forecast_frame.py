@@ -1,6 +1,7 @@
 """The DataFrame API (issue 30): rnnkit.forecasting.frame.RNNForecast fits, predicts and
 cross-validates long ``unique_id, ds, y`` frames with the numbers of the CSV path."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -151,12 +152,17 @@ def test_integer_ids_text_dates_and_column_names_are_kept():
     assert cv["cutoff"].iloc[0] == "2003-01"
 
 
-def test_a_series_too_short_is_left_out_with_a_warning():
-    # shorter than one window of H = 4 (9 rows; windows.too_short's rule for a panel)
-    with pytest.warns(UserWarning, match=r"series 'short' \(8 rows\) is too short"):
-        rf = RNNForecast(h=4, **FAST).fit(frame(monthly("long", 40), monthly("short", 8)))
-    assert rf.report_.left_out == {"short": 8}
-    assert set(rf.predict()["unique_id"]) == {"long"}
+def test_a_series_too_short_for_the_network_is_forecast_by_the_statistical_ones_alone():
+    # shorter than one window of H = 4 (9 rows; windows.too_short's rule for a panel); 5
+    # rows are too few for the statistical forecasts too (windows.STATISTICAL_MIN_ROWS)
+    panel = frame(monthly("long", 40), monthly("short", 8), monthly("tiny", 5))
+    with pytest.warns(UserWarning) as caught:
+        rf = RNNForecast(h=4, **FAST).fit(panel)
+    said = " ".join(str(w.message) for w in caught)
+    assert re.search(r"'short' \(8 rows\) is too short.*Theta and SeasonalNaive alone", said)
+    assert re.search(r"'tiny' \(5 rows\) is too short.*left out", said)
+    assert rf.report_.statistical_only == {"short": 8} and rf.report_.left_out == {"tiny": 5}
+    assert list(dict.fromkeys(rf.predict()["unique_id"])) == ["long", "short"]
 
 
 def _with(df, **changes):
@@ -203,8 +209,9 @@ def test_bad_input_is_one_line(case):
 
 def test_bad_horizon_and_settings_are_one_line():
     df = frame(monthly("a", 20), monthly("b", 20))
-    with pytest.raises(DataError, match=r"too short to train a forecaster of 12 steps"):
-        RNNForecast(h=12, **FAST).fit(df)
+    with pytest.raises(DataError, match=r"too short to train a forecaster of 21 steps.*"
+                                        r"the statistical forecasts alone need 21 rows"):
+        RNNForecast(h=21, **FAST).fit(df)
     for h in (0, -1, 2.5):
         with pytest.raises(DataError, match=rf"h must be an integer >= 1 .*got {h}"):
             RNNForecast(h=h)

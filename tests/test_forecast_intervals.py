@@ -3,6 +3,7 @@ longer than the data allows, and intervals over lead times past the trained hori
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -60,6 +61,60 @@ def test_a_short_series_of_a_panel_is_left_out_and_named():
     assert fc.series_names == ["a", "b"]
     out = fc.forecast(panel[2].values, panel[2].dates, 5, num_samples=4, series="b")
     assert out.samples.shape == (4, 5)
+
+
+def seasonal(rows: int, name: str, seed: int = 0) -> DatedSeries:
+    t = np.arange(rows)
+    noise = np.random.default_rng(seed).standard_normal(rows)
+    return dated(50 + 10 * np.sin(2 * np.pi * t / 12) + 0.2 * t + noise, name)
+
+
+def test_series_too_short_for_the_network_get_the_statistical_forecasts_alone(tmp_path):
+    from rnnkit.forecasting import Forecaster
+    from rnnkit.forecasting.combination import statistical_paths, statistical_split
+    from rnnkit.forecasting.theta import interval_spread
+
+    # at H = 14 a window is 27 rows: together they offer 4 + 6 < 15, too few for the network
+    short = [seasonal(30, "x", 1), seasonal(32, "y", 2)]
+    h, m = 14, 7
+    short = [dataclasses.replace(s, season=m) for s in short]
+    with pytest.warns(UserWarning, match="no network trained"):
+        fc, report = train_forecaster(short, h, max_time=None, max_steps=1, **TINY)
+    assert fc.model is None and report.statistical_only == {"x": 30, "y": 32}
+    values = [s.values for s in short]
+    spread = interval_spread(values, h, m)
+    split, _, origins = statistical_split(values, h, m, spread)
+    assert origins > 0  # chosen at rolling origins, not the default
+    assert fc.config.theta_spread == spread and fc.config.statistical_only_weights == split
+    out = fc.forecast(short[1].values, short[1].dates, h, num_samples=50, series="y", seed=3)
+    expected = statistical_paths(short[1].values, h, m, split, spread, 50, 3)
+    np.testing.assert_allclose(out.samples, expected)
+    assert out.dates[0] == short[1].dates[-1] + np.timedelta64(1, "D")
+    fc.save(tmp_path / "f.pt")
+    again = Forecaster.load(tmp_path / "f.pt")
+    assert again.model is None and again.statistical_series == ["x", "y"]
+    np.testing.assert_allclose(again.forecast(short[1].values, short[1].dates, h,
+                                              num_samples=50, series="y", seed=3).samples,
+                               expected)
+    with pytest.raises(DataError, match=r"series 'y' has 10 rows; the statistical forecasts "
+                                        r"alone forecast 14 steps from at least 14"):
+        fc.forecast(short[1].values[:10], short[1].dates[:10], h, series="y")
+
+
+def test_a_panel_forecasts_its_short_member_without_the_network():
+    from rnnkit.forecasting.combination import statistical_paths
+
+    panel = [walk(80, 0, "a"), walk(20, 2, "short"), walk(80, 1, "b")]  # one window: 21 rows
+    with pytest.warns(UserWarning, match=r"'short' \(20 rows\).*Theta and SeasonalNaive alone"):
+        fc, report = train_forecaster(panel, 10, max_time=None, max_steps=2, **TINY)
+    assert fc.series_names == ["a", "b"] and fc.statistical_series == ["short"]
+    cfg = fc.config
+    out = fc.forecast(panel[1].values, panel[1].dates, 10, num_samples=20, series="short")
+    np.testing.assert_allclose(out.samples, statistical_paths(
+        panel[1].values, 10, cfg.season, cfg.statistical_only_weights, cfg.theta_spread, 20, 0))
+    net = fc.forecast(panel[2].values, panel[2].dates, 10, num_samples=20, series="b")
+    assert not np.allclose(net.samples, statistical_paths(
+        panel[2].values, 10, cfg.season, cfg.statistical_only_weights, cfg.theta_spread, 20, 0))
 
 
 def test_a_context_too_short_names_its_series():

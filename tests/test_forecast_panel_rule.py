@@ -62,31 +62,48 @@ def test_a_panel_of_32_series_of_24_rows_trains_at_h8():
     assert out.samples.shape == (4, 8)
 
 
-def test_a_single_24_row_series_at_h8_is_still_refused_in_one_line():
+def test_a_single_24_row_series_at_h8_is_still_too_short_for_the_network():
+    # the network alone refuses it; by default the statistical forecasts forecast it alone
+    message = ("'alone' (24 rows) is too short to train a forecaster of 8 steps on: that needs "
+               "at least 25 rows (2 x 8 + 8 + 1); use --horizon 7 or less")
     with pytest.raises(DataError) as err:
-        train_forecaster([quarterly(24, "alone")], 8, max_time=None, max_steps=1, **TINY)
-    message = str(err.value)
-    assert "\n" not in message
-    assert ("'alone' (24 rows) is too short to train a forecaster of 8 steps on: that needs "
-            "at least 25 rows (2 x 8 + 8 + 1); use --horizon 7 or less") in message
+        train_forecaster([quarterly(24, "alone")], 8, max_time=None, max_steps=1, combine="",
+                         **TINY)
+    assert "\n" not in str(err.value) and message in str(err.value)
+    with pytest.warns(UserWarning) as caught:
+        fc, report = train_forecaster([quarterly(24, "alone")], 8, max_time=None, max_steps=1,
+                                      **TINY)
+    said = str(caught[0].message)
+    assert "\n" not in said
+    assert f"{message}; forecast by Theta and SeasonalNaive alone, no network trained" in said
+    assert fc.model is None and report.steps == 0 and report.statistical_only == {"alone": 24}
 
 
-def test_a_member_shorter_than_one_window_is_left_out_in_one_line():
+@pytest.mark.parametrize("combine", ["", "validation"])
+def test_a_member_shorter_than_one_window_is_named_in_one_line(combine):
     panel = [quarterly(24, "a"), quarterly(16, "b", 1), quarterly(24, "c", 2)]
     with pytest.warns(UserWarning) as caught:
-        fc, report = train_forecaster(panel, 8, max_time=None, max_steps=1, **TINY)
+        fc, report = train_forecaster(panel, 8, max_time=None, max_steps=1, combine=combine,
+                                      **TINY)
     message = str(caught[0].message)
     assert "\n" not in message
+    what = ("forecast by Theta and SeasonalNaive alone, the other 2 trained and forecast"
+            if combine else "left out, the other 2 trained and forecast")
     assert ("'b' (16 rows) is too short to train a forecaster of 8 steps on: each series of "
-            "a panel needs at least 17 rows (8 + 8 + 1, one window); use --horizon 7 or less;"
-            " left out, the other 2 trained and forecast") in message
-    assert report.left_out == {"b": 16} and fc.series_names == ["a", "c"]
+            f"a panel needs at least 17 rows (8 + 8 + 1, one window); use --horizon 7 or less;"
+            f" {what}") in message
+    assert fc.series_names == ["a", "c"]
+    if combine:  # the network's two, and the statistical forecasts' one
+        assert report.statistical_only == {"b": 16} and report.left_out == {}
+        assert fc.statistical_series == ["b"]
+    else:
+        assert report.left_out == {"b": 16} and fc.statistical_series == []
 
 
-def test_a_panel_with_too_few_windows_in_all_is_refused_in_one_line():
+def test_a_panel_with_too_few_windows_in_all_is_refused_by_the_network_in_one_line():
     with pytest.raises(DataError) as err:
         train_forecaster([quarterly(17, "a"), quarterly(18, "b", 1)], 8, max_time=None,
-                         max_steps=1, **TINY)
+                         max_steps=1, combine="", **TINY)
     message = str(err.value)
     assert "\n" not in message
     assert ("'a' (17 rows), 'b' (18 rows) are too short to train a forecaster of 8 steps on: "

@@ -115,6 +115,39 @@ def test_a_series_too_short_is_named_before_training_and_the_others_forecast(cap
     assert json.loads((run / "forecaster.json").read_text())["left_out"] == {"S": 3}
 
 
+def test_series_too_short_for_the_network_are_forecast_by_the_statistical_ones(capsys):
+    # S: 8 rows, too short for a network of 4 steps in a panel (9 rows) and alone (13), long
+    # enough for Theta and SeasonalNaive (windows.STATISTICAL_MIN_ROWS); T: 3 rows, for none
+    lengths = (("A", 60), ("S", 8), ("T", 3), ("B", 60))
+    assert main(["forecast", panel(lengths=lengths), "--id-column", "id", *FAST]) == 0
+    err = capsys.readouterr().err
+    assert re.search(r"note: series 'S' \(8 rows\) is too short.*Theta and SeasonalNaive "
+                     r"alone, the other 2 trained", err)
+    assert re.search(r"note: series 'T' \(3 rows\) is too short.*left out", err)
+    run = Path("runs/forecast-p")
+    ids = [r[0] for r in csv.reader(open(run / "forecast.csv"))][1:]
+    assert ids == ["A"] * 4 + ["S"] * 4 + ["B"] * 4  # the file's order
+    meta = json.loads((run / "forecaster.json").read_text())
+    assert meta["left_out"] == {"T": 3} and meta["statistical_only"] == {"S": 8}
+    # with --combine off the network forecasts alone: S is left out too
+    assert main(["forecast", panel("q.csv", lengths=lengths), "--id-column", "id",
+                 "--combine", "off", *FAST]) == 0
+    assert [r[0] for r in csv.reader(open("runs/forecast-q/forecast.csv"))][1:] == (
+        ["A"] * 4 + ["B"] * 4)
+
+
+def test_a_file_too_short_for_the_network_is_forecast_without_one(capsys):
+    lengths = (("A", 8), ("B", 8))
+    assert main(["forecast", panel(lengths=lengths), "--id-column", "id", *FAST]) == 0
+    err = capsys.readouterr().err
+    assert "no network trained" in err and "training a forecaster" not in err
+    first = Path("runs/forecast-p/forecast.csv").read_text()
+    assert [r[0] for r in csv.reader(first.splitlines())][1:] == ["A"] * 4 + ["B"] * 4
+    # the saved forecaster forecasts again, the same numbers
+    assert main(["forecast", "runs/forecast-p", "--samples", "10", "--horizon", "4"]) == 0
+    assert Path("runs/forecast-p/forecast.csv").read_text() == first
+
+
 def test_every_series_too_short_is_refused_up_front(capsys):
     assert main(["forecast", panel(lengths=(("A", 5), ("B", 3))), "--id-column", "id",
                  *FAST]) == 1

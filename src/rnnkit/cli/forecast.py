@@ -54,11 +54,12 @@ from rnnkit.forecasting.fit import (
     describe_budget,
     describe_combination,
     forecast_config,
+    statistical_fallback,
 )
 from rnnkit.forecasting.frequency import format_dates, to_steps
 from rnnkit.forecasting.metrics import coverage_note
 from rnnkit.forecasting.season import SEASON_THRESHOLD
-from rnnkit.forecasting.windows import drop_short
+from rnnkit.forecasting.windows import ShortSeriesWarning, drop_short
 from rnnkit.train import CheckpointError
 
 MODEL, META = "forecaster.pt", "forecaster.json"
@@ -215,29 +216,39 @@ def _train_run(s: ForecastSettings) -> tuple[Path, dict, Forecaster, list[DatedS
     meta["season"] = series[0].season or None  # inferred: the context is read with it
     horizon = s.horizon or default_horizon(series)
     max_time = s.max_time or None
-    series, left_out = trainable(series, horizon)
+    options = fit_options(s)
+    network, alone, left_out = trainable(series, horizon, options)
+    series = [one for one in series if one.name not in left_out]  # in the file's order
     covs = _forecast_covariates(series, meta, s.future, horizon)
-    ensemble = fit_options(s)
-    cfg = forecast_config(series, horizon, covariates=series_covariates(series), **ensemble)
     meta.update(horizon=horizon, left_out=left_out)
     run = rundir.make_new(s.runs_dir, s.name, f"forecast-{source.stem}",
                           reuse="forecast with it: rnnkit forecast {path}")
     with rundir.removed_on_error(run):
-        members = (f" (an ensemble of {cfg.ensemble}, 1/{cfg.ensemble} each)"
-                   if cfg.ensemble > 1 else "")
-        print(f"training a forecaster of {horizon} steps on {len(series)} series of {source} "
-              f"{describe_budget(cfg, max_time, None)}{members}; run directory {run}",
-              file=sys.stderr)
-        forecaster, report = train_forecaster(series, horizon, max_time=max_time, seed=s.seed,
-                                              covariates=series_covariates(series), **ensemble)
+        if network:
+            cfg = forecast_config(network, horizon, covariates=series_covariates(network),
+                                  **options)
+            members = (f" (an ensemble of {cfg.ensemble}, 1/{cfg.ensemble} each)"
+                       if cfg.ensemble > 1 else "")
+            print(f"training a forecaster of {horizon} steps on {len(network)} series of "
+                  f"{source} {describe_budget(cfg, max_time, None)}{members}; run directory "
+                  f"{run}", file=sys.stderr)
+        with warnings.catch_warnings():  # trainable named the short series
+            warnings.simplefilter("ignore", ShortSeriesWarning)
+            forecaster, report = train_forecaster(
+                series, horizon, max_time=max_time, seed=s.seed,
+                covariates=series_covariates(series), **options)
         forecaster.save(run / MODEL)
-        meta.update(steps=report.steps, stop_reason=report.stop_reason, combine=report.combine)
+        meta.update(steps=report.steps, stop_reason=report.stop_reason, combine=report.combine,
+                    statistical_only=report.statistical_only)
         (run / META).write_text(json.dumps(meta) + "\n")
     interrupted = report.stop_reason == INTERRUPTED
     if interrupted:
         print(f"interrupted after {report.steps} steps in {report.seconds:.0f} s: saved the "
               f"forecaster with its best weights so far in {run}; forecasting with it",
               file=sys.stderr)
+    elif not network:
+        print(f"no network trained (every series is too short for it); "
+              f"{describe_combination(report.combine)}; run directory {run}", file=sys.stderr)
     else:
         print(f"trained: {report.steps} steps ({report.stop_reason}) in {report.seconds:.0f} s;"
               f" {describe_combination(report.combine)}; run directory {run}", file=sys.stderr)
@@ -255,17 +266,19 @@ def fit_options(s: Any) -> dict[str, Any]:
     return options
 
 
-def trainable(series: list[DatedSeries], horizon: int) -> tuple[list[DatedSeries],
-                                                                 dict[str, int]]:
-    """The series long enough to train a forecaster of ``horizon`` steps on, and the others'
-    rows by name (``windows.drop_short``, whose warning is printed here as a note): before
-    any training or run directory. Every series too short is a DataError."""
+def trainable(series: list[DatedSeries], horizon: int, options: dict[str, Any]
+              ) -> tuple[list[DatedSeries], list[DatedSeries], dict[str, int]]:
+    """The series long enough to train a forecaster of ``horizon`` steps on, those too
+    short for it that the statistical forecasts forecast alone (none with ``--combine
+    off``), and the others' rows by name (``windows.drop_short``, whose warnings are
+    printed here as notes): before any training or run directory. No series forecast is a
+    DataError."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        kept, left_out = drop_short(series, horizon)
+        kept, alone, left_out = drop_short(series, horizon, statistical_fallback(options))
     for warning in caught:
         print(f"note: {warning.message}", file=sys.stderr)
-    return kept, left_out
+    return kept, alone, left_out
 
 
 def _forecast_each(forecaster: Forecaster, series: list[DatedSeries], horizon: int,
@@ -273,7 +286,7 @@ def _forecast_each(forecaster: Forecaster, series: list[DatedSeries], horizon: i
                    covs: list[Covariates | None]) -> list[tuple[DatedSeries, Any]]:
     """(series, forecast) for each series with its covariates ``covs``; one that cannot be
     forecast is named on stderr and left out (all of them: a DataError naming each)."""
-    known = set(forecaster.series_names)
+    known = set(forecaster.series_names) | set(forecaster.statistical_series)
     panels, failed = [], []
     for one, cov in zip(series, covs):
         name = one.name if one.name in known else None

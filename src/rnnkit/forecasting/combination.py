@@ -40,7 +40,8 @@ from rnnkit.forecasting.theta import (
 )
 
 __all__ = ["combine", "pool", "mixture", "widened_mixture", "statistical_forecasts",
-           "mix_forecasts", "combined_paths", "statistical_split", "HOWS", "COMPONENTS",
+           "mix_forecasts", "combined_paths", "statistical_paths", "statistical_split", "HOWS",
+           "COMPONENTS",
            "STATISTICAL_SPLITS", "STATISTICAL_METHODS", "STATISTICAL_NAMES"]
 
 HOWS = ("quantiles", "mixture")
@@ -154,6 +155,18 @@ def combined_paths(network: np.ndarray, values: np.ndarray, horizon: int, m: int
         return network
     stat, base = statistical_forecasts(values, horizon, m, len(network), seed, method)
     return mix_forecasts(network, stat, base, weights, theta_spread)
+
+
+def statistical_paths(values: np.ndarray, horizon: int, m: int, split: Sequence[float],
+                      theta_spread: float = 1.0, num_samples: int = 200, seed: int = 0,
+                      method: str = "theta") -> np.ndarray:
+    """``[S, H]``: the statistical forecast ``method`` and the seasonal-naive one of
+    ``values [T]`` (season ``m``) mixed at the shares ``split`` (of ``STATISTICAL_SPLITS``'
+    kind: statistical, SeasonalNaive), the first's interval widened by ``theta_spread``: a
+    series' forecast without the network."""
+    stat, base = statistical_forecasts(values, horizon, m, num_samples, seed, method)
+    # the network's share is 0: its paths only set the number of samples
+    return mix_forecasts(stat.samples, stat, base, (0.0, *split), theta_spread)
 
 
 def statistical_split(series: Sequence[np.ndarray], horizon: int, m: int,

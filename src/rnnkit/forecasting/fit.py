@@ -73,6 +73,8 @@ __all__ = ["FitReport", "train_forecaster", "forecast_config", "fit_model", "ste
            "NO_VALIDATION_WEIGHTS", "NO_VALIDATION_NETWORK"]
 
 INTERRUPTED = "interrupted"  # FitReport.stop_reason after Ctrl-C (the best weights are kept)
+# FitReport.stop_reason when every series is too short to train the network on
+TOO_SHORT = "too_short_for_the_network"
 # FitReport.stop_reason after TrainConfig.max_nonfinite_steps steps in a row whose gradient
 # was not finite (the best weights are kept)
 NON_FINITE = "non_finite_gradients"
@@ -88,7 +90,10 @@ class FitReport:
     stop_reason: str
     seconds: float
     history: list[dict] = field(default_factory=list)  # one record per validation check
-    # {name: rows} of the series too short to train on (windows.drop_short), left out
+    # {name: rows} of the series too short to train the network on (windows.drop_short):
+    # forecast by the statistical forecasts alone (Forecaster.statistical_series), or too
+    # short for those too and left out
+    statistical_only: dict[str, int] = field(default_factory=dict)
     left_out: dict[str, int] = field(default_factory=dict)
     skipped_steps: int = 0  # steps whose gradient was not finite (not applied)
     # choose_weights' record: the shares of the mixture of the network with the statistical
@@ -115,7 +120,11 @@ def train_forecaster(series: Sequence[DatedSeries], horizon: int, max_time: floa
     if covariates is None and series:
         covariates = series_covariates(series)
     by_name = _by_name(series, covariates)
-    series, left_out = drop_short(series, horizon)
+    series, alone, left_out = drop_short(series, horizon, statistical_fallback(overrides))
+    if not series:
+        forecaster, report = statistical_forecaster(alone, horizon, seed, **overrides)
+        report.left_out, report.seconds = left_out, time.monotonic() - start
+        return forecaster, report
     covs = None if by_name is None else [by_name[s.name] for s in series]
     cfg = forecast_config(series, horizon, covariates=covs, **overrides)
     values = [s.values / cfg.unit for s in series]
@@ -142,7 +151,7 @@ def train_forecaster(series: Sequence[DatedSeries], horizon: int, max_time: floa
     if cfg.ensemble == 1:
         reports[0].left_out = left_out
         reports[0].combine = choose_weights(members[0], values, val, seed)
-        return Forecaster(members[0], names), reports[0]
+        return _with_statistical(Forecaster(members[0], names), reports[0], alone, horizon, seed)
     if len(members) < cfg.ensemble:  # the saved config must build the members there are
         cfg = replace(cfg, ensemble=len(members))
         for model in members:
@@ -160,7 +169,64 @@ def train_forecaster(series: Sequence[DatedSeries], horizon: int, max_time: floa
                        skipped_steps=sum(r.skipped_steps for r in reports))
     report.left_out = left_out
     report.combine = choose_weights(model, values, val, seed)
-    return Forecaster(model, names), report
+    return _with_statistical(Forecaster(model, names), report, alone, horizon, seed)
+
+
+def _with_statistical(forecaster: Forecaster, report: FitReport, alone: Sequence[DatedSeries],
+                      horizon: int, seed: int = 0) -> tuple[Forecaster, FitReport]:
+    """``forecaster`` and ``report`` with the series ``alone`` (too short for the network)
+    forecast by the statistical forecasts alone: ``choose_statistical_only``'s shares."""
+    if alone:
+        forecaster.statistical_series = [s.name for s in alone]
+        report.statistical_only = {s.name: len(s.values) for s in alone}
+        report.combine["statistical_only"] = choose_statistical_only(
+            forecaster.config, [s.values for s in alone], horizon, seed)
+    return forecaster, report
+
+
+def choose_statistical_only(cfg: ForecastConfig, values: Sequence[np.ndarray], horizon: int,
+                            seed: int = 0) -> dict:
+    """Set ``cfg.statistical_only_weights``, the shares of the statistical forecast and
+    SeasonalNaive for series too short for the network (``values``: one ``[T_i]`` array
+    each), to ``combination.statistical_split``'s choice by the CRPS of ``horizon``-step
+    forecasts from rolling origins within them (even shares where there is no room for
+    one), the statistical forecast's interval widened by ``cfg.theta_spread`` (measured on
+    ``values`` when unset). Returns what was chosen and why."""
+    if cfg.theta_spread is None:
+        cfg.theta_spread = interval_spread(values, horizon, cfg.season,
+                                           point_spread=STATISTICAL_METHODS[cfg.statistical])
+    split, scores, origins = statistical_split(values, horizon, cfg.season,
+                                               cfg.theta_spread, seed=seed,
+                                               method=cfg.statistical)
+    cfg.statistical_only_weights = split
+    why = (f"by their CRPS at {origins} rolling origins" if origins else
+           "evenly: no room for a rolling origin")
+    return {"weights": list(split), "why": why, "statistical": cfg.statistical,
+            "theta_spread": cfg.theta_spread,
+            **({"scores": scores} if scores else {})}
+
+
+def statistical_forecaster(series: Sequence[DatedSeries], horizon: int, seed: int = 0,
+                           **overrides) -> tuple[Forecaster, FitReport]:
+    """A Forecaster without a network for ``series``, every one too short to train it on:
+    the statistical forecast and SeasonalNaive alone (``choose_statistical_only``)."""
+    cfg = replace(forecast_config(series, horizon, **overrides), horizon=horizon)
+    forecaster = Forecaster(None, [], cfg, [s.name for s in series])
+    report = FitReport(0, 0, None, TOO_SHORT, 0.0,
+                       statistical_only={s.name: len(s.values) for s in series})
+    report.combine = {"statistical_only": choose_statistical_only(
+        cfg, [s.values for s in series], horizon, seed)}
+    return forecaster, report
+
+
+def statistical_fallback(overrides: dict[str, Any]) -> str:
+    """The name of the statistical forecast that forecasts the series too short for the
+    network with SeasonalNaive (``drop_short``'s ``statistical``) under the config fields
+    ``overrides``; "" with ``combine`` off (the network alone: none)."""
+    method = overrides.get("statistical", "theta")
+    if not overrides.get("combine", "validation"):
+        return ""
+    return STATISTICAL_NAMES.get(method, method)
 
 
 def _by_name(series: Sequence[DatedSeries], covariates: Sequence[Covariates] | None
@@ -366,7 +432,20 @@ def choose_weights(model: DeepAR | DeepAREnsemble, values: Sequence[np.ndarray],
 
 
 def describe_combination(record: dict) -> str:
-    """What ``choose_weights``' ``record`` makes of the forecasts, for a log line."""
+    """What ``choose_weights``' ``record`` (and ``choose_statistical_only``'s, under
+    ``"statistical_only"``) makes of the forecasts, for a log line."""
+    alone = record.get("statistical_only")
+    network = {k: v for k, v in record.items() if k != "statistical_only"}
+    if not alone:
+        return _describe_network(network)
+    a, b = alone["weights"]
+    stat = STATISTICAL_NAMES[alone.get("statistical", "theta")]
+    short = (f"the series too short for the network: {a:.2g} {stat}, {b:.2g} SeasonalNaive "
+             f"(chosen {alone['why']})")
+    return f"{_describe_network(network)}; {short}" if network else f"forecasts: {short}"
+
+
+def _describe_network(record: dict) -> str:
     if not record:
         return "forecasts: the network's alone"
     if "weights" in record:

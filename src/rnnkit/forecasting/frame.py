@@ -114,8 +114,9 @@ class RNNForecast:
             for ``default_config``.
 
     After ``fit``: ``forecaster_`` (the :class:`Forecaster`), ``report_`` (its
-    :class:`FitReport`; ``report_.left_out`` names the series too short to train on, which
-    ``predict`` leaves out).
+    :class:`FitReport`; ``report_.statistical_only`` names the series too short to train the
+    network on, which the statistical forecasts forecast alone, ``report_.left_out`` those
+    too short for them too, which ``predict`` leaves out).
     """
 
     def __init__(self, h: int | None = None, freq: str | None = None,
@@ -170,7 +171,7 @@ class RNNForecast:
             raise RuntimeError("RNNForecast.predict: call fit(df) first")
         h = self.forecaster_.config.horizon if h is None else _check_horizon(h)
         levels = _levels(level)
-        trained = set(self.forecaster_.series_names)
+        trained = set(self.forecaster_.series_names) | set(self.forecaster_.statistical_series)
         series = [s for s in self._panel.series if s.name in trained]
         covs = _horizon_covariates(self._panel, series, self.exog.futr, futr_df, h,
                                    self.forecaster_.freq)

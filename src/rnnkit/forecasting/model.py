@@ -23,12 +23,17 @@ from torch import Tensor, nn
 
 import rnnkit
 from rnnkit.data.errors import DataError
-from rnnkit.forecasting.combination import combined_paths
+from rnnkit.forecasting.combination import combined_paths, statistical_paths
 from rnnkit.forecasting.covariates import Covariates, covariate_width, step_inputs, window_inputs
 from rnnkit.forecasting.features import lagged, window_scale
 from rnnkit.forecasting.forecast import Forecast
 from rnnkit.forecasting.frequency import FREQUENCIES, check_dates, future_dates
-from rnnkit.forecasting.windows import ForecastConfig, Windows
+from rnnkit.forecasting.windows import (
+    STATISTICAL_MIN_ROWS,
+    ForecastConfig,
+    Windows,
+    statistical_only,
+)
 from rnnkit.heads import GaussianHead
 from rnnkit.stats import t_quantile
 from rnnkit.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -295,13 +300,21 @@ def build_model(config: ForecastConfig, num_series: int = 1) -> DeepAR | DeepARE
 
 class Forecaster:
     """A trained DeepAR model with what it needs to forecast new data: its config, its
-    frequency and the names of the series it was trained on (their embedding rows)."""
+    frequency and the names of the series it was trained on (their embedding rows); and the
+    names of the series too short to train it on (``windows.drop_short``), which the
+    statistical forecasts forecast alone. ``model`` None: every series is one of those
+    (``config`` then gives the frequency, season and shares)."""
 
-    def __init__(self, model: DeepAR | DeepAREnsemble, series_names: list[str]) -> None:
+    def __init__(self, model: DeepAR | DeepAREnsemble | None, series_names: list[str],
+                 config: ForecastConfig | None = None,
+                 statistical_series: list[str] | tuple[str, ...] = ()) -> None:
+        if model is None and config is None:
+            raise ValueError("Forecaster: give a model or, without one, a config")
         self.model = model
-        self.config = model.config
+        self.config: ForecastConfig = model.config if model is not None else config
         self.freq = FREQUENCIES[self.config.freq]
         self.series_names = list(series_names)
+        self.statistical_series = list(statistical_series)
 
     def forecast(self, context_values: np.ndarray, context_dates: np.ndarray, horizon: int,
                  num_samples: int = 200, series: str | None = None,
@@ -324,6 +337,11 @@ class Forecaster:
         whole context given, at the shares ``config.combine_weights``, the statistical
         forecast's interval widened by ``config.theta_spread`` about the mixture's median
         (``forecasting.combination.combined_paths``).
+
+        A series of ``statistical_series`` (or every one, without a model) is forecast by
+        the statistical forecast and the seasonal-naive one alone, at the shares
+        ``config.statistical_only_weights`` (covariates unread); its context needs
+        ``windows.statistical_only``'s rows (as many as steps, and 8).
         """
         cfg = self.config
         values = np.asarray(context_values, dtype=np.float64)
@@ -335,12 +353,15 @@ class Forecaster:
             raise ValueError(f"context_values must be [T] with one date each, got "
                              f"{values.shape} values and {len(context_dates)} dates")
         what = f"series {series!r}" if series is not None else "the context"
-        if len(values) <= cfg.max_lag:
-            raise DataError(f"{what} has {len(values)} rows; this model needs more than "
-                            f"its largest lag, {cfg.max_lag} (at least {cfg.max_lag + 1})")
         if not np.isfinite(values).all():
             raise DataError(f"{what} has missing or infinite values at rows "
                             f"{np.flatnonzero(~np.isfinite(values))[:5].tolist()}")
+        if self.model is None or (series is not None and series in self.statistical_series):
+            return self._statistical(values, np.asarray(context_dates), horizon, num_samples,
+                                     levels, seed, what)
+        if len(values) <= cfg.max_lag:
+            raise DataError(f"{what} has {len(values)} rows; this model needs more than "
+                            f"its largest lag, {cfg.max_lag} (at least {cfg.max_lag + 1})")
         if horizon > cfg.horizon:
             warnings.warn(f"a forecast of {horizon} steps from a model trained on horizons of "
                           f"{cfg.horizon}: steps {cfg.horizon + 1} on are extrapolated (no "
@@ -374,6 +395,23 @@ class Forecaster:
         return Forecast(future, samples, samples.mean(0),
                         np.quantile(samples, levels, axis=0), tuple(levels))
 
+    def _statistical(self, values: np.ndarray, dates: np.ndarray, horizon: int,
+                     num_samples: int, levels: tuple[float, ...], seed: int,
+                     what: str) -> Forecast:
+        """The forecast of a series too short for the network: ``statistical_paths``."""
+        cfg = self.config
+        if not statistical_only(len(values), horizon):
+            raise DataError(f"{what} has {len(values)} rows; the statistical forecasts alone "
+                            f"forecast {horizon} steps from at least "
+                            f"{max(horizon, STATISTICAL_MIN_ROWS)}")
+        dates = dates.astype("datetime64[m]")
+        check_dates(dates)
+        samples = statistical_paths(values, horizon, cfg.season, cfg.statistical_only_weights,
+                                    cfg.theta_spread or 1.0, num_samples, seed,
+                                    cfg.statistical)
+        return Forecast(future_dates(dates[-1], self.freq, horizon), samples, samples.mean(0),
+                        np.quantile(samples, levels, axis=0), tuple(levels))
+
     def _features(self, dates: np.ndarray, future: np.ndarray, covariates: Covariates | None,
                   first: int, series: str) -> Tensor:
         """``[1, T + H, K]``: the calendar features and covariate inputs of the context's
@@ -389,7 +427,9 @@ class Forecaster:
         """Write atomically (``save_checkpoint``): a crash leaves the old file or the new one."""
         save_checkpoint({"config": asdict(self.config), "series_names": self.series_names,
                          "num_series": len(self.series_names),
-                         "model": self.model.state_dict()}, path)
+                         "statistical_series": self.statistical_series,
+                         "model": None if self.model is None else self.model.state_dict()},
+                        path)
 
     @classmethod
     def load(cls, path: str | Path) -> Forecaster:
@@ -405,12 +445,15 @@ class Forecaster:
             w = cfg.pop("combine_weight")
             cfg["combine_weights"] = (w, 1.0 - w, 0.0)
         for key in ("lags", "calendar", "temperatures", "combine_weights", "future_covariates",
-                    "past_covariates", "static_covariates"):
+                    "past_covariates", "static_covariates", "statistical_only_weights"):
             if key in cfg:  # covariates: absent from files saved before them
                 cfg[key] = tuple(cfg[key])
-        model = build_model(ForecastConfig(**cfg), saved["num_series"])
-        model.load_state_dict(saved["model"])
-        return cls(model, saved["series_names"])
+        config = ForecastConfig(**cfg)
+        model = None
+        if saved["model"] is not None:  # None: every series too short for the network
+            model = build_model(config, saved["num_series"])
+            model.load_state_dict(saved["model"])
+        return cls(model, saved["series_names"], config, saved.get("statistical_series", ()))
 
 
 def num_parameters(model: nn.Module) -> int:

@@ -26,7 +26,8 @@ from rnnkit.forecasting.frequency import Frequency
 __all__ = ["ForecastConfig", "default_config", "Windows", "WindowSampler", "last_windows",
            "last_starts", "COMBINE",
            "window_rows", "min_length", "pooled_windows", "max_horizon", "value_unit",
-           "too_short", "too_short_message", "drop_short", "PANEL_ENSEMBLE"]
+           "too_short", "too_short_message", "drop_short", "statistical_only",
+           "ShortSeriesWarning", "PANEL_ENSEMBLE", "STATISTICAL_MIN_ROWS"]
 
 
 COMBINE = ("validation", "")  # ForecastConfig.combine
@@ -103,6 +104,10 @@ class ForecastConfig:
     # when it was always Theta's); None: train_forecaster measures it on the training rows
     # (theta.interval_spread), forecasters saved before it use 1.0
     theta_spread: float | None = None
+    # the shares of the statistical forecast and SeasonalNaive (network 0) for the series too
+    # short to train the network on (Forecaster.statistical_series; drop_short), chosen by
+    # combination.statistical_split at rolling origins within them
+    statistical_only_weights: tuple[float, float] = (0.5, 0.5)
     season: int = 1  # the season m of the statistical forecast (Frequency.season)
     extra: dict = field(default_factory=dict)  # free-form notes (e.g. why a lag was dropped)
 
@@ -118,6 +123,10 @@ class ForecastConfig:
         if self.statistical not in STATISTICAL_METHODS:
             raise ValueError(f"statistical must be one of {tuple(STATISTICAL_METHODS)}, got "
                              f"{self.statistical!r}")
+        w2 = self.statistical_only_weights
+        if len(w2) != 2 or min(w2) < 0 or abs(sum(w2) - 1) > 1e-6:
+            raise ValueError("statistical_only_weights must be 2 shares >= 0 (statistical, "
+                             f"SeasonalNaive) summing to 1, got {tuple(w2)}")
         if self.theta_spread is not None and not self.theta_spread > 0:
             raise ValueError(f"theta_spread must be > 0 (or None), got {self.theta_spread}")
         if self.season < 1:
@@ -193,17 +202,51 @@ def too_short(series: Sequence, horizon: int) -> dict[str, int]:
     return {name: rows for name, rows in pairs if rows < own}
 
 
-def drop_short(series: Sequence, horizon: int) -> tuple[list, dict[str, int]]:
-    """``(the series long enough, too_short(series, horizon))``: a DataError
-    (``too_short_message``) when none is long enough, a warning naming the others."""
+class ShortSeriesWarning(UserWarning):
+    """A series too short to train the network on: forecast by the statistical forecasts
+    alone, or left out (``drop_short``)."""
+
+
+# The fewest rows the statistical forecasts alone forecast a series from where it is too
+# short to train the network on (theta.rolling_origins' fewest rows to fit on), and they
+# forecast no further ahead than the series is long: as many rows as steps at least.
+STATISTICAL_MIN_ROWS = 8
+
+
+def statistical_only(rows: int, horizon: int) -> bool:
+    """Whether a series of ``rows`` rows is long enough for the statistical forecasts alone
+    to forecast ``horizon`` steps from: ``max(H, STATISTICAL_MIN_ROWS)`` rows."""
+    return rows >= max(horizon, STATISTICAL_MIN_ROWS)
+
+
+def drop_short(series: Sequence, horizon: int, statistical: str = ""
+               ) -> tuple[list, list, dict[str, int]]:
+    """``(the series to train the network on, those too short for it (too_short) that the
+    statistical forecasts forecast alone, {name: rows} of the others, left out)``. Without
+    ``statistical`` (the statistical forecast's name for messages, e.g. "Theta"; "" when
+    the network forecasts alone) none is forecast by the statistical forecasts. A
+    DataError (``too_short_message``) when no series is forecast; a ShortSeriesWarning
+    names the series the network does not forecast."""
     short = too_short(series, horizon)
     rows = {s.name: len(s.values) for s in series}
-    if short and len(short) == len(series):
-        raise DataError(too_short_message(short, horizon, rows))
-    if short:
-        warnings.warn(f"{too_short_message(short, horizon, rows)}; left out, the other "
-                      f"{len(series) - len(short)} trained and forecast", stacklevel=3)
-    return [s for s in series if s.name not in short], short
+    alone = {n: r for n, r in short.items() if statistical and statistical_only(r, horizon)}
+    left_out = {n: r for n, r in short.items() if n not in alone}
+    if len(left_out) == len(series):
+        need = (f"; the statistical forecasts alone need {max(horizon, STATISTICAL_MIN_ROWS)}"
+                f" rows" if statistical else "")
+        raise DataError(too_short_message(left_out, horizon, rows) + need)
+    kept = len(series) - len(short)
+    if alone:
+        what = (f"the other {kept} trained and forecast" if kept else "no network trained")
+        warnings.warn(f"{too_short_message(alone, horizon, rows)}; forecast by {statistical} "
+                      f"and SeasonalNaive alone, {what}", ShortSeriesWarning, stacklevel=3)
+    if left_out:
+        others = "forecast" if alone else "trained and forecast"
+        warnings.warn(f"{too_short_message(left_out, horizon, rows)}; left out, the other "
+                      f"{len(series) - len(left_out)} {others}", ShortSeriesWarning,
+                      stacklevel=3)
+    return ([s for s in series if s.name not in short], [s for s in series if s.name in alone],
+            left_out)
 
 
 def too_short_message(short: dict[str, int], horizon: int,
