@@ -286,7 +286,7 @@ def _forecast_each(forecaster: Forecaster, series: list[DatedSeries], horizon: i
                    covs: list[Covariates | None]) -> list[tuple[DatedSeries, Any]]:
     """(series, forecast) for each series with its covariates ``covs``; one that cannot be
     forecast is named on stderr and left out (all of them: a DataError naming each)."""
-    known = set(forecaster.series_names) | set(forecaster.statistical_series)
+    known = set(forecaster.forecast_series)
     panels, failed = [], []
     for one, cov in zip(series, covs):
         name = one.name if one.name in known else None

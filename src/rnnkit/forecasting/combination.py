@@ -41,8 +41,7 @@ from rnnkit.forecasting.theta import (
 
 __all__ = ["combine", "pool", "mixture", "widened_mixture", "statistical_forecasts",
            "mix_forecasts", "combined_paths", "statistical_paths", "statistical_split", "HOWS",
-           "COMPONENTS",
-           "STATISTICAL_SPLITS", "STATISTICAL_METHODS", "STATISTICAL_NAMES"]
+           "COMPONENTS", "STATISTICAL_SPLITS", "STATISTICAL_METHODS", "STATISTICAL_NAMES"]
 
 HOWS = ("quantiles", "mixture")
 # the forecasts combined_paths mixes, in the order of its weights

@@ -211,12 +211,8 @@ def statistical_forecaster(series: Sequence[DatedSeries], horizon: int, seed: in
     """A Forecaster without a network for ``series``, every one too short to train it on:
     the statistical forecast and SeasonalNaive alone (``choose_statistical_only``)."""
     cfg = replace(forecast_config(series, horizon, **overrides), horizon=horizon)
-    forecaster = Forecaster(None, [], cfg, [s.name for s in series])
-    report = FitReport(0, 0, None, TOO_SHORT, 0.0,
-                       statistical_only={s.name: len(s.values) for s in series})
-    report.combine = {"statistical_only": choose_statistical_only(
-        cfg, [s.values for s in series], horizon, seed)}
-    return forecaster, report
+    return _with_statistical(Forecaster(None, [], cfg), FitReport(0, 0, None, TOO_SHORT, 0.0),
+                             series, horizon, seed)
 
 
 def statistical_fallback(overrides: dict[str, Any]) -> str:

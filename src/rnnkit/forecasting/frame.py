@@ -171,7 +171,7 @@ class RNNForecast:
             raise RuntimeError("RNNForecast.predict: call fit(df) first")
         h = self.forecaster_.config.horizon if h is None else _check_horizon(h)
         levels = _levels(level)
-        trained = set(self.forecaster_.series_names) | set(self.forecaster_.statistical_series)
+        trained = set(self.forecaster_.forecast_series)
         series = [s for s in self._panel.series if s.name in trained]
         covs = _horizon_covariates(self._panel, series, self.exog.futr, futr_df, h,
                                    self.forecaster_.freq)

@@ -316,6 +316,12 @@ class Forecaster:
         self.series_names = list(series_names)
         self.statistical_series = list(statistical_series)
 
+    @property
+    def forecast_series(self) -> list[str]:
+        """The names of every series this forecaster forecasts: the network's, then those
+        too short for it (``statistical_series``)."""
+        return self.series_names + self.statistical_series
+
     def forecast(self, context_values: np.ndarray, context_dates: np.ndarray, horizon: int,
                  num_samples: int = 200, series: str | None = None,
                  levels: tuple[float, ...] = (0.1, 0.5, 0.9), seed: int = 0,
@@ -356,24 +362,43 @@ class Forecaster:
         if not np.isfinite(values).all():
             raise DataError(f"{what} has missing or infinite values at rows "
                             f"{np.flatnonzero(~np.isfinite(values))[:5].tolist()}")
-        if self.model is None or (series is not None and series in self.statistical_series):
-            return self._statistical(values, np.asarray(context_dates), horizon, num_samples,
-                                     levels, seed, what)
-        if len(values) <= cfg.max_lag:
+        alone = self.model is None or (series is not None and series in self.statistical_series)
+        if alone and not statistical_only(len(values), horizon):
+            raise DataError(f"{what} has {len(values)} rows; the statistical forecasts alone "
+                            f"forecast {horizon} steps from at least "
+                            f"{max(horizon, STATISTICAL_MIN_ROWS)}")
+        if not alone and len(values) <= cfg.max_lag:
             raise DataError(f"{what} has {len(values)} rows; this model needs more than "
                             f"its largest lag, {cfg.max_lag} (at least {cfg.max_lag + 1})")
-        if horizon > cfg.horizon:
+        if not alone and horizon > cfg.horizon:
             warnings.warn(f"a forecast of {horizon} steps from a model trained on horizons of "
                           f"{cfg.horizon}: steps {cfg.horizon + 1} on are extrapolated (no "
                           f"training window scored them, no validation calibrated them)",
                           stacklevel=2)
         dates = np.asarray(context_dates).astype("datetime64[m]")
         check_dates(dates)
+        future = future_dates(dates[-1], self.freq, horizon)
+        if alone:
+            samples = statistical_paths(values, horizon, cfg.season,
+                                        cfg.statistical_only_weights, cfg.theta_spread or 1.0,
+                                        num_samples, seed, cfg.statistical)
+        else:
+            samples = self._network_paths(values, dates, future, num_samples, series, seed,
+                                          covariates)
+        return Forecast(future, samples, samples.mean(0),
+                        np.quantile(samples, levels, axis=0), tuple(levels))
+
+    def _network_paths(self, values: np.ndarray, dates: np.ndarray, future: np.ndarray,
+                       num_samples: int, series: str | None, seed: int,
+                       covariates: Covariates | None) -> np.ndarray:
+        """``[S, H]``: the network's sample paths after ``values [T]`` at ``dates [T]`` for
+        the ``future [H]`` dates, mixed as ``config.combine`` says (see ``forecast``)."""
+        cfg = self.config
         keep = min(len(values), cfg.max_lag + cfg.context_length)
         first = len(values) - keep
-        values, dates = values[-keep:] / cfg.unit, dates[-keep:]
-        future = future_dates(dates[-1], self.freq, horizon)
-        cal = self._features(dates, future, covariates, first, series or self.series_names[0])
+        context = values[-keep:] / cfg.unit
+        cal = self._features(dates[-keep:], future, covariates, first,
+                             series or self.series_names[0])
         idx = None
         if self.model.embedding is not None:
             if series is not None and series not in self.series_names:
@@ -383,34 +408,16 @@ class Forecaster:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             paths = self.model.sample_paths(
-                torch.tensor(values, dtype=torch.float32).unsqueeze(0),
-                cal, idx, horizon, num_samples,
+                torch.tensor(context, dtype=torch.float32).unsqueeze(0),
+                cal, idx, len(future), num_samples,
                 context_spread=cfg.context_spread)[0]
         samples = paths.double().numpy() * cfg.unit
         if cfg.combine:
             # the whole context given, not only the rows the network reads
-            samples = combined_paths(samples, context_values, horizon, cfg.season,
+            samples = combined_paths(samples, values, len(future), cfg.season,
                                      cfg.combine_weights, cfg.theta_spread or 1.0, seed,
                                      cfg.statistical)
-        return Forecast(future, samples, samples.mean(0),
-                        np.quantile(samples, levels, axis=0), tuple(levels))
-
-    def _statistical(self, values: np.ndarray, dates: np.ndarray, horizon: int,
-                     num_samples: int, levels: tuple[float, ...], seed: int,
-                     what: str) -> Forecast:
-        """The forecast of a series too short for the network: ``statistical_paths``."""
-        cfg = self.config
-        if not statistical_only(len(values), horizon):
-            raise DataError(f"{what} has {len(values)} rows; the statistical forecasts alone "
-                            f"forecast {horizon} steps from at least "
-                            f"{max(horizon, STATISTICAL_MIN_ROWS)}")
-        dates = dates.astype("datetime64[m]")
-        check_dates(dates)
-        samples = statistical_paths(values, horizon, cfg.season, cfg.statistical_only_weights,
-                                    cfg.theta_spread or 1.0, num_samples, seed,
-                                    cfg.statistical)
-        return Forecast(future_dates(dates[-1], self.freq, horizon), samples, samples.mean(0),
-                        np.quantile(samples, levels, axis=0), tuple(levels))
+        return samples
 
     def _features(self, dates: np.ndarray, future: np.ndarray, covariates: Covariates | None,
                   first: int, series: str) -> Tensor:

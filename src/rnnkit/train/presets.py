@@ -157,11 +157,11 @@ def plan_text(train_chars: int, max_time: float, steps_per_second: dict[str, flo
     The large model when the budget buys it LARGE_MIN_STEPS steps, else the small one; the
     medium one in their place where the large one makes fewer than MEDIUM_UNTIL_LARGE_STEPS
     steps and the medium one MEDIUM_MIN_STEPS in fewer than MEDIUM_MAX_PASSES passes. The
-    expected passes over the text (steps x batch_size x chunk_length /
-    train_chars) decide the regularization: past REGULARIZE_FROM_PASSES the preset overfits
-    (it memorizes a small text), so REGULARIZED[size] replaces its dropout and weight decay;
-    from LIGHT_FROM_PASSES on, LIGHT[size] (weight averaging, embedding dropout and weight
-    decay, no dropout).
+    expected passes over the text (steps x batch_size x chunk_length / train_chars) decide
+    the regularization: past REGULARIZE_FROM_PASSES the preset overfits (it memorizes a
+    small text), so REGULARIZED[size] replaces its dropout and weight decay; from
+    LIGHT_FROM_PASSES on, LIGHT[size] (weight averaging, embedding dropout and weight decay,
+    no dropout).
     Patience replaces the large preset's epoch cap wherever the budget buys more passes than
     the cap: a budget the user gave is spent while validation still improves (the best
     checkpoint is kept)."""
