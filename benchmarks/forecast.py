@@ -404,7 +404,8 @@ def fit_rnnkit(name: str, trains: list[DatedSeries], h: int, args) -> tuple:
     print(f"{name}: H={h}, {len(trains[0].values)} training rows; {report.steps} steps "
           f"({report.stop_reason}, best {report.best_step}) in {seconds:.0f} s; context "
           f"{forecaster.config.context_length}, lags {forecaster.config.lags}, temperature "
-          f"{temperature(forecaster)}", flush=True)
+          f"{temperature(forecaster)}" + (f"; {report.refit}" if report.refit else ""),
+          flush=True)
     return forecaster, report, seconds, ""
 
 

@@ -70,7 +70,7 @@ __all__ = ["FitReport", "train_forecaster", "forecast_config", "fit_model", "ste
            "describe_budget", "validation_score", "calibrate", "init_skip", "WindowBatch",
            "WindowBatches", "WindowNLL", "INTERRUPTED", "NON_FINITE", "calibration_cost",
            "choose_weights", "describe_combination", "COMBINE_WEIGHTS",
-           "NO_VALIDATION_WEIGHTS", "NO_VALIDATION_NETWORK"]
+           "NO_VALIDATION_WEIGHTS", "NO_VALIDATION_NETWORK", "refit"]
 
 INTERRUPTED = "interrupted"  # FitReport.stop_reason after Ctrl-C (the best weights are kept)
 # FitReport.stop_reason when every series is too short to train the network on
@@ -100,6 +100,9 @@ class FitReport:
     # forecast and SeasonalNaive, why, which statistical forecast, its interval factor, and
     # the validation score of each candidate ({} when combine is off)
     combine: dict = field(default_factory=dict)
+    # what config.refit did: "" (off, or no validation rows), or how the network was trained
+    # anew on every row, or why it was not
+    refit: str = ""
 
 
 def train_forecaster(series: Sequence[DatedSeries], horizon: int, max_time: float | None = 60,
@@ -148,9 +151,15 @@ def train_forecaster(series: Sequence[DatedSeries], horizon: int, max_time: floa
         members.append(model)
         if reports[-1].stop_reason == INTERRUPTED:  # Ctrl-C: keep the members trained so far
             break
+    def seconds_left() -> float | None:
+        return None if max_time is None else max(0.0, max_time - (time.monotonic() - start))
+
     if cfg.ensemble == 1:
         reports[0].left_out = left_out
         reports[0].combine = choose_weights(members[0], values, val, seed)
+        if cfg.refit:
+            reports[0].refit = refit(members[0], values, calendars, reports[0], seed,
+                                     seconds_left())
         return _with_statistical(Forecaster(members[0], names), reports[0], alone, horizon, seed)
     if len(members) < cfg.ensemble:  # the saved config must build the members there are
         cfg = replace(cfg, ensemble=len(members))
@@ -169,6 +178,10 @@ def train_forecaster(series: Sequence[DatedSeries], horizon: int, max_time: floa
                        skipped_steps=sum(r.skipped_steps for r in reports))
     report.left_out = left_out
     report.combine = choose_weights(model, values, val, seed)
+    if cfg.refit:
+        done = [refit(m, values, calendars, r, seed + k, seconds_left())
+                for k, (m, r) in enumerate(zip(members, reports))]
+        report.refit = "; ".join(f"member {k}: {d}" for k, d in enumerate(done) if d)
     return _with_statistical(Forecaster(model, names), report, alone, horizon, seed)
 
 
@@ -604,6 +617,57 @@ def halve_on_plateau(cfg: ForecastConfig) -> Callable[[torch.optim.Optimizer], A
         optimizer, factor=0.5, patience=max(1, cfg.patience // 2) - 1, threshold=0.0)
 
 
+def replay(rates: Sequence[float], lr: float) -> Callable[[torch.optim.Optimizer], Any]:
+    """The scheduler factory whose step ``k`` trains at ``rates[k]`` (the last one after
+    them), for an optimizer whose rate is ``lr``."""
+    if not rates:
+        raise ValueError("rates must hold at least one learning rate, got none")
+    factors = [r / lr for r in rates]
+    return lambda optimizer: torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda k: factors[min(k, len(factors) - 1)])
+
+
+def trained_rates(history: Sequence[dict], steps: int, lr: float) -> list[float]:
+    """The learning rate each of a fit's first ``steps`` steps trained at, from its
+    validation checks' records (``FitReport.history``: each check's ``lr`` is the rate its
+    steps since the check before trained at; the halving on a plateau comes after the
+    check); ``lr`` before any check."""
+    rates: list[float] = []
+    for check in history:
+        rates += [check["lr"]] * (min(check["step"], steps) - len(rates))
+    return rates + [rates[-1] if rates else lr] * (steps - len(rates))
+
+
+def refit(model: DeepAR, values: Sequence[np.ndarray], calendars: Sequence[np.ndarray],
+          report: FitReport, seed: int = 0, max_time: float | None = None) -> str:
+    """Train ``model``'s weights anew on every row of ``values`` (its validation rows too,
+    the most recent ones, which the validated fit never trained on): a model of its config
+    built from ``seed`` as it was, trained for the ``report``'s best step at the learning
+    rates the validated fit trained at (``trained_rates``), whose weights then replace
+    ``model``'s; the temperature, chosen on the validation windows, is kept. Not done, and
+    ``model`` unchanged, where the validated fit's pace says those steps would take more
+    than ``max_time`` seconds, or where they did not all run. Returns what was done (for
+    ``FitReport.refit``; "" without validation rows: nothing to refit on)."""
+    cfg = model.config
+    steps = report.best_step
+    if not cfg.validation or steps < 1:
+        return ""
+    if max_time is not None:
+        need = report.seconds / max(report.steps, 1) * steps
+        if need > max_time:
+            return (f"not refitted: {steps} steps would take ~{need:.1f} s, "
+                    f"{max_time:.1f} s left")
+    torch.manual_seed(seed)
+    fresh = DeepAR(replace(cfg, validation=0), len(values))
+    done = fit_model(fresh, values, calendars, max_time, steps, seed, calibrate_model=False,
+                     learning_rates=trained_rates(report.history, steps, cfg.lr))
+    if done.steps < steps:
+        return f"not refitted: stopped after {done.steps} of {steps} steps ({done.stop_reason})"
+    model.load_state_dict({**fresh.state_dict(), "temperature": model.temperature})
+    model.eval()
+    return f"refitted on every row for {steps} steps in {done.seconds:.1f} s"
+
+
 def _stop_name(reason: str) -> str:
     """The Trainer's stop reason as FitReport names it (one word)."""
     if reason.startswith("early stop"):
@@ -616,12 +680,14 @@ def _stop_name(reason: str) -> str:
 def fit_model(model: DeepAR, values: Sequence[np.ndarray], calendars: Sequence[np.ndarray],
               max_time: float | None = 60, max_steps: int | None = None, seed: int = 0,
               on_check: Callable[[dict], None] | None = None,
-              calibrate_model: bool = True) -> FitReport:
+              calibrate_model: bool = True,
+              learning_rates: Sequence[float] | None = None) -> FitReport:
     """Train ``model`` in place on windows of ``values`` (one ``[T_i]`` array per series,
     ``calendars [T_i, K]`` alike) and load its best weights; see the module doc. With
     ``calibrate_model`` (and ``config.calibrate``), then choose its sampling temperature.
     ``on_check`` gets a record of each validation check: step, mean training loss since the
-    last check, validation CRPS, learning rate, seconds."""
+    last check, validation CRPS, learning rate, seconds. ``learning_rates``: the rate of
+    each step, in place of the halving on plateaus (``refit`` replays a fit's)."""
     cfg: ForecastConfig = model.config
     start = time.monotonic()
     sampler, val = _windows(cfg, values, calendars, seed)
@@ -641,10 +707,13 @@ def fit_model(model: DeepAR, values: Sequence[np.ndarray], calendars: Sequence[n
             on_check(history[-1])
 
     validates = val is not None
+    scheduler = halve_on_plateau(cfg) if validates else None
+    if learning_rates is not None:
+        scheduler = replay(learning_rates, cfg.lr)
     trainer = Trainer(
         model, train_config(cfg, max_time, max_steps, validates),
         WindowBatches(sampler, cfg.batch_size), objective=WindowNLL(),
-        scheduler=halve_on_plateau(cfg) if validates else None,
+        scheduler=scheduler,
         eval_fn=(lambda m: validation_score(m, val, seed=seed)) if validates else None,
         on_eval=checked if validates else None, keep_best=validates)
     try:

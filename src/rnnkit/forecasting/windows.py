@@ -75,6 +75,9 @@ class ForecastConfig:
     eval_every: int = 25  # optimizer steps between validation checks
     patience: int = 12  # validation checks without a new best before stopping
     default_steps: int = 400  # steps when there are no validation rows (and no max_steps)
+    # after the validation rows chose the steps, temperature and shares, train the network
+    # anew on every row, those rows too, for the best check's steps (fit.refit)
+    refit: bool = False
     # models trained from seeds seed .. seed + K - 1 whose sample paths a forecast pools
     # (a deep ensemble); each gets 1/K of the time budget (default_config: PANEL_ENSEMBLE
     # for several series)
