@@ -18,7 +18,10 @@ keeps the best weights in memory (``keep_best``), halves the learning rate after
 ``patience``. Ctrl-C stops it too, as in ``rnnkit train``, after the step it interrupts (a
 KeyboardInterrupt raised within a step, a second Ctrl-C, stops at once): the best weights so
 far are kept and the report says ``"interrupted"``. Then the sampling temperature (the factor on the
-predicted scale) is chosen on the same validation windows (``calibrate``).
+predicted scale) is chosen on the same validation windows (``calibrate``), and so are the
+shares of the mixture with the statistical forecasts (``choose_weights``). With
+``config.refit`` (off by default: not better on the development panel's validation split),
+``refit`` then trains the network anew on every row, the validation rows too.
 
 At a fixed step budget and seed this trains the weights the forecaster's own loop did
 before it moved onto the Trainer, bit for bit (tests/test_forecast_loop.py).
@@ -151,6 +154,7 @@ def train_forecaster(series: Sequence[DatedSeries], horizon: int, max_time: floa
         members.append(model)
         if reports[-1].stop_reason == INTERRUPTED:  # Ctrl-C: keep the members trained so far
             break
+
     def seconds_left() -> float | None:
         return None if max_time is None else max(0.0, max_time - (time.monotonic() - start))
 
