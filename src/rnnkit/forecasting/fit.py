@@ -55,7 +55,7 @@ from rnnkit.forecasting.covariates import (
 from rnnkit.forecasting.data import DatedSeries, series_covariates, series_frequency
 from rnnkit.forecasting.metrics import crps_by_step
 from rnnkit.forecasting.model import DeepAR, DeepAREnsemble, Forecaster
-from rnnkit.forecasting.theta import interval_spread
+from rnnkit.forecasting.theta import interval_spread, seasonal_adjustment
 from rnnkit.forecasting.windows import (
     ForecastConfig,
     Windows,
@@ -134,11 +134,13 @@ def train_forecaster(series: Sequence[DatedSeries], horizon: int, max_time: floa
     covs = None if by_name is None else [by_name[s.name] for s in series]
     cfg = forecast_config(series, horizon, covariates=covs, **overrides)
     values = [s.values / cfg.unit for s in series]
+    adjust = network_adjustment(cfg, values)
+    net = values if adjust is None else [(v - o) / f for v, (f, o) in zip(values, adjust)]
     calendars = [step_inputs(cfg, s.dates, c, series=s.name)
                  for s, c in zip(series, covs or [None] * len(series))]
     names = [s.name for s in series]
     members, reports = [], []
-    _, val = _windows(cfg, values, calendars, seed)
+    _, val = _windows(cfg, net, calendars, seed)
     reserve = 0.0
     for k in range(cfg.ensemble):
         torch.manual_seed(seed + k)
@@ -149,7 +151,7 @@ def train_forecaster(series: Sequence[DatedSeries], horizon: int, max_time: floa
         # ensemble's calibration after them
         budget = (None if max_time is None else max(
             0.0, max_time - reserve - (time.monotonic() - start)) / (cfg.ensemble - k))
-        reports.append(fit_model(model, values, calendars, budget, max_steps, seed + k,
+        reports.append(fit_model(model, net, calendars, budget, max_steps, seed + k,
                                  on_check, calibrate_model=cfg.ensemble == 1))
         members.append(model)
         if reports[-1].stop_reason == INTERRUPTED:  # Ctrl-C: keep the members trained so far
@@ -160,9 +162,9 @@ def train_forecaster(series: Sequence[DatedSeries], horizon: int, max_time: floa
 
     if cfg.ensemble == 1:
         reports[0].left_out = left_out
-        reports[0].combine = choose_weights(members[0], values, val, seed)
+        reports[0].combine = choose_weights(members[0], values, val, seed, adjust=adjust)
         if cfg.refit:
-            reports[0].refit = refit(members[0], values, calendars, reports[0], seed,
+            reports[0].refit = refit(members[0], net, calendars, reports[0], seed,
                                      seconds_left())
         return _with_statistical(Forecaster(members[0], names), reports[0], alone, horizon, seed)
     if len(members) < cfg.ensemble:  # the saved config must build the members there are
@@ -181,9 +183,9 @@ def train_forecaster(series: Sequence[DatedSeries], horizon: int, max_time: floa
                        [{"member": k, **h} for k, r in enumerate(reports) for h in r.history],
                        skipped_steps=sum(r.skipped_steps for r in reports))
     report.left_out = left_out
-    report.combine = choose_weights(model, values, val, seed)
+    report.combine = choose_weights(model, values, val, seed, adjust=adjust)
     if cfg.refit:
-        done = [refit(m, values, calendars, r, seed + k, seconds_left())
+        done = [refit(m, net, calendars, r, seed + k, seconds_left())
                 for k, (m, r) in enumerate(zip(members, reports))]
         report.refit = "; ".join(f"member {k}: {d}" for k, d in enumerate(done) if d)
     return _with_statistical(Forecaster(model, names), report, alone, horizon, seed)
@@ -299,6 +301,17 @@ def describe_budget(cfg: ForecastConfig, max_time: float | None,
     return f"for at most {text}, or until validation stops improving"
 
 
+def network_adjustment(cfg: ForecastConfig, values: Sequence[np.ndarray]
+                       ) -> list[tuple[np.ndarray, np.ndarray]] | None:
+    """With ``config.deseasonalize``, each series' ``(factor [T_i], offset [T_i])``
+    (``theta.seasonal_adjustment``) measured on its rows before the validation rows, which it
+    covers too: the network trains on ``(values - offset) / factor``. None without it."""
+    if not cfg.deseasonalize:
+        return None
+    return [seasonal_adjustment(v[: len(v) - cfg.validation], cfg.season, len(v))
+            for v in values]
+
+
 def _windows(cfg: ForecastConfig, values: Sequence[np.ndarray], calendars: Sequence[np.ndarray],
              seed: int) -> tuple[WindowSampler, Windows | None]:
     """The training window sampler (rows before each series' validation rows) and the
@@ -386,7 +399,8 @@ def _shares(weights: Sequence[float]) -> str:
 
 @torch.no_grad()
 def choose_weights(model: DeepAR | DeepAREnsemble, values: Sequence[np.ndarray],
-                   val: Windows | None, seed: int = 0, num_samples: int = 50) -> dict:
+                   val: Windows | None, seed: int = 0, num_samples: int = 50,
+                   adjust: Sequence[tuple[np.ndarray, np.ndarray]] | None = None) -> dict:
     """Set ``config.combine_weights``, the shares of the network, the statistical forecast
     ``config.statistical`` and SeasonalNaive in the forecast's mixture
     (``combination.combined_paths``), to the candidate of
@@ -400,8 +414,10 @@ def choose_weights(model: DeepAR | DeepAREnsemble, values: Sequence[np.ndarray],
     room for one). Unless given, ``config.theta_spread`` (the factor on the statistical
     forecast's interval) is first measured on every row of ``values``
     (``theta.interval_spread``); the validation windows' statistical forecasts use the
-    factor measured on the rows before them. Returns what was chosen and why ({}
-    with ``config.combine`` off)."""
+    factor measured on the rows before them. ``adjust``: the network's seasonal adjustment
+    (``network_adjustment``; ``val`` holds adjusted values), put back on its paths before
+    they are mixed and scored. Returns what was chosen and why ({} with ``config.combine``
+    off)."""
     cfg = model.config
     if not cfg.combine:
         return {}
@@ -429,6 +445,13 @@ def choose_weights(model: DeepAR | DeepAREnsemble, values: Sequence[np.ndarray],
                                       cfg.horizon, cfg.season, point_spread=point_spread)
     paths, actual, scale = _validation_paths(model, val, num_samples, seed, cfg.context_spread)
     starts = last_starts(cfg, [len(v) for v in values], cfg.validation // cfg.horizon)
+    if adjust is not None:
+        for k, (i, s) in enumerate(starts):
+            rows = slice(s + cfg.context_length, s + cfg.context_length + cfg.horizon)
+            factor, offset = adjust[i]
+            paths[k] = paths[k] * factor[rows] + offset[rows]
+            actual[k] = values[i][rows]
+            scale[k] = np.abs(values[i][s: rows.start]).mean() + 1e-8
     scores = np.zeros((len(starts), len(COMBINE_WEIGHTS)))
     for k, (i, s) in enumerate(starts):
         # fitted once per window, mixed at every candidate's shares

@@ -28,6 +28,7 @@ from rnnkit.forecasting.covariates import Covariates, covariate_width, step_inpu
 from rnnkit.forecasting.features import lagged, window_scale
 from rnnkit.forecasting.forecast import Forecast
 from rnnkit.forecasting.frequency import FREQUENCIES, check_dates, future_dates
+from rnnkit.forecasting.theta import seasonal_adjustment
 from rnnkit.forecasting.windows import (
     STATISTICAL_MIN_ROWS,
     ForecastConfig,
@@ -396,7 +397,11 @@ class Forecaster:
         cfg = self.config
         keep = min(len(values), cfg.max_lag + cfg.context_length)
         first = len(values) - keep
-        context = values[-keep:] / cfg.unit
+        scaled = values / cfg.unit
+        if cfg.deseasonalize:  # measured on the whole context given
+            factor, offset = seasonal_adjustment(scaled, cfg.season, len(values) + len(future))
+            scaled = (scaled - offset[: len(values)]) / factor[: len(values)]
+        context = scaled[-keep:]
         cal = self._features(dates[-keep:], future, covariates, first,
                              series or self.series_names[0])
         idx = None
@@ -411,7 +416,10 @@ class Forecaster:
                 torch.tensor(context, dtype=torch.float32).unsqueeze(0),
                 cal, idx, len(future), num_samples,
                 context_spread=cfg.context_spread)[0]
-        samples = paths.double().numpy() * cfg.unit
+        samples = paths.double().numpy()
+        if cfg.deseasonalize:
+            samples = samples * factor[len(values):] + offset[len(values):]
+        samples = samples * cfg.unit
         if cfg.combine:
             # the whole context given, not only the rows the network reads
             samples = combined_paths(samples, values, len(future), cfg.season,

@@ -34,7 +34,8 @@ from rnnkit.forecasting.baselines import gaussian_forecast, naive
 from rnnkit.forecasting.forecast import Forecast
 
 __all__ = ["theta", "theta_point_spread", "deseasonalized_forecast", "gaussian_paths",
-           "interval_spread", "rolling_origins", "is_seasonal", "seasonal_indices", "ses",
+           "interval_spread", "rolling_origins", "is_seasonal", "seasonal_indices",
+           "seasonal_adjustment", "ses",
            "SPREAD_ORIGINS", "PointSpread"]
 
 ALPHAS = np.linspace(0.01, 0.99, 99)  # the grid SES's alpha is fitted on
@@ -93,29 +94,34 @@ def ses(values: np.ndarray) -> tuple[float, float, float]:
     return float(ALPHAS[best]), float(level[best]), float(np.sqrt(sse[best] / max(1, len(y) - 1)))
 
 
+def seasonal_adjustment(values: np.ndarray, m: int, rows: int
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """M4's seasonal adjustment of ``values [T]`` (season ``m``; 1: none), as
+    ``(factor [rows], offset [rows])`` for rows ``0 .. rows - 1`` (past ``T`` the season
+    repeats): the adjusted series is ``(y - offset) / factor``. Where ``is_seasonal``, the
+    factors are the indices of a classical multiplicative decomposition (offset 0), or, where
+    a value is <= 0, the offsets those of an additive one (factor 1); else 1 and 0."""
+    y = np.asarray(values, np.float64)
+    factor, offset = np.ones(rows), np.zeros(rows)
+    if not is_seasonal(y, m):
+        return factor, offset
+    multiplicative = bool((y > 0).all())
+    at = seasonal_indices(y, m, multiplicative)[np.arange(rows) % m]
+    return (at, offset) if multiplicative else (factor, at)
+
+
 def deseasonalized_forecast(method: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]],
                             values: np.ndarray, horizon: int, m: int = 1
                             ) -> tuple[np.ndarray, np.ndarray]:
-    """M4's protocol for a nonseasonal method on a series of season ``m`` (1: none): where
-    ``is_seasonal``, divide ``values [T]`` by the indices of a classical multiplicative
-    decomposition (subtract those of an additive one where a value is <= 0), forecast the
-    adjusted series with ``method(adjusted [T], horizon) -> (point [H], sd [H])``, and put the
-    indices back on the point forecast (and on the standard deviation, if multiplicative)."""
+    """M4's protocol for a nonseasonal method on a series of season ``m`` (1: none): adjust
+    ``values [T]`` (``seasonal_adjustment``), forecast the adjusted series with
+    ``method(adjusted [T], horizon) -> (point [H], sd [H])``, and put the season back on the
+    point forecast (and its factor on the standard deviation, if multiplicative)."""
     y = np.asarray(values, np.float64)
     n = len(y)
-    positions = (n + np.arange(horizon)) % m if m > 1 else np.zeros(horizon, int)
-    seasonal = is_seasonal(y, m)
-    multiplicative = bool(seasonal and (y > 0).all())
-    index = seasonal_indices(y, m, multiplicative) if seasonal else np.zeros(1)
-    if seasonal:
-        at = index[np.arange(n) % m]
-        y = y / at if multiplicative else y - at
-    point, spread = method(y, horizon)
-    if multiplicative:
-        point, spread = point * index[positions], spread * index[positions]
-    elif seasonal:
-        point = point + index[positions]
-    return point, spread
+    factor, offset = seasonal_adjustment(y, m, n + horizon)
+    point, spread = method((y - offset[:n]) / factor[:n], horizon)
+    return point * factor[n:] + offset[n:], spread * factor[n:]
 
 
 def _theta_nonseasonal(y: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray]:

@@ -112,6 +112,10 @@ class ForecastConfig:
     # combination.statistical_split at rolling origins within them
     statistical_only_weights: tuple[float, float] = (0.5, 0.5)
     season: int = 1  # the season m of the statistical forecast (Frequency.season)
+    # the network reads and forecasts each series seasonally adjusted (theta.seasonal_adjustment:
+    # M4's protocol for its ML benchmarks; ES-RNN, Smyl 2020, learns the same adjustment), the
+    # season put back on its paths
+    deseasonalize: bool = False
     extra: dict = field(default_factory=dict)  # free-form notes (e.g. why a lag was dropped)
 
     def __post_init__(self) -> None:
