@@ -114,7 +114,8 @@ class ForecastConfig:
     season: int = 1  # the season m of the statistical forecast (Frequency.season)
     # the network reads and forecasts each series seasonally adjusted (theta.seasonal_adjustment:
     # M4's protocol for its ML benchmarks; ES-RNN, Smyl 2020, learns the same adjustment), the
-    # season put back on its paths
+    # season put back on its paths; not better on the development panel's validation split
+    # (docs/forecast-panel.md, "Five changes to the network")
     deseasonalize: bool = False
     extra: dict = field(default_factory=dict)  # free-form notes (e.g. why a lag was dropped)
 
