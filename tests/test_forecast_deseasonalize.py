@@ -7,16 +7,10 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-import torch
 
 from rnnkit.forecasting import DatedSeries, Forecaster, train_forecaster
 from rnnkit.forecasting.fit import network_adjustment
 from rnnkit.forecasting.theta import seasonal_adjustment, seasonal_indices
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    torch.set_num_threads(1)
 
 
 def weekly(rows: int, seed: int, name: str) -> DatedSeries:
