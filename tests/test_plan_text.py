@@ -8,6 +8,8 @@ from torch import nn
 from rnnkit.cli import train as cli_train
 from rnnkit.train import presets
 from rnnkit.train.presets import (
+    DEEP,
+    DEEP_MIN_STEPS,
     LARGE_MIN_STEPS,
     LIGHT,
     LIGHT_FROM_PASSES,
@@ -117,6 +119,34 @@ def test_many_passes_regularize_the_large_model_and_patience_replaces_its_epoch_
     assert plan.changes["dropout"] > MODEL_SIZES["large"]["dropout"]
 
 
+def test_past_the_regularizing_passes_the_large_model_takes_two_layers_where_they_fit():
+    text = chars_for(20, "large", 600, LONG["large"])  # one layer: 1400 steps, ~20 passes
+    deep = LONG["large"] / 2.2  # two layers: ~640 steps, ~9 passes
+    plan = plan_text(text, 600, LONG, deep_steps_per_second=lambda: deep)
+    assert plan.size == "large" and plan.passes == pytest.approx(20 / 2.2, rel=1e-3)
+    cap = MODEL_SIZES["large"]["max_epochs"]
+    assert plan.passes > cap  # so patience replaces the cap, as in the other branches
+    assert plan.changes == {**DEEP, "max_epochs": 0.0, "patience": PATIENCE}
+    assert plan.changes["num_layers"] == 2 > MODEL_SIZES["large"]["num_layers"]
+    assert plan.changes["dropout"] < REGULARIZED["large"]["dropout"]
+    assert "~9 passes in 600 s: the large model with num_layers 2, dropout 0.2 (one layer " \
+           "would make ~20 passes)" in plan.reason
+    regularized = {**REGULARIZED["large"], "max_epochs": 0.0, "patience": PATIENCE}
+    # too few steps for two layers, or too many passes even for them: regularized as before
+    few = plan_text(text, 600, LONG, deep_steps_per_second=lambda: DEEP_MIN_STEPS / 600 * 0.99)
+    assert few.changes == regularized and few.passes == pytest.approx(20, rel=1e-3)
+    small_text = chars_for(REGULARIZE_FROM_PASSES * 2.2 * 1.01, "large", 600, LONG["large"])
+    assert plan_text(small_text, 600, LONG, deep_steps_per_second=lambda: deep).changes == \
+        regularized
+    # below the regularizing passes the two-layer model is not timed
+    def untimed() -> float:
+        raise AssertionError("timed without need")
+
+    assert plan_text(chars_for(10, "large", 600, LONG["large"]), 600, LONG,
+                     deep_steps_per_second=untimed).changes == {"max_epochs": 0.0,
+                                                                "patience": PATIENCE}
+
+
 def test_the_reason_says_the_size_of_the_text():
     assert plan_text(174_000, 95, RATES).reason.startswith("174 KB of training text")
     assert plan_text(2_500_000, 95, RATES).reason.startswith("2.5 MB of training text")
@@ -183,3 +213,30 @@ def test_no_plan_for_a_chosen_size_a_step_budget_or_torchrun(tmp_path, monkeypat
     settings, _ = cli_train.settings_for(flags, {}, "flags", None)
     assert settings.dropout == MODEL_SIZES[settings.model_size]["dropout"]
     assert not cli_train.auto_size_note(settings, set(flags)).startswith("auto:")
+
+
+def test_rnnkit_train_times_the_two_layer_model_where_the_large_one_would_overfit(
+        tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "t.txt").write_text("the cat sat on the mat.\n" * 12_500)  # 300 KB
+    # seconds a step, in the order the plan times them: small, medium, large, large x 2
+    timed = iter([1 / 12, 1 / 5, 600 / 1400, 1.0])
+    seen = []
+
+    def fake(model, vocab_size, batch_size, chunk_length):
+        seen.append(sum(p.numel() for p in model.parameters()))
+        return next(timed)
+
+    monkeypatch.setattr(cli_train, "seconds_per_step", fake)
+    flags = {"files": ["t.txt"], "max_time": 600.0, "threads": 1}
+    settings, _ = cli_train.settings_for(flags, {}, "flags", None)
+    assert len(seen) == 4 and seen[3] > 2 * seen[2]  # the fourth model is the deeper one
+    assert (settings.model_size, settings.num_layers, settings.dropout) == ("large", 2, 0.2)
+    assert settings.patience == PATIENCE and settings.max_epochs == 0.0
+    note = cli_train.auto_size_note(settings, set(flags))
+    assert "the large model with num_layers 2, dropout 0.2 (one layer would make ~" in note
+    # a layer count given wins over the plan, and the timing uses it
+    timed = iter([1 / 12, 1 / 5, 600 / 1400, 1.0])
+    seen.clear()
+    given, _ = cli_train.settings_for({**flags, "num_layers": 1}, {}, "flags", None)
+    assert given.num_layers == 1 and seen[3] == seen[2]
