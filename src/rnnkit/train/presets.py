@@ -189,9 +189,11 @@ def plan_text(train_chars: int, max_time: float, steps_per_second: dict[str, flo
             raise ValueError(f"steps_per_second[{size!r}] must be > 0, got "
                              f"{steps_per_second.get(size)}")
 
-    def passes_of(size: str) -> float:
-        steps = max_time * steps_per_second[size]
+    def passes_in(steps: float, size: str) -> float:
         return steps * batch_size * MODEL_SIZES[size]["chunk_length"] / train_chars
+
+    def passes_of(size: str) -> float:
+        return passes_in(max_time * steps_per_second[size], size)
 
     large_steps = max_time * steps_per_second["large"]
     if (large_steps < MEDIUM_UNTIL_LARGE_STEPS
@@ -215,7 +217,7 @@ def plan_text(train_chars: int, max_time: float, steps_per_second: dict[str, flo
         return TextPlan(size, dict(light), passes, f"{where}: {what}")
     if size == "large" and deep_steps_per_second is not None:
         deep_steps = max_time * deep_steps_per_second()
-        deep_passes = deep_steps * batch_size * MODEL_SIZES[size]["chunk_length"] / train_chars
+        deep_passes = passes_in(deep_steps, size)
         if deep_steps >= DEEP_MIN_STEPS and deep_passes < REGULARIZE_FROM_PASSES:
             words = ", ".join(f"{k} {v:g}" for k, v in DEEP.items())
             changes = dict(DEEP)
