@@ -73,16 +73,20 @@ def row(series: str, file: str, shift: int, **methods) -> dict:
 
 
 def test_summary_scores_every_method_where_rnnkit_forecast_and_counts_refusals_as_losses():
-    rows = [row("a", "a", 0, rnnkit=1.0, SeasonalNaive=2.0),
+    rows = [row("a", "a", 0, rnnkit=1.0, SeasonalNaive=2.0, AutoETS=3.0),
             row("a", "a", 1, SeasonalNaive=0.5),  # ours refused: SN's 0.5 is not averaged
-            row("p:x", "p", 0, SeasonalNaive=1.0),  # ours never: a loss
-            row("p:y", "p", 0, rnnkit=4.0, SeasonalNaive=1.0)]
+            row("p:x", "p", 0, SeasonalNaive=1.0, AutoETS=0.5),  # ours never: a loss
+            row("p:y", "p", 0, rnnkit=4.0, SeasonalNaive=1.0, AutoETS=0.9)]
     rows[1]["not_scored"] = {"rnnkit": "refused"}
     summary = bench.summarize(rows)
     assert set(summary) == {"all", "single series", "panel p", "monthly"}
     assert summary["single series"]["methods"]["SeasonalNaive"]["gmean_mase"] == 2.0
     wins = summary["all"]["rnnkit_beats_seasonal_naive"]
     assert (wins["wins"], wins["series"], wins["rnnkit_not_scored"]) == (1, 3, 1)
+    # every method's wins, by the same count: AutoETS beats SeasonalNaive on p:x and p:y
+    assert summary["all"]["methods"]["AutoETS"]["beats_seasonal_naive"] == 2
+    assert summary["all"]["methods"]["rnnkit"]["beats_seasonal_naive"] == 1
+    assert "beats_seasonal_naive" not in summary["all"]["methods"]["SeasonalNaive"]
     assert summary["panel p"]["methods"]["rnnkit"]["series"] == 1
     assert summary["all"]["methods"]["rnnkit"]["gmean_mase"] == pytest.approx(2.0)
     vs = summary["all"]["rnnkit_vs"]["SeasonalNaive"]  # on the 2 series both forecast
